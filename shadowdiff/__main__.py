@@ -1,0 +1,3 @@
+from shadowdiff.cli import entry_point
+
+entry_point()

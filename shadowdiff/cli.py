@@ -1,0 +1,230 @@
+"""The command line: parse arguments, call the library, render, choose the exit code.
+
+This is the only module that exits or prints for the user; everything it does is available
+from Python through the library.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import signal
+import sys
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TypeVar
+
+from rich.console import Console
+
+from shadowdiff import __version__
+from shadowdiff.errors import RunError, ScenarioError, UsageError
+from shadowdiff.report import ExitCode, RunCollector, build_report, read_report, write_report
+from shadowdiff.report.progress import show_progress
+from shadowdiff.report.terminal import print_report
+from shadowdiff.scenario import Scenario, ScenarioFile, load_scenario
+from shadowdiff.spec import SIDES
+
+T = TypeVar("T")
+_stderr = Console(stderr=True, highlight=False)
+
+
+def _run_async(main: Callable[[], Awaitable[T]]) -> T:
+    """Run on uvloop when it is installed (faster sockets and TLS), else on asyncio's loop."""
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.run(main())  # type: ignore[arg-type]
+    return uvloop.run(main())  # type: ignore[arg-type]
+
+
+def _check_output_path(path: str | None) -> None:
+    if path and not Path(path).resolve().parent.is_dir():
+        raise UsageError(f"--json {path}: folder {Path(path).resolve().parent} does not exist")
+
+
+def _warn_insecure(scenario: Scenario) -> None:
+    for side in SIDES:
+        if getattr(scenario.targets, side).tls.insecure:
+            _stderr.print(
+                f"[yellow]warning:[/] certificate verification is off for the {side} "
+                "(tls.insecure); a wrong certificate will not be reported",
+            )
+
+
+async def _replay_with_report(
+    scenario: Scenario, *, concurrency: int | None, quiet: bool, seed: int | None
+) -> dict[str, Any]:
+    """Replay; on Ctrl-C stop sending and still build the report of what completed."""
+    from shadowdiff.engine import replay
+
+    collector = RunCollector()
+    started_at = datetime.now(UTC).isoformat(timespec="seconds")
+    started = time.perf_counter()
+    replay_task = asyncio.ensure_future(
+        replay(scenario, collector, concurrency=concurrency, seed=seed)
+    )
+    progress_task = (
+        None if quiet else asyncio.ensure_future(show_progress(collector, scenario.pair_count))
+    )
+    loop = asyncio.get_running_loop()
+    loop.add_signal_handler(signal.SIGINT, replay_task.cancel)
+    interrupted = False
+    try:
+        await replay_task
+    except asyncio.CancelledError:
+        interrupted = True
+    finally:
+        loop.remove_signal_handler(signal.SIGINT)
+        if progress_task is not None:
+            progress_task.cancel()
+            await asyncio.gather(progress_task, return_exceptions=True)
+    return build_report(
+        scenario,
+        collector,
+        started_at=started_at,
+        duration_s=time.perf_counter() - started,
+        interrupted=interrupted,
+    )
+
+
+def _finish(report: dict[str, Any], json_path: str | None, quiet: bool) -> int:
+    if json_path:
+        write_report(json_path, report)
+    if not quiet or report["outcome"]["exit_code"]:
+        print_report(report)
+    code: int = report["outcome"]["exit_code"]
+    return code
+
+
+def command_run(args: argparse.Namespace) -> int:
+    scenario = load_scenario(args.scenario)
+    _check_output_path(args.json)
+    _warn_insecure(scenario)
+    report = _run_async(
+        lambda: _replay_with_report(
+            scenario, concurrency=args.concurrency, quiet=args.quiet, seed=args.seed
+        )
+    )
+    return _finish(report, args.json, args.quiet)
+
+
+def command_demo(args: argparse.Namespace) -> int:
+    from shadowdiff.demo.run import run_demo
+
+    _check_output_path(args.json)
+    _, report = _run_async(lambda: run_demo())
+    return _finish(report, args.json, quiet=False)
+
+
+def command_validate(args: argparse.Namespace) -> int:
+    problems: list[str] = []
+    for file in args.scenarios:
+        try:
+            scenario = load_scenario(file)
+        except ScenarioError as exc:
+            problems += [str(problem) for problem in exc.problems]
+            continue
+        print(f"{file}: ok, {len(scenario.requests)} requests, {scenario.pair_count} pairs")
+    if problems:
+        raise UsageError("\n".join(problems))
+    return ExitCode.IDENTICAL
+
+
+def command_schema(args: argparse.Namespace) -> int:
+    schema = ScenarioFile.model_json_schema(by_alias=True)
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["title"] = "shadowdiff scenario"
+    print(json.dumps(schema, indent=2))
+    return 0
+
+
+def command_report(args: argparse.Namespace) -> int:
+    report = read_report(args.report)
+    print_report(report)
+    code: int = report["outcome"]["exit_code"]
+    return code
+
+
+def command_echo(args: argparse.Namespace) -> int:
+    from aiohttp import web
+
+    from shadowdiff.echo import EchoIdentity, make_echo_app
+
+    identity = EchoIdentity.from_environment()
+    if args.service:
+        identity = EchoIdentity(args.service, args.pod or identity.pod, identity.namespace)
+    _stderr.print(f"echo backend {identity.service}/{identity.pod} on {args.host}:{args.port}")
+    web.run_app(make_echo_app(identity, args.port), host=args.host, port=args.port, print=None)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="shadowdiff",
+        description="Replay requests against two entry points (baseline and candidate) "
+        "and report what differs.",
+    )
+    parser.add_argument("--version", action="version", version=f"shadowdiff {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    run = commands.add_parser("run", help="replay a scenario against both targets")
+    run.add_argument("scenario", help="scenario file (YAML)")
+    run.add_argument("--json", metavar="PATH", help="write the versioned JSON report here")
+    run.add_argument("--concurrency", "-c", type=int, metavar="N", help="pairs in flight")
+    run.add_argument(
+        "--quiet", "-q", action="store_true", help="no progress; report only on failure"
+    )
+    run.add_argument("--seed", type=int, help="seed for the send order within pairs")
+    run.set_defaults(handler=command_run)
+
+    demo = commands.add_parser(
+        "demo", help="run the bundled scenario against two embedded entry points"
+    )
+    demo.add_argument("--json", metavar="PATH", help="write the versioned JSON report here")
+    demo.set_defaults(handler=command_demo)
+
+    validate = commands.add_parser("validate", help="check scenario files without sending anything")
+    validate.add_argument("scenarios", nargs="+", metavar="SCENARIO")
+    validate.set_defaults(handler=command_validate)
+
+    schema = commands.add_parser("schema", help="print the JSON Schema of the scenario format")
+    schema.set_defaults(handler=command_schema)
+
+    report = commands.add_parser("report", help="render a saved JSON report")
+    report.add_argument("report", metavar="REPORT.json")
+    report.set_defaults(handler=command_report)
+
+    echo = commands.add_parser("echo", help="serve an echo backend (echo-basic JSON)")
+    echo.add_argument("--host", default="0.0.0.0", help="address to listen on (default 0.0.0.0)")
+    echo.add_argument("--port", type=int, default=8080)
+    echo.add_argument("--service", help="service name (default $SERVICE_NAME)")
+    echo.add_argument("--pod", help="pod name (default $POD_NAME or the host name)")
+    echo.set_defaults(handler=command_echo)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if getattr(args, "concurrency", None) is not None and args.concurrency < 1:
+        parser.error("--concurrency must be at least 1")
+    try:
+        return int(args.handler(args))
+    except UsageError as exc:
+        for line in str(exc).splitlines():
+            _stderr.print(
+                f"[red]error:[/] {line}", soft_wrap=True
+            ) if sys.stderr.isatty() else print(f"error: {line}", file=sys.stderr)
+        return ExitCode.USAGE
+    except RunError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return ExitCode.RUN_FAILED
+    except KeyboardInterrupt:
+        return ExitCode.INTERRUPTED
+
+
+def entry_point() -> None:
+    sys.exit(main())

@@ -1,0 +1,40 @@
+"""The difference model shared by every comparison."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Final, Literal
+
+Severity = Literal["error", "warning", "info"]
+SEVERITY_ORDER: Final[dict[Severity, int]] = {"error": 0, "warning": 1, "info": 2}
+
+DifferenceKind = Literal[
+    "transport",  # one side failed on the wire, or both failed differently
+    "status",
+    "header_missing",  # the baseline sent it, the candidate did not
+    "header_added",  # the candidate sent it, the baseline did not
+    "header_changed",
+    "redirect",  # Location differs after normalisation
+    "body",  # body hash or size differs (bodies that are not both JSON)
+    "json_field",  # one field of a JSON body differs
+]
+
+
+@dataclass(frozen=True, slots=True)
+class Difference:
+    """One way the candidate's answer differs from the baseline's.
+
+    `field` names what differs (`status`, a header name, `$.service`); the values are shown as
+    text, None when that side has no value at all.
+    """
+
+    kind: DifferenceKind
+    field: str
+    baseline: str | None
+    candidate: str | None
+    severity: Severity
+
+    @property
+    def signature(self) -> tuple[str, str]:
+        """What identical differences across requests share: kind and field, not values."""
+        return (self.kind, self.field)

@@ -1,0 +1,88 @@
+"""Which response headers are compared, and how strictly. Pure data and functions.
+
+Sources: RFC 9110 section 7.6.1 (connection-specific fields) for framing headers; the
+ingress-nginx defaults and Gateway data-plane behaviour listed in docs/domain for the rest.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Final
+
+from shadowdiff.compare.difference import Severity
+
+# Framing and hop-by-hop headers: they change with how the bytes travel, not with what was
+# answered (chunked vs Content-Length is the proxy's choice). Neither presence nor value counts.
+FRAMING_HEADERS: Final = frozenset(
+    {
+        "connection",
+        "keep-alive",
+        "transfer-encoding",
+        "content-length",
+        "proxy-connection",
+        "te",
+        "trailer",
+        "upgrade",
+    }
+)
+
+# Headers whose values differ between any two answers by design. Their presence still counts
+# (a Date that disappears is worth knowing), but only as information.
+VALUE_NOISE_HEADERS: Final = frozenset(
+    {
+        "date",
+        "age",
+        "expires",
+        "last-modified",
+        "etag",
+        "x-request-id",
+        "x-amzn-trace-id",
+        "traceparent",
+        "tracestate",
+        "x-b3-traceid",
+        "x-b3-spanid",
+        "via",
+        "x-envoy-upstream-service-time",
+    }
+)
+VALUE_NOISE_PREFIXES: Final = ("x-envoy-", "x-kong-")
+
+# Security and cross-origin headers: a lost or weakened one is a regression users notice.
+STRICT_HEADERS: Final = frozenset(
+    {
+        "strict-transport-security",
+        "content-security-policy",
+        "x-frame-options",
+        "x-content-type-options",
+        "referrer-policy",
+        "permissions-policy",
+        "location",
+        "www-authenticate",
+    }
+)
+STRICT_PREFIXES: Final = ("access-control-",)
+
+
+def is_framing(name: str) -> bool:
+    return name in FRAMING_HEADERS
+
+
+def is_value_noise(name: str) -> bool:
+    return name in VALUE_NOISE_HEADERS or name.startswith(VALUE_NOISE_PREFIXES)
+
+
+def severity_of(name: str) -> Severity:
+    """How much a change to header `name` (lower-case) matters."""
+    if name in STRICT_HEADERS or name.startswith(STRICT_PREFIXES):
+        return "error"
+    if is_value_noise(name):
+        return "info"
+    return "warning"
+
+
+def group_by_name(headers: Iterable[tuple[str, str]]) -> dict[str, list[str]]:
+    """Lower-cased name -> all values in order received."""
+    grouped: dict[str, list[str]] = {}
+    for name, value in headers:
+        grouped.setdefault(name.lower(), []).append(value)
+    return grouped

@@ -1,0 +1,1 @@
+"""The embedded demo: two entry points on loopback and the bundled scenario."""

@@ -1,0 +1,98 @@
+"""The replay engine: send every request of a scenario to both targets, pair up the answers and
+compare them. Network I/O goes through `Transport`s; what to do with each pair is the caller's
+(a `PairSink`), so the engine keeps nothing per pair and memory does not grow with the run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+from shadowdiff.compare import Difference, compare
+from shadowdiff.observation import Observation
+from shadowdiff.scenario import Scenario
+from shadowdiff.spec import RequestSpec, Side
+from shadowdiff.transport import Transport
+
+
+@dataclass(frozen=True, slots=True)
+class Pair:
+    """One request sent to both targets, the two answers and what differs between them."""
+
+    index: int  # 0-based position in the run's order of requests
+    request: RequestSpec
+    baseline: Observation
+    candidate: Observation
+    differences: tuple[Difference, ...]
+
+
+PairSink = Callable[[Pair], None]
+TransportFactory = Callable[[Scenario, Side, int], Transport]
+
+
+def _default_transport(scenario: Scenario, side: Side, pool_size: int) -> Transport:
+    from shadowdiff.transport.aiohttp_client import AiohttpTransport
+
+    return AiohttpTransport(scenario, side, pool_size=pool_size)
+
+
+def iter_requests(scenario: Scenario) -> Iterator[RequestSpec]:
+    """Each request of the scenario as many times as it repeats, in file order."""
+    for request in scenario.requests:
+        for _ in range(request.repeat):
+            yield request
+
+
+async def replay(
+    scenario: Scenario,
+    sink: PairSink,
+    *,
+    concurrency: int | None = None,
+    transport_factory: TransportFactory = _default_transport,
+    seed: int | None = None,
+) -> int:
+    """Replay `scenario` against both targets, calling `sink` once per pair as it completes.
+
+    Returns the number of pairs completed. Cancelling the calling task (Ctrl-C) stops new
+    pairs and lets the caller report on what already reached the sink.
+    """
+    pairs_in_flight = concurrency or scenario.defaults.concurrency
+    baseline = transport_factory(scenario, "baseline", pairs_in_flight)
+    candidate = transport_factory(scenario, "candidate", pairs_in_flight)
+    chooser = random.Random(seed)
+    work = enumerate(iter_requests(scenario))
+    completed = 0
+
+    async def worker() -> None:
+        nonlocal completed
+        for index, request in work:
+            # Both sends are started before either is awaited, in random order, so neither
+            # target systematically gets the head start or the warmer moment.
+            if chooser.random() < 0.5:
+                baseline_task = asyncio.ensure_future(baseline.send(request))
+                candidate_task = asyncio.ensure_future(candidate.send(request))
+            else:
+                candidate_task = asyncio.ensure_future(candidate.send(request))
+                baseline_task = asyncio.ensure_future(baseline.send(request))
+            try:
+                baseline_answer, candidate_answer = await asyncio.gather(
+                    baseline_task, candidate_task
+                )
+            except asyncio.CancelledError:
+                baseline_task.cancel()
+                candidate_task.cancel()
+                raise
+            differences = compare(request, baseline_answer, candidate_answer)
+            sink(Pair(index, request, baseline_answer, candidate_answer, tuple(differences)))
+            completed += 1
+
+    workers = min(pairs_in_flight, scenario.pair_count)
+    try:
+        async with asyncio.TaskGroup() as group:
+            for _ in range(workers):
+                group.create_task(worker())
+    finally:
+        await asyncio.gather(baseline.close(), candidate.close(), return_exceptions=True)
+    return completed

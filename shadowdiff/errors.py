@@ -1,0 +1,51 @@
+"""The exceptions shadowdiff raises, grouped by what the caller can do about them.
+
+    ShadowdiffError
+    ├── UsageError            the input is unusable: fix the scenario or the command line (exit 2)
+    │   └── ScenarioError     one or more located problems in a scenario file
+    └── RunError              the run could not be carried out at all (exit 3)
+
+A request that fails on the wire is *not* an exception: it is recorded on its observation
+(see `shadowdiff.observation.TransportFailure`) and compared like any other answer.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+class ShadowdiffError(Exception):
+    """Base class of every error shadowdiff raises on purpose."""
+
+
+class UsageError(ShadowdiffError):
+    """The input cannot be used; the message says what to change."""
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    """One thing wrong with a scenario file, located as precisely as the file allows."""
+
+    file: str
+    line: int  # 1-based; 0 when the problem has no position (the file itself)
+    column: int  # 1-based
+    field: str  # dotted path such as requests[3].method; "" for the whole file
+    message: str
+
+    def __str__(self) -> str:
+        where = f"{self.file}:{self.line}:{self.column}" if self.line else self.file
+        return (
+            f"{where}: {self.field}: {self.message}" if self.field else f"{where}: {self.message}"
+        )
+
+
+class ScenarioError(UsageError):
+    """A scenario file has one or more problems; `problems` lists each one, located."""
+
+    def __init__(self, problems: list[Problem]) -> None:
+        self.problems = problems
+        super().__init__("\n".join(str(p) for p in problems))
+
+
+class RunError(ShadowdiffError):
+    """The run could not be carried out, for example no target answered a single request."""

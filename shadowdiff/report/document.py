@@ -1,0 +1,181 @@
+"""The versioned JSON report: built from a `RunCollector`, written by `run`, read by `report`.
+
+The schema is documented in docs/report-format.md; bump `REPORT_SCHEMA` on any change that a
+reader of the previous version would misread. Building is pure; only write/read touch files.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections import Counter
+from pathlib import Path
+from typing import Any, Final
+
+import numpy as np
+
+from shadowdiff import __version__
+from shadowdiff.compare.difference import SEVERITY_ORDER
+from shadowdiff.errors import UsageError
+from shadowdiff.report.collect import RequestTally, RunCollector
+from shadowdiff.report.verdict import decide
+from shadowdiff.scenario import Scenario
+from shadowdiff.spec import SIDES
+
+REPORT_SCHEMA: Final = "shadowdiff.report/1"
+PERCENTILES: Final = (50, 90, 99)
+# Environment values shorter than this are not redacted: replacing every "80" would garble the
+# report, and a value that short is no secret.
+_MIN_REDACTED_CHARS: Final = 4
+
+
+def _latency_ms(samples_ns: Any) -> dict[str, float] | None:
+    if not len(samples_ns):
+        return None
+    values = np.frombuffer(samples_ns, dtype=np.int64).astype(np.float64) / 1e6
+    stats = {
+        f"p{p}": float(v)
+        for p, v in zip(PERCENTILES, np.percentile(values, PERCENTILES), strict=True)
+    }
+    stats["max"] = float(values.max())
+    return {key: round(value, 3) for key, value in stats.items()}
+
+
+def _request_entry(tally: RequestTally) -> dict[str, Any]:
+    signatures = sorted(
+        tally.signatures.values(),
+        key=lambda s: (SEVERITY_ORDER[s.difference.severity], -s.count, s.difference.field),
+    )
+    return {
+        "name": tally.request.name,
+        "method": tally.request.method,
+        "url": tally.request.url,
+        "pairs": tally.pairs,
+        "pairs_with_differences": tally.pairs_with_differences,
+        "status": {side: dict(tally.statuses[side]) for side in SIDES},
+        "failures": {
+            side: {
+                error_class: {"count": count, "message": tally.failure_messages[side][error_class]}
+                for error_class, count in tally.failures[side].items()
+            }
+            for side in SIDES
+        },
+        "latency_ms": {side: _latency_ms(tally.latency_ns[side]) for side in SIDES},
+        "differences": [
+            {
+                "kind": s.difference.kind,
+                "field": s.difference.field,
+                "severity": s.difference.severity,
+                "count": s.count,
+                "examples": s.examples,
+            }
+            for s in signatures
+        ],
+    }
+
+
+def build_report(
+    scenario: Scenario,
+    collector: RunCollector,
+    *,
+    started_at: str,
+    duration_s: float,
+    interrupted: bool = False,
+) -> dict[str, Any]:
+    """The report as JSON-ready data, with every environment-sourced value redacted."""
+    # Scenario order, not completion order: the report reads like the file it came from.
+    requests = [
+        _request_entry(collector.requests[spec.name])
+        for spec in scenario.requests
+        if spec.name in collector.requests
+    ]
+    severities: Counter[str] = Counter()
+    failures: dict[str, dict[str, Any]] = {}
+    for side in SIDES:
+        by_class: Counter[str] = Counter()
+        for tally in collector.requests.values():
+            by_class.update(tally.failures[side])
+        failures[side] = {"total": sum(by_class.values()), "by_class": dict(by_class)}
+    for entry in requests:
+        for difference in entry["differences"]:
+            severities[difference["severity"]] += difference["count"]
+    totals = {
+        "pairs": collector.pairs_done,
+        "pairs_planned": scenario.pair_count,
+        "pairs_with_differences": collector.pairs_with_differences,
+        "pairs_alike": collector.pairs_done - collector.pairs_with_differences,
+        "differences_by_severity": {s: severities.get(s, 0) for s in SEVERITY_ORDER},
+        "failures": failures,
+    }
+    exit_code, reason = decide(totals, interrupted=interrupted)
+    report = {
+        "schema": REPORT_SCHEMA,
+        "tool": {"name": "shadowdiff", "version": __version__},
+        "scenario": {"name": scenario.name, "file": scenario.source},
+        "targets": {
+            side: {
+                "address": getattr(scenario.targets, side).address,
+                "ports": getattr(scenario.targets, side).ports.model_dump(),
+            }
+            for side in SIDES
+        },
+        "started_at": started_at,
+        "duration_s": round(duration_s, 3),
+        "interrupted": interrupted,
+        "outcome": {"exit_code": int(exit_code), "reason": reason},
+        "totals": totals,
+        "requests": requests,
+        "pairs": collector.pair_records if collector.keep_pairs else None,
+    }
+    redacted: dict[str, Any] = redact(report, scenario.environment_values)
+    return redacted
+
+
+def redact(data: Any, environment_values: dict[str, str] | Any) -> Any:
+    """Replace every environment-sourced value inside strings with `${NAME}`."""
+    replacements = sorted(
+        (
+            (value, f"${{{name}}}")
+            for value, name in environment_values.items()
+            if len(value) >= _MIN_REDACTED_CHARS
+        ),
+        key=lambda item: -len(item[0]),
+    )
+    if not replacements:
+        return data
+
+    def walk(value: Any) -> Any:
+        if isinstance(value, str):
+            for secret, placeholder in replacements:
+                value = value.replace(secret, placeholder)
+            return value
+        if isinstance(value, dict):
+            return {walk(key): walk(item) for key, item in value.items()}
+        if isinstance(value, list):
+            return [walk(item) for item in value]
+        return value
+
+    return walk(data)
+
+
+def write_report(path: str | os.PathLike[str], report: dict[str, Any]) -> None:
+    """Write atomically, so an interrupted write never leaves half a report behind."""
+    target = Path(path)
+    temporary = target.with_name(f".{target.name}.partial")
+    temporary.write_text(json.dumps(report, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+    temporary.replace(target)
+
+
+def read_report(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """Read a report written by `write_report`, refusing other schemas by name."""
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise UsageError(f"{path}: no such file") from None
+    except (OSError, ValueError) as exc:
+        raise UsageError(f"{path}: not a shadowdiff report: {exc}") from None
+    schema = data.get("schema") if isinstance(data, dict) else None
+    if schema != REPORT_SCHEMA:
+        raise UsageError(f"{path}: schema {schema!r} is not {REPORT_SCHEMA!r}")
+    report: dict[str, Any] = data
+    return report

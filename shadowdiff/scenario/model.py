@@ -1,0 +1,215 @@
+"""The scenario file format as pydantic models: field types, defaults, and the JSON Schema.
+
+This is the edge where untrusted YAML becomes typed data. It checks shape and single-field
+rules; rules that span fields or touch the file system live in `shadowdiff.scenario.load`.
+`shadowdiff schema` prints `ScenarioFile.model_json_schema()` for editors.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from typing import Annotated, Any, Final, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+
+Method = Literal["GET", "HEAD", "OPTIONS", "POST", "PUT", "PATCH", "DELETE"]
+SAFE_METHODS: Final = frozenset({"GET", "HEAD", "OPTIONS"})
+Scheme = Literal["http", "https"]
+
+# RFC 9110 section 5.6.2 token characters; underscores are legal and worth probing.
+_HEADER_NAME = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
+_HOSTNAME_LABEL = re.compile(r"^(?!-)[A-Za-z0-9_-]{1,63}(?<!-)$")
+_BYTE_SIZE = re.compile(r"^\s*(\d+)\s*(B|KB|KiB|MB|MiB|GB|GiB)?\s*$")
+_BYTE_UNITS: Final = {
+    None: 1,
+    "B": 1,
+    "KB": 1000,
+    "KiB": 1024,
+    "MB": 1000**2,
+    "MiB": 1024**2,
+    "GB": 1000**3,
+    "GiB": 1024**3,
+}
+
+
+def _check_header_name(name: str) -> str:
+    if not _HEADER_NAME.match(name):
+        raise ValueError(f"not a valid header name: {name!r}")
+    return name
+
+
+def _check_address(address: str) -> str:
+    candidate = address[1:-1] if address.startswith("[") and address.endswith("]") else address
+    try:
+        ipaddress.ip_address(candidate)
+        return candidate
+    except ValueError:
+        pass
+    labels = address.rstrip(".").split(".")
+    if not address or not all(_HOSTNAME_LABEL.match(label) for label in labels):
+        raise ValueError(
+            f"expected an IPv4 address, an IPv6 address or a hostname; got {address!r}"
+        )
+    return address
+
+
+def _check_hostname(host: str) -> str:
+    labels = host.rstrip(".").split(".")
+    if not host or not all(_HOSTNAME_LABEL.match(label) for label in labels):
+        raise ValueError(f"expected a hostname such as app.example.com; got {host!r}")
+    return host
+
+
+def _check_path(path: str) -> str:
+    if not path.startswith("/"):
+        raise ValueError(f"a path starts with '/'; got {path!r}")
+    return path
+
+
+def _parse_byte_size(value: Any) -> int:
+    if isinstance(value, bool):
+        raise ValueError("expected a size such as 2MiB or 1024")
+    if isinstance(value, int):
+        size = value
+    else:
+        match = _BYTE_SIZE.match(str(value))
+        if not match:
+            raise ValueError(f"expected a size such as 2MiB, 512KiB or 1024; got {value!r}")
+        size = int(match.group(1)) * _BYTE_UNITS[match.group(2)]
+    if size < 0:
+        raise ValueError("a size cannot be negative")
+    return size
+
+
+HeaderName = Annotated[str, AfterValidator(_check_header_name)]
+Headers = dict[HeaderName, str]
+Address = Annotated[str, AfterValidator(_check_address)]
+Hostname = Annotated[str, AfterValidator(_check_hostname)]
+UrlPath = Annotated[str, AfterValidator(_check_path)]
+Port = Annotated[int, Field(ge=1, le=65535)]
+ByteSize = Annotated[int, Field(json_schema_extra={"examples": ["2MiB", 1024]})]
+
+
+class _Strict(BaseModel):
+    # Unknown keys are errors: a typo must never pass silently.
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Ports(_Strict):
+    """Ports to connect to on the target's address, per scheme of the request URL."""
+
+    http: Port = 80
+    https: Port = 443
+
+
+class TargetTls(_Strict):
+    """How to trust and authenticate to one entry point. Paths are relative to the scenario."""
+
+    ca: str | None = Field(None, description="PEM CA bundle; default: the system trust store")
+    client_cert: str | None = Field(None, description="PEM client certificate for mTLS")
+    client_key: str | None = Field(None, description="PEM key of client_cert")
+    insecure: bool = Field(False, description="skip certificate verification (prints a warning)")
+
+
+class Target(_Strict):
+    """One entry point: where to connect, while URLs keep the production hostname."""
+
+    address: Address = Field(description="IPv4, IPv6 or hostname to connect to")
+    ports: Ports = Ports()
+    tls: TargetTls = TargetTls()
+    headers: Headers = Field(default_factory=dict, description="added to every request")
+
+
+class Targets(_Strict):
+    baseline: Target = Field(description="the entry point in production today (Ingress NGINX)")
+    candidate: Target = Field(description="the new entry point (a Gateway API data plane)")
+
+
+class Timeouts(_Strict):
+    connect_s: float = Field(5.0, gt=0, le=600)
+    total_s: float = Field(30.0, gt=0, le=3600)
+
+
+class Defaults(_Strict):
+    """Settings every request inherits. Redirects are never followed: they are what is tested."""
+
+    timeouts: Timeouts = Timeouts()
+    headers: Headers = Field(default_factory=dict)
+    concurrency: int = Field(16, ge=1, le=10_000, description="request pairs in flight")
+    body_capture: Annotated[int, Field(ge=0)] = Field(
+        65_536, description="bytes of each response body kept for comparison (all are hashed)"
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _sizes(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "body_capture" in data:
+            data = {**data, "body_capture": _parse_byte_size(data["body_capture"])}
+        return data
+
+
+class Body(_Strict):
+    """A request body: exactly one of text, json, file or a generated size."""
+
+    text: str | None = None
+    json_value: Any = Field(None, alias="json")
+    file: str | None = None
+    size: ByteSize | None = Field(None, description="generated body of this many bytes")
+    content_type: str | None = None
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _exactly_one(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        given = [key for key in ("text", "json", "file", "size") if key in data]
+        if len(given) != 1:
+            raise ValueError(
+                "a body has exactly one of text, json, file or size; "
+                f"got {', '.join(given) if given else 'none'}"
+            )
+        if "size" in data:
+            data = {**data, "size": _parse_byte_size(data["size"])}
+        return data
+
+
+class Request(_Strict):
+    """One named request, sent to both targets `repeat` times."""
+
+    name: str = Field(min_length=1)
+    method: Method = "GET"
+    url: str = Field(description="absolute URL with the production hostname and scheme")
+    headers: Headers = Field(default_factory=dict)
+    body: Body | None = None
+    repeat: int = Field(1, ge=1, le=10_000_000)
+    allow_unsafe: bool = Field(
+        False, description="send a method other than GET/HEAD/OPTIONS (it reaches backends twice)"
+    )
+
+
+class Matrix(_Strict):
+    """Every combination of schemes x hosts x paths x methods x header sets, as requests."""
+
+    name: str = Field(min_length=1)
+    # pydantic copies list defaults per instance, so a literal default is safe here.
+    schemes: list[Scheme] = Field(["https"], min_length=1)
+    hosts: list[Hostname] = Field(min_length=1)
+    paths: list[UrlPath] = Field(min_length=1)
+    methods: list[Method] = Field(["GET"], min_length=1)
+    header_sets: list[Headers] = Field([{}], min_length=1)
+    repeat: int = Field(1, ge=1, le=10_000_000)
+    allow_unsafe: bool = False
+
+
+class ScenarioFile(_Strict):
+    """A shadowdiff scenario: two entry points and the requests to replay against both."""
+
+    version: Literal[1] = 1
+    name: str | None = None
+    targets: Targets
+    defaults: Defaults = Defaults()
+    requests: list[Request] = Field(default_factory=list)
+    matrix: list[Matrix] = Field(default_factory=list)

@@ -1,0 +1,242 @@
+"""The aiohttp transport: one connection pool per target, production hostnames pinned to the
+target's address so that Host, SNI and the certificate check all use the production name.
+
+This is the only module that imports aiohttp's client; its exceptions are translated into
+`TransportFailure` records in `classify_failure`, one table for the whole project.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import socket
+import ssl
+import time
+from collections.abc import Mapping
+from typing import Any
+
+import aiohttp
+from aiohttp.abc import AbstractResolver, ResolveResult
+from multidict import CIMultiDict
+from yarl import URL
+
+from shadowdiff import __version__
+from shadowdiff.observation import ErrorClass, Observation, Timings, TlsSession, TransportFailure
+from shadowdiff.scenario.load import Scenario
+from shadowdiff.spec import RequestSpec, Side
+from shadowdiff.transport.tls import client_context
+
+USER_AGENT = f"shadowdiff/{__version__}"
+_READ_CHUNK_BYTES = 64 * 1024
+
+
+class PinnedResolver(AbstractResolver):
+    """Resolves every hostname to one target's address, like `curl --resolve`.
+
+    The URL's port is the production port (443 for https); `port_map` turns it into the port
+    this target listens on, so a scenario can point at entry points on non-standard ports.
+    """
+
+    def __init__(self, address: str, port_map: Mapping[int, int]) -> None:
+        self._address = address
+        self._port_map = dict(port_map)
+        self._fallback = aiohttp.ThreadedResolver()
+
+    async def resolve(
+        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
+    ) -> list[ResolveResult]:
+        connect_port = self._port_map.get(port, port)
+        if ":" in self._address:
+            return [_result(host, self._address, connect_port, socket.AF_INET6)]
+        if self._address.replace(".", "").isdigit():
+            return [_result(host, self._address, connect_port, socket.AF_INET)]
+        # The target itself is named (a load balancer's DNS name): resolve that name instead.
+        found = await self._fallback.resolve(self._address, connect_port, socket.AF_UNSPEC)
+        return [{**entry, "hostname": host} for entry in found]
+
+    async def close(self) -> None:
+        await self._fallback.close()
+
+
+def _result(host: str, address: str, port: int, family: socket.AddressFamily) -> ResolveResult:
+    return {
+        "hostname": host,
+        "host": address,
+        "port": port,
+        "family": family,
+        "proto": 0,
+        "flags": socket.AI_NUMERICHOST,
+    }
+
+
+def production_port_map(scenario: Scenario, side: Side) -> dict[int, int]:
+    """Production URL port -> this target's port, by each URL's scheme."""
+    ports = getattr(scenario.targets, side).ports
+    port_map = {80: ports.http, 443: ports.https}
+    for request in scenario.requests:
+        url = URL(request.url, encoded=True)
+        if url.port is not None:
+            port_map[url.port] = ports.https if url.scheme == "https" else ports.http
+    return port_map
+
+
+def classify_failure(exc: BaseException) -> TransportFailure:
+    """The one table that maps client exceptions to failure classes."""
+    error_class: ErrorClass
+    if isinstance(exc, aiohttp.ClientConnectorCertificateError):
+        error_class = "tls_verify"
+    elif isinstance(exc, aiohttp.ClientConnectorSSLError | ssl.SSLError):
+        error_class = "tls_handshake"
+    elif isinstance(exc, aiohttp.ClientConnectorDNSError | socket.gaierror):
+        error_class = "dns"
+    elif isinstance(exc, aiohttp.ConnectionTimeoutError):
+        error_class = "timeout_connect"
+    elif isinstance(exc, asyncio.TimeoutError | TimeoutError):
+        error_class = "timeout"
+    elif isinstance(exc, aiohttp.ClientConnectorError) and isinstance(
+        exc.os_error, ConnectionRefusedError
+    ):
+        error_class = "refused"
+    elif isinstance(
+        exc,
+        aiohttp.ServerDisconnectedError
+        | aiohttp.ClientPayloadError
+        | ConnectionResetError
+        | aiohttp.ClientConnectionResetError,
+    ):
+        error_class = "reset"
+    elif isinstance(exc, aiohttp.ClientResponseError):
+        error_class = "malformed_response"
+    else:
+        error_class = "other"
+    message = str(exc) or type(exc).__name__
+    return TransportFailure(error_class, message)
+
+
+def _trace_config() -> aiohttp.TraceConfig:
+    """Timestamps of connection set-up, stored in the per-request trace context."""
+
+    async def connect_start(_: Any, context: Any, __: Any) -> None:
+        context.trace_request_ctx["connect_start_ns"] = time.perf_counter_ns()
+
+    async def connect_end(_: Any, context: Any, __: Any) -> None:
+        context.trace_request_ctx["connect_end_ns"] = time.perf_counter_ns()
+
+    async def reused(_: Any, context: Any, __: Any) -> None:
+        context.trace_request_ctx["reused"] = True
+
+    config = aiohttp.TraceConfig()
+    config.on_connection_create_start.append(connect_start)
+    config.on_connection_create_end.append(connect_end)
+    config.on_connection_reuseconn.append(reused)
+    return config
+
+
+class AiohttpTransport:
+    """Sends requests to one target through its own pool."""
+
+    def __init__(self, scenario: Scenario, side: Side, *, pool_size: int) -> None:
+        target = getattr(scenario.targets, side)
+        self.side: Side = side
+        self._body_capture = scenario.defaults.body_capture
+        self._extra_headers = tuple(target.headers.items())
+        timeouts = scenario.defaults.timeouts
+        connector = aiohttp.TCPConnector(
+            limit=pool_size,
+            limit_per_host=0,
+            ssl=client_context(target.tls, scenario.resolve_path),
+            resolver=PinnedResolver(target.address, production_port_map(scenario, side)),
+        )
+        self._session = aiohttp.ClientSession(
+            connector=connector,
+            timeout=aiohttp.ClientTimeout(total=timeouts.total_s, sock_connect=timeouts.connect_s),
+            cookie_jar=aiohttp.DummyCookieJar(),  # every request stands alone
+            auto_decompress=False,  # compare the bytes as sent; decoding is the comparer's job
+            headers={"User-Agent": USER_AGENT},
+            # aiohttp would ask for gzip by default; a probe asks for it explicitly.
+            skip_auto_headers=("Accept-Encoding",),
+            trace_configs=[_trace_config()],
+            max_line_size=64 * 1024,
+            max_field_size=64 * 1024,
+        )
+
+    async def send(self, request: RequestSpec) -> Observation:
+        trace: dict[str, Any] = {}
+        started_ns = time.perf_counter_ns()
+        headers = [*request.headers, *self._extra_headers]
+        try:
+            async with self._session.request(
+                request.method,
+                URL(request.url, encoded=True),  # sent as written: `//`, `..` are probes
+                headers=CIMultiDict(headers) if headers else None,
+                data=request.body,
+                allow_redirects=False,
+                trace_request_ctx=trace,
+            ) as response:
+                first_byte_ns = time.perf_counter_ns()
+                tls = _tls_session(response)
+                digest = hashlib.sha256()
+                captured = bytearray()
+                size = 0
+                async for chunk in response.content.iter_chunked(_READ_CHUNK_BYTES):
+                    digest.update(chunk)
+                    size += len(chunk)
+                    if len(captured) < self._body_capture:
+                        captured += chunk[: self._body_capture - len(captured)]
+                ended_ns = time.perf_counter_ns()
+                return Observation(
+                    side=self.side,
+                    status=response.status,
+                    reason=response.reason,
+                    http_version=f"{response.version.major}.{response.version.minor}"
+                    if response.version
+                    else None,
+                    headers=tuple(
+                        (name.decode("latin-1"), value.decode("latin-1"))
+                        for name, value in response.raw_headers
+                    ),
+                    body=bytes(captured),
+                    body_bytes=size,
+                    body_sha256=digest.hexdigest(),
+                    timings=_timings(trace, started_ns, first_byte_ns, ended_ns),
+                    tls=tls,
+                    connection_reused=bool(trace.get("reused")),
+                )
+        except (TimeoutError, aiohttp.ClientError, OSError, ssl.SSLError) as exc:
+            return Observation(
+                side=self.side,
+                failure=classify_failure(exc),
+                timings=_timings(trace, started_ns, None, time.perf_counter_ns()),
+            )
+
+    async def close(self) -> None:
+        await self._session.close()
+
+
+def _timings(
+    trace: Mapping[str, Any], started_ns: int, first_byte_ns: int | None, ended_ns: int
+) -> Timings:
+    connect_ns = None
+    if "connect_start_ns" in trace and "connect_end_ns" in trace:
+        connect_ns = trace["connect_end_ns"] - trace["connect_start_ns"]
+    return Timings(
+        started_ns=started_ns,
+        connect_ns=connect_ns,
+        first_byte_ns=None if first_byte_ns is None else first_byte_ns - started_ns,
+        total_ns=ended_ns - started_ns,
+    )
+
+
+def _tls_session(response: aiohttp.ClientResponse) -> TlsSession | None:
+    connection = response.connection
+    transport = connection.transport if connection is not None else None
+    ssl_object = transport.get_extra_info("ssl_object") if transport is not None else None
+    if ssl_object is None:
+        return None
+    cipher = ssl_object.cipher()
+    return TlsSession(
+        version=ssl_object.version(),
+        cipher=cipher[0] if cipher else None,
+        alpn=ssl_object.selected_alpn_protocol(),
+        peer_certificate_der=ssl_object.getpeercert(binary_form=True),
+    )
