@@ -12,7 +12,7 @@ from rich.table import Table
 from rich.text import Text
 
 _SEVERITY_STYLE: Final = {"error": "bold red", "warning": "yellow", "info": "dim"}
-_VALUE_CHARS: Final = 34
+_VALUE_CHARS: Final = 40
 
 
 def _outcomes(request: dict[str, Any], side: str) -> Text:
@@ -98,6 +98,7 @@ def _address(target: dict[str, Any]) -> str:
 
 
 def _differences_table(report: dict[str, Any]) -> Table | None:
+    """One row per difference signature: what differs, then an example of both values."""
     rows = [
         (request, difference)
         for request in report["requests"]
@@ -105,21 +106,22 @@ def _differences_table(report: dict[str, Any]) -> Table | None:
     ]
     if not rows:
         return None
-    table = Table(title="Differences", title_justify="left", pad_edge=False)
+    table = Table(title="Differences", title_justify="left", pad_edge=False, show_lines=False)
     table.add_column("severity")
-    table.add_column("request", overflow="fold", max_width=24)
-    table.add_column("what", overflow="fold", max_width=30)
-    table.add_column("baseline", overflow="fold")
-    table.add_column("candidate", overflow="fold")
+    table.add_column("request", overflow="fold", max_width=26)
+    table.add_column("difference (example: baseline → candidate)", overflow="fold")
     table.add_column("pairs", justify="right")
     for request, difference in rows:
         example = difference["examples"][0] if difference["examples"] else {}
+        detail = Text(_what(difference), style="bold")
+        detail.append("\n")
+        detail.append_text(_shorten(example.get("baseline")))
+        detail.append(" → ", style="dim")
+        detail.append_text(_shorten(example.get("candidate")))
         table.add_row(
             Text(difference["severity"], style=_SEVERITY_STYLE[difference["severity"]]),
             request["name"],
-            _what(difference),
-            _shorten(example.get("baseline")),
-            _shorten(example.get("candidate")),
+            detail,
             f"{difference['count']}/{request['pairs']}",
         )
     return table

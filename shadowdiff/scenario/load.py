@@ -93,7 +93,9 @@ def parse_scenario(
     try:
         config = ScenarioFile.model_validate(document.data)
     except pydantic.ValidationError as exc:
-        raise ScenarioError(sorted(_located(document, exc), key=_position)) from None
+        raise ScenarioError(
+            sorted(_located(document, _without_typo_echoes(exc)), key=_position)
+        ) from None
     requests, problems = _expand(config, document, base_dir)
     problems += list(_check_targets(config, document, base_dir))
     if problems:
@@ -116,8 +118,8 @@ def _position(problem: Problem) -> tuple[int, int]:
 # --- pydantic errors -> located problems --------------------------------------------------
 
 
-def _located(document: SourceDocument, error: pydantic.ValidationError) -> Iterable[Problem]:
-    for item in error.errors(include_url=False):
+def _located(document: SourceDocument, errors: list[Any]) -> Iterable[Problem]:
+    for item in errors:
         path: FieldPath = tuple(part for part in item["loc"] if part != "[key]")
         kind, value = item["type"], item.get("input")
         if kind == "extra_forbidden":
@@ -135,6 +137,19 @@ def _located(document: SourceDocument, error: pydantic.ValidationError) -> Itera
         else:
             message = str(item["msg"])
             yield document.problem(path, f"{message[0].lower()}{message[1:]}; got {value!r}")
+
+
+def _without_typo_echoes(error: pydantic.ValidationError) -> list[Any]:
+    """Drop "X is missing" when an unknown sibling key is a typo of X: one mistake, one line
+    (the unknown-key line already says "did you mean 'X'?")."""
+    items = error.errors(include_url=False)
+    suggested = set()
+    for item in items:
+        if item["type"] == "extra_forbidden":
+            parent, key = item["loc"][:-1], str(item["loc"][-1])
+            for close in difflib.get_close_matches(key, _field_names_at(parent), n=1):
+                suggested.add((*parent, close))
+    return [item for item in items if not (item["type"] == "missing" and item["loc"] in suggested)]
 
 
 def _unknown_field_message(path: FieldPath) -> str:
@@ -355,7 +370,12 @@ def _expand_matrix(matrix: Matrix, defaults: Defaults) -> list[RequestSpec]:
                         suffix = (
                             f" [header set {set_index + 1}]" if len(matrix.header_sets) > 1 else ""
                         )
-                        shown = url if scheme == "http" else f"{host}{url_path}"
+                        # Name only what the matrix varies, so names stay short and unique.
+                        shown = url_path
+                        if len(matrix.hosts) > 1:
+                            shown = f"{host}{shown}"
+                        if len(matrix.schemes) > 1:
+                            shown = f"{scheme}://{host}{url_path}"
                         specs.append(
                             RequestSpec(
                                 name=f"{matrix.name}: {method} {shown}{suffix}",

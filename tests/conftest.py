@@ -1,0 +1,174 @@
+"""Shared test fixtures: real HTTP and HTTPS servers on loopback that record what they saw,
+and real certificates from trustme."""
+
+from __future__ import annotations
+
+import json
+import ssl
+import textwrap
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+import trustme
+from aiohttp import web
+
+PRODUCTION_HOSTS = ("app.example.com", "api.example.com")
+
+
+@dataclass
+class Seen:
+    """One request as a test server received it."""
+
+    host: str
+    raw_path: str
+    method: str
+    headers: list[tuple[str, str]]
+    local_address: str  # the address the client connected to
+    tls: bool
+
+
+@dataclass
+class EntryPoint:
+    """A running test entry point: where it listens and what it saw."""
+
+    address: str
+    http_port: int
+    https_port: int
+    requests: list[Seen] = field(default_factory=list)
+    server_names: list[str | None] = field(default_factory=list)  # SNI of each TLS handshake
+
+    def target_yaml(self, ca_file: Path | None) -> str:
+        tls = f"\n    tls: {{ca: {ca_file}}}" if ca_file else ""
+        return (
+            f"address: {self.address}\n"
+            f"    ports: {{http: {self.http_port}, https: {self.https_port}}}{tls}"
+        )
+
+
+Handler = Callable[[web.Request], Any]
+
+
+def echo_handler(name: str) -> Handler:
+    async def handle(request: web.Request) -> web.StreamResponse:
+        body = await request.read()
+        return web.json_response(
+            {"served_by": name, "path": request.raw_path, "body_bytes": len(body)}
+        )
+
+    return handle
+
+
+@pytest.fixture(scope="session")
+def ca() -> trustme.CA:
+    return trustme.CA()
+
+
+@pytest.fixture(scope="session")
+def ca_file(ca: trustme.CA, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("ca") / "ca.pem"
+    ca.cert_pem.write_to_path(str(path))
+    return path
+
+
+@pytest.fixture(scope="session")
+def server_cert(ca: trustme.CA) -> trustme.LeafCert:
+    return ca.issue_cert(*PRODUCTION_HOSTS)
+
+
+@pytest.fixture
+async def start_entry_point(
+    server_cert: trustme.LeafCert,
+) -> AsyncIterator[Callable[..., Any]]:
+    """Start an entry point on `address` (a loopback address) with plain and TLS listeners."""
+    runners: list[web.AppRunner] = []
+
+    async def start(
+        address: str = "127.0.0.1",
+        handler: Handler | None = None,
+        name: str = "server",
+        cert: trustme.LeafCert | None = None,
+    ) -> EntryPoint:
+        entry = EntryPoint(address, 0, 0)
+        respond = handler or echo_handler(name)
+
+        async def record(request: web.Request) -> web.StreamResponse:
+            sockname = request.transport.get_extra_info("sockname") if request.transport else None
+            entry.requests.append(
+                Seen(
+                    host=request.host,
+                    raw_path=request.raw_path,
+                    method=request.method,
+                    headers=[(k.decode(), v.decode()) for k, v in request.raw_headers],
+                    local_address=sockname[0] if sockname else "",
+                    tls=request.secure,
+                )
+            )
+            result = respond(request)
+            return await result if hasattr(result, "__await__") else result
+
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        (cert or server_cert).configure_cert(context)
+        context.sni_callback = lambda _sock, name, _ctx: entry.server_names.append(name)
+
+        for scheme in ("http", "https"):
+            app = web.Application()
+            app.router.add_route("*", "/{tail:.*}", record)
+            runner = web.AppRunner(app, access_log=None)
+            await runner.setup()
+            runners.append(runner)
+            site = web.TCPSite(
+                runner, address, 0, ssl_context=context if scheme == "https" else None
+            )
+            await site.start()
+            port = runner.addresses[0][1]
+            if scheme == "http":
+                entry.http_port = port
+            else:
+                entry.https_port = port
+        return entry
+
+    yield start
+    for runner in runners:
+        await runner.cleanup()
+
+
+@pytest.fixture
+def write_scenario(tmp_path: Path) -> Callable[..., Path]:
+    """Write a scenario for two entry points; `body` is the YAML after `targets`."""
+
+    def write(
+        baseline: EntryPoint | str,
+        candidate: EntryPoint | str,
+        body: str,
+        ca_file: Path | None = None,
+        name: str = "scenario.yaml",
+    ) -> Path:
+        def target(entry: EntryPoint | str) -> str:
+            return entry if isinstance(entry, str) else entry.target_yaml(ca_file)
+
+        text = (
+            "targets:\n"
+            f"  baseline:\n    {target(baseline)}\n"
+            f"  candidate:\n    {target(candidate)}\n" + textwrap.dedent(body)
+        )
+        path = tmp_path / name
+        path.write_text(text)
+        return path
+
+    return write
+
+
+def unused_port(address: str = "127.0.0.1") -> int:
+    """A port nothing listens on (bound, then released)."""
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind((address, 0))
+        return int(probe.getsockname()[1])
+
+
+def load_json(path: Path) -> Any:
+    return json.loads(path.read_text())

@@ -1,0 +1,196 @@
+"""The command line, run as a user runs it: a subprocess, its output and its exit code."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp import web
+
+from .conftest import unused_port
+
+REQUESTS = "requests:\n  - {name: home, url: 'https://app.example.com/', repeat: 3}\n"
+
+
+async def shadowdiff(*args: str, interrupt_after_s: float | None = None) -> tuple[int, str, str]:
+    """Run the CLI in a subprocess while this test's servers keep serving."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "shadowdiff",
+        *args,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    if interrupt_after_s is not None:
+        await asyncio.sleep(interrupt_after_s)
+        process.send_signal(signal.SIGINT)
+    stdout, stderr = await asyncio.wait_for(process.communicate(), timeout=30)
+    assert process.returncode is not None
+    return process.returncode, stdout.decode(), stderr.decode()
+
+
+async def test_validate_prints_one_located_line_per_problem(tmp_path: Path) -> None:
+    path = tmp_path / "bad.yaml"
+    path.write_text(
+        "targets:\n"
+        "  baseline: {address: 10.0.0.1, ports: {https: 99999}}\n"
+        "  candidate: {adress: 10.0.0.2}\n"
+        "requests:\n"
+        "  - {name: home, method: GTE, url: 'https://app.example.com/'}\n"
+    )
+    code, stdout, stderr = await shadowdiff("validate", str(path))
+    lines = stderr.strip().splitlines()
+    assert code == 2 and stdout == ""
+    assert len(lines) == 3, stderr
+    assert lines[0].startswith(f"error: {path}:2:48: targets.baseline.ports.https:")
+    assert lines[1].startswith(f"error: {path}:3:15: targets.candidate.adress: unknown field")
+    assert lines[2].startswith(f"error: {path}:5:26: requests[0].method: expected one of GET")
+    assert "Traceback" not in stderr
+
+
+async def test_validate_accepts_a_good_file(tmp_path: Path) -> None:
+    path = tmp_path / "good.yaml"
+    path.write_text(
+        "targets:\n  baseline: {address: 10.0.0.1}\n  candidate: {address: 10.0.0.2}\n" + REQUESTS
+    )
+    code, stdout, _ = await shadowdiff("validate", str(path))
+    assert (code, stdout.strip()) == (0, f"{path}: ok, 1 requests, 3 pairs")
+
+
+async def test_run_alike_targets_exits_0_and_writes_the_report(
+    start_entry_point: Callable[..., Any],
+    write_scenario: Callable[..., Path],
+    ca_file: Path,
+    tmp_path: Path,
+) -> None:
+    baseline = await start_entry_point("127.0.0.1")
+    candidate = await start_entry_point("127.0.0.2")
+    scenario = write_scenario(baseline, candidate, REQUESTS, ca_file)
+    report_path = tmp_path / "report.json"
+    code, stdout, stderr = await shadowdiff("run", str(scenario), "--json", str(report_path))
+    assert code == 0, stdout + stderr
+    assert "all 3 pairs alike" in stdout
+    report = json.loads(report_path.read_text())
+    assert report["schema"] == "shadowdiff.report/1"
+    assert report["totals"]["pairs"] == 3 and report["outcome"]["exit_code"] == 0
+
+
+async def test_run_with_differences_exits_1_and_shows_them(
+    start_entry_point: Callable[..., Any], write_scenario: Callable[..., Path], ca_file: Path
+) -> None:
+    baseline = await start_entry_point(
+        handler=lambda r: web.Response(
+            text="ok", headers={"Strict-Transport-Security": "max-age=31536000"}
+        )
+    )
+    candidate = await start_entry_point("127.0.0.2", handler=lambda r: web.Response(text="ok"))
+    code, stdout, _ = await shadowdiff(
+        "run", str(write_scenario(baseline, candidate, REQUESTS, ca_file))
+    )
+    assert code == 1
+    assert "strict-transport-security" in stdout and "3/3" in stdout
+
+
+async def test_run_against_unreachable_candidate_exits_3(
+    start_entry_point: Callable[..., Any], write_scenario: Callable[..., Path], ca_file: Path
+) -> None:
+    baseline = await start_entry_point()
+    closed = f"address: 127.0.0.2\n    ports: {{https: {unused_port('127.0.0.2')}}}"
+    code, stdout, _ = await shadowdiff(
+        "run", str(write_scenario(baseline, closed, REQUESTS, ca_file))
+    )
+    assert code == 3
+    assert "candidate failed every request (refused)" in stdout
+
+
+async def test_ctrl_c_stops_the_run_and_still_writes_the_report(
+    start_entry_point: Callable[..., Any],
+    write_scenario: Callable[..., Path],
+    ca_file: Path,
+    tmp_path: Path,
+) -> None:
+    async def slow(request: web.Request) -> web.Response:
+        await asyncio.sleep(0.05)
+        return web.Response(text="ok")
+
+    entry = await start_entry_point(handler=slow)
+    scenario = write_scenario(
+        entry,
+        entry,
+        "defaults: {concurrency: 2}\nrequests:\n  - {name: a, url: 'http://app.example.com/', repeat: 2000}\n",
+        ca_file,
+    )
+    report_path = tmp_path / "report.json"
+    code, _, stderr = await shadowdiff(
+        "run", str(scenario), "--json", str(report_path), "--quiet", interrupt_after_s=2.0
+    )
+    assert code == 130, stderr
+    report = json.loads(report_path.read_text())
+    assert report["interrupted"] is True
+    assert 0 < report["totals"]["pairs"] < 2000
+    assert len(report["pairs"]) == report["totals"]["pairs"]
+    assert "Traceback" not in stderr
+
+
+async def test_missing_report_folder_is_a_usage_error(tmp_path: Path) -> None:
+    path = tmp_path / "s.yaml"
+    path.write_text(
+        "targets:\n  baseline: {address: 10.0.0.1}\n  candidate: {address: 10.0.0.2}\n" + REQUESTS
+    )
+    code, _, stderr = await shadowdiff("run", str(path), "--json", str(tmp_path / "no" / "r.json"))
+    assert code == 2
+    assert stderr.strip().count("\n") == 0 and "does not exist" in stderr
+
+
+async def test_demo_shows_every_planted_difference_quickly(tmp_path: Path) -> None:
+    started = time.monotonic()
+    report_path = tmp_path / "demo.json"
+    code, stdout, stderr = await shadowdiff("demo", "--json", str(report_path))
+    assert time.monotonic() - started < 10
+    assert code == 1, stderr
+    findings = {
+        (entry["name"], difference["kind"], difference["field"])
+        for entry in json.loads(report_path.read_text())["requests"]
+        for difference in entry["differences"]
+    }
+    assert findings == {
+        ("plain HTTP goes to HTTPS", "status", "status"),  # 308 -> 302
+        ("api v1", "header_missing", "strict-transport-security"),
+        ("api v2", "header_missing", "strict-transport-security"),
+        ("api v2", "json_field", "$.service"),  # routed to the wrong backend
+        ("api v2", "json_field", "$.pod"),
+        ("docs without trailing slash", "status", "status"),  # 301 -> 404
+    }
+    for shown in ("308", "302", "strict-transport-security", "$.service", "api-v1", "404"):
+        assert shown in stdout
+
+
+async def test_report_command_renders_a_saved_report(tmp_path: Path) -> None:
+    report_path = tmp_path / "demo.json"
+    await shadowdiff("demo", "--json", str(report_path))
+    code, stdout, _ = await shadowdiff("report", str(report_path))
+    assert code == 1 and "$.service" in stdout
+    report_path.write_text('{"schema": "other/9"}')
+    code, _, stderr = await shadowdiff("report", str(report_path))
+    assert code == 2 and "is not 'shadowdiff.report/1'" in stderr
+
+
+async def test_schema_is_json_schema() -> None:
+    code, stdout, _ = await shadowdiff("schema")
+    schema = json.loads(stdout)
+    assert code == 0 and schema["title"] == "shadowdiff scenario"
+    assert {"targets", "requests", "matrix", "defaults"} <= set(schema["properties"])
+
+
+@pytest.mark.parametrize("args", [["run"], ["frobnicate"], ["run", "x.yaml", "--concurrency", "0"]])
+async def test_bad_command_lines_exit_2(args: list[str]) -> None:
+    code, _, stderr = await shadowdiff(*args)
+    assert code == 2 and "Traceback" not in stderr

@@ -1,0 +1,196 @@
+"""The pure comparison: what counts as a difference and what is noise."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+import pytest
+
+from shadowdiff.compare import compare
+from shadowdiff.compare.observations import normalize_location
+from shadowdiff.observation import Observation, TransportFailure
+from shadowdiff.spec import RequestSpec
+
+REQUEST = RequestSpec("r", "GET", "https://app.example.com/shop/cart", (), None)
+
+
+def answer(
+    side: str = "baseline",
+    status: int = 200,
+    headers: list[tuple[str, str]] | None = None,
+    body: bytes = b"",
+    failure: str | None = None,
+) -> Observation:
+    if failure:
+        return Observation(side=side, failure=TransportFailure(failure, "boom"))  # type: ignore[arg-type]
+    return Observation(
+        side=side,  # type: ignore[arg-type]
+        status=status,
+        headers=tuple(headers or ()),
+        body=body,
+        body_bytes=len(body),
+        body_sha256=hashlib.sha256(body).hexdigest(),
+    )
+
+
+def differences(
+    baseline: Observation, candidate: Observation, request: RequestSpec = REQUEST
+) -> set[tuple[str, str, str]]:
+    return {(d.kind, d.field, d.severity) for d in compare(request, baseline, candidate)}
+
+
+@pytest.mark.parametrize(
+    ("baseline_headers", "candidate_headers"),
+    [
+        ([("Date", "Mon, 30 Nov 2026 10:00:00 GMT")], [("date", "Mon, 30 Nov 2026 10:00:01 GMT")]),
+        ([("Content-Length", "10")], [("Transfer-Encoding", "chunked")]),
+        ([("Connection", "keep-alive")], []),
+        ([("X-Request-ID", "a" * 32)], [("X-Request-ID", "b" * 32)]),
+        (
+            [
+                (
+                    "Set-Cookie",
+                    "sid=123; Path=/; Secure; HttpOnly; Expires=Mon, 30 Nov 2026 10:00:00 GMT",
+                )
+            ],
+            [
+                (
+                    "set-cookie",
+                    "sid=987; Path=/; Secure; HttpOnly; Expires=Tue, 01 Dec 2026 10:00:00 GMT",
+                )
+            ],
+        ),
+        ([("Location", "/shop/cart/")], [("Location", "https://app.example.com:443/shop/cart/")]),
+        ([("X-Envoy-Upstream-Service-Time", "3")], [("x-envoy-upstream-service-time", "9")]),
+    ],
+    ids=[
+        "date",
+        "framing",
+        "hop-by-hop",
+        "generated-request-id",
+        "cookie-value",
+        "location-forms",
+        "envoy-timing",
+    ],
+)
+def test_by_design_noise_is_not_a_difference(
+    baseline_headers: list[tuple[str, str]], candidate_headers: list[tuple[str, str]]
+) -> None:
+    assert (
+        differences(
+            answer(headers=baseline_headers), answer("candidate", headers=candidate_headers)
+        )
+        == set()
+    )
+
+
+@pytest.mark.parametrize(
+    ("baseline", "candidate", "expected"),
+    [
+        (answer(status=308), answer("candidate", status=302), {("status", "status", "error")}),
+        (
+            answer(headers=[("Strict-Transport-Security", "max-age=31536000; includeSubDomains")]),
+            answer("candidate"),
+            {("header_missing", "strict-transport-security", "error")},
+        ),
+        (
+            answer(),
+            answer("candidate", headers=[("Server", "envoy")]),
+            {("header_added", "server", "warning")},
+        ),
+        (
+            answer(headers=[("Cache-Control", "no-store")]),
+            answer("candidate", headers=[("cache-control", "max-age=60")]),
+            {("header_changed", "cache-control", "warning")},
+        ),
+        (
+            answer(headers=[("Set-Cookie", "sid=1; Path=/; Secure; HttpOnly")]),
+            answer("candidate", headers=[("Set-Cookie", "sid=2; Path=/; HttpOnly")]),
+            {("header_changed", "set-cookie", "warning")},
+        ),
+        (
+            answer(status=301, headers=[("Location", "https://app.example.com/shop/cart/")]),
+            answer(
+                "candidate", status=301, headers=[("Location", "http://app.example.com/shop/cart/")]
+            ),
+            {("redirect", "location", "error")},
+        ),
+        (
+            answer(body=b"<p>one</p>"),
+            answer("candidate", body=b"<p>two</p>"),
+            {("body", "body", "warning")},
+        ),
+        (
+            answer(body=json.dumps({"service": "api-v2", "pod": "p1"}).encode()),
+            answer("candidate", body=json.dumps({"pod": "p1", "service": "api-v1"}).encode()),
+            {("json_field", "$.service", "error")},
+        ),
+        (answer(), answer("candidate", failure="refused"), {("transport", "error", "error")}),
+        (
+            answer(
+                status=301,
+                headers=[("Location", "/x/"), ("Strict-Transport-Security", "max-age=1")],
+            ),
+            answer("candidate", status=404, headers=[("Content-Type", "text/plain")]),
+            {
+                ("status", "status", "error"),
+                ("header_missing", "strict-transport-security", "error"),
+            },
+        ),
+    ],
+    ids=[
+        "redirect-status",
+        "hsts-lost",
+        "server-added",
+        "cache-control",
+        "cookie-lost-secure",
+        "location-scheme",
+        "body-hash",
+        "json-service",
+        "refused",
+        "status-hides-consequences",
+    ],
+)
+def test_real_change_is_reported(
+    baseline: Observation, candidate: Observation, expected: set[tuple[str, str, str]]
+) -> None:
+    assert differences(baseline, candidate) == expected
+
+
+def test_request_id_sent_by_the_client_must_come_back_unchanged() -> None:
+    request = RequestSpec("r", "GET", "https://app.example.com/", (("X-Request-ID", "abc"),), None)
+    baseline = answer(headers=[("X-Request-ID", "abc")])
+    candidate = answer("candidate", headers=[("X-Request-ID", "0f8e-uuid")])
+    assert differences(baseline, candidate, request) == {
+        ("header_changed", "x-request-id", "warning")
+    }
+
+
+def test_same_failure_on_both_sides_is_alike() -> None:
+    assert differences(answer(failure="timeout"), answer("candidate", failure="timeout")) == set()
+
+
+def test_json_bodies_equal_in_content_are_alike_whatever_the_layout() -> None:
+    baseline = answer(body=b'{"a": 1, "b": [1, 2]}')
+    candidate = answer("candidate", body=b'{"b":[1,2],"a":1}')
+    assert differences(baseline, candidate) == set()
+
+
+def test_head_requests_do_not_compare_bodies() -> None:
+    request = RequestSpec("r", "HEAD", "https://app.example.com/", (), None)
+    assert differences(answer(body=b"a"), answer("candidate", body=b"b"), request) == set()
+
+
+@pytest.mark.parametrize(
+    ("location", "expected"),
+    [
+        ("/a", "https://app.example.com/a"),
+        ("b", "https://app.example.com/shop/b"),
+        ("https://app.example.com:443/a", "https://app.example.com/a"),
+        ("http://app.example.com:80/a", "http://app.example.com/a"),
+        ("https://app.example.com:8443/a", "https://app.example.com:8443/a"),
+    ],
+)
+def test_normalize_location(location: str, expected: str) -> None:
+    assert normalize_location(location, REQUEST.url) == expected

@@ -1,0 +1,148 @@
+"""The replay engine with real servers: every pair accounted for, failures as findings."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from shadowdiff.engine import Pair, replay
+from shadowdiff.observation import Observation, Timings
+from shadowdiff.report import ExitCode, RunCollector, build_report
+from shadowdiff.scenario import Scenario, load_scenario
+from shadowdiff.spec import RequestSpec, Side
+
+from .conftest import unused_port
+
+
+async def test_thousand_pairs_are_all_accounted_for(
+    start_entry_point: Callable[..., Any], write_scenario: Callable[..., Path], ca_file: Path
+) -> None:
+    baseline = await start_entry_point("127.0.0.1")
+    candidate = await start_entry_point("127.0.0.2")
+    scenario = load_scenario(
+        write_scenario(
+            baseline,
+            candidate,
+            """\
+            defaults: {concurrency: 32}
+            requests:
+              - {name: home, url: "https://app.example.com/", repeat: 400}
+            matrix:
+              - {name: api, schemes: [http, https], hosts: [api.example.com], paths: [/a, /b], repeat: 150}
+            """,
+            ca_file,
+        )
+    )
+    collector = RunCollector()
+    completed = await replay(scenario, collector)
+    report = build_report(scenario, collector, started_at="t", duration_s=1.0)
+
+    assert completed == scenario.pair_count == 1000
+    assert report["totals"]["pairs"] == 1000
+    assert sum(entry["pairs"] for entry in report["requests"]) == 1000
+    assert sorted(record["index"] for record in report["pairs"]) == list(range(1000))
+    assert len(baseline.requests) == len(candidate.requests) == 1000
+    assert report["outcome"]["exit_code"] == ExitCode.IDENTICAL
+
+
+async def test_refused_side_is_a_finding_not_a_crash(
+    start_entry_point: Callable[..., Any], write_scenario: Callable[..., Path], ca_file: Path
+) -> None:
+    baseline = await start_entry_point()
+    closed = f"address: 127.0.0.2\n    ports: {{http: {unused_port('127.0.0.2')}, https: {unused_port('127.0.0.2')}}}"
+    scenario = load_scenario(
+        write_scenario(
+            baseline,
+            closed,
+            "requests:\n  - {name: a, url: 'https://app.example.com/', repeat: 5}\n",
+            ca_file,
+        )
+    )
+    collector = RunCollector()
+    await replay(scenario, collector)
+    report = build_report(scenario, collector, started_at="t", duration_s=1.0)
+
+    (request,) = report["requests"]
+    assert request["status"]["baseline"] == {"200": 5}
+    assert request["failures"]["candidate"]["refused"]["count"] == 5
+    assert request["differences"][0]["kind"] == "transport"
+    assert report["outcome"]["exit_code"] == ExitCode.RUN_FAILED
+    assert "candidate failed every request (refused)" in report["outcome"]["reason"]
+
+
+async def test_environment_values_never_reach_the_report(
+    start_entry_point: Callable[..., Any], write_scenario: Callable[..., Path], ca_file: Path
+) -> None:
+    from aiohttp import web
+
+    async def leaky(request: web.Request) -> web.Response:
+        return web.json_response({"auth": request.headers.get("Authorization", "")})
+
+    baseline = await start_entry_point(handler=leaky)
+    candidate = await start_entry_point(
+        "127.0.0.2", handler=lambda r: web.json_response({"auth": ""})
+    )
+    path = write_scenario(
+        baseline,
+        candidate,
+        "requests:\n  - {name: a, url: 'https://app.example.com/', headers: {Authorization: 'Bearer ${TOKEN}'}}\n",
+        ca_file,
+    )
+    scenario = load_scenario(path, environ={"TOKEN": "very-secret-token"})
+    collector = RunCollector()
+    await replay(scenario, collector)
+    report = build_report(scenario, collector, started_at="t", duration_s=1.0)
+    text = repr(report)
+    assert "very-secret-token" not in text
+    assert "Bearer ${TOKEN}" in text  # the difference is still shown, redacted
+
+
+class RecordingTransport:
+    """In-memory transport that records when each send starts and ends."""
+
+    def __init__(
+        self, side: Side, events: list[tuple[str, Side, int]], in_flight: list[int]
+    ) -> None:
+        self.side = side
+        self.events = events
+        self.in_flight = in_flight
+
+    async def send(self, request: RequestSpec) -> Observation:
+        self.in_flight[0] += 1
+        self.in_flight[1] = max(self.in_flight[1], self.in_flight[0])
+        self.events.append(("start", self.side, id(request)))
+        await asyncio.sleep(0.001)
+        self.events.append(("end", self.side, id(request)))
+        self.in_flight[0] -= 1
+        return Observation(side=self.side, status=200, timings=Timings(started_ns=0, total_ns=1))
+
+    async def close(self) -> None:
+        pass
+
+
+async def test_pairs_start_together_in_both_orders_within_concurrency(
+    write_scenario: Callable[..., Path],
+) -> None:
+    scenario: Scenario = load_scenario(
+        write_scenario(
+            "address: 127.0.0.1",
+            "address: 127.0.0.1",
+            "defaults: {concurrency: 4}\nrequests:\n  - {name: a, url: 'https://app.example.com/', repeat: 200}\n",
+        )
+    )
+    events: list[tuple[str, Side, int]] = []
+    in_flight = [0, 0]
+    pairs: list[Pair] = []
+    await replay(
+        scenario,
+        pairs.append,
+        transport_factory=lambda s, side, n: RecordingTransport(side, events, in_flight),
+        seed=1,
+    )
+    assert len(pairs) == 200
+    assert in_flight[1] <= 2 * 4  # two sends per pair, four pairs in flight
+    starts = [(side) for kind, side, _ in events if kind == "start"]
+    first_of_pair = starts[0::2]
+    assert 60 < first_of_pair.count("baseline") < 140  # random order, not always one side first
