@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from shadowdiff.compare import Difference, compare
+from shadowdiff.compare.options import compare_options
 from shadowdiff.observation import Observation
 from shadowdiff.scenario import Scenario
 from shadowdiff.spec import RequestSpec, Side
@@ -61,6 +62,7 @@ async def replay(
     pairs_in_flight = concurrency or scenario.defaults.concurrency
     baseline = transport_factory(scenario, "baseline", pairs_in_flight)
     candidate = transport_factory(scenario, "candidate", pairs_in_flight)
+    options = compare_options(scenario)
     chooser = random.Random(seed)
     work = enumerate(iter_requests(scenario))
     completed = 0
@@ -84,7 +86,7 @@ async def replay(
                 baseline_task.cancel()
                 candidate_task.cancel()
                 raise
-            differences = compare(request, baseline_answer, candidate_answer)
+            differences = compare(request, baseline_answer, candidate_answer, options)
             sink(Pair(index, request, baseline_answer, candidate_answer, tuple(differences)))
             completed += 1
 

@@ -107,7 +107,7 @@ def test_by_design_noise_is_not_a_difference(
         (
             answer(headers=[("Set-Cookie", "sid=1; Path=/; Secure; HttpOnly")]),
             answer("candidate", headers=[("Set-Cookie", "sid=2; Path=/; HttpOnly")]),
-            {("header_changed", "set-cookie", "warning")},
+            {("cookie", "sid", "error")},
         ),
         (
             answer(status=301, headers=[("Location", "https://app.example.com/shop/cart/")]),
@@ -194,3 +194,56 @@ def test_head_requests_do_not_compare_bodies() -> None:
 )
 def test_normalize_location(location: str, expected: str) -> None:
     assert normalize_location(location, REQUEST.url) == expected
+
+
+def test_cookie_added_by_candidate_is_a_warning_and_lost_cookie_an_error() -> None:
+    baseline = answer(headers=[("Set-Cookie", "INGRESSCOOKIE=abc; Path=/; HttpOnly")])
+    candidate = answer("candidate", headers=[("Set-Cookie", "session=1; Path=/")])
+    assert differences(baseline, candidate) == {
+        ("cookie", "INGRESSCOOKIE", "error"),
+        ("cookie", "session", "warning"),
+    }
+
+
+def test_gzip_body_with_same_content_reports_only_the_encoding() -> None:
+    import gzip
+
+    content = b'{"items": [1, 2, 3]}'
+    baseline = answer(body=content)
+    candidate = answer(
+        "candidate", headers=[("Content-Encoding", "gzip")], body=gzip.compress(content)
+    )
+    assert differences(baseline, candidate) == {("content_encoding", "content-encoding", "warning")}
+
+
+def test_gzip_body_with_other_content_is_compared_decoded() -> None:
+    import gzip
+
+    baseline = answer(body=b'{"a": 1}')
+    candidate = answer(
+        "candidate", headers=[("Content-Encoding", "gzip")], body=gzip.compress(b'{"a": 2}')
+    )
+    assert differences(baseline, candidate) == {
+        ("content_encoding", "content-encoding", "warning"),
+        ("json_field", "$.a", "error"),
+    }
+
+
+def test_ignored_json_paths_and_headers_are_skipped() -> None:
+    from shadowdiff.compare.options import CompareOptions, json_path_pattern
+
+    options = CompareOptions(
+        ignore_headers=frozenset({"x-cache"}),
+        ignore_json=(json_path_pattern("$.items[*].token"), json_path_pattern("$.meta.**")),
+    )
+    baseline = answer(
+        headers=[("X-Cache", "HIT")],
+        body=b'{"items": [{"token": "a", "id": 1}], "meta": {"t": {"u": 1}}, "keep": 1}',
+    )
+    candidate = answer(
+        "candidate",
+        headers=[("X-Cache", "MISS")],
+        body=b'{"items": [{"token": "b", "id": 1}], "meta": {"t": {"u": 2}}, "keep": 2}',
+    )
+    found = {(d.kind, d.field) for d in compare(REQUEST, baseline, candidate, options)}
+    assert found == {("json_field", "$.keep")}

@@ -15,8 +15,15 @@ DifferenceKind = Literal[
     "header_added",  # the candidate sent it, the baseline did not
     "header_changed",
     "redirect",  # Location differs after normalisation
+    "cookie",  # a Set-Cookie by name: missing, added, or with other attributes
+    "content_encoding",  # the body was encoded differently (its decoded content compares apart)
     "body",  # body hash or size differs (bodies that are not both JSON)
     "json_field",  # one field of a JSON body differs
+    "backend",  # another service (or workload) answered, per the echo markers
+    "backend_path",  # the backend saw another path (a rewrite changed)
+    "backend_host",  # the backend saw another Host
+    "backend_method",  # the backend saw another method
+    "backend_header",  # a header the backend saw (forwarding headers, or one the client sent)
 ]
 
 

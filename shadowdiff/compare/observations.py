@@ -2,43 +2,54 @@
 
 from __future__ import annotations
 
+import zlib
 from typing import Final
 
 from yarl import URL
 
+from shadowdiff.compare.cookies import compare_cookies
 from shadowdiff.compare.difference import Difference, DifferenceKind
 from shadowdiff.compare.headers import group_by_name, is_framing, is_value_noise, severity_of
 from shadowdiff.compare.json_body import is_json, json_differences, parse_json, render_json_value
+from shadowdiff.compare.markers import compare_markers
+from shadowdiff.compare.options import CompareOptions
+from shadowdiff.markers import extract_markers
 from shadowdiff.observation import Observation
 from shadowdiff.spec import RequestSpec
 
 # A body that changes in hundreds of fields is one finding, not hundreds of lines.
 MAX_JSON_FIELDS: Final = 20
 _DEFAULT_PORTS: Final = {"http": 80, "https": 443}
+_DEFAULT_OPTIONS: Final = CompareOptions()
+# Compared by their own rules, not as plain header values.
+_SPECIAL_HEADERS: Final = frozenset({"location", "set-cookie", "content-encoding"})
 
 
 def compare(
-    request: RequestSpec, baseline: Observation, candidate: Observation
+    request: RequestSpec,
+    baseline: Observation,
+    candidate: Observation,
+    options: CompareOptions = _DEFAULT_OPTIONS,
 ) -> list[Difference]:
     """Every way `candidate` differs from `baseline` for `request`, noise left out."""
     if baseline.failure or candidate.failure:
         return _compare_failures(baseline, candidate)
-    differences: list[Difference] = []
+    headers = _compare_headers(request, baseline, candidate, options)
     if baseline.status != candidate.status:
-        differences.append(
-            Difference("status", "status", str(baseline.status), str(candidate.status), "error")
-        )
         # A different status explains different bodies, Location and Content-Type; saying it
         # again for each is noise. Security headers still count: losing HSTS is its own finding.
-        return differences + [
+        status = Difference(
+            "status", "status", str(baseline.status), str(candidate.status), "error"
+        )
+        lost_security = (
             d
-            for d in _compare_headers(request, baseline, candidate)
-            if d.severity == "error" and d.field != "location"
-        ]
-    differences += _compare_headers(request, baseline, candidate)
-    if request.method != "HEAD":
-        differences += _compare_bodies(baseline, candidate)
-    return differences
+            for d in headers
+            if d.kind == "header_missing" and d.severity == "error" and d.field != "location"
+        )
+        return [status, *lost_security]
+    if request.method == "HEAD":
+        return headers
+    return headers + _compare_bodies(request, baseline, candidate, options)
 
 
 def _compare_failures(baseline: Observation, candidate: Observation) -> list[Difference]:
@@ -70,99 +81,106 @@ def normalize_location(location: str, request_url: str) -> str:
 
 
 def _compare_headers(
-    request: RequestSpec, baseline: Observation, candidate: Observation
+    request: RequestSpec, baseline: Observation, candidate: Observation, options: CompareOptions
 ) -> list[Difference]:
     baseline_headers = group_by_name(baseline.headers)
     candidate_headers = group_by_name(candidate.headers)
     sent = {name.lower() for name, _ in request.headers}
-    differences = []
+    differences: list[Difference] = []
     for name in sorted(baseline_headers.keys() | candidate_headers.keys()):
-        if is_framing(name):
+        if is_framing(name) or name in options.ignore_headers:
             continue
-        baseline_values = baseline_headers.get(name)
-        candidate_values = candidate_headers.get(name)
-        severity = severity_of(name)
-        if baseline_values is None or candidate_values is None:
-            kind: DifferenceKind = "header_added" if baseline_values is None else "header_missing"
-            differences.append(
-                Difference(
-                    kind, name, _joined(baseline_values), _joined(candidate_values), severity
+        before, after = baseline_headers.get(name), candidate_headers.get(name)
+        if name == "set-cookie":
+            differences += compare_cookies(before or (), after or ())
+            continue
+        if name == "content-encoding":
+            if before != after:
+                differences.append(
+                    Difference("content_encoding", name, _joined(before), _joined(after), "warning")
                 )
-            )
+            continue
+        severity = severity_of(name)
+        if before is None or after is None:
+            kind: DifferenceKind = "header_added" if before is None else "header_missing"
+            differences.append(Difference(kind, name, _joined(before), _joined(after), severity))
             continue
         # A request ID the client sent is a contract: it must come back unchanged.
         if is_value_noise(name) and name not in sent:
             continue
         if name == "location":
-            baseline_values = [normalize_location(v, request.url) for v in baseline_values]
-            candidate_values = [normalize_location(v, request.url) for v in candidate_values]
-            if baseline_values != candidate_values:
+            before = [normalize_location(v, request.url) for v in before]
+            after = [normalize_location(v, request.url) for v in after]
+            if before != after:
                 differences.append(
-                    Difference(
-                        "redirect",
-                        name,
-                        _joined(baseline_values),
-                        _joined(candidate_values),
-                        "error",
-                    )
+                    Difference("redirect", name, _joined(before), _joined(after), "error")
                 )
             continue
-        if name == "set-cookie":
-            baseline_values = [_cookie_shape(v) for v in baseline_values]
-            candidate_values = [_cookie_shape(v) for v in candidate_values]
-        if baseline_values != candidate_values:
+        if before != after:
             differences.append(
                 Difference(
                     "header_changed",
                     name,
-                    _joined(baseline_values),
-                    _joined(candidate_values),
+                    _joined(before),
+                    _joined(after),
                     severity if severity != "info" else "warning",
                 )
             )
     return differences
 
 
-def _cookie_shape(set_cookie: str) -> str:
-    """A Set-Cookie without its value and expiry time, which differ on every response."""
-    name_value, _, attributes = set_cookie.partition(";")
-    name = name_value.partition("=")[0].strip()
-    kept = sorted(
-        part.strip().lower()
-        for part in attributes.split(";")
-        if part.strip() and not part.strip().lower().startswith("expires=")
-    )
-    return "; ".join([f"{name}=…", *kept])
-
-
 def _joined(values: list[str] | None) -> str | None:
     return None if values is None else ", ".join(values)
 
 
-def _compare_bodies(baseline: Observation, candidate: Observation) -> list[Difference]:
+def decoded_body(observation: Observation) -> bytes | None:
+    """The captured body with its Content-Encoding removed (gzip, deflate), or None when it
+    cannot be decoded here (truncated, or an encoding such as br)."""
+    encodings = [
+        e.strip().lower()
+        for v in observation.header_values("content-encoding")
+        for e in v.split(",")
+    ]
+    encodings = [e for e in encodings if e and e != "identity"]
+    if not encodings:
+        return observation.body
+    if observation.body_truncated:
+        return None
+    body = observation.body
+    for encoding in reversed(encodings):
+        try:
+            if encoding in ("gzip", "x-gzip"):
+                body = zlib.decompress(body, wbits=16 + zlib.MAX_WBITS)
+            elif encoding == "deflate":
+                body = zlib.decompress(body)
+            else:
+                return None
+        except zlib.error:
+            return None
+    return body
+
+
+def _compare_bodies(
+    request: RequestSpec, baseline: Observation, candidate: Observation, options: CompareOptions
+) -> list[Difference]:
     if baseline.body_sha256 == candidate.body_sha256:
         return []
-    if not (baseline.body_truncated or candidate.body_truncated):
-        baseline_json, candidate_json = parse_json(baseline.body), parse_json(candidate.body)
-        if is_json(baseline_json) and is_json(candidate_json):
-            fields = list(json_differences(baseline_json, candidate_json))
-            differences = [
-                Difference(
-                    "json_field", path, render_json_value(before), render_json_value(after), "error"
-                )
-                for path, before, after in fields[:MAX_JSON_FIELDS]
-            ]
-            if len(fields) > MAX_JSON_FIELDS:
-                differences.append(
-                    Difference(
-                        "body",
-                        "json",
-                        None,
-                        f"{len(fields) - MAX_JSON_FIELDS} more fields differ",
-                        "error",
-                    )
-                )
-            return differences
+    baseline_body, candidate_body = decoded_body(baseline), decoded_body(candidate)
+    if baseline_body is not None and candidate_body is not None:
+        if baseline_body == candidate_body and not (
+            baseline.body_truncated or candidate.body_truncated
+        ):
+            return []  # same content, other encoding: already reported as content_encoding
+        baseline_markers = extract_markers(baseline.headers, baseline_body, options.extractors)
+        candidate_markers = extract_markers(candidate.headers, candidate_body, options.extractors)
+        if baseline_markers is not None and candidate_markers is not None:
+            # Both answers are echoes: what matters is what the backend saw, not the echo's
+            # bytes (pod names differ by replica, timestamps by request).
+            return compare_markers(request, baseline_markers, candidate_markers, options)
+        if not (baseline.body_truncated or candidate.body_truncated):
+            json_fields = _compare_json(baseline_body, candidate_body, options)
+            if json_fields is not None:
+                return json_fields
     return [
         Difference(
             "body",
@@ -172,3 +190,27 @@ def _compare_bodies(baseline: Observation, candidate: Observation) -> list[Diffe
             "warning",
         )
     ]
+
+
+def _compare_json(
+    baseline_body: bytes, candidate_body: bytes, options: CompareOptions
+) -> list[Difference] | None:
+    baseline_json, candidate_json = parse_json(baseline_body), parse_json(candidate_body)
+    if not (is_json(baseline_json) and is_json(candidate_json)):
+        return None
+    fields = [
+        item
+        for item in json_differences(baseline_json, candidate_json)
+        if not options.ignores_json(item[0])
+    ]
+    differences = [
+        Difference("json_field", path, render_json_value(before), render_json_value(after), "error")
+        for path, before, after in fields[:MAX_JSON_FIELDS]
+    ]
+    if len(fields) > MAX_JSON_FIELDS:
+        differences.append(
+            Difference(
+                "body", "json", None, f"{len(fields) - MAX_JSON_FIELDS} more fields differ", "error"
+            )
+        )
+    return differences

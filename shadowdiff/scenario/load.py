@@ -22,7 +22,9 @@ from yarl import URL
 from shadowdiff.errors import Problem, ScenarioError
 from shadowdiff.scenario.model import (
     SAFE_METHODS,
+    Acceptance,
     Body,
+    CompareSettings,
     Defaults,
     Matrix,
     Request,
@@ -50,6 +52,8 @@ class Scenario:
     targets: Targets
     defaults: Defaults
     requests: tuple[RequestSpec, ...]
+    compare: CompareSettings
+    accept: tuple[Acceptance, ...]
     base_dir: Path
     # Values that came from the environment -> variable name; reports show `${NAME}` instead.
     environment_values: Mapping[str, str]
@@ -106,6 +110,8 @@ def parse_scenario(
         targets=config.targets,
         defaults=config.defaults,
         requests=tuple(requests),
+        compare=config.compare,
+        accept=tuple(config.accept),
         base_dir=base_dir,
         environment_values=dict(document.environment_values),
     )

@@ -7,11 +7,14 @@ rules; rules that span fields or touch the file system live in `shadowdiff.scena
 
 from __future__ import annotations
 
+import datetime
 import ipaddress
 import re
 from typing import Annotated, Any, Final, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+
+from shadowdiff.compare.difference import DifferenceKind, Severity
 
 Method = Literal["GET", "HEAD", "OPTIONS", "POST", "PUT", "PATCH", "DELETE"]
 SAFE_METHODS: Final = frozenset({"GET", "HEAD", "OPTIONS"})
@@ -204,6 +207,96 @@ class Matrix(_Strict):
     allow_unsafe: bool = False
 
 
+def _check_regex(pattern: str) -> str:
+    try:
+        re.compile(pattern)
+    except re.error as exc:
+        raise ValueError(f"not a regular expression: {exc}") from None
+    return pattern
+
+
+def _check_json_path(pattern: str) -> str:
+    if not pattern.startswith("$"):
+        raise ValueError(f"a JSON path starts with '$', such as $.items[*].id; got {pattern!r}")
+    return pattern
+
+
+Regex = Annotated[str, AfterValidator(_check_regex)]
+JsonPathPattern = Annotated[str, AfterValidator(_check_json_path)]
+
+
+class MarkerSource(_Strict):
+    """Where one echo marker is read: exactly one of a JSON pointer, a header or a regex."""
+
+    json_pointer: str | None = Field(None, alias="json", description="RFC 6901, e.g. /meta/pod")
+    header: HeaderName | None = None
+    regex: Regex | None = Field(None, description="group `value`, else group 1, of the body")
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _exactly_one(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            given = [key for key in ("json", "header", "regex") if key in data]
+            if len(given) != 1:
+                raise ValueError(
+                    "a marker source has exactly one of json, header or regex; "
+                    f"got {', '.join(given) if given else 'none'}"
+                )
+        return data
+
+
+class MarkerSpec(_Strict):
+    """A custom echo format: where the backend's answer says what it received."""
+
+    name: str = Field(min_length=1)
+    service: MarkerSource | None = None
+    pod: MarkerSource | None = None
+    path: MarkerSource | None = None
+    host: MarkerSource | None = None
+    method: MarkerSource | None = None
+
+
+class Noise(_Strict):
+    """Noise calibration: send some requests twice to the baseline; a field that differs between
+    two baseline answers is noise on that request unless the candidate differs clearly more."""
+
+    share: float = Field(
+        0.1,
+        ge=0,
+        le=1,
+        description="of repeated requests also sent again to the baseline (the first of each "
+        "request always is, when share > 0); 0 turns calibration off",
+    )
+    relative: float = Field(0.2, ge=0, description="candidate rate must exceed noise by this ratio")
+    absolute: float = Field(0.03, ge=0, le=1, description="and by this many pairs in a hundred")
+
+
+class CompareSettings(_Strict):
+    fail_on: Severity = Field("error", description="lowest severity that fails the run")
+    ignore_headers: list[HeaderName] = Field(default_factory=list)
+    ignore_json: list[JsonPathPattern] = Field(
+        default_factory=list, description="JSON paths to skip; * is one step, ** any depth"
+    )
+    markers: list[MarkerSpec] = Field(default_factory=list, description="custom echo formats")
+    builtin_markers: bool = Field(True, description="recognise the built-in echo formats")
+    noise: Noise = Noise()
+
+
+class Acceptance(_Strict):
+    """An expected difference: shown in the report, does not fail the run until `until`."""
+
+    field: str = Field(min_length=1, description="difference field; * and ? are wildcards")
+    kind: DifferenceKind | None = None
+    request: str | None = Field(None, description="request name; * and ? are wildcards")
+    host: Hostname | None = None
+    baseline: str | None = Field(None, description="only when the baseline value is this")
+    candidate: str | None = Field(None, description="only when the candidate value is this")
+    reason: str = Field(min_length=1)
+    until: datetime.date | None = Field(None, description="expiry date; after it the run fails")
+
+
 class ScenarioFile(_Strict):
     """A shadowdiff scenario: two entry points and the requests to replay against both."""
 
@@ -213,3 +306,5 @@ class ScenarioFile(_Strict):
     defaults: Defaults = Defaults()
     requests: list[Request] = Field(default_factory=list)
     matrix: list[Matrix] = Field(default_factory=list)
+    compare: CompareSettings = CompareSettings()
+    accept: list[Acceptance] = Field(default_factory=list)

@@ -1,0 +1,96 @@
+"""Compare what two backends say they received (echo markers): which backend served the
+request, the path and host after rewrites, the forwarding headers. Pure."""
+
+from __future__ import annotations
+
+from typing import Final
+
+from shadowdiff.compare.difference import Difference, Severity
+from shadowdiff.compare.options import CompareOptions
+from shadowdiff.markers import EchoMarkers
+from shadowdiff.spec import RequestSpec
+
+# Headers a proxy adds on the way to the backend (ingress-nginx sets all of these).
+FORWARDING_HEADERS: Final = frozenset(
+    {
+        "x-forwarded-for",
+        "x-forwarded-host",
+        "x-forwarded-port",
+        "x-forwarded-proto",
+        "x-forwarded-scheme",
+        "x-scheme",
+        "x-real-ip",
+        "x-request-id",
+        "x-original-forwarded-for",
+        "forwarded",
+    }
+)
+# Of those, the ones applications commonly act on (redirect URLs, client IPs, tracing).
+CRITICAL_FORWARDING: Final = frozenset(
+    {
+        "x-forwarded-for",
+        "x-forwarded-host",
+        "x-forwarded-proto",
+        "x-real-ip",
+        "x-request-id",
+        "forwarded",
+    }
+)
+# Values a proxy generates afresh for each request: only their presence compares.
+GENERATED: Final = frozenset({"x-request-id"})
+
+
+def _show(values: tuple[str, ...] | None) -> str | None:
+    return None if values is None else ", ".join(values)
+
+
+def compare_markers(
+    request: RequestSpec, baseline: EchoMarkers, candidate: EchoMarkers, options: CompareOptions
+) -> list[Difference]:
+    differences: list[Difference] = []
+    if baseline.service and candidate.service and baseline.service != candidate.service:
+        differences.append(
+            Difference("backend", "service", baseline.service, candidate.service, "error")
+        )
+    elif baseline.workload and candidate.workload and baseline.workload != candidate.workload:
+        # Replicas of one workload differ only in their suffix; another workload is another backend.
+        differences.append(Difference("backend", "pod", baseline.pod, candidate.pod, "error"))
+    for field in ("path", "host", "method"):
+        before, after = getattr(baseline, field), getattr(candidate, field)
+        if before is not None and after is not None and before != after:
+            differences.append(Difference(f"backend_{field}", field, before, after, "error"))  # type: ignore[arg-type]
+    if baseline.headers is not None and candidate.headers is not None:
+        differences += _compare_seen_headers(request, baseline, candidate, options)
+    return differences
+
+
+def _compare_seen_headers(
+    request: RequestSpec, baseline: EchoMarkers, candidate: EchoMarkers, options: CompareOptions
+) -> list[Difference]:
+    assert baseline.headers is not None and candidate.headers is not None
+    sent = {name.lower(): value for name, value in request.headers}
+    names = (FORWARDING_HEADERS | sent.keys()) - options.per_target_headers - options.ignore_headers
+    differences = []
+    for name in sorted(names):
+        before, after = baseline.headers.get(name), candidate.headers.get(name)
+        severity: Severity = "error" if name in CRITICAL_FORWARDING or name in sent else "warning"
+        if name in GENERATED and name in sent:
+            # A request ID the client sent is a contract: kept on one side, replaced on the other?
+            kept_before = before == (sent[name],)
+            kept_after = after == (sent[name],)
+            if kept_before != kept_after:
+                differences.append(
+                    Difference("backend_header", name, _show(before), _show(after), severity)
+                )
+            continue
+        if name in GENERATED:
+            if (before is None) != (after is None):
+                differences.append(
+                    Difference("backend_header", name, _show(before), _show(after), "warning")
+                )
+            continue
+        if before != after:
+            differences.append(
+                Difference("backend_header", name, _show(before), _show(after), severity)
+            )
+    return differences
