@@ -16,9 +16,8 @@ def extract(headers: tuple[tuple[str, str], ...], body: bytes) -> EchoMarkers | 
     host, http, request = (document.get(key) for key in ("host", "http", "request"))
     if not (isinstance(host, dict) and isinstance(http, dict) and isinstance(request, dict)):
         return None
-    seen: dict[str, Any] = (
-        request.get("headers") if isinstance(request.get("headers"), dict) else {}
-    )
+    raw_headers = request.get("headers")
+    seen: dict[str, Any] = raw_headers if isinstance(raw_headers, dict) else {}
     lowered = lower_headers(seen.items())
     return EchoMarkers(
         format=NAME,
