@@ -60,7 +60,7 @@ async def _replay_with_report(
     """Replay; on Ctrl-C stop sending and still build the report of what completed."""
     from shadowdiff.engine import replay
 
-    collector = RunCollector()
+    collector = RunCollector(accept=scenario.accept, today=datetime.now(UTC).date())
     started_at = datetime.now(UTC).isoformat(timespec="seconds")
     started = time.perf_counter()
     replay_task = asyncio.ensure_future(

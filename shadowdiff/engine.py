@@ -14,6 +14,7 @@ from shadowdiff.compare import Difference, compare
 from shadowdiff.compare.options import compare_options
 from shadowdiff.observation import Observation
 from shadowdiff.scenario import Scenario
+from shadowdiff.scenario.model import SAFE_METHODS
 from shadowdiff.spec import RequestSpec, Side
 from shadowdiff.transport import Transport
 
@@ -27,6 +28,9 @@ class Pair:
     baseline: Observation
     candidate: Observation
     differences: tuple[Difference, ...]
+    # Noise calibration: how a second baseline answer differed from the first (None when this
+    # pair was not calibrated).
+    noise: tuple[Difference, ...] | None = None
 
 
 PairSink = Callable[[Pair], None]
@@ -39,11 +43,11 @@ def _default_transport(scenario: Scenario, side: Side, pool_size: int) -> Transp
     return AiohttpTransport(scenario, side, pool_size=pool_size)
 
 
-def iter_requests(scenario: Scenario) -> Iterator[RequestSpec]:
-    """Each request of the scenario as many times as it repeats, in file order."""
+def iter_requests(scenario: Scenario) -> Iterator[tuple[RequestSpec, int]]:
+    """Each request of the scenario with its repetition number, in file order."""
     for request in scenario.requests:
-        for _ in range(request.repeat):
-            yield request
+        for repetition in range(request.repeat):
+            yield request, repetition
 
 
 async def replay(
@@ -63,31 +67,43 @@ async def replay(
     baseline = transport_factory(scenario, "baseline", pairs_in_flight)
     candidate = transport_factory(scenario, "candidate", pairs_in_flight)
     options = compare_options(scenario)
+    noise_share = scenario.compare.noise.share
     chooser = random.Random(seed)
     work = enumerate(iter_requests(scenario))
     completed = 0
 
+    def calibrate(request: RequestSpec, repetition: int) -> bool:
+        # Never send an unsafe request a third time. The first of each request is always
+        # calibrated so that every route has a noise sample, then a share of the repeats.
+        if noise_share <= 0 or request.method not in SAFE_METHODS:
+            return False
+        return repetition == 0 or chooser.random() < noise_share
+
     async def worker() -> None:
         nonlocal completed
-        for index, request in work:
-            # Both sends are started before either is awaited, in random order, so neither
-            # target systematically gets the head start or the warmer moment.
-            if chooser.random() < 0.5:
-                baseline_task = asyncio.ensure_future(baseline.send(request))
-                candidate_task = asyncio.ensure_future(candidate.send(request))
-            else:
-                candidate_task = asyncio.ensure_future(candidate.send(request))
-                baseline_task = asyncio.ensure_future(baseline.send(request))
+        for index, (request, repetition) in work:
+            senders = [(baseline, "baseline"), (candidate, "candidate")]
+            if calibrate(request, repetition):
+                senders.append((baseline, "baseline-again"))
+            # All sends are started before any is awaited, in random order, so neither target
+            # systematically gets the head start or the warmer moment.
+            chooser.shuffle(senders)
+            tasks = {role: asyncio.ensure_future(sender.send(request)) for sender, role in senders}
             try:
-                baseline_answer, candidate_answer = await asyncio.gather(
-                    baseline_task, candidate_task
-                )
+                await asyncio.gather(*tasks.values())
             except asyncio.CancelledError:
-                baseline_task.cancel()
-                candidate_task.cancel()
+                for task in tasks.values():
+                    task.cancel()
                 raise
+            baseline_answer = tasks["baseline"].result()
+            candidate_answer = tasks["candidate"].result()
+            noise = None
+            if "baseline-again" in tasks:
+                noise = tuple(
+                    compare(request, baseline_answer, tasks["baseline-again"].result(), options)
+                )
             differences = compare(request, baseline_answer, candidate_answer, options)
-            sink(Pair(index, request, baseline_answer, candidate_answer, tuple(differences)))
+            sink(Pair(index, request, baseline_answer, candidate_answer, tuple(differences), noise))
             completed += 1
 
     workers = min(pairs_in_flight, scenario.pair_count)

@@ -43,7 +43,12 @@ async def test_thousand_pairs_are_all_accounted_for(
     assert report["totals"]["pairs"] == 1000
     assert sum(entry["pairs"] for entry in report["requests"]) == 1000
     assert sorted(record["index"] for record in report["pairs"]) == list(range(1000))
-    assert len(baseline.requests) == len(candidate.requests) == 1000
+    # Noise calibration sends the first of each request, and about a tenth of the rest, to the
+    # baseline a second time; nothing else is sent.
+    calibrated = sum(entry["noise_samples"] for entry in report["requests"])
+    assert len(candidate.requests) == 1000
+    assert len(baseline.requests) == 1000 + calibrated
+    assert 5 + 0.05 * 995 < calibrated < 5 + 0.15 * 995
     assert report["outcome"]["exit_code"] == ExitCode.IDENTICAL
 
 
@@ -129,7 +134,7 @@ async def test_pairs_start_together_in_both_orders_within_concurrency(
         write_scenario(
             "address: 127.0.0.1",
             "address: 127.0.0.1",
-            "defaults: {concurrency: 4}\nrequests:\n  - {name: a, url: 'https://app.example.com/', repeat: 200}\n",
+            "defaults: {concurrency: 4}\ncompare: {noise: {share: 0}}\nrequests:\n  - {name: a, url: 'https://app.example.com/', repeat: 200}\n",
         )
     )
     events: list[tuple[str, Side, int]] = []

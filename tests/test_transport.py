@@ -50,6 +50,7 @@ async def test_host_sni_and_address_are_each_targets_own(
         baseline,
         candidate,
         """\
+        compare: {noise: {share: 0}}
         requests:
           - {name: tls, url: "https://app.example.com/x?q=1"}
           - {name: plain, url: "http://api.example.com/y"}

@@ -83,7 +83,7 @@ async def run_demo(scenario_path: Path | None = None) -> tuple[Scenario, dict[st
                     ),
                 ),
             )
-            collector = RunCollector()
+            collector = RunCollector(accept=scenario.accept, today=datetime.now(UTC).date())
             started_at = datetime.now(UTC).isoformat(timespec="seconds")
             started = time.perf_counter()
             await replay(scenario, collector, seed=0)

@@ -17,8 +17,9 @@ import numpy as np
 from shadowdiff import __version__
 from shadowdiff.compare.difference import SEVERITY_ORDER
 from shadowdiff.errors import UsageError
-from shadowdiff.report.collect import RequestTally, RunCollector
-from shadowdiff.report.verdict import decide
+from shadowdiff.report.collect import PAIR_RECORD_LIMIT, RequestTally, RunCollector
+from shadowdiff.report.signatures import NoiseThresholds, fold_signatures
+from shadowdiff.report.verdict import FAILING_STATUSES, decide
 from shadowdiff.scenario import Scenario
 from shadowdiff.spec import SIDES
 
@@ -41,7 +42,7 @@ def _latency_ms(samples_ns: Any) -> dict[str, float] | None:
     return {key: round(value, 3) for key, value in stats.items()}
 
 
-def _request_entry(tally: RequestTally) -> dict[str, Any]:
+def _request_entry(tally: RequestTally, decided: dict[tuple[str, str], str]) -> dict[str, Any]:
     signatures = sorted(
         tally.signatures.values(),
         key=lambda s: (SEVERITY_ORDER[s.difference.severity], -s.count, s.difference.field),
@@ -51,7 +52,8 @@ def _request_entry(tally: RequestTally) -> dict[str, Any]:
         "method": tally.request.method,
         "url": tally.request.url,
         "pairs": tally.pairs,
-        "pairs_with_differences": tally.pairs_with_differences,
+        "pairs_with_differences": _differing_pairs(tally, decided),
+        "noise_samples": tally.noise_samples,
         "status": {side: dict(tally.statuses[side]) for side in SIDES},
         "failures": {
             side: {
@@ -66,12 +68,24 @@ def _request_entry(tally: RequestTally) -> dict[str, Any]:
                 "kind": s.difference.kind,
                 "field": s.difference.field,
                 "severity": s.difference.severity,
+                "status": decided[key],
                 "count": s.count,
+                "noise": s.noise,
                 "examples": s.examples,
             }
             for s in signatures
+            if s.count and (key := s.difference.signature) in decided
         ],
     }
+
+
+def _differing_pairs(tally: RequestTally, decided: dict[tuple[str, str], str]) -> int:
+    """Pairs with at least one difference that is neither noise nor accepted."""
+    return sum(
+        count
+        for keys, count in tally.combinations.items()
+        if any(decided.get(key) in FAILING_STATUSES for key in keys)
+    )
 
 
 def build_report(
@@ -83,31 +97,39 @@ def build_report(
     interrupted: bool = False,
 ) -> dict[str, Any]:
     """The report as JSON-ready data, with every environment-sourced value redacted."""
-    # Scenario order, not completion order: the report reads like the file it came from.
-    requests = [
-        _request_entry(collector.requests[spec.name])
+    noise = scenario.compare.noise
+    tallies = [
+        collector.requests[spec.name]
         for spec in scenario.requests
         if spec.name in collector.requests
     ]
-    severities: Counter[str] = Counter()
+    signatures, decided = fold_signatures(tallies, NoiseThresholds(noise.relative, noise.absolute))
+    # Scenario order, not completion order: the report reads like the file it came from.
+    requests = [_request_entry(tally, decided[tally.request.name]) for tally in tallies]
     failures: dict[str, dict[str, Any]] = {}
     for side in SIDES:
         by_class: Counter[str] = Counter()
-        for tally in collector.requests.values():
+        for tally in tallies:
             by_class.update(tally.failures[side])
         failures[side] = {"total": sum(by_class.values()), "by_class": dict(by_class)}
-    for entry in requests:
-        for difference in entry["differences"]:
-            severities[difference["severity"]] += difference["count"]
+    by_status = Counter(line["status"] for line in signatures)
+    by_severity = Counter(
+        line["severity"] for line in signatures if line["status"] in FAILING_STATUSES
+    )
+    differing = sum(entry["pairs_with_differences"] for entry in requests)
     totals = {
         "pairs": collector.pairs_done,
         "pairs_planned": scenario.pair_count,
-        "pairs_with_differences": collector.pairs_with_differences,
-        "pairs_alike": collector.pairs_done - collector.pairs_with_differences,
-        "differences_by_severity": {s: severities.get(s, 0) for s in SEVERITY_ORDER},
+        "pairs_with_differences": differing,
+        "pairs_alike": collector.pairs_done - differing,
+        "signatures": {
+            status: by_status.get(status, 0)
+            for status in ("reported", "expired", "accepted", "noise")
+        },
+        "signatures_by_severity": {s: by_severity.get(s, 0) for s in SEVERITY_ORDER},
         "failures": failures,
     }
-    exit_code, reason = decide(totals, interrupted=interrupted)
+    exit_code, reason = decide(totals, fail_on=scenario.compare.fail_on, interrupted=interrupted)
     report = {
         "schema": REPORT_SCHEMA,
         "tool": {"name": "shadowdiff", "version": __version__},
@@ -122,10 +144,14 @@ def build_report(
         "started_at": started_at,
         "duration_s": round(duration_s, 3),
         "interrupted": interrupted,
+        "fail_on": scenario.compare.fail_on,
         "outcome": {"exit_code": int(exit_code), "reason": reason},
         "totals": totals,
+        "signatures": signatures,
         "requests": requests,
-        "pairs": collector.pair_records if collector.keep_pairs else None,
+        "pairs": collector.pair_records
+        if collector.keep_pairs and collector.pairs_done <= PAIR_RECORD_LIMIT
+        else None,
     }
     redacted: dict[str, Any] = redact(report, scenario.environment_values)
     return redacted

@@ -11,7 +11,13 @@ from rich.console import Console, Group
 from rich.table import Table
 from rich.text import Text
 
-_SEVERITY_STYLE: Final = {"error": "bold red", "warning": "yellow", "info": "dim"}
+_SEVERITY_STYLE: Final = {
+    "error": "bold red",
+    "warning": "yellow",
+    "info": "dim",
+    "accepted": "cyan",
+    "noise": "dim",
+}
 _VALUE_CHARS: Final = 40
 
 
@@ -39,17 +45,22 @@ def _shorten(value: str | None) -> Text:
 
 
 def _differences_cell(request: dict[str, Any]) -> Text:
-    if not request["differences"]:
-        return Text("—", style="green")
     counts: dict[str, int] = {}
     for difference in request["differences"]:
-        counts[difference["severity"]] = counts.get(difference["severity"], 0) + 1
+        key = (
+            difference["severity"]
+            if difference["status"] in ("reported", "expired")
+            else difference["status"]
+        )
+        counts[key] = counts.get(key, 0) + 1
+    if not counts:
+        return Text("—", style="green")
     text = Text()
-    for severity in ("error", "warning", "info"):
-        if severity in counts:
+    for key in ("error", "warning", "info", "accepted", "noise"):
+        if key in counts:
             if text:
                 text.append(", ")
-            text.append(f"{counts[severity]} {severity}", style=_SEVERITY_STYLE[severity])
+            text.append(f"{counts[key]} {key}", style=_SEVERITY_STYLE.get(key, "dim"))
     return text
 
 
@@ -88,6 +99,9 @@ def render_report(report: dict[str, Any]) -> Group:
     differences = _differences_table(report)
     if differences is not None:
         parts += [Text(), differences]
+    set_aside = _set_aside(report)
+    if set_aside is not None:
+        parts += [Text(), set_aside]
     parts += [Text(), _verdict(report)]
     return Group(*parts)
 
@@ -97,34 +111,63 @@ def _address(target: dict[str, Any]) -> str:
     return f"{target['address']} (http {ports['http']}, https {ports['https']})"
 
 
+def _where(line: dict[str, Any]) -> str:
+    requests = line["requests"]
+    shown = f"{line['host']}{line['route']}"
+    if len(requests) > 1:
+        shown += f" ({len(requests)} requests)"
+    elif requests and requests[0] != shown:
+        shown = f"{requests[0]}\n{shown}"
+    return shown
+
+
 def _differences_table(report: dict[str, Any]) -> Table | None:
-    """One row per difference signature: what differs, then an example of both values."""
-    rows = [
-        (request, difference)
-        for request in report["requests"]
-        for difference in request["differences"]
-    ]
-    if not rows:
+    """One row per reported signature: where, what differs with an example, how often."""
+    lines = [line for line in report["signatures"] if line["status"] in ("reported", "expired")]
+    if not lines:
         return None
-    table = Table(title="Differences", title_justify="left", pad_edge=False, show_lines=False)
+    table = Table(title="Differences", title_justify="left", pad_edge=False)
     table.add_column("severity")
-    table.add_column("request", overflow="fold", max_width=26)
+    table.add_column("where", overflow="fold", max_width=30)
     table.add_column("difference (example: baseline → candidate)", overflow="fold")
     table.add_column("pairs", justify="right")
-    for request, difference in rows:
-        example = difference["examples"][0] if difference["examples"] else {}
-        detail = Text(_what(difference), style="bold")
+    for line in lines:
+        example = line["examples"][0] if line["examples"] else {}
+        detail = Text(_what(line), style="bold")
         detail.append("\n")
         detail.append_text(_shorten(example.get("baseline")))
         detail.append(" → ", style="dim")
         detail.append_text(_shorten(example.get("candidate")))
-        table.add_row(
-            Text(difference["severity"], style=_SEVERITY_STYLE[difference["severity"]]),
-            request["name"],
-            detail,
-            f"{difference['count']}/{request['pairs']}",
-        )
+        if line["status"] == "expired":
+            accepted = line["accepted"]
+            detail.append(
+                f"\nacceptance expired {accepted['until']}: {accepted['reason']}", style="red"
+            )
+        severity = Text(line["severity"], style=_SEVERITY_STYLE[line["severity"]])
+        table.add_row(severity, _where(line), detail, f"{line['count']}/{line['pairs']}")
     return table
+
+
+def _set_aside(report: dict[str, Any]) -> Text | None:
+    """Accepted and noisy signatures: listed, so nothing is hidden, but not counted."""
+    text = Text()
+    for line in report["signatures"]:
+        if line["status"] == "accepted":
+            accepted = line["accepted"]
+            until = f" until {accepted['until']}" if accepted["until"] else ""
+            text.append("accepted ", style="cyan")
+            text.append(
+                f"{_what(line)} on {line['host']}{line['route']} ({line['count']}/{line['pairs']}): "
+            )
+            text.append(f"{accepted['reason']}{until}\n", style="dim")
+        elif line["status"] == "noise":
+            text.append("noise    ", style="dim")
+            text.append(
+                f"{_what(line)} on {line['host']}{line['route']}: differs between two baseline "
+                f"answers in {line['noise_rate']:.0%} of samples, candidate {line['share']:.0%}\n",
+                style="dim",
+            )
+    return text if text else None
 
 
 def _what(difference: dict[str, Any]) -> str:

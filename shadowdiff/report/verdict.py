@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from enum import IntEnum
-from typing import Any
+from typing import Any, Final
+
+SEVERITIES: Final = ("error", "warning", "info")
 
 
 class ExitCode(IntEnum):
@@ -14,19 +16,35 @@ class ExitCode(IntEnum):
     INTERRUPTED = 130  # stopped by Ctrl-C; the report covers what completed
 
 
-def decide(totals: dict[str, Any], *, interrupted: bool) -> tuple[ExitCode, str]:
+# Signature statuses that count against the run: a real difference, or an expired acceptance.
+FAILING_STATUSES: Final = frozenset({"reported", "expired"})
+
+
+def decide(
+    totals: dict[str, Any], *, fail_on: str = "error", interrupted: bool = False
+) -> tuple[ExitCode, str]:
     """The exit code and a one-line reason, from a report's `totals`."""
-    if interrupted:
-        return ExitCode.INTERRUPTED, f"interrupted after {totals['pairs']} pairs"
     pairs = totals["pairs"]
+    if interrupted:
+        return ExitCode.INTERRUPTED, f"interrupted after {pairs} pairs"
     for side in ("baseline", "candidate"):
         failures = totals["failures"][side]
         if pairs and failures["total"] == pairs:
             common = max(failures["by_class"].items(), key=lambda item: item[1])[0]
             return ExitCode.RUN_FAILED, f"the {side} failed every request ({common})"
-    if totals["pairs_with_differences"]:
+    by_severity = totals["signatures_by_severity"]
+    failing_severities = [s for s in SEVERITIES[: SEVERITIES.index(fail_on) + 1] if by_severity[s]]
+    expired = totals["signatures"]["expired"]
+    counted = ", ".join(f"{by_severity[s]} {s}" for s in SEVERITIES if by_severity[s])
+    if failing_severities or expired:
+        detail = f"{counted}" + (f"; {expired} expired acceptance" if expired else "")
         return (
             ExitCode.DIFFERENCES,
-            f"{totals['pairs_with_differences']} of {pairs} pairs differ",
+            f"{totals['pairs_with_differences']} of {pairs} pairs differ ({detail})",
+        )
+    if counted:
+        return (
+            ExitCode.IDENTICAL,
+            f"no difference at {fail_on} level in {pairs} pairs ({counted} below it)",
         )
     return ExitCode.IDENTICAL, f"all {pairs} pairs alike"

@@ -1,0 +1,154 @@
+"""Decide what each difference signature means (reported, accepted, expired, noise) and fold
+identical ones across requests into one line. Pure: plain data in, plain data out."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any, Final, Literal
+
+from yarl import URL
+
+from shadowdiff.compare.difference import SEVERITY_ORDER
+from shadowdiff.report.collect import RequestTally, SignatureTally
+
+SignatureStatus = Literal["reported", "expired", "accepted", "noise"]
+# Routes with the same finding fold into one `prefix*` line from this many routes on.
+FOLD_ROUTES_AT: Final = 3
+_ID_SEGMENTS: Final = (
+    (re.compile(r"^\d+$"), "{n}"),
+    (
+        re.compile(
+            r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
+        ),
+        "{uuid}",
+    ),
+    (re.compile(r"^[0-9a-fA-F]{16,}$"), "{hex}"),
+)
+
+
+@dataclass(frozen=True, slots=True)
+class NoiseThresholds:
+    """A field noisy on the baseline is still reported when the candidate differs clearly more
+    often: by more than `absolute` (a share of pairs) and by more than `relative` times the
+    noise rate (Diffy's two thresholds)."""
+
+    relative: float = 0.2
+    absolute: float = 0.03
+
+
+def route_pattern(url: str) -> str:
+    """The path of `url` with identifiers generalised: /orders/123 -> /orders/{n}."""
+    path = URL(url, encoded=True).raw_path or "/"
+    segments = []
+    for segment in path.split("/"):
+        for pattern, placeholder in _ID_SEGMENTS:
+            if pattern.match(segment):
+                segment = placeholder
+                break
+        segments.append(segment)
+    return "/".join(segments)
+
+
+def decide(
+    tally: RequestTally, signature: SignatureTally, thresholds: NoiseThresholds
+) -> SignatureStatus:
+    if signature.noise and tally.noise_samples:
+        noise_rate = signature.noise / tally.noise_samples
+        candidate_rate = signature.count / tally.pairs
+        excess = candidate_rate - noise_rate
+        if not (excess > thresholds.absolute and excess > thresholds.relative * noise_rate):
+            return "noise"
+    if signature.accepted == signature.count:
+        return "accepted"
+    if signature.expired:
+        return "expired"
+    return "reported"
+
+
+def _common_prefix(routes: Iterable[str]) -> str:
+    routes = list(routes)
+    prefix = routes[0]
+    for route in routes[1:]:
+        while not route.startswith(prefix):
+            prefix = prefix[:-1]
+    return prefix[: prefix.rfind("/") + 1] if "/" in prefix else prefix
+
+
+def fold_signatures(
+    tallies: Iterable[RequestTally], thresholds: NoiseThresholds
+) -> tuple[list[dict[str, Any]], dict[str, dict[tuple[str, str], SignatureStatus]]]:
+    """Report-level signatures, most severe and most frequent first, and the status of each
+    request's signatures (for counting differing pairs)."""
+    statuses: dict[str, dict[tuple[str, str], SignatureStatus]] = {}
+    groups: dict[tuple[Any, ...], list[tuple[RequestTally, SignatureTally, str]]] = {}
+    for tally in tallies:
+        decided = statuses.setdefault(tally.request.name, {})
+        host = URL(tally.request.url, encoded=True).host or ""
+        route = route_pattern(tally.request.url)
+        for key, signature in tally.signatures.items():
+            if signature.count == 0:
+                continue  # seen only in noise calibration
+            status = decided[key] = decide(tally, signature, thresholds)
+            d = signature.difference
+            groups.setdefault((d.kind, d.field, d.severity, status, host), []).append(
+                (tally, signature, route)
+            )
+
+    lines = []
+    for (kind, field, severity, status, host), members in groups.items():
+        by_route: dict[str, list[tuple[RequestTally, SignatureTally, str]]] = {}
+        for member in members:
+            by_route.setdefault(member[2], []).append(member)
+        if len(by_route) >= FOLD_ROUTES_AT:
+            folded = {_common_prefix(by_route) + "*": members}
+        else:
+            folded = by_route
+        for route, group in folded.items():
+            lines.append(_line(kind, field, severity, status, host, route, group, thresholds))
+    lines.sort(key=lambda line: (SEVERITY_ORDER[line["severity"]], -line["count"], line["field"]))
+    return lines, statuses
+
+
+def _line(
+    kind: str,
+    field: str,
+    severity: str,
+    status: SignatureStatus,
+    host: str,
+    route: str,
+    group: list[tuple[RequestTally, SignatureTally, str]],
+    thresholds: NoiseThresholds,
+) -> dict[str, Any]:
+    count = sum(signature.count for _, signature, _ in group)
+    pairs = sum(tally.pairs for tally, _, _ in group)
+    noise = sum(signature.noise for _, signature, _ in group)
+    samples = sum(tally.noise_samples for tally, _, _ in group)
+    examples = [
+        {"request": tally.request.name, **example}
+        for tally, signature, _ in group
+        for example in signature.examples
+    ][:3]
+    acceptance = next((s.acceptance for _, s, _ in group if s.acceptance), None)
+    return {
+        "kind": kind,
+        "field": field,
+        "severity": severity,
+        "status": status,
+        "host": host,
+        "route": route,
+        "requests": sorted({tally.request.name for tally, _, _ in group}),
+        "count": count,
+        "pairs": pairs,
+        "share": round(count / pairs, 4) if pairs else 0.0,
+        "noise_rate": round(noise / samples, 4) if samples else None,
+        "accepted": None
+        if acceptance is None
+        else {
+            "reason": acceptance.reason,
+            "until": acceptance.until.isoformat() if acceptance.until else None,
+            "expired": acceptance.expired,
+        },
+        "examples": examples,
+    }
