@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 from collections import Counter
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Final
 
@@ -42,7 +43,7 @@ def _latency_ms(samples_ns: Any) -> dict[str, float] | None:
     return {key: round(value, 3) for key, value in stats.items()}
 
 
-def _request_entry(tally: RequestTally, decided: dict[tuple[str, str], str]) -> dict[str, Any]:
+def _request_entry(tally: RequestTally, decided: Mapping[tuple[str, str], str]) -> dict[str, Any]:
     signatures = sorted(
         tally.signatures.values(),
         key=lambda s: (SEVERITY_ORDER[s.difference.severity], -s.count, s.difference.field),
@@ -79,7 +80,7 @@ def _request_entry(tally: RequestTally, decided: dict[tuple[str, str], str]) -> 
     }
 
 
-def _differing_pairs(tally: RequestTally, decided: dict[tuple[str, str], str]) -> int:
+def _differing_pairs(tally: RequestTally, decided: Mapping[tuple[str, str], str]) -> int:
     """Pairs with at least one difference that is neither noise nor accepted."""
     return sum(
         count

@@ -156,9 +156,8 @@ def _set_aside(report: dict[str, Any]) -> Text | None:
             accepted = line["accepted"]
             until = f" until {accepted['until']}" if accepted["until"] else ""
             text.append("accepted ", style="cyan")
-            text.append(
-                f"{_what(line)} on {line['host']}{line['route']} ({line['count']}/{line['pairs']}): "
-            )
+            where = f"{line['host']}{line['route']}"
+            text.append(f"{_what(line)} on {where} ({line['count']}/{line['pairs']}): ")
             text.append(f"{accepted['reason']}{until}\n", style="dim")
         elif line["status"] == "noise":
             text.append("noise    ", style="dim")
