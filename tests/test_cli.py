@@ -193,3 +193,57 @@ async def test_schema_is_json_schema() -> None:
 async def test_bad_command_lines_exit_2(args: list[str]) -> None:
     code, _, stderr = await shadowdiff(*args)
     assert code == 2 and "Traceback" not in stderr
+
+
+def _hsts_pair_servers() -> tuple[Any, Any]:
+    return (
+        lambda r: web.Response(
+            text="ok", headers={"Strict-Transport-Security": "max-age=31536000", "Server": "nginx"}
+        ),
+        lambda r: web.Response(text="ok", headers={"Server": "envoy"}),
+    )
+
+
+@pytest.mark.parametrize(
+    ("accept", "fail_on", "code", "shown"),
+    [
+        ("", "error", 1, "header missing: strict-transport-security"),
+        (
+            "accept:\n  - {field: strict-transport-security, reason: 'HSTS moves to the CDN', until: 2999-01-01}\n",
+            "error",
+            0,
+            "accepted header missing: strict-transport-security",
+        ),
+        (
+            "accept:\n  - {field: strict-transport-security, reason: 'HSTS moves to the CDN', until: 2020-01-01}\n",
+            "error",
+            1,
+            "acceptance expired 2020-01-01",
+        ),
+        (
+            "accept:\n  - {field: strict-transport-security, reason: 'HSTS moves to the CDN'}\n",
+            "warning",
+            1,
+            "header changed: server",
+        ),
+    ],
+    ids=["reported", "accepted", "expired", "fail-on-warning"],
+)
+async def test_acceptance_and_fail_on_decide_the_exit_code(
+    start_entry_point: Callable[..., Any],
+    write_scenario: Callable[..., Path],
+    ca_file: Path,
+    accept: str,
+    fail_on: str,
+    code: int,
+    shown: str,
+) -> None:
+    baseline_handler, candidate_handler = _hsts_pair_servers()
+    baseline = await start_entry_point(handler=baseline_handler)
+    candidate = await start_entry_point("127.0.0.2", handler=candidate_handler)
+    body = f"compare: {{fail_on: {fail_on}}}\n{accept}{REQUESTS}"
+    exit_code, stdout, stderr = await shadowdiff(
+        "run", str(write_scenario(baseline, candidate, body, ca_file))
+    )
+    assert exit_code == code, stdout + stderr
+    assert shown in " ".join(stdout.split())

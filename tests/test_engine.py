@@ -151,3 +151,34 @@ async def test_pairs_start_together_in_both_orders_within_concurrency(
     starts = [(side) for kind, side, _ in events if kind == "start"]
     first_of_pair = starts[0::2]
     assert 60 < first_of_pair.count("baseline") < 140  # random order, not always one side first
+
+
+async def test_noise_calibration_sets_random_fields_aside_and_keeps_real_ones(
+    start_entry_point: Callable[..., Any], write_scenario: Callable[..., Path], ca_file: Path
+) -> None:
+    import secrets
+
+    from aiohttp import web
+
+    def page(version: str) -> Any:
+        async def handle(request: web.Request) -> web.Response:
+            return web.json_response({"csrf": secrets.token_hex(8), "version": version})
+
+        return handle
+
+    baseline = await start_entry_point(handler=page("1.4"))
+    candidate = await start_entry_point("127.0.0.2", handler=page("1.5"))
+    scenario = load_scenario(
+        write_scenario(
+            baseline,
+            candidate,
+            "compare: {noise: {share: 0.5}}\nrequests:\n  - {name: page, url: 'https://app.example.com/', repeat: 40}\n",
+            ca_file,
+        )
+    )
+    collector = RunCollector()
+    await replay(scenario, collector)
+    report = build_report(scenario, collector, started_at="t", duration_s=1.0)
+    by_field = {line["field"]: line["status"] for line in report["signatures"]}
+    assert by_field == {"$.csrf": "noise", "$.version": "reported"}
+    assert report["totals"]["pairs_with_differences"] == 40

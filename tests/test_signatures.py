@@ -1,0 +1,133 @@
+"""Signature decisions (noise, acceptance) and folding across routes. Pure."""
+
+from __future__ import annotations
+
+import datetime
+
+import pytest
+
+from shadowdiff.compare import Difference
+from shadowdiff.compare.acceptance import find_acceptance
+from shadowdiff.engine import Pair
+from shadowdiff.observation import Observation
+from shadowdiff.report.collect import RunCollector
+from shadowdiff.report.signatures import NoiseThresholds, fold_signatures, route_pattern
+from shadowdiff.scenario.model import Acceptance
+from shadowdiff.spec import RequestSpec
+
+TOKEN = Difference("json_field", "$.token", '"a"', '"b"', "error")
+HSTS = Difference("header_missing", "strict-transport-security", "max-age=1", None, "error")
+
+
+def request(name: str = "r", url: str = "https://app.example.com/x") -> RequestSpec:
+    return RequestSpec(name, "GET", url, (), None)
+
+
+def run(
+    pairs: int,
+    differing: int,
+    noise_samples: int,
+    noisy: int,
+    difference: Difference = TOKEN,
+) -> str:
+    """The status decided for `difference` seen in `differing` of `pairs` candidate pairs and
+    in `noisy` of `noise_samples` baseline-vs-baseline pairs."""
+    collector = RunCollector()
+    spec = request()
+    for index in range(pairs):
+        noise = None
+        if index < noise_samples:
+            noise = (difference,) if index < noisy else ()
+        found = (difference,) if index < differing else ()
+        collector(
+            Pair(index, spec, Observation("baseline"), Observation("candidate"), found, noise)
+        )
+    lines, _ = fold_signatures(collector.requests.values(), NoiseThresholds())
+    (line,) = lines
+    return str(line["status"])
+
+
+@pytest.mark.parametrize(
+    ("pairs", "differing", "samples", "noisy", "status"),
+    [
+        (100, 100, 10, 10, "noise"),  # a random token: differs always, on both
+        (100, 60, 50, 1, "reported"),  # 2% noise on the baseline, 60% on the candidate
+        (100, 5, 10, 0, "reported"),  # never noisy on the baseline: any rate is reported
+        (100, 4, 50, 1, "noise"),  # 2% vs 4%: within the absolute margin
+        (100, 100, 0, 0, "reported"),  # no calibration at all
+    ],
+    ids=["random-token", "rare-noise-frequent-change", "no-noise", "within-margin", "uncalibrated"],
+)
+def test_noise_decision(pairs: int, differing: int, samples: int, noisy: int, status: str) -> None:
+    assert run(pairs, differing, samples, noisy) == status
+
+
+@pytest.mark.parametrize(
+    ("url", "pattern"),
+    [
+        ("https://a.example.com/orders/123?x=1", "/orders/{n}"),
+        (
+            "https://a.example.com/u/0c5b2a8e-1d3f-4b6a-9c7e-2f1e3d4c5b6a/profile",
+            "/u/{uuid}/profile",
+        ),
+        ("https://a.example.com/blob/4bf92f3577b34da6a3ce929d0e0e4736", "/blob/{hex}"),
+        ("https://a.example.com", "/"),
+    ],
+)
+def test_route_pattern_generalises_identifiers(url: str, pattern: str) -> None:
+    assert route_pattern(url) == pattern
+
+
+def test_same_difference_on_many_routes_folds_into_one_line() -> None:
+    collector = RunCollector()
+    paths = ["/shop/a", "/shop/b", "/shop/c", "/shop/d"]
+    for index, path in enumerate(paths):
+        spec = request(f"page {path}", f"https://app.example.com{path}")
+        collector(Pair(index, spec, Observation("baseline"), Observation("candidate"), (HSTS,)))
+    other = request("api", "https://api.example.com/v1")
+    collector(Pair(9, other, Observation("baseline"), Observation("candidate"), (HSTS,)))
+    lines, _ = fold_signatures(collector.requests.values(), NoiseThresholds())
+    summary = sorted(
+        (line["host"], line["route"], line["count"], len(line["requests"])) for line in lines
+    )
+    assert summary == [("api.example.com", "/v1", 1, 1), ("app.example.com", "/shop/*", 4, 4)]
+
+
+def rule(**fields: object) -> Acceptance:
+    return Acceptance.model_validate({"reason": "known", **fields})
+
+
+@pytest.mark.parametrize(
+    ("rules", "expected"),
+    [
+        ([rule(field="strict-transport-security")], "in force"),
+        ([rule(field="strict-*", kind="header_missing")], "in force"),
+        ([rule(field="strict-transport-security", kind="header_added")], None),
+        ([rule(field="strict-transport-security", request="api*")], None),
+        ([rule(field="strict-transport-security", host="api.example.com")], None),
+        ([rule(field="strict-transport-security", baseline="max-age=1")], "in force"),
+        ([rule(field="strict-transport-security", candidate="max-age=1")], None),
+        ([rule(field="strict-transport-security", until="2026-01-01")], "expired"),
+        (
+            [rule(field="strict-transport-security", until="2026-01-01"), rule(field="*")],
+            "in force",
+        ),
+    ],
+    ids=[
+        "field",
+        "glob-and-kind",
+        "other-kind",
+        "other-request",
+        "other-host",
+        "baseline-value",
+        "candidate-value",
+        "expired",
+        "prefers-rule-in-force",
+    ],
+)
+def test_acceptance_matching(rules: list[Acceptance], expected: str | None) -> None:
+    match = find_acceptance(rules, request(), HSTS, datetime.date(2026, 6, 1))
+    if expected is None:
+        assert match is None
+    else:
+        assert match is not None and match.expired == (expected == "expired")
