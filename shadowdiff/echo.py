@@ -17,6 +17,8 @@ from typing import Any, Final
 from aiohttp import web
 
 MAX_DELAY_S: Final = 60.0
+# Body-size probes send megabytes; the echo backend must not be the one that refuses them.
+MAX_BODY_BYTES: Final = 256 * 1024 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,6 +105,6 @@ def make_echo_app(identity: EchoIdentity, http_port: int) -> web.Application:
             content_type="application/json",
         )
 
-    app = web.Application()
+    app = web.Application(client_max_size=MAX_BODY_BYTES)
     app.router.add_route("*", "/{tail:.*}", handle)
     return app

@@ -92,12 +92,12 @@ def fold_signatures(
                 continue  # seen only in noise calibration
             status = decided[key] = decide(tally, signature, thresholds)
             d = signature.difference
-            groups.setdefault((d.kind, d.field, d.severity, status, host), []).append(
-                (tally, signature, route)
-            )
+            # Values are part of the key: 308->302 and 413->200 are two findings, not one.
+            group_key = (d.kind, d.field, d.severity, status, host, d.baseline, d.candidate)
+            groups.setdefault(group_key, []).append((tally, signature, route))
 
     lines = []
-    for (kind, field, severity, status, host), members in groups.items():
+    for (kind, field, severity, status, host, _, _), members in groups.items():
         by_route: dict[str, list[tuple[RequestTally, SignatureTally, str]]] = {}
         for member in members:
             by_route.setdefault(member[2], []).append(member)

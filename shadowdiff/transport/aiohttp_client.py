@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import io
 import socket
 import ssl
 import time
@@ -28,6 +29,8 @@ from shadowdiff.transport.tls import client_context
 
 USER_AGENT = f"shadowdiff/{__version__}"
 _READ_CHUNK_BYTES = 64 * 1024
+# aiohttp warns about (and would copy) bytes bodies above 1 MiB; larger ones go as a stream.
+_STREAM_BODY_ABOVE_BYTES = 2**20
 
 
 class PinnedResolver(AbstractResolver):
@@ -109,6 +112,7 @@ def classify_failure(exc: BaseException) -> TransportFailure:
         error_class = "malformed_response"
     else:
         error_class = "other"
+        return TransportFailure(error_class, f"{type(exc).__name__}: {exc}")
     message = str(exc) or type(exc).__name__
     return TransportFailure(error_class, message)
 
@@ -169,7 +173,7 @@ class AiohttpTransport:
                 request.method,
                 URL(request.url, encoded=True),  # sent as written: `//`, `..` are probes
                 headers=CIMultiDict(headers) if headers else None,
-                data=request.body,
+                data=_body(request.body),
                 allow_redirects=False,
                 trace_request_ctx=trace,
             ) as response:
@@ -211,6 +215,12 @@ class AiohttpTransport:
 
     async def close(self) -> None:
         await self._session.close()
+
+
+def _body(body: bytes | None) -> bytes | io.BytesIO | None:
+    if body is not None and len(body) > _STREAM_BODY_ABOVE_BYTES:
+        return io.BytesIO(body)
+    return body
 
 
 def _timings(
