@@ -162,8 +162,8 @@ def _set_aside(report: dict[str, Any]) -> Text | None:
         elif line["status"] == "noise":
             text.append("noise    ", style="dim")
             text.append(
-                f"{_what(line)} on {line['host']}{line['route']}: differs between two baseline "
-                f"answers in {line['noise_rate']:.0%} of samples, candidate {line['share']:.0%}\n",
+                f"{_what(line)} on {line['host']}{line['route']}: baseline differs from itself "
+                f"in {line['noise_rate']:.0%}, candidate in {line['share']:.0%}\n",
                 style="dim",
             )
     return text if text else None
@@ -171,7 +171,8 @@ def _set_aside(report: dict[str, Any]) -> Text | None:
 
 def _what(difference: dict[str, Any]) -> str:
     kind = difference["kind"].replace("_", " ")
-    return kind if difference["field"] == difference["kind"] else f"{kind}: {difference['field']}"
+    field = difference["field"]
+    return kind if field == difference["kind"] or kind.endswith(f" {field}") else f"{kind}: {field}"
 
 
 def _verdict(report: dict[str, Any]) -> Text:
