@@ -55,32 +55,45 @@ def _warn_insecure(scenario: Scenario) -> None:
 
 
 async def _replay_with_report(
-    scenario: Scenario, *, concurrency: int | None, quiet: bool, seed: int | None
+    scenario: Scenario,
+    *,
+    concurrency: int | None,
+    quiet: bool,
+    seed: int | None,
+    tls_only: bool = False,
 ) -> dict[str, Any]:
-    """Replay; on Ctrl-C stop sending and still build the report of what completed."""
+    """Probe TLS, then replay; on Ctrl-C stop and still build the report of what completed."""
     from shadowdiff.engine import replay
+    from shadowdiff.tls import probe_scenario
 
-    collector = RunCollector(accept=scenario.accept, today=datetime.now(UTC).date())
-    started_at = datetime.now(UTC).isoformat(timespec="seconds")
+    now = datetime.now(UTC)
+    collector = RunCollector(accept=scenario.accept, today=now.date())
+    started_at = now.isoformat(timespec="seconds")
     started = time.perf_counter()
-    replay_task = asyncio.ensure_future(
-        replay(scenario, collector, concurrency=concurrency, seed=seed)
-    )
-    progress_task = (
-        None if quiet else asyncio.ensure_future(show_progress(collector, scenario.pair_count))
-    )
+
+    async def probe_then_replay() -> None:
+        if tls_only or scenario.tls_probe.probe:
+            for host_tls in await probe_scenario(scenario, now):
+                collector.add_tls(host_tls)
+        if not tls_only:
+            await replay(scenario, collector, concurrency=concurrency, seed=seed)
+
+    work = asyncio.ensure_future(probe_then_replay())
+    progress = None
+    if not quiet and not tls_only:
+        progress = asyncio.ensure_future(show_progress(collector, scenario.pair_count))
     loop = asyncio.get_running_loop()
-    loop.add_signal_handler(signal.SIGINT, replay_task.cancel)
+    loop.add_signal_handler(signal.SIGINT, work.cancel)
     interrupted = False
     try:
-        await replay_task
+        await work
     except asyncio.CancelledError:
         interrupted = True
     finally:
         loop.remove_signal_handler(signal.SIGINT)
-        if progress_task is not None:
-            progress_task.cancel()
-            await asyncio.gather(progress_task, return_exceptions=True)
+        if progress is not None:
+            progress.cancel()
+            await asyncio.gather(progress, return_exceptions=True)
     return build_report(
         scenario,
         collector,
@@ -90,11 +103,13 @@ async def _replay_with_report(
     )
 
 
-def _finish(report: dict[str, Any], json_path: str | None, quiet: bool) -> int:
+def _finish(
+    report: dict[str, Any], json_path: str | None, quiet: bool, *, all_tls_tables: bool = False
+) -> int:
     if json_path:
         write_report(json_path, report)
     if not quiet or report["outcome"]["exit_code"]:
-        print_report(report)
+        print_report(report, all_tls_tables=all_tls_tables)
     code: int = report["outcome"]["exit_code"]
     return code
 
@@ -105,10 +120,14 @@ def command_run(args: argparse.Namespace) -> int:
     _warn_insecure(scenario)
     report = _run_async(
         lambda: _replay_with_report(
-            scenario, concurrency=args.concurrency, quiet=args.quiet, seed=args.seed
+            scenario,
+            concurrency=args.concurrency,
+            quiet=args.quiet,
+            seed=args.seed,
+            tls_only=args.tls_only,
         )
     )
-    return _finish(report, args.json, args.quiet)
+    return _finish(report, args.json, args.quiet, all_tls_tables=args.tls_only)
 
 
 def command_demo(args: argparse.Namespace) -> int:
@@ -178,6 +197,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--quiet", "-q", action="store_true", help="no progress; report only on failure"
     )
     run.add_argument("--seed", type=int, help="seed for the send order within pairs")
+    run.add_argument(
+        "--tls-only", action="store_true", help="only probe TLS: a certificate table per hostname"
+    )
     run.set_defaults(handler=command_run)
 
     demo = commands.add_parser(

@@ -97,21 +97,24 @@ def test_random_body_token_is_noise_not_a_difference(lab_report: dict[str, Any])
 def test_alike_routes_really_vary_in_what_the_comparison_ignores(lab: Lab) -> None:
     """Guard against a lab that is alike only because nothing varies: replicas answer in turn,
     cookie values and generated request IDs change on every response."""
+    import socket
     import ssl
-    import urllib.request
 
     context = ssl.create_default_context(cafile=str(lab.ca_file))
     pods, cookies = set(), set()
     for _ in range(4):
-        request = urllib.request.Request(
-            f"https://{lab.baseline.address}:{lab.baseline.https_port}/",
-            headers={"Host": "shop.lab.test"},
+        with socket.create_connection(
+            (lab.baseline.address, lab.baseline.https_port), timeout=5
+        ) as raw, context.wrap_socket(raw, server_hostname="shop.lab.test") as tls:
+            tls.sendall(b"GET / HTTP/1.1\r\nHost: shop.lab.test\r\nConnection: close\r\n\r\n")
+            answer = b""
+            while chunk := tls.recv(65536):
+                answer += chunk
+        head, _, body = answer.partition(b"\r\n\r\n")
+        pods.add(json.loads(body)["pod"])
+        cookies.update(
+            line for line in head.split(b"\r\n") if line.lower().startswith(b"set-cookie:")
         )
-        # SNI is not what this checks; the certificate names the lab hosts, so skip the check.
-        context.check_hostname = False
-        with urllib.request.urlopen(request, context=context, timeout=5) as response:
-            pods.add(json.loads(response.read())["pod"])
-            cookies.add(response.headers["Set-Cookie"])
     assert len(pods) == 2 and len(cookies) == 4
 
 
@@ -136,3 +139,33 @@ def test_cli_reports_the_lab_in_100_columns(lab: Lab, tmp_path: Path) -> None:
     for line in reported_lines:
         assert result.stdout.count(f"{line['count']}/{line['pairs']}") >= 1
     assert result.stdout.count("header missing: strict-transport-security") == 1
+
+
+def test_tls_probe_finds_refused_handshake_for_unknown_sni(lab: Lab) -> None:
+    """The baseline answers an unknown or missing SNI with ingress-nginx's fake certificate; the
+    candidate refuses the handshake (nginx `ssl_reject_handshake on`). Everything else alike."""
+    import asyncio
+    import datetime
+
+    from shadowdiff.tls import probe_scenario
+
+    scenario = load_scenario(LAB_SCENARIO, environ=lab.environ())
+    results = asyncio.run(probe_scenario(scenario, datetime.datetime.now(datetime.UTC)))
+    assert sorted(result.host for result in results) == [
+        "api.lab.test",
+        "legacy.lab.test",
+        "shop.lab.test",
+    ]
+    for result in results:
+        assert {(d.kind, d.field, d.severity) for d in result.differences} == {
+            ("tls_default_certificate", "no SNI", "warning"),
+            ("tls_default_certificate", "unknown SNI", "warning"),
+        }
+        assert result.baseline.unknown_sni is not None
+        assert (result.baseline.unknown_sni.subject or "").startswith(
+            "CN=Kubernetes Ingress Controller Fake Certificate"
+        )
+        assert (
+            result.candidate.unknown_sni is not None and not result.candidate.unknown_sni.accepted
+        )
+        assert result.baseline.verified and result.candidate.verified

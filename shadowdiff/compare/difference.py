@@ -24,6 +24,12 @@ DifferenceKind = Literal[
     "backend_host",  # the backend saw another Host
     "backend_method",  # the backend saw another method
     "backend_header",  # a header the backend saw (forwarding headers, or one the client sent)
+    "tls_handshake",  # the TLS probe could not complete a handshake with one side
+    "tls_certificate",  # verification, hostname, issuer, expiry, key, signature, re-issue
+    "tls_protocol",  # a protocol version accepted on one side only
+    "tls_cipher",  # a TLS 1.2 cipher family accepted on one side only
+    "tls_alpn",  # HTTP/2 offered on one side only
+    "tls_default_certificate",  # what a handshake with no SNI or an unknown SNI gets
 ]
 
 

@@ -22,6 +22,7 @@ from shadowdiff.spec import SIDES, RequestSpec, Side
 
 if TYPE_CHECKING:
     from shadowdiff.scenario.model import Acceptance
+    from shadowdiff.tls import HostTls
 
 # Distinct value pairs kept per difference signature, so a million pairs stay small.
 EXAMPLES_PER_SIGNATURE: Final = 3
@@ -69,6 +70,7 @@ class SignatureTally:
 class RequestTally:
     request: RequestSpec
     pairs: int = 0
+    tls_probe: bool = False  # a hostname's TLS findings rather than a request's
     noise_samples: int = 0  # pairs calibrated with a second baseline answer
     statuses: dict[Side, Counter[str]] = field(
         default_factory=lambda: {side: Counter() for side in SIDES}
@@ -107,6 +109,20 @@ class RunCollector:
         self.today = today or datetime.date.min
         self.keep_pairs = keep_pairs
         self.pair_records: list[dict[str, Any]] = []
+        self.tls: dict[str, RequestTally] = {}  # hostname -> TLS findings
+        self.tls_hosts: list[HostTls] = []
+
+    def add_tls(self, host_tls: HostTls) -> None:
+        """The TLS probe's findings for one hostname, tallied like one pair of that host."""
+        spec = RequestSpec(f"TLS {host_tls.host}", "TLS", f"https://{host_tls.host}/", (), None)
+        tally = self.tls[host_tls.host] = RequestTally(spec, pairs=1, tls_probe=True)
+        for difference in host_tls.differences:
+            match = (
+                find_acceptance(self.accept, spec, difference, self.today) if self.accept else None
+            )
+            self._signature(tally, difference).add(difference, -1, match)
+        tally.combinations[frozenset(d.signature for d in host_tls.differences)] += 1
+        self.tls_hosts.append(host_tls)
 
     def __call__(self, pair: Pair) -> None:
         tally = self.requests.get(pair.request.name)

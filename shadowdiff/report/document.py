@@ -6,6 +6,7 @@ reader of the previous version would misread. Building is pure; only write/read 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 from collections import Counter
@@ -23,6 +24,7 @@ from shadowdiff.report.signatures import NoiseThresholds, fold_signatures
 from shadowdiff.report.verdict import FAILING_STATUSES, decide
 from shadowdiff.scenario import Scenario
 from shadowdiff.spec import SIDES
+from shadowdiff.tls import HostTls, TlsPosture
 
 REPORT_SCHEMA: Final = "shadowdiff.report/1"
 PERCENTILES: Final = (50, 90, 99)
@@ -104,7 +106,9 @@ def build_report(
         for spec in scenario.requests
         if spec.name in collector.requests
     ]
-    signatures, decided = fold_signatures(tallies, NoiseThresholds(noise.relative, noise.absolute))
+    signatures, decided = fold_signatures(
+        [*tallies, *collector.tls.values()], NoiseThresholds(noise.relative, noise.absolute)
+    )
     # Scenario order, not completion order: the report reads like the file it came from.
     requests = [_request_entry(tally, decided[tally.request.name]) for tally in tallies]
     failures: dict[str, dict[str, Any]] = {}
@@ -129,6 +133,7 @@ def build_report(
         },
         "signatures_by_severity": {s: by_severity.get(s, 0) for s in SEVERITY_ORDER},
         "failures": failures,
+        "tls_hosts": len(collector.tls_hosts),
     }
     exit_code, reason = decide(totals, fail_on=scenario.compare.fail_on, interrupted=interrupted)
     report = {
@@ -149,6 +154,7 @@ def build_report(
         "outcome": {"exit_code": int(exit_code), "reason": reason},
         "totals": totals,
         "signatures": signatures,
+        "tls": [_tls_entry(host_tls) for host_tls in collector.tls_hosts],
         "requests": requests,
         "pairs": collector.pair_records
         if collector.keep_pairs and collector.pairs_done <= PAIR_RECORD_LIMIT
@@ -156,6 +162,21 @@ def build_report(
     }
     redacted: dict[str, Any] = redact(report, scenario.environment_values)
     return redacted
+
+
+def _posture(posture: TlsPosture) -> dict[str, Any]:
+    entry = dataclasses.asdict(posture)
+    entry["days_to_expiry"] = posture.days_to_expiry
+    return entry
+
+
+def _tls_entry(host_tls: HostTls) -> dict[str, Any]:
+    return {
+        "host": host_tls.host,
+        "baseline": _posture(host_tls.baseline),
+        "candidate": _posture(host_tls.candidate),
+        "differences": [dataclasses.asdict(d) for d in host_tls.differences],
+    }
 
 
 def redact(data: Any, environment_values: dict[str, str] | Any) -> Any:

@@ -86,7 +86,7 @@ def fold_signatures(
     for tally in tallies:
         decided = statuses.setdefault(tally.request.name, {})
         host = URL(tally.request.url, encoded=True).host or ""
-        route = route_pattern(tally.request.url)
+        route = "(TLS)" if tally.tls_probe else route_pattern(tally.request.url)
         for key, signature in tally.signatures.items():
             if signature.count == 0:
                 continue  # seen only in noise calibration

@@ -11,6 +11,8 @@ from rich.console import Console, Group
 from rich.table import Table
 from rich.text import Text
 
+from shadowdiff.report.tls_table import tls_table
+
 _SEVERITY_STYLE: Final = {
     "error": "bold red",
     "warning": "yellow",
@@ -64,8 +66,12 @@ def _differences_cell(request: dict[str, Any]) -> Text:
     return text
 
 
-def render_report(report: dict[str, Any]) -> Group:
-    """The whole report: header, per-request table, differences, and the verdict."""
+def render_report(report: dict[str, Any], *, all_tls_tables: bool = False) -> Group:
+    """The whole report: header, per-request table, TLS tables, differences, and the verdict.
+
+    A TLS table is shown for each hostname whose TLS differs, or for every one with
+    `all_tls_tables` (as `--tls-only` does); alike hostnames are named in one line otherwise.
+    """
     totals = report["totals"]
     targets = report["targets"]
     header = Text.assemble(
@@ -95,7 +101,17 @@ def render_report(report: dict[str, Any]) -> Group:
             _differences_cell(request),
         )
 
-    parts: list[Any] = [header, Text(), requests]
+    parts: list[Any] = [header]
+    if report["requests"]:
+        parts += [Text(), requests]
+    alike_hosts = []
+    for entry in report.get("tls") or []:
+        if all_tls_tables or entry["differences"]:
+            parts += [Text(), tls_table(entry)]
+        else:
+            alike_hosts.append(entry["host"])
+    if alike_hosts:
+        parts += [Text(), Text(f"TLS alike on {', '.join(alike_hosts)}", style="green")]
     differences = _differences_table(report)
     if differences is not None:
         parts += [Text(), differences]
@@ -181,9 +197,11 @@ def _verdict(report: dict[str, Any]) -> Text:
     return Text(f"exit {outcome['exit_code']}: {outcome['reason']}", style=style)
 
 
-def print_report(report: dict[str, Any], console: Console | None = None) -> None:
+def print_report(
+    report: dict[str, Any], console: Console | None = None, *, all_tls_tables: bool = False
+) -> None:
     console = console or Console(width=None if _is_terminal() else 100)
-    console.print(render_report(report))
+    console.print(render_report(report, all_tls_tables=all_tls_tables))
 
 
 def _is_terminal() -> bool:

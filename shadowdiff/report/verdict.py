@@ -36,8 +36,14 @@ def decide(
     failing_severities = [s for s in SEVERITIES[: SEVERITIES.index(fail_on) + 1] if by_severity[s]]
     expired = totals["signatures"]["expired"]
     counted = ", ".join(f"{by_severity[s]} {s}" for s in SEVERITIES if by_severity[s])
+    probed = totals.get("tls_hosts", 0)
+    scope = f"{pairs} pairs" + (f" and TLS of {probed} hosts" if probed else "")
+    if not pairs and probed:
+        scope = f"TLS of {probed} hosts"
     if failing_severities or expired:
-        detail = f"{counted}" + (f"; {expired} expired acceptance" if expired else "")
+        detail = counted + (f"; {expired} expired acceptance" if expired else "")
+        if not pairs and probed:
+            return ExitCode.DIFFERENCES, f"{scope} differs ({detail})"
         return (
             ExitCode.DIFFERENCES,
             f"{totals['pairs_with_differences']} of {pairs} pairs differ ({detail})",
@@ -45,6 +51,9 @@ def decide(
     if counted:
         return (
             ExitCode.IDENTICAL,
-            f"no difference at {fail_on} level in {pairs} pairs ({counted} below it)",
+            f"no difference at {fail_on} level in {scope} ({counted} below it)",
         )
-    return ExitCode.IDENTICAL, f"all {pairs} pairs alike"
+    if not pairs and probed:
+        return ExitCode.IDENTICAL, f"TLS alike on {probed} hosts"
+    tls = f"; TLS alike on {probed} hosts" if probed else ""
+    return ExitCode.IDENTICAL, f"all {pairs} pairs alike{tls}"

@@ -30,6 +30,7 @@ from shadowdiff.scenario.model import (
     Request,
     ScenarioFile,
     Targets,
+    TlsProbeSettings,
 )
 from shadowdiff.scenario.yamlsource import FieldPath, SourceDocument, read_yaml
 from shadowdiff.spec import RequestSpec
@@ -53,6 +54,7 @@ class Scenario:
     defaults: Defaults
     requests: tuple[RequestSpec, ...]
     compare: CompareSettings
+    tls_probe: TlsProbeSettings
     accept: tuple[Acceptance, ...]
     base_dir: Path
     # Values that came from the environment -> variable name; reports show `${NAME}` instead.
@@ -62,6 +64,26 @@ class Scenario:
     def pair_count(self) -> int:
         """Request pairs a full run sends (each pair is one request to each target)."""
         return sum(request.repeat for request in self.requests)
+
+    def port_map(self, side: str) -> dict[int, int]:
+        """Production URL port -> the port `side` listens on, by each URL's scheme: 443 (or an
+        explicit https port in a URL) maps to the target's https port, 80 to its http port."""
+        ports = getattr(self.targets, side).ports
+        mapping = {80: ports.http, 443: ports.https}
+        for request in self.requests:
+            url = URL(request.url, encoded=True)
+            if url.port is not None:
+                mapping[url.port] = ports.https if url.scheme == "https" else ports.http
+        return mapping
+
+    def https_hosts(self) -> list[tuple[str, int]]:
+        """Each HTTPS hostname with its production port, in first-seen order."""
+        seen: dict[tuple[str, int], None] = {}
+        for request in self.requests:
+            url = URL(request.url, encoded=True)
+            if url.scheme == "https" and url.host:
+                seen[(url.host.rstrip("."), url.port or 443)] = None
+        return list(seen)
 
     def resolve_path(self, path: str) -> Path:
         """A path named in the scenario, relative to the scenario file's folder."""
@@ -111,6 +133,7 @@ def parse_scenario(
         defaults=config.defaults,
         requests=tuple(requests),
         compare=config.compare,
+        tls_probe=config.tls_probe,
         accept=tuple(config.accept),
         base_dir=base_dir,
         environment_values=dict(document.environment_values),

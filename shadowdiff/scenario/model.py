@@ -297,6 +297,25 @@ class Acceptance(_Strict):
     until: datetime.date | None = Field(None, description="expiry date; after it the run fails")
 
 
+TlsVersion = Literal["TLSv1.0", "TLSv1.1", "TLSv1.2", "TLSv1.3"]
+CipherFamily = Literal["ECDHE-ECDSA-AESGCM", "ECDHE-RSA-AESGCM", "ECDHE-CHACHA20", "DHE", "RSA"]
+
+
+class ClientsNeed(_Strict):
+    """What the entry point's clients need: losing one of these is an error, not a warning."""
+
+    versions: list[TlsVersion] = Field(default_factory=list)
+    cipher_families: list[CipherFamily] = Field(default_factory=list)
+
+
+class TlsProbeSettings(_Strict):
+    """The TLS probe: handshakes with both entry points for every HTTPS hostname, compared."""
+
+    probe: bool = Field(True, description="probe at the start of every run")
+    expiry_warning_days: int = Field(14, ge=0, le=3650)
+    clients_need: ClientsNeed = ClientsNeed()
+
+
 class ScenarioFile(_Strict):
     """A shadowdiff scenario: two entry points and the requests to replay against both."""
 
@@ -307,4 +326,5 @@ class ScenarioFile(_Strict):
     requests: list[Request] = Field(default_factory=list)
     matrix: list[Matrix] = Field(default_factory=list)
     compare: CompareSettings = CompareSettings()
+    tls_probe: TlsProbeSettings = TlsProbeSettings()
     accept: list[Acceptance] = Field(default_factory=list)

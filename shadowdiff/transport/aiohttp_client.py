@@ -72,17 +72,6 @@ def _result(host: str, address: str, port: int, family: socket.AddressFamily) ->
     }
 
 
-def production_port_map(scenario: Scenario, side: Side) -> dict[int, int]:
-    """Production URL port -> this target's port, by each URL's scheme."""
-    ports = getattr(scenario.targets, side).ports
-    port_map = {80: ports.http, 443: ports.https}
-    for request in scenario.requests:
-        url = URL(request.url, encoded=True)
-        if url.port is not None:
-            port_map[url.port] = ports.https if url.scheme == "https" else ports.http
-    return port_map
-
-
 def classify_failure(exc: BaseException) -> TransportFailure:
     """The one table that maps client exceptions to failure classes."""
     error_class: ErrorClass
@@ -149,7 +138,7 @@ class AiohttpTransport:
             limit=pool_size,
             limit_per_host=0,
             ssl=client_context(target.tls, scenario.resolve_path),
-            resolver=PinnedResolver(target.address, production_port_map(scenario, side)),
+            resolver=PinnedResolver(target.address, scenario.port_map(side)),
         )
         self._session = aiohttp.ClientSession(
             connector=connector,

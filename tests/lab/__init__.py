@@ -141,6 +141,18 @@ def run_lab(folder: Path) -> Iterator[Lab]:
     authority.cert_pem.write_to_path(str(ca_file))
     leaf.private_key_and_cert_chain_pem.write_to_path(str(cert_file))
     leaf.private_key_pem.write_to_path(str(key_file))
+    fake = trustme.CA().issue_cert(
+        "ingress.local", common_name="Kubernetes Ingress Controller Fake Certificate"
+    )
+    fake_cert, fake_key = folder / "fake-cert.pem", folder / "fake-key.pem"
+    fake.private_key_and_cert_chain_pem.write_to_path(str(fake_cert))
+    fake.private_key_pem.write_to_path(str(fake_key))
+    fake = trustme.CA().issue_cert(
+        "ingress.local", common_name="Kubernetes Ingress Controller Fake Certificate"
+    )
+    fake_cert, fake_key = folder / "fake-cert.pem", folder / "fake-key.pem"
+    fake.private_key_and_cert_chain_pem.write_to_path(str(fake_cert))
+    fake.private_key_pem.write_to_path(str(fake_key))
     shutil.copy(HERE / "forwarded.conf", folder / "forwarded.conf")
 
     with ExitStack() as stack:
@@ -167,6 +179,8 @@ def run_lab(folder: Path) -> Iterator[Lab]:
                 "HTTP_PORT": str(entry.http_port),
                 "HTTPS_PORT": str(entry.https_port),
                 "CERT": str(cert_file),
+                "FAKE_CERT": str(fake_cert),
+                "FAKE_KEY": str(fake_key),
                 "KEY": str(key_file),
                 "SHOP": upstreams["shop"],
                 "API_V1": upstreams["api-v1"],

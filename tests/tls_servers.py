@@ -1,0 +1,144 @@
+"""Real TLS servers on loopback for the TLS probe tests: certificates per SNI name, a default
+certificate or a refused handshake for other names, and chosen versions, ciphers and ALPN."""
+
+from __future__ import annotations
+
+import datetime
+import socket
+import ssl
+import threading
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import trustme
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
+
+@dataclass
+class ServerSpec:
+    certificates: dict[str, trustme.LeafCert | tuple[Path, Path]]  # SNI name -> certificate
+    default: trustme.LeafCert | tuple[Path, Path] | None = (
+        None  # for no SNI / unknown; None refuses
+    )
+    minimum: ssl.TLSVersion = ssl.TLSVersion.TLSv1_2
+    maximum: ssl.TLSVersion = ssl.TLSVersion.TLSv1_3
+    ciphers: str | None = None
+    alpn: list[str] = field(default_factory=lambda: ["h2", "http/1.1"])
+    client_ca: trustme.CA | None = None  # ask for a client certificate issued by this CA
+    client_subjects: list[str] = field(default_factory=list)  # filled in as clients present one
+
+
+def _context(spec: ServerSpec, certificate: trustme.LeafCert | tuple[Path, Path]) -> ssl.SSLContext:
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # TLSv1/TLSv1_1 enum members
+        context.minimum_version = spec.minimum
+        context.maximum_version = spec.maximum
+    # Level 0 lets a server configured for TLS 1.0 really accept it; tests choose the ciphers.
+    context.set_ciphers((spec.ciphers or "ALL") + ":@SECLEVEL=0")
+    if spec.alpn:
+        context.set_alpn_protocols(spec.alpn)
+    if isinstance(certificate, tuple):
+        context.load_cert_chain(str(certificate[0]), str(certificate[1]))
+    else:
+        certificate.configure_cert(context)
+    if spec.client_ca is not None:
+        context.verify_mode = ssl.CERT_OPTIONAL
+        spec.client_ca.configure_trust(context)
+    return context
+
+
+@contextmanager
+def tls_server(spec: ServerSpec, address: str = "127.0.0.1") -> Iterator[int]:
+    """Serve handshakes until the block ends; yields the port."""
+    by_name = {name: _context(spec, cert) for name, cert in spec.certificates.items()}
+    first = spec.default or next(iter(spec.certificates.values()))
+    base = _context(spec, first)
+
+    def choose(connection: ssl.SSLObject, name: str | None, _: ssl.SSLContext) -> int | None:
+        if name in by_name:
+            connection.context = by_name[name]
+            return None
+        if spec.default is None:
+            return ssl.ALERT_DESCRIPTION_UNRECOGNIZED_NAME  # like nginx ssl_reject_handshake on
+        return None
+
+    base.sni_callback = choose  # type: ignore[assignment]
+    listener = socket.socket()
+    listener.bind((address, 0))
+    listener.listen(64)
+    # A thread blocked in accept() is not woken by close() on Linux: poll so it can stop.
+    listener.settimeout(0.05)
+    stopping = threading.Event()
+
+    def handle(connection: socket.socket) -> None:
+        connection.settimeout(2)
+        try:
+            with base.wrap_socket(connection, server_side=True) as tls:
+                peer = tls.getpeercert()
+                if peer:
+                    spec.client_subjects.append(
+                        dict(item[0] for item in peer["subject"])["commonName"]
+                    )
+                tls.recv(1)
+        except (OSError, ssl.SSLError):
+            pass
+        finally:
+            connection.close()
+
+    def serve() -> None:
+        while not stopping.is_set():
+            try:
+                connection, _ = listener.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            threading.Thread(target=handle, args=(connection,), daemon=True).start()
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        yield int(listener.getsockname()[1])
+    finally:
+        stopping.set()
+        listener.close()
+        thread.join(timeout=1)
+
+
+def issue_with_hash(
+    authority: trustme.CA, folder: Path, name: str, algorithm: hashes.HashAlgorithm
+) -> tuple[Path, Path]:
+    """A leaf for `name` signed by `authority` with a chosen hash (trustme always uses SHA-256)."""
+    ca_key = serialization.load_pem_private_key(authority.private_key_pem.bytes(), password=None)
+    ca_cert = x509.load_pem_x509_certificate(authority.cert_pem.bytes())
+    key = ec.generate_private_key(ec.SECP256R1())
+    now = datetime.datetime.now(datetime.UTC)
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)]))
+        .issuer_name(ca_cert.subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(days=1))
+        .not_valid_after(now + datetime.timedelta(days=90))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName(name)]), critical=False)
+        .sign(ca_key, algorithm)  # type: ignore[arg-type]
+    )
+    cert_file = folder / f"{name}-{algorithm.name}.pem"
+    key_file = folder / f"{name}-{algorithm.name}.key"
+    cert_file.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    key_file.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return cert_file, key_file
