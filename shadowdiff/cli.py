@@ -63,22 +63,15 @@ async def _replay_with_report(
     tls_only: bool = False,
 ) -> dict[str, Any]:
     """Probe TLS, then replay; on Ctrl-C stop and still build the report of what completed."""
-    from shadowdiff.engine import replay
-    from shadowdiff.tls import probe_scenario
+    from shadowdiff.run import execute
 
     now = datetime.now(UTC)
     collector = RunCollector(accept=scenario.accept, today=now.date())
     started_at = now.isoformat(timespec="seconds")
     started = time.perf_counter()
-
-    async def probe_then_replay() -> None:
-        if tls_only or scenario.tls_probe.probe:
-            for host_tls in await probe_scenario(scenario, now):
-                collector.add_tls(host_tls)
-        if not tls_only:
-            await replay(scenario, collector, concurrency=concurrency, seed=seed)
-
-    work = asyncio.ensure_future(probe_then_replay())
+    work = asyncio.ensure_future(
+        execute(scenario, collector, now=now, concurrency=concurrency, seed=seed, tls_only=tls_only)
+    )
     progress = None
     if not quiet and not tls_only:
         progress = asyncio.ensure_future(show_progress(collector, scenario.pair_count))

@@ -168,7 +168,26 @@ async def test_demo_shows_every_planted_difference_quickly(tmp_path: Path) -> No
         ("api v2", "backend", "service"),  # routed to the wrong backend
         ("docs without trailing slash", "status", "status"),  # 301 -> 404
     }
-    for shown in ("308", "302", "strict-transport-security", "backend: service", "api-v1", "404"):
+    # Planted in TLS: the candidate's certificate expires in ten days.
+    tls = json.loads(report_path.read_text())["tls"]
+    assert {entry["host"] for entry in tls} == {"shop.demo.test", "api.demo.test"}
+    for entry in tls:
+        assert {(d["kind"], d["field"], d["severity"]) for d in entry["differences"]} == {
+            ("tls_certificate", "expiry", "warning"),
+            ("tls_certificate", "reissued", "info"),
+            # With no SNI or an unknown one, each side presents its own certificate.
+            ("tls_default_certificate", "no SNI", "info"),
+            ("tls_default_certificate", "unknown SNI", "info"),
+        }
+    for shown in (
+        "308",
+        "302",
+        "strict-transport-security",
+        "backend: service",
+        "api-v1",
+        "404",
+        "TLS shop.demo.test",
+    ):
         assert shown in stdout
 
 

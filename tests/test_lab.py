@@ -103,9 +103,12 @@ def test_alike_routes_really_vary_in_what_the_comparison_ignores(lab: Lab) -> No
     context = ssl.create_default_context(cafile=str(lab.ca_file))
     pods, cookies = set(), set()
     for _ in range(4):
-        with socket.create_connection(
-            (lab.baseline.address, lab.baseline.https_port), timeout=5
-        ) as raw, context.wrap_socket(raw, server_hostname="shop.lab.test") as tls:
+        with (
+            socket.create_connection(
+                (lab.baseline.address, lab.baseline.https_port), timeout=5
+            ) as raw,
+            context.wrap_socket(raw, server_hostname="shop.lab.test") as tls,
+        ):
             tls.sendall(b"GET / HTTP/1.1\r\nHost: shop.lab.test\r\nConnection: close\r\n\r\n")
             answer = b""
             while chunk := tls.recv(65536):

@@ -9,7 +9,7 @@ import tempfile
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -18,8 +18,8 @@ import trustme
 from aiohttp import web
 
 from shadowdiff.demo.entrypoints import BASELINE, CANDIDATE, EntryPointProfile, make_entry_point
-from shadowdiff.engine import replay
 from shadowdiff.report import RunCollector, build_report
+from shadowdiff.run import execute
 from shadowdiff.scenario import Scenario, load_scenario
 from shadowdiff.scenario.model import Ports, Targets, TargetTls
 
@@ -61,15 +61,21 @@ async def serve_entry_point(
 async def run_demo(scenario_path: Path | None = None) -> tuple[Scenario, dict[str, Any]]:
     """Replay the demo scenario against the embedded entry points; return the report."""
     authority = trustme.CA()
-    server_tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    authority.issue_cert(*DEMO_HOSTS).configure_cert(server_tls)
+    now = datetime.now(UTC)
+    baseline_tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    authority.issue_cert(*DEMO_HOSTS).configure_cert(baseline_tls)
+    # Planted: the candidate's certificate was issued for a short test and expires in 10 days.
+    candidate_tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    authority.issue_cert(*DEMO_HOSTS, not_after=now + timedelta(days=10)).configure_cert(
+        candidate_tls
+    )
     with tempfile.TemporaryDirectory(prefix="shadowdiff-demo-") as folder:
         ca_file = Path(folder) / "demo-ca.pem"
         authority.cert_pem.write_to_path(str(ca_file))
         scenario = load_scenario(scenario_path or demo_scenario_path())
         async with (
-            serve_entry_point(BASELINE, server_tls) as baseline_ports,
-            serve_entry_point(CANDIDATE, server_tls) as candidate_ports,
+            serve_entry_point(BASELINE, baseline_tls) as baseline_ports,
+            serve_entry_point(CANDIDATE, candidate_tls) as candidate_ports,
         ):
             tls = TargetTls(ca=str(ca_file))
             scenario = dataclasses.replace(
@@ -83,10 +89,10 @@ async def run_demo(scenario_path: Path | None = None) -> tuple[Scenario, dict[st
                     ),
                 ),
             )
-            collector = RunCollector(accept=scenario.accept, today=datetime.now(UTC).date())
-            started_at = datetime.now(UTC).isoformat(timespec="seconds")
+            collector = RunCollector(accept=scenario.accept, today=now.date())
+            started_at = now.isoformat(timespec="seconds")
             started = time.perf_counter()
-            await replay(scenario, collector, seed=0)
+            await execute(scenario, collector, now=now, seed=0)
             report = build_report(
                 scenario,
                 collector,

@@ -1,0 +1,29 @@
+"""One whole run as the CLI and the demo do it: the TLS probe, then the replay, into a
+collector the caller owns (so that an interrupted run still has everything that completed)."""
+
+from __future__ import annotations
+
+import datetime
+
+from shadowdiff.engine import replay
+from shadowdiff.report.collect import RunCollector
+from shadowdiff.scenario import Scenario
+from shadowdiff.tls import probe_scenario
+
+
+async def execute(
+    scenario: Scenario,
+    collector: RunCollector,
+    *,
+    now: datetime.datetime,
+    concurrency: int | None = None,
+    seed: int | None = None,
+    tls_only: bool = False,
+) -> None:
+    """Probe TLS (unless the scenario turns it off), then replay every request (unless
+    `tls_only`). Cancel the calling task to stop; the collector keeps what completed."""
+    if tls_only or scenario.tls_probe.probe:
+        for host_tls in await probe_scenario(scenario, now):
+            collector.add_tls(host_tls)
+    if not tls_only:
+        await replay(scenario, collector, concurrency=concurrency, seed=seed)
