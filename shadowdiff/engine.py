@@ -16,7 +16,7 @@ from shadowdiff.observation import Observation
 from shadowdiff.scenario import Scenario
 from shadowdiff.scenario.model import SAFE_METHODS
 from shadowdiff.spec import RequestSpec, Side
-from shadowdiff.transport import Transport
+from shadowdiff.transport import Transport, open_transport
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,9 +38,7 @@ TransportFactory = Callable[[Scenario, Side, int], Transport]
 
 
 def _default_transport(scenario: Scenario, side: Side, pool_size: int) -> Transport:
-    from shadowdiff.transport.aiohttp_client import AiohttpTransport
-
-    return AiohttpTransport(scenario, side, pool_size=pool_size)
+    return open_transport(scenario, side, pool_size)
 
 
 def iter_requests(scenario: Scenario) -> Iterator[tuple[RequestSpec, int]]:

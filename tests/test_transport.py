@@ -17,13 +17,19 @@ from cryptography.hazmat.primitives.serialization import Encoding
 
 from shadowdiff.engine import Pair, replay
 from shadowdiff.scenario import Scenario, load_scenario
-from shadowdiff.transport.aiohttp_client import AiohttpTransport
+from shadowdiff.transport import TRANSPORT_NAMES, open_transport
 
 from .conftest import EntryPoint, unused_port
 
 
-async def send_one(scenario: Scenario, side: str = "baseline") -> Any:
-    transport = AiohttpTransport(scenario, side, pool_size=4)  # type: ignore[arg-type]
+@pytest.fixture(params=TRANSPORT_NAMES)
+def transport_name(request: pytest.FixtureRequest) -> str:
+    """Every test here runs against each transport: they must observe the same things."""
+    return str(request.param)
+
+
+async def send_one(scenario: Scenario, transport_name: str, side: str = "baseline") -> Any:
+    transport = open_transport(scenario, side, 4, transport_name)  # type: ignore[arg-type]
     try:
         return await transport.send(scenario.requests[0])
     finally:
@@ -41,7 +47,10 @@ def scenario_for(
 
 
 async def test_host_sni_and_address_are_each_targets_own(
-    start_entry_point: Callable[..., Any], write_scenario: Callable[..., Path], ca_file: Path
+    transport_name: str,
+    start_entry_point: Callable[..., Any],
+    write_scenario: Callable[..., Path],
+    ca_file: Path,
 ) -> None:
     baseline = await start_entry_point("127.0.0.1", name="baseline")
     candidate = await start_entry_point("127.0.0.2", name="candidate")
@@ -58,7 +67,11 @@ async def test_host_sni_and_address_are_each_targets_own(
         ca_file,
     )
     pairs: list[Pair] = []
-    await replay(scenario, pairs.append)
+    await replay(
+        scenario,
+        pairs.append,
+        transport_factory=lambda s, side, n: open_transport(s, side, n, transport_name),  # type: ignore[arg-type]
+    )
 
     assert len(pairs) == 2
     # The only difference is the one the servers were built with: who served it.
@@ -78,7 +91,10 @@ async def test_host_sni_and_address_are_each_targets_own(
 
 
 async def test_ipv6_target_is_reached(
-    start_entry_point: Callable[..., Any], write_scenario: Callable[..., Path], ca_file: Path
+    transport_name: str,
+    start_entry_point: Callable[..., Any],
+    write_scenario: Callable[..., Path],
+    ca_file: Path,
 ) -> None:
     if not socket.has_ipv6:
         pytest.skip("no IPv6 on this machine")
@@ -93,13 +109,16 @@ async def test_ipv6_target_is_reached(
         "requests:\n  - {name: a, url: 'https://app.example.com/'}\n",
         ca_file,
     )
-    observation = await send_one(scenario)
+    observation = await send_one(scenario, transport_name)
     assert observation.status == 200
     assert entry.requests[0].host == "app.example.com"
 
 
 async def test_raw_path_and_headers_are_sent_as_written(
-    start_entry_point: Callable[..., Any], write_scenario: Callable[..., Path], ca_file: Path
+    transport_name: str,
+    start_entry_point: Callable[..., Any],
+    write_scenario: Callable[..., Path],
+    ca_file: Path,
 ) -> None:
     entry = await start_entry_point()
     scenario = scenario_for(
@@ -114,7 +133,7 @@ async def test_raw_path_and_headers_are_sent_as_written(
         """,
         ca_file,
     )
-    await send_one(scenario)
+    await send_one(scenario, transport_name)
     (seen,) = entry.requests
     assert seen.raw_path == "////a/../b/./c"
     assert ("X_Custom", "1") in seen.headers
@@ -123,6 +142,7 @@ async def test_raw_path_and_headers_are_sent_as_written(
 
 
 async def test_observation_keeps_header_order_case_body_hash_and_certificate(
+    transport_name: str,
     start_entry_point: Callable[..., Any],
     write_scenario: Callable[..., Path],
     ca_file: Path,
@@ -145,7 +165,7 @@ async def test_observation_keeps_header_order_case_body_hash_and_certificate(
         "defaults: {body_capture: 1KiB}\nrequests:\n  - {name: a, url: 'https://app.example.com/'}\n",
         ca_file,
     )
-    observation = await send_one(scenario)
+    observation = await send_one(scenario, transport_name)
     assert observation.failure is None
     names = [name for name, _ in observation.headers]
     assert names.index("x-Mixed-Case") < names.index("Set-Cookie")
@@ -161,10 +181,13 @@ async def test_observation_keeps_header_order_case_body_hash_and_certificate(
         and observation.timings.total_ns >= observation.timings.first_byte_ns
     )
     assert observation.timings.connect_ns is not None and observation.http_version == "1.1"
+    if transport_name == "lean":
+        # Connect and TLS are timed apart; aiohttp does both in one call.
+        assert observation.timings.tls_ns is not None and observation.timings.tls_ns > 0
 
 
 async def test_refused_connection_is_recorded(
-    write_scenario: Callable[..., Path], ca_file: Path
+    transport_name: str, write_scenario: Callable[..., Path], ca_file: Path
 ) -> None:
     closed = f"address: 127.0.0.1\n    ports: {{http: {unused_port()}, https: {unused_port()}}}"
     scenario = scenario_for(
@@ -174,13 +197,16 @@ async def test_refused_connection_is_recorded(
         "requests:\n  - {name: a, url: 'https://app.example.com/'}\n",
         ca_file,
     )
-    observation = await send_one(scenario)
+    observation = await send_one(scenario, transport_name)
     assert observation.failure is not None and observation.failure.error_class == "refused"
     assert observation.status is None
 
 
 async def test_certificate_from_another_ca_fails_verification(
-    start_entry_point: Callable[..., Any], write_scenario: Callable[..., Path], ca_file: Path
+    transport_name: str,
+    start_entry_point: Callable[..., Any],
+    write_scenario: Callable[..., Path],
+    ca_file: Path,
 ) -> None:
     stranger = trustme.CA().issue_cert("app.example.com")
     entry = await start_entry_point(cert=stranger)
@@ -191,11 +217,12 @@ async def test_certificate_from_another_ca_fails_verification(
         "requests:\n  - {name: a, url: 'https://app.example.com/'}\n",
         ca_file,
     )
-    observation = await send_one(scenario)
+    observation = await send_one(scenario, transport_name)
     assert observation.failure is not None and observation.failure.error_class == "tls_verify"
 
 
 async def test_certificate_is_checked_against_the_production_hostname(
+    transport_name: str,
     start_entry_point: Callable[..., Any],
     write_scenario: Callable[..., Path],
     ca_file: Path,
@@ -209,13 +236,16 @@ async def test_certificate_is_checked_against_the_production_hostname(
         "requests:\n  - {name: a, url: 'https://app.example.com/'}\n",
         ca_file,
     )
-    observation = await send_one(scenario)
+    observation = await send_one(scenario, transport_name)
     assert observation.failure is not None and observation.failure.error_class == "tls_verify"
     assert "app.example.com" in observation.failure.message
 
 
 async def test_slow_answer_is_a_timeout(
-    start_entry_point: Callable[..., Any], write_scenario: Callable[..., Path], ca_file: Path
+    transport_name: str,
+    start_entry_point: Callable[..., Any],
+    write_scenario: Callable[..., Path],
+    ca_file: Path,
 ) -> None:
     async def slow(request: web.Request) -> web.Response:
         await asyncio.sleep(2)
@@ -229,7 +259,7 @@ async def test_slow_answer_is_a_timeout(
         "defaults: {timeouts: {total_s: 0.3}}\nrequests:\n  - {name: a, url: 'http://app.example.com/'}\n",
         ca_file,
     )
-    observation = await send_one(scenario)
+    observation = await send_one(scenario, transport_name)
     assert observation.failure is not None and observation.failure.error_class == "timeout"
     assert 0.25e9 < observation.timings.total_ns < 1.5e9
 
@@ -257,12 +287,50 @@ async def raw_server() -> AsyncIterator[Callable[[bytes | None], Any]]:
         await server.wait_closed()
 
 
+async def test_body_delimited_by_close_is_complete(
+    transport_name: str,
+    raw_server: Callable[[bytes | None], Any],
+    write_scenario: Callable[..., Path],
+) -> None:
+    port = await raw_server(b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\nuntil the end")
+    target = f"address: 127.0.0.1\n    ports: {{http: {port}}}"
+    scenario = scenario_for(
+        write_scenario,
+        target,
+        target,
+        "requests:\n  - {name: a, url: 'http://app.example.com/'}\n",
+        None,
+    )
+    observation = await send_one(scenario, transport_name)
+    assert observation.failure is None, observation.failure
+    assert (observation.status, observation.body) == (200, b"until the end")
+
+
+async def test_truncated_body_is_a_reset(
+    transport_name: str,
+    raw_server: Callable[[bytes | None], Any],
+    write_scenario: Callable[..., Path],
+) -> None:
+    port = await raw_server(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nonly this")
+    target = f"address: 127.0.0.1\n    ports: {{http: {port}}}"
+    scenario = scenario_for(
+        write_scenario,
+        target,
+        target,
+        "requests:\n  - {name: a, url: 'http://app.example.com/'}\n",
+        None,
+    )
+    observation = await send_one(scenario, transport_name)
+    assert observation.failure is not None and observation.failure.error_class == "reset"
+
+
 @pytest.mark.parametrize(
     ("answer", "error_class"),
     [(b"HTTP/1.1 2OO OK\r\n\r\n", "malformed_response"), (None, "reset")],
     ids=["garbage-status-line", "closed-without-answer"],
 )
 async def test_broken_answers_are_classified(
+    transport_name: str,
     raw_server: Callable[[bytes | None], Any],
     write_scenario: Callable[..., Path],
     answer: bytes | None,
@@ -277,6 +345,6 @@ async def test_broken_answers_are_classified(
         "requests:\n  - {name: a, url: 'http://app.example.com/'}\n",
         None,
     )
-    observation = await send_one(scenario)
+    observation = await send_one(scenario, transport_name)
     assert observation.failure is not None
     assert observation.failure.error_class == error_class, observation.failure

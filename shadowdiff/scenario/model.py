@@ -140,6 +140,9 @@ class Defaults(_Strict):
     timeouts: Timeouts = Timeouts()
     headers: Headers = Field(default_factory=dict)
     concurrency: int = Field(16, ge=1, le=10_000, description="request pairs in flight")
+    transport: Literal["lean", "aiohttp"] = Field(
+        "lean", description="lean: HTTP/1.1 on the event loop with httptools; aiohttp: its client"
+    )
     body_capture: Annotated[int, Field(ge=0)] = Field(
         65_536, description="bytes of each response body kept for comparison (all are hashed)"
     )

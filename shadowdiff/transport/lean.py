@@ -1,0 +1,417 @@
+"""The lean transport: HTTP/1.1 written directly on the event loop's protocols (uvloop when
+installed), responses parsed by httptools (llhttp, the parser Node.js uses). One connection
+carries one request at a time (no pipelining), pooled per target with keep-alive.
+
+It exists because a general client library costs several times more CPU per request than the
+replay needs (see benchmarks/). It records everything an observation holds, times TCP connect
+and TLS handshake apart (a general client does both in one call), and classifies failures in
+the same classes as the aiohttp transport.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import socket
+import ssl
+import time
+from collections import deque
+from typing import Final
+
+import httptools
+from yarl import URL
+
+from shadowdiff import __version__
+from shadowdiff.observation import ErrorClass, Observation, Timings, TlsSession, TransportFailure
+from shadowdiff.scenario.load import Scenario
+from shadowdiff.spec import RequestSpec, Side
+from shadowdiff.transport.tls import client_context
+
+USER_AGENT: Final = f"shadowdiff/{__version__}"
+_DEFAULT_PORTS: Final = {"http": 80, "https": 443}
+
+
+class _Failure(Exception):
+    def __init__(self, error_class: ErrorClass, message: str) -> None:
+        super().__init__(message)
+        self.failure = TransportFailure(error_class, message)
+
+
+class _Exchange:
+    """The state of one request on one connection, filled in by the parser callbacks."""
+
+    __slots__ = (
+        "body",
+        "body_bytes",
+        "capture",
+        "digest",
+        "done",
+        "first_byte_ns",
+        "head_only",
+        "headers",
+        "keep_alive",
+        "reason",
+        "started_ns",
+        "status",
+        "version",
+    )
+
+    def __init__(
+        self, capture: int, head_only: bool, started_ns: int, loop: asyncio.AbstractEventLoop
+    ) -> None:
+        self.capture = capture
+        self.head_only = head_only
+        self.started_ns = started_ns
+        self.done: asyncio.Future[None] = loop.create_future()
+        self.headers: list[tuple[str, str]] = []
+        self.status: int | None = None
+        self.reason: str | None = None
+        self.version: str | None = None
+        self.first_byte_ns: int | None = None
+        self.body = bytearray()
+        self.body_bytes = 0
+        self.digest = hashlib.sha256()
+        # llhttp forgets keep-alive once the message ends, so it is read at that moment.
+        self.keep_alive = False
+
+
+def _ends_at_close(exchange: _Exchange) -> bool:
+    names = {name.lower() for name, _ in exchange.headers}
+    return "content-length" not in names and "transfer-encoding" not in names
+
+
+class _Connection(asyncio.Protocol):
+    """One HTTP/1.1 connection: writes a request, parses the response with httptools."""
+
+    def __init__(self, pool: _Pool) -> None:
+        self.pool = pool
+        self.transport: asyncio.Transport | None = None
+        self.parser = httptools.HttpResponseParser(self)
+        self.exchange: _Exchange | None = None
+        self.closed = False
+        self.tls: TlsSession | None = None
+
+    # asyncio.Protocol
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def data_received(self, data: bytes) -> None:
+        exchange = self.exchange
+        if exchange is None:
+            # Bytes nobody asked for: the connection is no longer in a known state.
+            self._abort()
+            return
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserUpgrade:
+            self._finish()
+        except httptools.HttpParserError as exc:
+            self._fail(_Failure("malformed_response", f"invalid HTTP response: {exc}"))
+            return
+        if exchange.head_only and exchange.status is not None and not exchange.done.done():
+            # A response to HEAD has no body whatever its Content-Length says; the parser cannot
+            # know the request was HEAD, so the message ends here and a fresh parser takes over.
+            self.parser = httptools.HttpResponseParser(self)
+            self._finish()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        exchange = self.exchange
+        if exchange is not None and not exchange.done.done():
+            if exchange.status is not None and not exchange.head_only and _ends_at_close(exchange):
+                # RFC 9112 section 6.3: with neither Content-Length nor chunked framing, the
+                # body is whatever arrived before the server closed the connection.
+                exchange.keep_alive = False
+                exchange.done.set_result(None)
+            else:
+                message = f"connection closed before the response was complete ({exc or 'EOF'})"
+                exchange.done.set_exception(_Failure("reset", message))
+        self.pool.forget(self)
+
+    # httptools callbacks
+    def on_status(self, status: bytes) -> None:
+        assert self.exchange is not None
+        self.exchange.reason = status.decode("latin-1")
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        assert self.exchange is not None
+        self.exchange.headers.append((name.decode("latin-1"), value.decode("latin-1")))
+
+    def on_headers_complete(self) -> None:
+        exchange = self.exchange
+        assert exchange is not None
+        exchange.first_byte_ns = time.perf_counter_ns()
+        exchange.status = self.parser.get_status_code()
+        exchange.version = self.parser.get_http_version()
+        exchange.keep_alive = self.parser.should_keep_alive()
+
+    def on_body(self, body: bytes) -> None:
+        exchange = self.exchange
+        assert exchange is not None
+        exchange.digest.update(body)
+        exchange.body_bytes += len(body)
+        room = exchange.capture - len(exchange.body)
+        if room > 0:
+            exchange.body += body[:room]
+
+    def on_message_complete(self) -> None:
+        if self.exchange is not None:
+            self.exchange.keep_alive = self.parser.should_keep_alive()
+        self._finish()
+
+    # internals
+    def _finish(self) -> None:
+        exchange = self.exchange
+        if exchange is not None and not exchange.done.done():
+            exchange.done.set_result(None)
+
+    def _fail(self, failure: _Failure) -> None:
+        exchange = self.exchange
+        if exchange is not None and not exchange.done.done():
+            exchange.done.set_exception(failure)
+        self._abort()
+
+    def _abort(self) -> None:
+        self.closed = True
+        if self.transport is not None:
+            self.transport.abort()
+
+
+class _Pool:
+    """Idle keep-alive connections to one target, and how to open a new one."""
+
+    def __init__(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        address: str,
+        port_map: dict[int, int],
+        ssl_context: ssl.SSLContext,
+        connect_timeout_s: float,
+    ) -> None:
+        self.loop = loop
+        self.address = address
+        self.port_map = port_map
+        self.ssl_context = ssl_context
+        self.connect_timeout_s = connect_timeout_s
+        self.idle: dict[tuple[str, str, int], deque[_Connection]] = {}
+
+    def take(self, key: tuple[str, str, int]) -> _Connection | None:
+        idle = self.idle.get(key)
+        while idle:
+            connection = idle.pop()
+            if (
+                not connection.closed
+                and connection.transport is not None
+                and not connection.transport.is_closing()
+            ):
+                return connection
+        return None
+
+    def give_back(self, key: tuple[str, str, int], connection: _Connection) -> None:
+        if not connection.closed:
+            self.idle.setdefault(key, deque()).append(connection)
+
+    def forget(self, connection: _Connection) -> None:
+        pass  # closed connections are skipped by `take`
+
+    async def open(self, scheme: str, host: str, port: int, timings: dict[str, int]) -> _Connection:
+        """Connect (timed), then handshake TLS (timed apart) with SNI = the production host."""
+        connection = _Connection(self)
+        connect_port = self.port_map.get(port, port)
+        started = time.perf_counter_ns()
+        try:
+            async with asyncio.timeout(self.connect_timeout_s):
+                transport, _ = await self.loop.create_connection(
+                    lambda: connection, self.address, connect_port
+                )
+                transport.get_extra_info("socket").setsockopt(
+                    socket.IPPROTO_TCP, socket.TCP_NODELAY, 1
+                )
+                connected = time.perf_counter_ns()
+                timings["connect_ns"] = connected - started
+                if scheme == "https":
+                    tls_transport = await self.loop.start_tls(
+                        transport, connection, self.ssl_context, server_hostname=host.rstrip(".")
+                    )
+                    assert tls_transport is not None
+                    connection.transport = tls_transport
+                    timings["tls_ns"] = time.perf_counter_ns() - connected
+                    connection.tls = _tls_session(tls_transport)
+        except TimeoutError:
+            connection._abort()
+            raise _Failure(
+                "timeout_connect",
+                f"no connection to {self.address}:{connect_port} within {self.connect_timeout_s} s",
+            ) from None
+        except ssl.SSLCertVerificationError as exc:
+            connection._abort()
+            raise _Failure(
+                "tls_verify", f"certificate verify failed for {host}: {exc.verify_message}"
+            ) from None
+        except ssl.SSLError as exc:
+            connection._abort()
+            raise _Failure("tls_handshake", f"TLS handshake with {host} failed: {exc}") from None
+        except ConnectionRefusedError as exc:
+            raise _Failure(
+                "refused", f"connection to {self.address}:{connect_port} refused ({exc.strerror})"
+            ) from None
+        except socket.gaierror as exc:
+            raise _Failure("dns", f"cannot resolve {self.address}: {exc}") from None
+        except (ConnectionResetError, BrokenPipeError) as exc:
+            connection._abort()
+            raise _Failure("reset", f"connection reset during set-up: {exc}") from None
+        except OSError as exc:
+            connection._abort()
+            raise _Failure(
+                "other", f"cannot connect to {self.address}:{connect_port}: {exc}"
+            ) from None
+        return connection
+
+
+def _tls_session(transport: asyncio.BaseTransport) -> TlsSession | None:
+    ssl_object = transport.get_extra_info("ssl_object")
+    if ssl_object is None:
+        return None
+    cipher = ssl_object.cipher()
+    return TlsSession(
+        version=ssl_object.version(),
+        cipher=cipher[0] if cipher else None,
+        alpn=ssl_object.selected_alpn_protocol(),
+        peer_certificate_der=ssl_object.getpeercert(binary_form=True),
+    )
+
+
+class LeanTransport:
+    """Sends requests to one target over pooled HTTP/1.1 connections."""
+
+    def __init__(self, scenario: Scenario, side: Side, *, pool_size: int) -> None:
+        target = getattr(scenario.targets, side)
+        self.side: Side = side
+        self._loop = asyncio.get_running_loop()
+        self._body_capture = scenario.defaults.body_capture
+        self._total_timeout_s = scenario.defaults.timeouts.total_s
+        self._extra_headers = tuple(target.headers.items())
+        self._pool = _Pool(
+            self._loop,
+            target.address,
+            scenario.port_map(side),
+            client_context(target.tls, scenario.resolve_path),
+            scenario.defaults.timeouts.connect_s,
+        )
+        # Serialised request heads, per request spec: built once, sent many times.
+        self._wire: dict[int, tuple[tuple[str, str, int], bytes]] = {}
+
+    def _serialise(self, request: RequestSpec) -> tuple[tuple[str, str, int], bytes]:
+        url = URL(request.url, encoded=True)
+        scheme, host = url.scheme, url.raw_host or ""
+        port = url.port or _DEFAULT_PORTS[scheme]
+        host_header = (
+            host if url.explicit_port in (None, _DEFAULT_PORTS[scheme]) else f"{host}:{port}"
+        )
+        if ":" in host and not host.startswith("["):
+            host_header = f"[{host}]" if url.explicit_port is None else f"[{host}]:{port}"
+        lines = [f"{request.method} {url.raw_path_qs or '/'} HTTP/1.1", f"Host: {host_header}"]
+        sent = set()
+        for name, value in (*request.headers, *self._extra_headers):
+            lines.append(f"{name}: {value}")
+            sent.add(name.lower())
+        # The same defaults the aiohttp transport sends, so both transports look alike.
+        if "user-agent" not in sent:
+            lines.append(f"User-Agent: {USER_AGENT}")
+        if "accept" not in sent:
+            lines.append("Accept: */*")
+        if request.body is not None:
+            lines.append(f"Content-Length: {len(request.body)}")
+        elif request.method in ("POST", "PUT", "PATCH"):
+            lines.append("Content-Length: 0")
+        head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+        return (scheme, host, port), head + (request.body or b"")
+
+    async def send(self, request: RequestSpec) -> Observation:
+        wire = self._wire.get(id(request))
+        if wire is None:
+            wire = self._wire[id(request)] = self._serialise(request)
+        key, payload = wire
+        started_ns = time.perf_counter_ns()
+        timings: dict[str, int] = {}
+        connection = self._pool.take(key)
+        reused = connection is not None
+        exchange: _Exchange | None = None
+        timer = None
+        try:
+            if connection is None:
+                connection = await self._pool.open(key[0], key[1], key[2], timings)
+            exchange = _Exchange(
+                self._body_capture, request.method == "HEAD", started_ns, self._loop
+            )
+            connection.exchange = exchange
+            remaining_s = self._total_timeout_s - (time.perf_counter_ns() - started_ns) / 1e9
+            timer = self._loop.call_later(
+                max(remaining_s, 0), _expire, connection, self._total_timeout_s
+            )
+            assert connection.transport is not None
+            connection.transport.write(payload)
+            await exchange.done
+        except _Failure as failure:
+            return self._failed(failure.failure, started_ns, timings)
+        except Exception as exc:
+            if connection is not None:
+                connection._abort()
+            return self._failed(
+                TransportFailure("other", f"{type(exc).__name__}: {exc}"), started_ns, timings
+            )
+        finally:
+            if timer is not None:
+                timer.cancel()
+        ended_ns = time.perf_counter_ns()
+        connection.exchange = None
+        if exchange.keep_alive and not connection.closed:
+            self._pool.give_back(key, connection)
+        else:
+            connection._abort()
+        return Observation(
+            side=self.side,
+            status=exchange.status,
+            reason=exchange.reason,
+            http_version=exchange.version,
+            headers=tuple(exchange.headers),
+            body=bytes(exchange.body),
+            body_bytes=exchange.body_bytes,
+            body_sha256=exchange.digest.hexdigest(),
+            timings=Timings(
+                started_ns=started_ns,
+                connect_ns=timings.get("connect_ns"),
+                tls_ns=timings.get("tls_ns"),
+                first_byte_ns=None
+                if exchange.first_byte_ns is None
+                else exchange.first_byte_ns - started_ns,
+                total_ns=ended_ns - started_ns,
+            ),
+            tls=connection.tls,
+            connection_reused=reused,
+        )
+
+    def _failed(
+        self, failure: TransportFailure, started_ns: int, timings: dict[str, int]
+    ) -> Observation:
+        return Observation(
+            side=self.side,
+            failure=failure,
+            timings=Timings(
+                started_ns=started_ns,
+                connect_ns=timings.get("connect_ns"),
+                tls_ns=timings.get("tls_ns"),
+                total_ns=time.perf_counter_ns() - started_ns,
+            ),
+        )
+
+    async def close(self) -> None:
+        for idle in self._pool.idle.values():
+            for connection in idle:
+                if connection.transport is not None:
+                    connection.transport.close()
+        self._pool.idle.clear()
+
+
+def _expire(connection: _Connection, total_s: float) -> None:
+    connection._fail(_Failure("timeout", f"no complete response within {total_s} s"))
