@@ -1,0 +1,1 @@
+"""Latency statistics: histograms and what they say. Pure numpy."""

@@ -1,0 +1,96 @@
+"""Latency statistics from histograms: summaries, and whether the candidate is really slower.
+Pure numpy; no I/O."""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Final
+
+import numpy as np
+
+from shadowdiff.stats.histogram import DifferenceHistogram, LatencyHistogram
+
+QUANTILES: Final = (50, 90, 95, 99, 99.9)
+COMPARED_QUANTILES: Final = (50, 90, 99)
+BOOTSTRAP_RESAMPLES: Final = 400
+# Too few samples make a p99 meaningless; below this the comparison says so instead.
+MIN_SAMPLES: Final = 20
+
+
+def _label(q: float) -> str:
+    return f"p{q:g}"
+
+
+def summarize(histogram: LatencyHistogram, errors: int = 0) -> dict[str, Any]:
+    """count, errors, min, mean, std, percentiles and max, in milliseconds."""
+    if histogram.count == 0:
+        return {"count": 0, "errors": errors}
+    stats: dict[str, Any] = {
+        "count": histogram.count,
+        "errors": errors,
+        "min": (histogram.min_us or 0) / 1000,
+        "mean": round(histogram.mean_us / 1000, 3),
+        "std": round(histogram.std_us / 1000, 3),
+    }
+    for q, value in zip(QUANTILES, histogram.percentiles(QUANTILES), strict=True):
+        stats[_label(q)] = value / 1000
+    stats["max"] = (histogram.max_us or 0) / 1000
+    return stats
+
+
+def summarize_differences(histogram: DifferenceHistogram) -> dict[str, Any]:
+    """Candidate minus baseline per pair, in milliseconds: negative means the candidate was faster."""
+    if histogram.count == 0:
+        return {"count": 0}
+    quantiles = (1, 10, 50, 90, 99)
+    values = histogram.percentiles(quantiles)
+    return {"count": histogram.count, **{_label(q): v / 1000 for q, v in zip(quantiles, values, strict=True)}}
+
+
+def _resampled_percentile(
+    histogram: LatencyHistogram, q: float, resamples: int, rng: np.random.Generator
+) -> np.ndarray[Any, np.dtype[np.float64]]:
+    values, counts = histogram.nonzero()
+    total = int(counts.sum())
+    draws = rng.multinomial(total, counts / total, size=resamples)
+    cumulative = np.cumsum(draws, axis=1)
+    rank = max(1, math.ceil(q / 100 * total))
+    return values[np.argmax(cumulative >= rank, axis=1)].astype(np.float64)
+
+
+def compare_latency(
+    baseline: LatencyHistogram,
+    candidate: LatencyHistogram,
+    *,
+    regression_ratio: float = 1.1,
+    resamples: int = BOOTSTRAP_RESAMPLES,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """Candidate/baseline ratio of p50, p90 and p99 with a 95% bootstrap interval.
+
+    A percentile is `slower` only when the whole interval lies above `regression_ratio`,
+    `faster` only when it lies below its inverse, and `alike` otherwise: a difference the data
+    cannot tell from chance is not reported.
+    """
+    if min(baseline.count, candidate.count) < MIN_SAMPLES:
+        return {"verdict": "too few samples", "samples": min(baseline.count, candidate.count)}
+    rng = np.random.default_rng(seed)
+    result: dict[str, Any] = {}
+    for q in COMPARED_QUANTILES:
+        baseline_value, candidate_value = baseline.percentiles((q,))[0], candidate.percentiles((q,))[0]
+        ratios = _resampled_percentile(candidate, q, resamples, rng) / np.maximum(
+            _resampled_percentile(baseline, q, resamples, rng), 1.0
+        )
+        low, high = (float(v) for v in np.percentile(ratios, (2.5, 97.5)))
+        verdict = "alike"
+        if low > regression_ratio:
+            verdict = "slower"
+        elif high < 1 / regression_ratio:
+            verdict = "faster"
+        result[_label(q)] = {
+            "ratio": round(candidate_value / max(baseline_value, 1), 4),
+            "low": round(low, 4),
+            "high": round(high, 4),
+            "verdict": verdict,
+        }
+    return result
