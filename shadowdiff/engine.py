@@ -31,6 +31,10 @@ class Pair:
     # Noise calibration: how a second baseline answer differed from the first (None when this
     # pair was not calibrated).
     noise: tuple[Difference, ...] | None = None
+    # Open model: when the pair was meant to start (perf_counter_ns). Latency measured from
+    # here includes any wait for the client, so a stall cannot hide (coordinated omission).
+    intended_ns: int | None = None
+    measured: bool = True  # False during warm-up: compared, but left out of latency figures
 
 
 PairSink = Callable[[Pair], None]

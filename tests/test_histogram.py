@@ -5,7 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from shadowdiff.stats.histogram import DifferenceHistogram, LatencyHistogram, bucket_index, highest_equivalent
+from shadowdiff.stats.histogram import (
+    DifferenceHistogram,
+    LatencyHistogram,
+    bucket_index,
+    highest_equivalent,
+)
 
 
 def test_buckets_keep_three_significant_digits_across_the_range() -> None:
@@ -46,7 +51,9 @@ def test_four_shards_merged_equal_the_single_run_exactly() -> None:
             part.record(batch)
         merged.merge(part)
     assert merged == single
-    assert np.array_equal(merged.counts[np.flatnonzero(merged.counts)], single.counts[np.flatnonzero(single.counts)])
+    assert np.array_equal(
+        merged.counts[np.flatnonzero(merged.counts)], single.counts[np.flatnonzero(single.counts)]
+    )
     assert merged.percentiles((50, 99, 99.9)) == single.percentiles((50, 99, 99.9))
     assert LatencyHistogram.from_dict(merged.to_dict()) == single
 

@@ -2,7 +2,8 @@
 
 A `RunCollector` is the engine's sink. It is pure bookkeeping: no I/O, no clock (today's date,
 for acceptance expiry, is passed in). Memory grows with the number of distinct requests and
-difference signatures, not with the number of pairs, except for the optional pair records.
+difference signatures, not with the number of pairs: latencies go into histograms (buffered,
+then recorded in vectorised batches) and only the first pair records are kept.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from shadowdiff.compare.acceptance import AcceptanceMatch, find_acceptance
 from shadowdiff.engine import Pair
 from shadowdiff.observation import Observation
 from shadowdiff.spec import SIDES, RequestSpec, Side
+from shadowdiff.stats.histogram import DifferenceHistogram, LatencyHistogram
 
 if TYPE_CHECKING:
     from shadowdiff.scenario.model import Acceptance
@@ -26,10 +28,33 @@ if TYPE_CHECKING:
 
 # Distinct value pairs kept per difference signature, so a million pairs stay small.
 EXAMPLES_PER_SIGNATURE: Final = 3
-# Above this many pairs the report lists no per-pair records (they would dwarf the rest).
-PAIR_RECORD_LIMIT: Final = 100_000
+# Only this many pair records are kept for the report (the first ones).
+PAIR_RECORD_LIMIT: Final = 10_000
+# Latencies wait in a buffer and are recorded this many at a time (numpy per batch).
+_BATCH: Final = 4096
+PHASES: Final = ("connect", "tls", "first_byte")
 
 SignatureKey = tuple[str, str]  # (kind, field)
+
+
+class _Buffered:
+    """A histogram with a small buffer in front: appending is cheap, recording is batched."""
+
+    __slots__ = ("histogram", "pending")
+
+    def __init__(self, histogram: LatencyHistogram | DifferenceHistogram) -> None:
+        self.histogram = histogram
+        self.pending: array[int] = array("q")
+
+    def add(self, value_us: int) -> None:
+        self.pending.append(value_us)
+        if len(self.pending) >= _BATCH:
+            self.flush()
+
+    def flush(self) -> None:
+        if self.pending:
+            self.histogram.record(self.pending)  # type: ignore[arg-type]
+            self.pending = array("q")
 
 
 @dataclass
@@ -52,18 +77,23 @@ class SignatureTally:
                 self.expired += 1
             else:
                 self.accepted += 1
+        self._example(difference.baseline, difference.candidate, pair_index)
+
+    def _example(self, baseline: str | None, candidate: str | None, pair_index: int) -> None:
         if len(self.examples) < EXAMPLES_PER_SIGNATURE and not any(
-            example["baseline"] == difference.baseline
-            and example["candidate"] == difference.candidate
+            example["baseline"] == baseline and example["candidate"] == candidate
             for example in self.examples
         ):
-            self.examples.append(
-                {
-                    "pair": pair_index,
-                    "baseline": difference.baseline,
-                    "candidate": difference.candidate,
-                }
-            )
+            self.examples.append({"pair": pair_index, "baseline": baseline, "candidate": candidate})
+
+    def merge(self, other: SignatureTally) -> None:
+        self.count += other.count
+        self.accepted += other.accepted
+        self.expired += other.expired
+        self.noise += other.noise
+        self.acceptance = self.acceptance or other.acceptance
+        for example in other.examples:
+            self._example(example["baseline"], example["candidate"], example["pair"])
 
 
 @dataclass
@@ -82,13 +112,43 @@ class RequestTally:
     failure_messages: dict[Side, dict[str, str]] = field(
         default_factory=lambda: {side: {} for side in SIDES}
     )
-    latency_ns: dict[Side, array[int]] = field(
-        default_factory=lambda: {side: array("q") for side in SIDES}
+    # Total time per side; measured from the intended start in the open model.
+    latency: dict[Side, _Buffered] = field(
+        default_factory=lambda: {side: _Buffered(LatencyHistogram()) for side in SIDES}
     )
+    # From the actual start: differs from `latency` only in the open model.
+    uncorrected: dict[Side, _Buffered] = field(
+        default_factory=lambda: {side: _Buffered(LatencyHistogram()) for side in SIDES}
+    )
+    difference: _Buffered = field(default_factory=lambda: _Buffered(DifferenceHistogram()))
     signatures: dict[SignatureKey, SignatureTally] = field(default_factory=dict)
     # How many pairs showed exactly this set of signatures: enough to count differing pairs
     # once noise and acceptance are decided, without a record per pair.
     combinations: Counter[frozenset[SignatureKey]] = field(default_factory=Counter)
+
+    def flush(self) -> None:
+        for buffered in (*self.latency.values(), *self.uncorrected.values(), self.difference):
+            buffered.flush()
+
+    def merge(self, other: RequestTally) -> None:
+        self.flush()
+        other.flush()
+        self.pairs += other.pairs
+        self.noise_samples += other.noise_samples
+        for side in SIDES:
+            self.statuses[side].update(other.statuses[side])
+            self.failures[side].update(other.failures[side])
+            for error_class, message in other.failure_messages[side].items():
+                self.failure_messages[side].setdefault(error_class, message)
+            self.latency[side].histogram.merge(other.latency[side].histogram)  # type: ignore[arg-type]
+            self.uncorrected[side].histogram.merge(other.uncorrected[side].histogram)  # type: ignore[arg-type]
+        self.difference.histogram.merge(other.difference.histogram)  # type: ignore[arg-type]
+        for key, signature in other.signatures.items():
+            if key in self.signatures:
+                self.signatures[key].merge(signature)
+            else:
+                self.signatures[key] = signature
+        self.combinations.update(other.combinations)
 
 
 class RunCollector:
@@ -109,20 +169,12 @@ class RunCollector:
         self.today = today or datetime.date.min
         self.keep_pairs = keep_pairs
         self.pair_records: list[dict[str, Any]] = []
+        self.phases: dict[Side, dict[str, _Buffered]] = {
+            side: {phase: _Buffered(LatencyHistogram()) for phase in PHASES} for side in SIDES
+        }
+        self.open_model = False  # set when any pair carried an intended start time
         self.tls: dict[str, RequestTally] = {}  # hostname -> TLS findings
         self.tls_hosts: list[HostTls] = []
-
-    def add_tls(self, host_tls: HostTls) -> None:
-        """The TLS probe's findings for one hostname, tallied like one pair of that host."""
-        spec = RequestSpec(f"TLS {host_tls.host}", "TLS", f"https://{host_tls.host}/", (), None)
-        tally = self.tls[host_tls.host] = RequestTally(spec, pairs=1, tls_probe=True)
-        for difference in host_tls.differences:
-            match = (
-                find_acceptance(self.accept, spec, difference, self.today) if self.accept else None
-            )
-            self._signature(tally, difference).add(difference, -1, match)
-        tally.combinations[frozenset(d.signature for d in host_tls.differences)] += 1
-        self.tls_hosts.append(host_tls)
 
     def __call__(self, pair: Pair) -> None:
         tally = self.requests.get(pair.request.name)
@@ -131,7 +183,12 @@ class RunCollector:
         tally.pairs += 1
         self.pairs_done += 1
         for observation in (pair.baseline, pair.candidate):
-            self._tally_observation(tally, observation)
+            self._tally_observation(tally, observation, pair)
+        if pair.measured and pair.baseline.failure is None and pair.candidate.failure is None:
+            # Same request, same moment: the fairest latency comparison there is.
+            tally.difference.add(
+                (pair.candidate.timings.total_ns - pair.baseline.timings.total_ns) // 1000
+            )
         keys = frozenset(d.signature for d in pair.differences)
         tally.combinations[keys] += 1
         if pair.differences:
@@ -152,7 +209,7 @@ class RunCollector:
         if self.keep_pairs and len(self.pair_records) < PAIR_RECORD_LIMIT:
             self.pair_records.append(_pair_record(pair))
 
-    def _tally_observation(self, tally: RequestTally, observation: Observation) -> None:
+    def _tally_observation(self, tally: RequestTally, observation: Observation, pair: Pair) -> None:
         side = observation.side
         if observation.failure:
             tally.failures[side][observation.failure.error_class] += 1
@@ -160,9 +217,65 @@ class RunCollector:
                 observation.failure.error_class, observation.failure.message
             )
             self.failures[side] += 1
-        else:
-            tally.statuses[side][str(observation.status)] += 1
-            tally.latency_ns[side].append(observation.timings.total_ns)
+            return
+        tally.statuses[side][str(observation.status)] += 1
+        if not pair.measured:
+            return
+        timings = observation.timings
+        total_us = timings.total_ns // 1000
+        tally.uncorrected[side].add(total_us)
+        if pair.intended_ns is not None:
+            self.open_model = True
+            total_us += max(timings.started_ns - pair.intended_ns, 0) // 1000
+        tally.latency[side].add(total_us)
+        phases = self.phases[side]
+        if timings.connect_ns is not None:
+            phases["connect"].add(timings.connect_ns // 1000)
+        if timings.tls_ns is not None:
+            phases["tls"].add(timings.tls_ns // 1000)
+        if timings.first_byte_ns is not None:
+            phases["first_byte"].add(timings.first_byte_ns // 1000)
+
+    def add_tls(self, host_tls: HostTls) -> None:
+        """The TLS probe's findings for one hostname, tallied like one pair of that host."""
+        spec = RequestSpec(f"TLS {host_tls.host}", "TLS", f"https://{host_tls.host}/", (), None)
+        tally = self.tls[host_tls.host] = RequestTally(spec, pairs=1, tls_probe=True)
+        for difference in host_tls.differences:
+            match = (
+                find_acceptance(self.accept, spec, difference, self.today) if self.accept else None
+            )
+            self._signature(tally, difference).add(difference, -1, match)
+        tally.combinations[frozenset(d.signature for d in host_tls.differences)] += 1
+        self.tls_hosts.append(host_tls)
+
+    def flush(self) -> None:
+        """Record every buffered latency; call before reading histograms."""
+        for tally in self.requests.values():
+            tally.flush()
+        for phases in self.phases.values():
+            for buffered in phases.values():
+                buffered.flush()
+
+    def merge(self, other: RunCollector) -> None:
+        """Add another collector's results (another worker's share of the same scenario)."""
+        self.flush()
+        other.flush()
+        for name, tally in other.requests.items():
+            if name in self.requests:
+                self.requests[name].merge(tally)
+            else:
+                self.requests[name] = tally
+        self.pairs_done += other.pairs_done
+        self.pairs_with_differences += other.pairs_with_differences
+        for side in SIDES:
+            self.failures[side] += other.failures[side]
+            for phase in PHASES:
+                self.phases[side][phase].histogram.merge(other.phases[side][phase].histogram)  # type: ignore[arg-type]
+        self.open_model = self.open_model or other.open_model
+        room = PAIR_RECORD_LIMIT - len(self.pair_records)
+        self.pair_records = sorted(
+            self.pair_records + other.pair_records[: max(room, 0)], key=lambda r: r["index"]
+        )
 
     @staticmethod
     def _signature(tally: RequestTally, difference: Difference) -> SignatureTally:

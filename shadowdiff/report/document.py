@@ -14,38 +14,84 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Final
 
-import numpy as np
-
 from shadowdiff import __version__
 from shadowdiff.compare.difference import SEVERITY_ORDER
 from shadowdiff.errors import UsageError
-from shadowdiff.report.collect import PAIR_RECORD_LIMIT, RequestTally, RunCollector
+from shadowdiff.report.collect import PHASES, RequestTally, RunCollector
 from shadowdiff.report.signatures import NoiseThresholds, fold_signatures
 from shadowdiff.report.verdict import FAILING_STATUSES, decide
 from shadowdiff.scenario import Scenario
 from shadowdiff.spec import SIDES
+from shadowdiff.stats.histogram import DifferenceHistogram, LatencyHistogram
+from shadowdiff.stats.latency import compare_latency, summarize, summarize_differences
 from shadowdiff.tls import HostTls, TlsPosture
 
 REPORT_SCHEMA: Final = "shadowdiff.report/1"
-PERCENTILES: Final = (50, 90, 99)
 # Environment values shorter than this are not redacted: replacing every "80" would garble the
 # report, and a value that short is no secret.
 _MIN_REDACTED_CHARS: Final = 4
 
 
-def _latency_ms(samples_ns: Any) -> dict[str, float] | None:
-    if not len(samples_ns):
-        return None
-    values = np.frombuffer(samples_ns, dtype=np.int64).astype(np.float64) / 1e6
-    stats = {
-        f"p{p}": float(v)
-        for p, v in zip(PERCENTILES, np.percentile(values, PERCENTILES), strict=True)
+# Per-route latency comparisons cost a bootstrap each: only the busiest routes get one.
+COMPARED_ROUTES: Final = 50
+COMPARED_ROUTE_MIN_SAMPLES: Final = 100
+
+
+def _histogram(buffered: Any) -> LatencyHistogram:
+    histogram: LatencyHistogram = buffered.histogram
+    return histogram
+
+
+def _request_latency(
+    tally: RequestTally, compared: bool, regression_ratio: float
+) -> dict[str, Any]:
+    latency: dict[str, Any] = {
+        side: summarize(_histogram(tally.latency[side]), sum(tally.failures[side].values()))
+        for side in SIDES
     }
-    stats["max"] = float(values.max())
-    return {key: round(value, 3) for key, value in stats.items()}
+    latency["difference"] = summarize_differences(tally.difference.histogram)  # type: ignore[arg-type]
+    if compared:
+        latency["comparison"] = compare_latency(
+            _histogram(tally.latency["baseline"]),
+            _histogram(tally.latency["candidate"]),
+            regression_ratio=regression_ratio,
+            resamples=200,
+        )
+    return latency
 
 
-def _request_entry(tally: RequestTally, decided: Mapping[tuple[str, str], str]) -> dict[str, Any]:
+def _overall_latency(
+    tallies: list[RequestTally], collector: RunCollector, regression_ratio: float
+) -> dict[str, Any]:
+    totals = {side: LatencyHistogram() for side in SIDES}
+    uncorrected = {side: LatencyHistogram() for side in SIDES}
+    difference = DifferenceHistogram()
+    for tally in tallies:
+        for side in SIDES:
+            totals[side].merge(_histogram(tally.latency[side]))
+            uncorrected[side].merge(_histogram(tally.uncorrected[side]))
+        difference.merge(tally.difference.histogram)  # type: ignore[arg-type]
+    overall: dict[str, Any] = {"corrected": collector.open_model}
+    for side in SIDES:
+        errors = sum(sum(t.failures[side].values()) for t in tallies)
+        phases = {phase: summarize(_histogram(collector.phases[side][phase])) for phase in PHASES}
+        overall[side] = {"total": summarize(totals[side], errors), **phases}
+        if collector.open_model:
+            overall[side]["total_uncorrected"] = summarize(uncorrected[side], errors)
+    overall["difference"] = summarize_differences(difference)
+    overall["comparison"] = compare_latency(
+        totals["baseline"], totals["candidate"], regression_ratio=regression_ratio
+    )
+    overall["histograms"] = {side: totals[side].to_dict() for side in SIDES}
+    return overall
+
+
+def _request_entry(
+    tally: RequestTally,
+    decided: Mapping[tuple[str, str], str],
+    compared: bool = False,
+    regression_ratio: float = 1.1,
+) -> dict[str, Any]:
     signatures = sorted(
         tally.signatures.values(),
         key=lambda s: (SEVERITY_ORDER[s.difference.severity], -s.count, s.difference.field),
@@ -65,7 +111,7 @@ def _request_entry(tally: RequestTally, decided: Mapping[tuple[str, str], str]) 
             }
             for side in SIDES
         },
-        "latency_ms": {side: _latency_ms(tally.latency_ns[side]) for side in SIDES},
+        "latency_ms": _request_latency(tally, compared, regression_ratio),
         "differences": [
             {
                 "kind": s.difference.kind,
@@ -109,8 +155,24 @@ def build_report(
     signatures, decided = fold_signatures(
         [*tallies, *collector.tls.values()], NoiseThresholds(noise.relative, noise.absolute)
     )
+    collector.flush()
+    regression_ratio = scenario.compare.latency_regression_ratio
+    busiest = sorted(
+        (
+            t
+            for t in tallies
+            if min(_histogram(t.latency[s]).count for s in SIDES) >= COMPARED_ROUTE_MIN_SAMPLES
+        ),
+        key=lambda t: -t.pairs,
+    )[:COMPARED_ROUTES]
+    compared_names = {t.request.name for t in busiest}
     # Scenario order, not completion order: the report reads like the file it came from.
-    requests = [_request_entry(tally, decided[tally.request.name]) for tally in tallies]
+    requests = [
+        _request_entry(
+            t, decided[t.request.name], t.request.name in compared_names, regression_ratio
+        )
+        for t in tallies
+    ]
     failures: dict[str, dict[str, Any]] = {}
     for side in SIDES:
         by_class: Counter[str] = Counter()
@@ -155,10 +217,10 @@ def build_report(
         "totals": totals,
         "signatures": signatures,
         "tls": [_tls_entry(host_tls) for host_tls in collector.tls_hosts],
+        "latency": _overall_latency(tallies, collector, regression_ratio),
         "requests": requests,
-        "pairs": collector.pair_records
-        if collector.keep_pairs and collector.pairs_done <= PAIR_RECORD_LIMIT
-        else None,
+        # The first pairs, in order (at most PAIR_RECORD_LIMIT); null when not kept.
+        "pairs": collector.pair_records if collector.keep_pairs else None,
     }
     redacted: dict[str, Any] = redact(report, scenario.environment_values)
     return redacted

@@ -34,7 +34,7 @@ def _latency(request: dict[str, Any]) -> str:
     values = []
     for side in ("baseline", "candidate"):
         stats = request["latency_ms"][side]
-        values.append(f"{stats['p50']:.1f}" if stats else "—")
+        values.append(f"{stats['p50']:.1f}" if stats.get("count") else "—")
     return " / ".join(values)
 
 

@@ -285,6 +285,9 @@ class CompareSettings(_Strict):
     markers: list[MarkerSpec] = Field(default_factory=list, description="custom echo formats")
     builtin_markers: bool = Field(True, description="recognise the built-in echo formats")
     noise: Noise = Noise()
+    latency_regression_ratio: float = Field(
+        1.1, gt=1, description="a percentile is slower when its whole 95% interval exceeds this"
+    )
 
 
 class Acceptance(_Strict):

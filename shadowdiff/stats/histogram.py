@@ -33,7 +33,9 @@ def highest_equivalent(index: Int64Array) -> Int64Array:
     """The largest value that falls in each bucket (what HdrHistogram reports)."""
     index = np.asarray(index, dtype=np.int64)
     exponent = np.maximum((index >> _SUB_BUCKET_BITS) - 1, 0)
-    lowest = np.where(index < _LINEAR_LIMIT, index, (index - (exponent << _SUB_BUCKET_BITS)) << exponent)
+    lowest = np.where(
+        index < _LINEAR_LIMIT, index, (index - (exponent << _SUB_BUCKET_BITS)) << exponent
+    )
     return lowest + (np.int64(1) << exponent) - 1
 
 
@@ -60,7 +62,9 @@ class LatencyHistogram:
         low, high = int(indexes.min()), int(indexes.max())
         self._cover(low, high)
         start = low - self.offset
-        self.counts[start : start + high - low + 1] += np.bincount(indexes - low, minlength=high - low + 1)
+        self.counts[start : start + high - low + 1] += np.bincount(
+            indexes - low, minlength=high - low + 1
+        )
         self.count += int(values.size)
         smallest, largest = int(values.min()), int(values.max())
         self.min_us = smallest if self.min_us is None else min(self.min_us, smallest)
@@ -151,7 +155,11 @@ class LatencyHistogram:
             indexes = np.array([index for index, _ in buckets], dtype=np.int64)
             histogram._cover(int(indexes.min()), int(indexes.max()))
             histogram.counts[indexes - histogram.offset] = [count for _, count in buckets]
-        histogram.count, histogram.min_us, histogram.max_us = data["count"], data["min"], data["max"]
+        histogram.count, histogram.min_us, histogram.max_us = (
+            data["count"],
+            data["min"],
+            data["max"],
+        )
         histogram.sum_us, histogram.sum_squares = data["sum"], data["sum_squares"]
         return histogram
 

@@ -44,7 +44,10 @@ def summarize_differences(histogram: DifferenceHistogram) -> dict[str, Any]:
         return {"count": 0}
     quantiles = (1, 10, 50, 90, 99)
     values = histogram.percentiles(quantiles)
-    return {"count": histogram.count, **{_label(q): v / 1000 for q, v in zip(quantiles, values, strict=True)}}
+    return {
+        "count": histogram.count,
+        **{_label(q): v / 1000 for q, v in zip(quantiles, values, strict=True)},
+    }
 
 
 def _resampled_percentile(
@@ -77,7 +80,10 @@ def compare_latency(
     rng = np.random.default_rng(seed)
     result: dict[str, Any] = {}
     for q in COMPARED_QUANTILES:
-        baseline_value, candidate_value = baseline.percentiles((q,))[0], candidate.percentiles((q,))[0]
+        baseline_value, candidate_value = (
+            baseline.percentiles((q,))[0],
+            candidate.percentiles((q,))[0],
+        )
         ratios = _resampled_percentile(candidate, q, resamples, rng) / np.maximum(
             _resampled_percentile(baseline, q, resamples, rng), 1.0
         )
