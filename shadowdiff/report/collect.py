@@ -53,7 +53,7 @@ class _Buffered:
 
     def flush(self) -> None:
         if self.pending:
-            self.histogram.record(self.pending)  # type: ignore[arg-type]
+            self.histogram.record(self.pending)
             self.pending = array("q")
 
 

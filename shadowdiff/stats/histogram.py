@@ -26,7 +26,8 @@ def bucket_index(values_us: Int64Array) -> Int64Array:
     values = np.maximum(values_us, 0).astype(np.int64)
     # frexp gives v = m * 2**e with 0.5 <= m < 1, so e is the bit length (exact below 2**53).
     exponent = np.maximum(np.frexp(values.astype(np.float64))[1] - (_SUB_BUCKET_BITS + 1), 0)
-    return (exponent.astype(np.int64) << _SUB_BUCKET_BITS) + (values >> exponent)
+    indexes: Int64Array = (exponent.astype(np.int64) << _SUB_BUCKET_BITS) + (values >> exponent)
+    return indexes
 
 
 def highest_equivalent(index: Int64Array) -> Int64Array:
@@ -36,7 +37,8 @@ def highest_equivalent(index: Int64Array) -> Int64Array:
     lowest = np.where(
         index < _LINEAR_LIMIT, index, (index - (exponent << _SUB_BUCKET_BITS)) << exponent
     )
-    return lowest + (np.int64(1) << exponent) - 1
+    highest: Int64Array = lowest + (np.int64(1) << exponent) - 1
+    return highest
 
 
 class LatencyHistogram:

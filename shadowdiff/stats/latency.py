@@ -39,7 +39,7 @@ def summarize(histogram: LatencyHistogram, errors: int = 0) -> dict[str, Any]:
 
 
 def summarize_differences(histogram: DifferenceHistogram) -> dict[str, Any]:
-    """Candidate minus baseline per pair, in milliseconds: negative means the candidate was faster."""
+    """Candidate minus baseline per pair, in ms; negative: the candidate was faster."""
     if histogram.count == 0:
         return {"count": 0}
     quantiles = (1, 10, 50, 90, 99)
@@ -58,7 +58,10 @@ def _resampled_percentile(
     draws = rng.multinomial(total, counts / total, size=resamples)
     cumulative = np.cumsum(draws, axis=1)
     rank = max(1, math.ceil(q / 100 * total))
-    return values[np.argmax(cumulative >= rank, axis=1)].astype(np.float64)
+    resampled: np.ndarray[Any, np.dtype[np.float64]] = values[
+        np.argmax(cumulative >= rank, axis=1)
+    ].astype(np.float64)
+    return resampled
 
 
 def compare_latency(
