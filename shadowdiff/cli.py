@@ -20,6 +20,7 @@ from typing import Any, TypeVar
 from rich.console import Console
 
 from shadowdiff import __version__
+from shadowdiff.engine import LoadOutcome
 from shadowdiff.errors import RunError, ScenarioError, UsageError
 from shadowdiff.report import ExitCode, RunCollector, build_report, read_report, write_report
 from shadowdiff.report.progress import show_progress
@@ -69,8 +70,17 @@ async def _replay_with_report(
     collector = RunCollector(accept=scenario.accept, today=now.date())
     started_at = now.isoformat(timespec="seconds")
     started = time.perf_counter()
+    outcome: list[LoadOutcome] = []
     work = asyncio.ensure_future(
-        execute(scenario, collector, now=now, concurrency=concurrency, seed=seed, tls_only=tls_only)
+        execute(
+            scenario,
+            collector,
+            now=now,
+            concurrency=concurrency,
+            seed=seed,
+            tls_only=tls_only,
+            outcome=outcome,
+        )
     )
     progress = None
     if not quiet and not tls_only:
@@ -93,6 +103,7 @@ async def _replay_with_report(
         started_at=started_at,
         duration_s=time.perf_counter() - started,
         interrupted=interrupted,
+        load=outcome[0] if outcome else None,
     )
 
 

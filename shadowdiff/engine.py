@@ -1,20 +1,29 @@
-"""The replay engine: send every request of a scenario to both targets, pair up the answers and
+"""The replay engine: send each request of a scenario to both targets, pair up the answers and
 compare them. Network I/O goes through `Transport`s; what to do with each pair is the caller's
 (a `PairSink`), so the engine keeps nothing per pair and memory does not grow with the run.
+
+Two load models. Closed: a fixed number of pairs in flight, each worker sending its next pair
+when the last one is answered. Open: pairs start at a target rate whatever the answers do, and
+each pair carries its intended start time, so that latency can be measured from it: a stalled
+entry point then shows in the figures instead of quietly slowing the sender (coordinated
+omission, as wrk2 and oha measure).
 """
 
 from __future__ import annotations
 
 import asyncio
+import itertools
+import math
 import random
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from shadowdiff.compare import Difference, compare
-from shadowdiff.compare.options import compare_options
+from shadowdiff.compare.options import CompareOptions, compare_options
 from shadowdiff.observation import Observation
 from shadowdiff.scenario import Scenario
-from shadowdiff.scenario.model import SAFE_METHODS
+from shadowdiff.scenario.model import SAFE_METHODS, LoadSettings
 from shadowdiff.spec import RequestSpec, Side
 from shadowdiff.transport import Transport, open_transport
 
@@ -37,6 +46,23 @@ class Pair:
     measured: bool = True  # False during warm-up: compared, but left out of latency figures
 
 
+@dataclass(frozen=True, slots=True)
+class LoadOutcome:
+    """How the run was paced and whether it held its target."""
+
+    model: str  # "requests" (each request its repeat count), "closed" or "open"
+    pairs: int  # pairs completed by this process
+    elapsed_s: float
+    measured_s: float  # elapsed minus warm-up
+    target_rate: float | None = None  # pairs per second the schedule asked for, after warm-up
+    started_on_time: int = 0  # open: pairs whose send started within the schedule's window
+
+    @property
+    def achieved_rate(self) -> float:
+        pairs = self.started_on_time if self.model == "open" else self.pairs
+        return pairs / self.measured_s if self.measured_s > 0 else 0.0
+
+
 PairSink = Callable[[Pair], None]
 TransportFactory = Callable[[Scenario, Side, int], Transport]
 
@@ -52,6 +78,148 @@ def iter_requests(scenario: Scenario) -> Iterator[tuple[RequestSpec, int]]:
             yield request, repetition
 
 
+def _work(scenario: Scenario, load: LoadSettings | None) -> Iterator[tuple[RequestSpec, int]]:
+    """The requests to send: the scenario once, or cycled when the load bounds the run."""
+    if load is None or (load.total_duration_s is None and load.max_pairs is None):
+        return iter_requests(scenario)
+    cycled = itertools.chain.from_iterable(
+        iter_requests(scenario) if lap == 0 else ((r, n + 1) for r, n in iter_requests(scenario))
+        for lap in itertools.count()
+    )
+    return itertools.islice(cycled, load.max_pairs) if load.max_pairs else cycled
+
+
+def rate_at(load: LoadSettings, elapsed_s: float) -> float:
+    """The open model's target rate (pairs per second) at `elapsed_s` into the run."""
+    if not load.stages:
+        return load.rate or 0.0
+    previous, start = 0.0, 0.0
+    for stage in load.stages:
+        if elapsed_s < start + stage.duration_s:
+            return previous + (stage.rate - previous) * (elapsed_s - start) / stage.duration_s
+        previous, start = stage.rate, start + stage.duration_s
+    return previous
+
+
+def _segments(load: LoadSettings) -> list[tuple[float, float, float, float]]:
+    """(start_s, duration_s, rate at start, rate at end) of each linear piece of the schedule."""
+    if not load.stages:
+        rate = load.rate or 0.0
+        return [(0.0, load.duration_s or math.inf, rate, rate)]
+    segments, start, previous = [], 0.0, 0.0
+    for stage in load.stages:
+        segments.append((start, stage.duration_s, previous, stage.rate))
+        start, previous = start + stage.duration_s, stage.rate
+    return segments
+
+
+def arrival_offsets(load: LoadSettings, rng: random.Random) -> Iterator[float]:
+    """Intended start times (seconds from the start) of successive pairs.
+
+    Arrivals fall where the integral of the rate crosses 0, 1, 2, ... (constant) or the sums
+    of exponential draws (Poisson); on each linear stage that point is solved exactly, so a
+    ramp from zero starts slowly and smoothly instead of waiting out a huge first gap.
+    """
+    threshold = rng.expovariate(1.0) if load.arrivals == "poisson" else 0.0
+    done = 0.0  # the rate's integral up to the current segment's start
+    for start, duration, rate_start, rate_end in _segments(load):
+        slope = 0.0 if math.isinf(duration) else (rate_end - rate_start) / duration
+        area = math.inf if math.isinf(duration) else (rate_start + rate_end) / 2 * duration
+        if area <= 0:
+            continue  # a pause: no pairs start in it
+        # The end is exclusive: a stage worth five pairs starts five, the next begins at its end.
+        while threshold < done + area:
+            need = threshold - done
+            if abs(slope) < 1e-12:
+                offset = need / rate_start if rate_start > 0 else 0.0
+            else:
+                offset = (
+                    -rate_start + math.sqrt(max(rate_start**2 + 2 * slope * need, 0.0))
+                ) / slope
+            yield start + offset
+            threshold += rng.expovariate(1.0) if load.arrivals == "poisson" else 1.0
+        done += area
+
+
+def expected_pairs(load: LoadSettings, start_s: float, end_s: float, step_s: float = 0.01) -> float:
+    """Pairs the schedule asks for between two moments (the rate's integral)."""
+    steps = max(1, math.ceil((end_s - start_s) / step_s))
+    width = (end_s - start_s) / steps
+    return sum(rate_at(load, start_s + (i + 0.5) * width) * width for i in range(steps))
+
+
+class _PairRunner:
+    """Sends one pair (and its noise calibration) and hands the result to the sink."""
+
+    def __init__(
+        self,
+        scenario: Scenario,
+        baseline: Transport,
+        candidate: Transport,
+        sink: PairSink,
+        chooser: random.Random,
+    ) -> None:
+        self.baseline, self.candidate, self.sink, self.chooser = baseline, candidate, sink, chooser
+        self.options: CompareOptions = compare_options(scenario)
+        self.noise_share = scenario.compare.noise.share
+        self.completed = 0
+
+    def _calibrate(self, request: RequestSpec, repetition: int) -> bool:
+        # Never send an unsafe request a third time. The first of each request is always
+        # calibrated so that every route has a noise sample, then a share of the repeats.
+        if self.noise_share <= 0 or request.method not in SAFE_METHODS:
+            return False
+        return repetition == 0 or self.chooser.random() < self.noise_share
+
+    async def run(
+        self,
+        index: int,
+        request: RequestSpec,
+        repetition: int,
+        intended_ns: int | None,
+        measured: bool,
+    ) -> None:
+        calibrate = self._calibrate(request, repetition)
+        # Both sends start before either is awaited, in random order, so neither target
+        # systematically gets the head start or the warmer moment. The first is awaited
+        # directly (it starts at once); the other runs as a task (it starts a moment later).
+        baseline_first = self.chooser.random() < 0.5
+        first, second = (
+            (self.baseline, self.candidate) if baseline_first else (self.candidate, self.baseline)
+        )
+        second_task = asyncio.ensure_future(second.send(request))
+        again_task = asyncio.ensure_future(self.baseline.send(request)) if calibrate else None
+        try:
+            first_answer = await first.send(request)
+            second_answer = await second_task
+            again = await again_task if again_task is not None else None
+        except asyncio.CancelledError:
+            second_task.cancel()
+            if again_task is not None:
+                again_task.cancel()
+            raise
+        baseline_answer, candidate_answer = (
+            (first_answer, second_answer) if baseline_first else (second_answer, first_answer)
+        )
+        noise = (
+            None if again is None else tuple(compare(request, baseline_answer, again, self.options))
+        )
+        differences = compare(request, baseline_answer, candidate_answer, self.options)
+        self.sink(
+            Pair(
+                index,
+                request,
+                baseline_answer,
+                candidate_answer,
+                tuple(differences),
+                noise,
+                intended_ns,
+                measured,
+            )
+        )
+        self.completed += 1
+
+
 async def replay(
     scenario: Scenario,
     sink: PairSink,
@@ -59,60 +227,130 @@ async def replay(
     concurrency: int | None = None,
     transport_factory: TransportFactory = _default_transport,
     seed: int | None = None,
-) -> int:
+    share: tuple[int, int] = (0, 1),
+    load: LoadSettings | None = None,
+) -> LoadOutcome:
     """Replay `scenario` against both targets, calling `sink` once per pair as it completes.
 
-    Returns the number of pairs completed. Cancelling the calling task (Ctrl-C) stops new
-    pairs and lets the caller report on what already reached the sink.
+    `share` = (k, n) sends only pairs whose index is k modulo n: n workers with k = 0..n-1
+    together send exactly one run. `load` overrides the scenario's. Cancelling the calling
+    task (Ctrl-C) stops new pairs; the sink already holds what completed.
     """
-    pairs_in_flight = concurrency or scenario.defaults.concurrency
+    load = load if load is not None else scenario.load
+    pairs_in_flight = concurrency or (load.concurrency if load and load.concurrency else None)
+    pairs_in_flight = pairs_in_flight or scenario.defaults.concurrency
+    if load is not None and load.model == "open":
+        pairs_in_flight = load.max_in_flight
+    worker_count, worker = share[1], share[0]
+    if (
+        load is not None
+        and load.model == "closed"
+        and load.concurrency is None
+        and concurrency is None
+    ):
+        pairs_in_flight = max(1, pairs_in_flight // worker_count)
     baseline = transport_factory(scenario, "baseline", pairs_in_flight)
     candidate = transport_factory(scenario, "candidate", pairs_in_flight)
-    options = compare_options(scenario)
-    noise_share = scenario.compare.noise.share
-    chooser = random.Random(seed)
-    work = enumerate(iter_requests(scenario))
-    completed = 0
-
-    def calibrate(request: RequestSpec, repetition: int) -> bool:
-        # Never send an unsafe request a third time. The first of each request is always
-        # calibrated so that every route has a noise sample, then a share of the repeats.
-        if noise_share <= 0 or request.method not in SAFE_METHODS:
-            return False
-        return repetition == 0 or chooser.random() < noise_share
-
-    async def worker() -> None:
-        nonlocal completed
-        for index, (request, repetition) in work:
-            senders = [(baseline, "baseline"), (candidate, "candidate")]
-            if calibrate(request, repetition):
-                senders.append((baseline, "baseline-again"))
-            # All sends are started before any is awaited, in random order, so neither target
-            # systematically gets the head start or the warmer moment.
-            chooser.shuffle(senders)
-            tasks = {role: asyncio.ensure_future(sender.send(request)) for sender, role in senders}
-            try:
-                await asyncio.gather(*tasks.values())
-            except asyncio.CancelledError:
-                for task in tasks.values():
-                    task.cancel()
-                raise
-            baseline_answer = tasks["baseline"].result()
-            candidate_answer = tasks["candidate"].result()
-            noise = None
-            if "baseline-again" in tasks:
-                noise = tuple(
-                    compare(request, baseline_answer, tasks["baseline-again"].result(), options)
-                )
-            differences = compare(request, baseline_answer, candidate_answer, options)
-            sink(Pair(index, request, baseline_answer, candidate_answer, tuple(differences), noise))
-            completed += 1
-
-    workers = min(pairs_in_flight, scenario.pair_count)
+    runner = _PairRunner(
+        scenario, baseline, candidate, sink, random.Random(seed if seed is None else seed + worker)
+    )
+    started = time.perf_counter()
     try:
-        async with asyncio.TaskGroup() as group:
-            for _ in range(workers):
-                group.create_task(worker())
+        if load is not None and load.model == "open":
+            on_time = await _open_model(runner, scenario, load, share, random.Random(seed))
+            elapsed = time.perf_counter() - started
+            measured_s = min(elapsed, load.total_duration_s or elapsed) - load.warmup_s
+            end = load.total_duration_s or elapsed
+            target = expected_pairs(load, load.warmup_s, end) / max(end - load.warmup_s, 1e-9)
+            return LoadOutcome(
+                "open", runner.completed, elapsed, max(measured_s, 0.0), target, on_time
+            )
+        await _closed_model(runner, scenario, load, share, pairs_in_flight)
+        elapsed = time.perf_counter() - started
+        warmup = load.warmup_s if load else 0.0
+        return LoadOutcome(
+            "closed" if load else "requests", runner.completed, elapsed, max(elapsed - warmup, 0.0)
+        )
     finally:
         await asyncio.gather(baseline.close(), candidate.close(), return_exceptions=True)
-    return completed
+
+
+async def _closed_model(
+    runner: _PairRunner,
+    scenario: Scenario,
+    load: LoadSettings | None,
+    share: tuple[int, int],
+    in_flight: int,
+) -> None:
+    worker, worker_count = share
+    work = (
+        (i, r, n) for i, (r, n) in enumerate(_work(scenario, load)) if i % worker_count == worker
+    )
+    started_ns = time.perf_counter_ns()
+    deadline_ns = (
+        started_ns + int(load.total_duration_s * 1e9) if load and load.total_duration_s else None
+    )
+    warmup_end_ns = started_ns + int((load.warmup_s if load else 0) * 1e9)
+
+    async def loop() -> None:
+        for index, request, repetition in work:
+            now = time.perf_counter_ns()
+            if deadline_ns is not None and now >= deadline_ns:
+                return
+            await runner.run(index, request, repetition, None, now >= warmup_end_ns)
+
+    planned = scenario.pair_count
+    loops = (
+        in_flight if planned is None else max(1, min(in_flight, math.ceil(planned / worker_count)))
+    )
+    async with asyncio.TaskGroup() as group:
+        for _ in range(loops):
+            group.create_task(loop())
+
+
+async def _open_model(
+    runner: _PairRunner,
+    scenario: Scenario,
+    load: LoadSettings,
+    share: tuple[int, int],
+    rng: random.Random,
+) -> int:
+    """Start pairs on schedule; returns how many started within the schedule's window."""
+    worker, worker_count = share
+    in_flight = asyncio.Semaphore(load.max_in_flight)
+    tasks: set[asyncio.Task[None]] = set()
+    started_ns = time.perf_counter_ns()
+    end_ns = started_ns + int(load.total_duration_s * 1e9) if load.total_duration_s else None
+    warmup_ns = int(load.warmup_s * 1e9)
+    on_time = 0
+    work = _work(scenario, load)
+    try:
+        # Every worker walks the whole schedule and keeps its share, so that n workers together
+        # follow exactly the schedule one would.
+        for index, (offset_s, (request, repetition)) in enumerate(
+            zip(arrival_offsets(load, rng), work, strict=False)
+        ):
+            if index % worker_count != worker:
+                continue
+            intended_ns = started_ns + int(offset_s * 1e9)
+            delay_ns = intended_ns - time.perf_counter_ns()
+            if delay_ns > 0:
+                await asyncio.sleep(delay_ns / 1e9)
+            await in_flight.acquire()
+            actual_ns = time.perf_counter_ns()
+            measured = intended_ns - started_ns >= warmup_ns
+            if measured and (end_ns is None or actual_ns <= end_ns):
+                on_time += 1
+            task = asyncio.ensure_future(
+                runner.run(index, request, repetition, intended_ns, measured)
+            )
+            tasks.add(task)
+            task.add_done_callback(tasks.discard)
+            task.add_done_callback(lambda _: in_flight.release())
+        if tasks:
+            await asyncio.gather(*tasks)
+    except asyncio.CancelledError:
+        for task in tasks:
+            task.cancel()
+        raise
+    return on_time

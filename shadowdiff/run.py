@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import datetime
 
-from shadowdiff.engine import replay
+from shadowdiff.engine import LoadOutcome, replay
 from shadowdiff.report.collect import RunCollector
 from shadowdiff.scenario import Scenario
 from shadowdiff.tls import probe_scenario
@@ -19,11 +19,15 @@ async def execute(
     concurrency: int | None = None,
     seed: int | None = None,
     tls_only: bool = False,
+    outcome: list[LoadOutcome] | None = None,
 ) -> None:
     """Probe TLS (unless the scenario turns it off), then replay every request (unless
-    `tls_only`). Cancel the calling task to stop; the collector keeps what completed."""
+    `tls_only`). Cancel the calling task to stop; the collector keeps what completed, and
+    `outcome` (when given) receives how the replay was paced."""
     if tls_only or scenario.tls_probe.probe:
         for host_tls in await probe_scenario(scenario, now):
             collector.add_tls(host_tls)
     if not tls_only:
-        await replay(scenario, collector, concurrency=concurrency, seed=seed)
+        result = await replay(scenario, collector, concurrency=concurrency, seed=seed)
+        if outcome is not None:
+            outcome.append(result)

@@ -36,10 +36,10 @@ async def test_thousand_pairs_are_all_accounted_for(
         )
     )
     collector = RunCollector()
-    completed = await replay(scenario, collector)
+    outcome = await replay(scenario, collector)
     report = build_report(scenario, collector, started_at="t", duration_s=1.0)
 
-    assert completed == scenario.pair_count == 1000
+    assert outcome.pairs == scenario.pair_count == 1000 and outcome.model == "requests"
     assert report["totals"]["pairs"] == 1000
     assert sum(entry["pairs"] for entry in report["requests"]) == 1000
     assert sorted(record["index"] for record in report["pairs"]) == list(range(1000))

@@ -16,6 +16,7 @@ from typing import Any, Final
 
 from shadowdiff import __version__
 from shadowdiff.compare.difference import SEVERITY_ORDER
+from shadowdiff.engine import LoadOutcome
 from shadowdiff.errors import UsageError
 from shadowdiff.report.collect import PHASES, RequestTally, RunCollector
 from shadowdiff.report.signatures import NoiseThresholds, fold_signatures
@@ -144,6 +145,7 @@ def build_report(
     started_at: str,
     duration_s: float,
     interrupted: bool = False,
+    load: LoadOutcome | None = None,
 ) -> dict[str, Any]:
     """The report as JSON-ready data, with every environment-sourced value redacted."""
     noise = scenario.compare.noise
@@ -197,6 +199,9 @@ def build_report(
         "failures": failures,
         "tls_hosts": len(collector.tls_hosts),
     }
+    load_entry = _load_entry(scenario, load)
+    totals["load_valid"] = load_entry is None or load_entry["valid"]
+    totals["load_reason"] = load_entry["reason"] if load_entry else None
     exit_code, reason = decide(totals, fail_on=scenario.compare.fail_on, interrupted=interrupted)
     report = {
         "schema": REPORT_SCHEMA,
@@ -217,6 +222,7 @@ def build_report(
         "totals": totals,
         "signatures": signatures,
         "tls": [_tls_entry(host_tls) for host_tls in collector.tls_hosts],
+        "load": load_entry,
         "latency": _overall_latency(tallies, collector, regression_ratio),
         "requests": requests,
         # The first pairs, in order (at most PAIR_RECORD_LIMIT); null when not kept.
@@ -224,6 +230,33 @@ def build_report(
     }
     redacted: dict[str, Any] = redact(report, scenario.environment_values)
     return redacted
+
+
+def _load_entry(scenario: Scenario, load: LoadOutcome | None) -> dict[str, Any] | None:
+    if load is None:
+        return None
+    settings = scenario.load
+    entry: dict[str, Any] = {
+        "model": load.model,
+        "pairs": load.pairs,
+        "elapsed_s": round(load.elapsed_s, 3),
+        "measured_s": round(load.measured_s, 3),
+        "warmup_s": settings.warmup_s if settings else 0.0,
+        "target_rate": None if load.target_rate is None else round(load.target_rate, 2),
+        "achieved_rate": round(load.achieved_rate, 2),
+        "valid": True,
+        "reason": None,
+    }
+    if load.target_rate and settings is not None:
+        shortfall = 1 - load.achieved_rate / load.target_rate
+        entry["shortfall"] = round(shortfall, 4)
+        if shortfall > settings.rate_tolerance:
+            entry["valid"] = False
+            entry["reason"] = (
+                f"target rate not held: {load.achieved_rate:.1f} of {load.target_rate:.1f} pairs/s "
+                f"({shortfall:.1%} short, more than {settings.rate_tolerance:.0%})"
+            )
+    return entry
 
 
 def _posture(posture: TlsPosture) -> dict[str, Any]:

@@ -19,7 +19,7 @@ REFRESH_S: Final = 0.1
 
 
 async def show_progress(
-    collector: RunCollector, total_pairs: int, console: Console | None = None
+    collector: RunCollector, total_pairs: int | None, console: Console | None = None
 ) -> None:
     """Run until cancelled, drawing progress from the collector's counters."""
     console = console or Console(stderr=True)

@@ -27,6 +27,8 @@ def decide(
     pairs = totals["pairs"]
     if interrupted:
         return ExitCode.INTERRUPTED, f"interrupted after {pairs} pairs"
+    if not totals.get("load_valid", True):
+        return ExitCode.RUN_FAILED, totals["load_reason"]
     for side in ("baseline", "candidate"):
         failures = totals["failures"][side]
         if pairs and failures["total"] == pairs:

@@ -26,6 +26,7 @@ from shadowdiff.scenario.model import (
     Body,
     CompareSettings,
     Defaults,
+    LoadSettings,
     Matrix,
     Request,
     ScenarioFile,
@@ -55,14 +56,23 @@ class Scenario:
     requests: tuple[RequestSpec, ...]
     compare: CompareSettings
     tls_probe: TlsProbeSettings
+    load: LoadSettings | None
     accept: tuple[Acceptance, ...]
     base_dir: Path
     # Values that came from the environment -> variable name; reports show `${NAME}` instead.
     environment_values: Mapping[str, str]
 
     @property
-    def pair_count(self) -> int:
-        """Request pairs a full run sends (each pair is one request to each target)."""
+    def pair_count(self) -> int | None:
+        """Request pairs a full run sends (each pair is one request to each target); None when
+        the run is bounded by time instead."""
+        if self.load is not None and (
+            self.load.total_duration_s is not None or self.load.max_pairs
+        ):
+            if self.load.total_duration_s is None:
+                max_pairs: int | None = self.load.max_pairs
+                return max_pairs
+            return None
         return sum(request.repeat for request in self.requests)
 
     def port_map(self, side: str) -> dict[int, int]:
@@ -134,6 +144,7 @@ def parse_scenario(
         requests=tuple(requests),
         compare=config.compare,
         tls_probe=config.tls_probe,
+        load=config.load,
         accept=tuple(config.accept),
         base_dir=base_dir,
         environment_values=dict(document.environment_values),

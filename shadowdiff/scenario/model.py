@@ -322,6 +322,54 @@ class TlsProbeSettings(_Strict):
     clients_need: ClientsNeed = ClientsNeed()
 
 
+class Stage(_Strict):
+    """A stretch of an open-model run: the rate moves linearly to `rate` over `duration_s`."""
+
+    duration_s: float = Field(gt=0, le=7 * 24 * 3600)
+    rate: float = Field(ge=0, le=1_000_000, description="pairs per second at the end of the stage")
+
+
+class LoadSettings(_Strict):
+    """How requests are paced. Without this section each request is sent `repeat` times with
+    `defaults.concurrency` pairs in flight."""
+
+    model: Literal["closed", "open"] = Field(
+        "closed",
+        description="closed: a fixed number of pairs in flight; open: pairs start at a target "
+        "rate whatever the answers do, latency measured from the intended start",
+    )
+    concurrency: int | None = Field(None, ge=1, le=10_000, description="closed: pairs in flight")
+    rate: float | None = Field(None, gt=0, le=1_000_000, description="open: pairs per second")
+    arrivals: Literal["constant", "poisson"] = "constant"
+    stages: list[Stage] = Field(default_factory=list, description="open: ramps, from rate 0")
+    duration_s: float | None = Field(None, gt=0, le=7 * 24 * 3600)
+    max_pairs: int | None = Field(None, ge=1)
+    warmup_s: float = Field(0, ge=0, description="excluded from latency figures")
+    max_in_flight: int = Field(10_000, ge=1, description="open: pairs in flight at most")
+    rate_tolerance: float = Field(
+        0.05, gt=0, lt=1, description="a run short of its target rate by more is invalid"
+    )
+
+    @model_validator(mode="after")
+    def _consistent(self) -> LoadSettings:
+        if self.model == "open" and self.rate is None and not self.stages:
+            raise ValueError("an open model needs a rate or stages")
+        if (
+            self.model == "open"
+            and not self.stages
+            and self.duration_s is None
+            and self.max_pairs is None
+        ):
+            raise ValueError("an open model with a constant rate needs duration_s or max_pairs")
+        if self.stages and self.duration_s is not None:
+            raise ValueError("stages set the duration; leave duration_s out")
+        return self
+
+    @property
+    def total_duration_s(self) -> float | None:
+        return sum(stage.duration_s for stage in self.stages) if self.stages else self.duration_s
+
+
 class ScenarioFile(_Strict):
     """A shadowdiff scenario: two entry points and the requests to replay against both."""
 
@@ -333,4 +381,5 @@ class ScenarioFile(_Strict):
     matrix: list[Matrix] = Field(default_factory=list)
     compare: CompareSettings = CompareSettings()
     tls_probe: TlsProbeSettings = TlsProbeSettings()
+    load: LoadSettings | None = None
     accept: list[Acceptance] = Field(default_factory=list)
