@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 
 
 @cache
-def _glob(pattern: str) -> re.Pattern[str]:
+def glob_pattern(pattern: str) -> re.Pattern[str]:
     """`*` any run of characters, `?` one; everything else literal (JSON paths have brackets)."""
     parts = (".*" if c == "*" else "." if c == "?" else re.escape(c) for c in pattern)
     return re.compile("^" + "".join(parts) + "$", re.IGNORECASE)
@@ -37,9 +37,9 @@ class AcceptanceMatch:
 def _matches(rule: Acceptance, request: RequestSpec, difference: Difference) -> bool:
     if rule.kind is not None and rule.kind != difference.kind:
         return False
-    if not _glob(rule.field).match(difference.field):
+    if not glob_pattern(rule.field).match(difference.field):
         return False
-    if rule.request is not None and not _glob(rule.request).match(request.name):
+    if rule.request is not None and not glob_pattern(rule.request).match(request.name):
         return False
     if rule.host is not None and URL(request.url, encoded=True).host != rule.host:
         return False

@@ -20,6 +20,7 @@ from shadowdiff.engine import LoadOutcome
 from shadowdiff.errors import UsageError
 from shadowdiff.report.collect import PHASES, RequestTally, RunCollector
 from shadowdiff.report.signatures import NoiseThresholds, fold_signatures
+from shadowdiff.report.thresholds import evaluate_thresholds
 from shadowdiff.report.verdict import FAILING_STATUSES, decide
 from shadowdiff.scenario import Scenario
 from shadowdiff.spec import SIDES
@@ -199,6 +200,12 @@ def build_report(
         "failures": failures,
         "tls_hosts": len(collector.tls_hosts),
     }
+    thresholds = evaluate_thresholds(
+        scenario.thresholds,
+        tallies,
+        {entry["name"]: entry["pairs_with_differences"] for entry in requests},
+    )
+    totals["thresholds_failed"] = sum(not result["passed"] for result in thresholds)
     load_entry = _load_entry(scenario, load)
     totals["load_valid"] = load_entry is None or load_entry["valid"]
     totals["load_reason"] = load_entry["reason"] if load_entry else None
@@ -223,6 +230,7 @@ def build_report(
         "signatures": signatures,
         "tls": [_tls_entry(host_tls) for host_tls in collector.tls_hosts],
         "load": load_entry,
+        "thresholds": thresholds,
         "latency": _overall_latency(tallies, collector, regression_ratio),
         "requests": requests,
         # The first pairs, in order (at most PAIR_RECORD_LIMIT); null when not kept.

@@ -118,6 +118,12 @@ def render_report(report: dict[str, Any], *, all_tls_tables: bool = False) -> Gr
     set_aside = _set_aside(report)
     if set_aside is not None:
         parts += [Text(), set_aside]
+    thresholds = _thresholds(report)
+    if thresholds is not None:
+        parts += [Text(), thresholds]
+    load = _load(report)
+    if load is not None:
+        parts += [Text(), load]
     parts += [Text(), _verdict(report)]
     return Group(*parts)
 
@@ -191,9 +197,65 @@ def _what(difference: dict[str, Any]) -> str:
     return kind if field == difference["kind"] or kind.endswith(f" {field}") else f"{kind}: {field}"
 
 
+def _thresholds(report: dict[str, Any]) -> Text | None:
+    results = report.get("thresholds") or []
+    if not results:
+        return None
+    text = Text("Thresholds\n", style="bold")
+    for result in results:
+        mark, style = ("pass", "green") if result["passed"] else ("FAIL", "bold red")
+        text.append(f"{mark:<5}", style=style)
+        where = f" [{result['request']}]" if result["request"] else ""
+        measured = result["measured"]
+        if measured is None:
+            shown = result["reason"]
+        elif result["unit"] == "ms":
+            shown = f"{measured:.3f} ms"
+        elif "rate" in result["check"]:
+            shown = f"{measured:.4%}"
+        else:
+            shown = f"{measured:.3f}"
+        text.append(f"{result['check']}{where}: measured {shown}\n")
+    return text
+
+
+def _load(report: dict[str, Any]) -> Text | None:
+    load = report.get("load")
+    if not load or load["model"] == "requests":
+        return None
+    latency = report["latency"]
+    text = Text(f"Load ({load['model']} model", style="bold")
+    text.append(f", {load['measured_s']:.1f} s measured after {load['warmup_s']:g} s warm-up)\n")
+    rate = f"achieved {load['achieved_rate']:.1f} pairs/s"
+    if load["target_rate"]:
+        rate += f" of {load['target_rate']:.1f} targeted"
+    text.append(rate + "\n", style="" if load["valid"] else "bold red")
+    for side in ("baseline", "candidate"):
+        total = latency[side]["total"]
+        if not total.get("count"):
+            continue
+        line = (
+            f"{side:<9} p50 {total['p50']:.2f} ms  p99 {total['p99']:.2f} ms  "
+            f"max {total['max']:.2f} ms"
+        )
+        if latency["corrected"]:
+            raw = latency[side]["total_uncorrected"]
+            line += f"   (from the actual send: p99 {raw['p99']:.2f} ms)"
+        text.append(line + "\n")
+    for q, result in latency["comparison"].items():
+        if isinstance(result, dict):
+            text.append(
+                f"candidate/baseline {q}: {result['ratio']:.3f} "
+                f"(95% {result['low']:.3f}-{result['high']:.3f}, {result['verdict']})\n"
+            )
+    return text
+
+
 def _verdict(report: dict[str, Any]) -> Text:
     outcome = report["outcome"]
-    style = {0: "bold green", 1: "bold red", 3: "bold red"}.get(outcome["exit_code"], "bold yellow")
+    style = {0: "bold green", 1: "bold red", 3: "bold red", 4: "bold red"}.get(
+        outcome["exit_code"], "bold yellow"
+    )
     return Text(f"exit {outcome['exit_code']}: {outcome['reason']}", style=style)
 
 

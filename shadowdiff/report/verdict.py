@@ -13,6 +13,7 @@ class ExitCode(IntEnum):
     DIFFERENCES = 1  # at least one difference found
     USAGE = 2  # bad command line or scenario
     RUN_FAILED = 3  # the run could not be carried out (a target failed every request)
+    THRESHOLDS = 4  # the answers were alike, but a threshold (latency, errors...) failed
     INTERRUPTED = 130  # stopped by Ctrl-C; the report covers what completed
 
 
@@ -44,12 +45,18 @@ def decide(
         scope = f"TLS of {probed} hosts"
     if failing_severities or expired:
         detail = counted + (f"; {expired} expired acceptance" if expired else "")
+        if totals.get("thresholds_failed"):
+            detail += f"; {totals['thresholds_failed']} threshold(s) failed too"
         if not pairs and probed:
             return ExitCode.DIFFERENCES, f"{scope} differs ({detail})"
         return (
             ExitCode.DIFFERENCES,
             f"{totals['pairs_with_differences']} of {pairs} pairs differ ({detail})",
         )
+    failed_thresholds = totals.get("thresholds_failed", 0)
+    if failed_thresholds:
+        below = f"; {counted} below {fail_on} level" if counted else ""
+        return ExitCode.THRESHOLDS, f"{failed_thresholds} threshold(s) failed{below}"
     if counted:
         return (
             ExitCode.IDENTICAL,

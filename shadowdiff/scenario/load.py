@@ -31,6 +31,7 @@ from shadowdiff.scenario.model import (
     Request,
     ScenarioFile,
     Targets,
+    Threshold,
     TlsProbeSettings,
 )
 from shadowdiff.scenario.yamlsource import FieldPath, SourceDocument, read_yaml
@@ -57,6 +58,7 @@ class Scenario:
     compare: CompareSettings
     tls_probe: TlsProbeSettings
     load: LoadSettings | None
+    thresholds: tuple[Threshold, ...]
     accept: tuple[Acceptance, ...]
     base_dir: Path
     # Values that came from the environment -> variable name; reports show `${NAME}` instead.
@@ -145,6 +147,7 @@ def parse_scenario(
         compare=config.compare,
         tls_probe=config.tls_probe,
         load=config.load,
+        thresholds=tuple(config.thresholds),
         accept=tuple(config.accept),
         base_dir=base_dir,
         environment_values=dict(document.environment_values),

@@ -370,6 +370,62 @@ class LoadSettings(_Strict):
         return sum(stage.duration_s for stage in self.stages) if self.stages else self.duration_s
 
 
+_THRESHOLD = re.compile(
+    r"^\s*(?:(?P<subject>baseline|candidate|ratio)\.(?P<metric>p50|p90|p95|p99|p99\.9|mean|max|error_rate)"
+    r"|(?P<rate>difference_rate))\s*(?P<op><=|<|>=|>)\s*(?P<value>[0-9]*\.?[0-9]+)\s*(?P<unit>ms|s|us|%)?\s*$"
+)
+_TIME_UNITS: Final = {"us": 0.001, "ms": 1.0, "s": 1000.0}
+
+
+class Threshold(_Strict):
+    """A pass/fail bound on the run, in the spirit of k6: `candidate.p99 < 250ms`,
+    `ratio.p99 < 1.2`, `candidate.error_rate < 0.1%`, `difference_rate < 0.5%`."""
+
+    check: str = Field(description="SUBJECT.METRIC OP VALUE[UNIT], or difference_rate OP VALUE%")
+    request: str | None = Field(None, description="only requests whose name matches (* and ?)")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_string(cls, data: Any) -> Any:
+        return {"check": data} if isinstance(data, str) else data
+
+    @model_validator(mode="after")
+    def _parse(self) -> Threshold:
+        self.parsed  # noqa: B018 - raises on a bad expression
+        return self
+
+    @property
+    def parsed(self) -> tuple[str, str, str, float]:
+        """(subject, metric, operator, limit): latency limits in milliseconds, rates as
+        fractions, ratios as plain numbers. Subject is "run" for difference_rate."""
+        match = _THRESHOLD.match(self.check)
+        if match is None:
+            raise ValueError(
+                "expected SUBJECT.METRIC OP VALUE such as 'candidate.p99 < 250ms', "
+                "'ratio.p99 < 1.2', 'candidate.error_rate < 0.1%' or 'difference_rate < 0.5%'; "
+                f"got {self.check!r}"
+            )
+        value, unit = float(match["value"]), match["unit"]
+        subject, metric = (
+            (match["subject"], match["metric"]) if match["subject"] else ("run", "difference_rate")
+        )
+        if metric in ("error_rate", "difference_rate"):
+            if unit not in (None, "%"):
+                raise ValueError(
+                    f"{metric} is a share: write it in % or as a fraction; got {self.check!r}"
+                )
+            limit = value / 100 if unit == "%" else value
+        elif subject == "ratio":
+            if unit is not None:
+                raise ValueError(f"a ratio has no unit; got {self.check!r}")
+            limit = value
+        else:
+            if unit not in _TIME_UNITS:
+                raise ValueError(f"a latency needs a unit (us, ms or s); got {self.check!r}")
+            limit = value * _TIME_UNITS[unit]
+        return subject, metric, match["op"], limit
+
+
 class ScenarioFile(_Strict):
     """A shadowdiff scenario: two entry points and the requests to replay against both."""
 
@@ -382,4 +438,5 @@ class ScenarioFile(_Strict):
     compare: CompareSettings = CompareSettings()
     tls_probe: TlsProbeSettings = TlsProbeSettings()
     load: LoadSettings | None = None
+    thresholds: list[Threshold] = Field(default_factory=list)
     accept: list[Acceptance] = Field(default_factory=list)
