@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import resource
 import signal
 import sys
 import time
@@ -27,6 +28,7 @@ from shadowdiff.report.progress import show_progress
 from shadowdiff.report.terminal import print_report
 from shadowdiff.scenario import Scenario, ScenarioFile, load_scenario
 from shadowdiff.spec import SIDES
+from shadowdiff.workers import SharedProgress
 
 T = TypeVar("T")
 _stderr = Console(stderr=True, highlight=False)
@@ -62,6 +64,7 @@ async def _replay_with_report(
     quiet: bool,
     seed: int | None,
     tls_only: bool = False,
+    workers: int = 1,
 ) -> dict[str, Any]:
     """Probe TLS, then replay; on Ctrl-C stop and still build the report of what completed."""
     from shadowdiff.run import execute
@@ -71,6 +74,8 @@ async def _replay_with_report(
     started_at = now.isoformat(timespec="seconds")
     started = time.perf_counter()
     outcome: list[LoadOutcome] = []
+    shared_progress: list[SharedProgress] = []
+    worker_peaks_kb: list[int] = []
     work = asyncio.ensure_future(
         execute(
             scenario,
@@ -80,30 +85,50 @@ async def _replay_with_report(
             seed=seed,
             tls_only=tls_only,
             outcome=outcome,
+            workers=workers,
+            progress=shared_progress,
+            worker_peaks_kb=worker_peaks_kb,
         )
     )
     progress = None
     if not quiet and not tls_only:
-        progress = asyncio.ensure_future(show_progress(collector, scenario.pair_count))
+        progress = asyncio.ensure_future(
+            show_progress(
+                collector,
+                scenario.pair_count,
+                wait_for=shared_progress if workers > 1 else None,
+            )
+        )
     loop = asyncio.get_running_loop()
-    loop.add_signal_handler(signal.SIGINT, work.cancel)
-    interrupted = False
+    stopped_by_user = []
+
+    def stop() -> None:
+        stopped_by_user.append(True)
+        work.cancel()
+
+    loop.add_signal_handler(signal.SIGINT, stop)
     try:
         await work
     except asyncio.CancelledError:
-        interrupted = True
+        pass
     finally:
         loop.remove_signal_handler(signal.SIGINT)
         if progress is not None:
             progress.cancel()
             await asyncio.gather(progress, return_exceptions=True)
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     return build_report(
         scenario,
         collector,
         started_at=started_at,
         duration_s=time.perf_counter() - started,
-        interrupted=interrupted,
+        interrupted=bool(stopped_by_user),
         load=outcome[0] if outcome else None,
+        resources={
+            "workers": workers,
+            "peak_rss_mb": round(peak_mb, 1),
+            "workers_peak_rss_mb": [round(kb / 1024, 1) for kb in worker_peaks_kb],
+        },
     )
 
 
@@ -129,6 +154,7 @@ def command_run(args: argparse.Namespace) -> int:
             quiet=args.quiet,
             seed=args.seed,
             tls_only=args.tls_only,
+            workers=args.workers,
         )
     )
     return _finish(report, args.json, args.quiet, all_tls_tables=args.tls_only)
@@ -204,6 +230,13 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--tls-only", action="store_true", help="only probe TLS: a certificate table per hostname"
     )
+    run.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        metavar="N",
+        help="processes sending requests, each a share of the pairs (default 1; one per core)",
+    )
     run.set_defaults(handler=command_run)
 
     demo = commands.add_parser(
@@ -237,6 +270,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if getattr(args, "concurrency", None) is not None and args.concurrency < 1:
         parser.error("--concurrency must be at least 1")
+    if getattr(args, "workers", 1) < 1:
+        parser.error("--workers must be at least 1")
     try:
         return int(args.handler(args))
     except UsageError as exc:

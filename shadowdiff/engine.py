@@ -237,18 +237,13 @@ async def replay(
     task (Ctrl-C) stops new pairs; the sink already holds what completed.
     """
     load = load if load is not None else scenario.load
-    pairs_in_flight = concurrency or (load.concurrency if load and load.concurrency else None)
-    pairs_in_flight = pairs_in_flight or scenario.defaults.concurrency
-    if load is not None and load.model == "open":
-        pairs_in_flight = load.max_in_flight
     worker_count, worker = share[1], share[0]
-    if (
-        load is not None
-        and load.model == "closed"
-        and load.concurrency is None
-        and concurrency is None
-    ):
-        pairs_in_flight = max(1, pairs_in_flight // worker_count)
+    # Pairs in flight for the whole run; each of n workers takes its share of them.
+    total_in_flight = concurrency or (load.concurrency if load and load.concurrency else None)
+    total_in_flight = total_in_flight or scenario.defaults.concurrency
+    if load is not None and load.model == "open":
+        total_in_flight = load.max_in_flight
+    pairs_in_flight = max(1, math.ceil(total_in_flight / worker_count))
     baseline = transport_factory(scenario, "baseline", pairs_in_flight)
     candidate = transport_factory(scenario, "candidate", pairs_in_flight)
     runner = _PairRunner(
@@ -257,7 +252,9 @@ async def replay(
     started = time.perf_counter()
     try:
         if load is not None and load.model == "open":
-            on_time = await _open_model(runner, scenario, load, share, random.Random(seed))
+            on_time = await _open_model(
+                runner, scenario, load, share, random.Random(seed), pairs_in_flight
+            )
             elapsed = time.perf_counter() - started
             measured_s = min(elapsed, load.total_duration_s or elapsed) - load.warmup_s
             end = load.total_duration_s or elapsed
@@ -314,10 +311,11 @@ async def _open_model(
     load: LoadSettings,
     share: tuple[int, int],
     rng: random.Random,
+    max_in_flight: int,
 ) -> int:
     """Start pairs on schedule; returns how many started within the schedule's window."""
     worker, worker_count = share
-    in_flight = asyncio.Semaphore(load.max_in_flight)
+    in_flight = asyncio.Semaphore(max_in_flight)
     tasks: set[asyncio.Task[None]] = set()
     started_ns = time.perf_counter_ns()
     end_ns = started_ns + int(load.total_duration_s * 1e9) if load.total_duration_s else None

@@ -9,6 +9,7 @@ from shadowdiff.engine import LoadOutcome, replay
 from shadowdiff.report.collect import RunCollector
 from shadowdiff.scenario import Scenario
 from shadowdiff.tls import probe_scenario
+from shadowdiff.workers import SharedProgress, replay_in_workers
 
 
 async def execute(
@@ -20,6 +21,9 @@ async def execute(
     seed: int | None = None,
     tls_only: bool = False,
     outcome: list[LoadOutcome] | None = None,
+    workers: int = 1,
+    progress: list[SharedProgress] | None = None,
+    worker_peaks_kb: list[int] | None = None,
 ) -> None:
     """Probe TLS (unless the scenario turns it off), then replay every request (unless
     `tls_only`). Cancel the calling task to stop; the collector keeps what completed, and
@@ -27,7 +31,22 @@ async def execute(
     if tls_only or scenario.tls_probe.probe:
         for host_tls in await probe_scenario(scenario, now):
             collector.add_tls(host_tls)
-    if not tls_only:
-        result = await replay(scenario, collector, concurrency=concurrency, seed=seed)
-        if outcome is not None:
-            outcome.append(result)
+    if tls_only:
+        return
+    if workers > 1:
+        merged, peaks, _ = await replay_in_workers(
+            scenario,
+            collector,
+            workers=workers,
+            concurrency=concurrency,
+            seed=seed,
+            progress=progress,
+        )
+        if worker_peaks_kb is not None:
+            worker_peaks_kb.extend(peaks)
+        if outcome is not None and merged is not None:
+            outcome.append(merged)
+        return
+    result = await replay(scenario, collector, concurrency=concurrency, seed=seed)
+    if outcome is not None:
+        outcome.append(result)

@@ -34,6 +34,12 @@ def compare(
     """Every way `candidate` differs from `baseline` for `request`, noise left out."""
     if baseline.failure or candidate.failure:
         return _compare_failures(baseline, candidate)
+    if (
+        baseline.status == candidate.status
+        and baseline.body_sha256 == candidate.body_sha256
+        and baseline.headers == candidate.headers
+    ):
+        return []  # byte-identical answers, the common case: nothing can differ
     headers = _compare_headers(request, baseline, candidate, options)
     if baseline.status != candidate.status:
         # A different status explains different bodies, Location and Content-Type; saying it

@@ -147,6 +147,7 @@ def build_report(
     duration_s: float,
     interrupted: bool = False,
     load: LoadOutcome | None = None,
+    resources: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The report as JSON-ready data, with every environment-sourced value redacted."""
     noise = scenario.compare.noise
@@ -230,6 +231,7 @@ def build_report(
         "signatures": signatures,
         "tls": [_tls_entry(host_tls) for host_tls in collector.tls_hosts],
         "load": load_entry,
+        "resources": resources,
         "thresholds": thresholds,
         "latency": _overall_latency(tallies, collector, regression_ratio),
         "requests": requests,

@@ -7,25 +7,32 @@ whether it is wanted at all (`--quiet`).
 from __future__ import annotations
 
 import asyncio
-from typing import Final
+from typing import Any, Final
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-from shadowdiff.report.collect import RunCollector
 
 SHOW_AFTER_S: Final = 1.0
 REFRESH_S: Final = 0.1
 
 
 async def show_progress(
-    collector: RunCollector, total_pairs: int | None, console: Console | None = None
+    collector: Any,
+    total_pairs: int | None,
+    console: Console | None = None,
+    wait_for: Any = None,
 ) -> None:
-    """Run until cancelled, drawing progress from the collector's counters."""
+    """Run until cancelled, drawing progress from counters: a `RunCollector`, or anything
+    with the same `pairs_done`, `pairs_with_differences` and `failures`. `wait_for`, when
+    given, is a list that holds the counters once they exist (worker processes start later)."""
     console = console or Console(stderr=True)
     if not console.is_terminal:
         return
     await asyncio.sleep(SHOW_AFTER_S)
+    while isinstance(wait_for, list) and not wait_for:
+        await asyncio.sleep(REFRESH_S)
+    if isinstance(wait_for, list):
+        collector = wait_for[0]
     loop = asyncio.get_running_loop()
     started = loop.time() - SHOW_AFTER_S
     with Progress(

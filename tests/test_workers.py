@@ -1,0 +1,120 @@
+"""--workers: several processes each send a share of the pairs; their results merge into one."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from aiohttp import web
+
+from shadowdiff.report.collect import RunCollector
+from shadowdiff.stats.histogram import LatencyHistogram
+
+from .test_cli import shadowdiff
+
+QUIET = "compare: {noise: {share: 0}}\ntls_probe: {probe: false}\n"
+
+
+async def test_two_workers_send_exactly_one_run_and_merge_it(
+    start_entry_point: Callable[..., Any], write_scenario: Callable[..., Path], tmp_path: Path
+) -> None:
+    baseline = await start_entry_point("127.0.0.1")
+    candidate = await start_entry_point(
+        "127.0.0.2",
+        handler=lambda r: web.json_response({"path": r.raw_path}, headers={"X-Side": "c"}),
+    )
+    scenario = write_scenario(
+        baseline,
+        candidate,
+        QUIET + "requests:\n  - {name: a, url: 'http://app.example.com/a', repeat: 150}\n"
+        "  - {name: b, url: 'http://app.example.com/b', repeat: 150}\n",
+    )
+    report_path = tmp_path / "r.json"
+    code, stdout, stderr = await shadowdiff(
+        "run", str(scenario), "--workers", "2", "--json", str(report_path), "-q"
+    )
+    report = json.loads(report_path.read_text())
+    assert code == 1, stdout + stderr  # the candidate answers differently: every pair differs
+    assert (
+        report["resources"]["workers"] == 2 and len(report["resources"]["workers_peak_rss_mb"]) == 2
+    )
+    assert report["totals"]["pairs"] == report["totals"]["pairs_with_differences"] == 300
+    assert len(baseline.requests) == len(candidate.requests) == 300
+    assert sorted(record["index"] for record in report["pairs"]) == list(range(300))
+    assert {entry["name"]: entry["pairs"] for entry in report["requests"]} == {"a": 150, "b": 150}
+    # One signature line per route (/a and /b), 150 pairs each.
+    assert sum(line["count"] for line in report["signatures"] if line["field"] == "x-side") == 300
+    assert report["latency"]["baseline"]["total"]["count"] == 300
+
+
+def test_collectors_merge_like_one_run() -> None:
+    """What --workers relies on: collectors of disjoint shares merge into the single run's."""
+    from shadowdiff.engine import Pair
+    from shadowdiff.observation import Observation, Timings
+    from shadowdiff.spec import RequestSpec
+
+    spec = RequestSpec("r", "GET", "http://a.example.com/", (), None)
+    rng = np.random.default_rng(5)
+    latencies = rng.integers(100_000, 5_000_000, size=(1000, 2))
+
+    def pair(index: int) -> Pair:
+        baseline_ns, candidate_ns = (int(v) for v in latencies[index])
+        return Pair(
+            index,
+            spec,
+            Observation("baseline", status=200, timings=Timings(0, total_ns=baseline_ns)),
+            Observation("candidate", status=200, timings=Timings(0, total_ns=candidate_ns)),
+            (),
+        )
+
+    single = RunCollector()
+    for index in range(1000):
+        single(pair(index))
+    merged = RunCollector()
+    for shard in range(4):
+        part = RunCollector()
+        for index in range(shard, 1000, 4):
+            part(pair(index))
+        merged.merge(part)
+    single.flush()
+    for side in ("baseline", "candidate"):
+        one: LatencyHistogram = single.requests["r"].latency[side].histogram  # type: ignore[assignment]
+        four: LatencyHistogram = merged.requests["r"].latency[side].histogram  # type: ignore[assignment]
+        assert four == one and four.count == 1000
+    assert merged.pairs_done == 1000 and merged.requests["r"].pairs == 1000
+
+
+async def test_ctrl_c_with_workers_still_writes_the_report(
+    start_entry_point: Callable[..., Any], write_scenario: Callable[..., Path], tmp_path: Path
+) -> None:
+    import asyncio
+
+    async def slow(request: web.Request) -> web.Response:
+        await asyncio.sleep(0.02)
+        return web.Response(text="ok")
+
+    entry = await start_entry_point(handler=slow)
+    scenario = write_scenario(
+        entry,
+        entry,
+        QUIET
+        + "defaults: {concurrency: 4}\nrequests:\n  - {name: a, url: 'http://app.example.com/', repeat: 100000}\n",
+    )
+    report_path = tmp_path / "r.json"
+    code, _, stderr = await shadowdiff(
+        "run",
+        str(scenario),
+        "--workers",
+        "2",
+        "--json",
+        str(report_path),
+        "-q",
+        interrupt_after_s=3.0,
+    )
+    assert code == 130, stderr
+    report = json.loads(report_path.read_text())
+    assert report["interrupted"] is True and 0 < report["totals"]["pairs"] < 100000
+    assert "Traceback" not in stderr
