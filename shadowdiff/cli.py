@@ -144,7 +144,10 @@ def _finish(
 
 
 def command_run(args: argparse.Namespace) -> int:
+    from shadowdiff.engine import tune_garbage_collection
+
     scenario = load_scenario(args.scenario)
+    tune_garbage_collection()
     _check_output_path(args.json)
     _warn_insecure(scenario)
     report = _run_async(

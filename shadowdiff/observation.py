@@ -38,7 +38,10 @@ class TransportFailure:
     message: str
 
 
-@dataclass(frozen=True, slots=True)
+# Timings and Observation are built for every request: they are plain slotted dataclasses,
+# immutable by convention. A frozen dataclass sets each field through object.__setattr__,
+# which made their construction a measurable share of a replay's CPU.
+@dataclass(slots=True)
 class Timings:
     """Phase durations in nanoseconds, from the moment the request was started.
 
@@ -62,7 +65,7 @@ class TlsSession:
     peer_certificate_der: bytes | None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Observation:
     """One side's answer to one request, or the failure that took its place."""
 

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from multiprocessing.sharedctypes import SynchronizedArray
 from typing import Any
 
-from shadowdiff.engine import LoadOutcome, replay
+from shadowdiff.engine import LoadOutcome, replay, tune_garbage_collection
 from shadowdiff.report.collect import RunCollector
 from shadowdiff.scenario import Scenario
 from shadowdiff.spec import SIDES
@@ -69,6 +69,7 @@ def _worker(
     counters: SynchronizedArray[Any],
     results: multiprocessing.Queue[WorkerResult],
 ) -> None:
+    tune_garbage_collection()
     collector = RunCollector(accept=scenario.accept, today=today)
     base = worker * _COUNTERS_PER_WORKER
 

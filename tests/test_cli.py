@@ -140,6 +140,19 @@ async def test_ctrl_c_stops_the_run_and_still_writes_the_report(
     assert "Traceback" not in stderr
 
 
+async def test_unreadable_ca_file_is_a_usage_error(tmp_path: Path) -> None:
+    (tmp_path / "ca.pem").write_text("not a certificate\n")
+    path = tmp_path / "s.yaml"
+    path.write_text(
+        "targets:\n  baseline: {address: 127.0.0.1, tls: {ca: ca.pem}}\n  candidate: {address: 127.0.0.1}\n"
+        "tls_probe: {probe: false}\n" + REQUESTS
+    )
+    code, stdout, stderr = await shadowdiff("run", str(path))
+    assert code == 2, stdout + stderr
+    assert stderr.startswith("error: cannot load TLS files") and stderr.count("\n") == 1
+    assert "Traceback" not in stderr
+
+
 async def test_missing_report_folder_is_a_usage_error(tmp_path: Path) -> None:
     path = tmp_path / "s.yaml"
     path.write_text(

@@ -102,7 +102,8 @@ class RequestTally:
     pairs: int = 0
     tls_probe: bool = False  # a hostname's TLS findings rather than a request's
     noise_samples: int = 0  # pairs calibrated with a second baseline answer
-    statuses: dict[Side, Counter[str]] = field(
+    # Keyed by the status code as an int; the report writes them as strings.
+    statuses: dict[Side, Counter[int]] = field(
         default_factory=lambda: {side: Counter() for side in SIDES}
     )
     failures: dict[Side, Counter[str]] = field(
@@ -218,14 +219,15 @@ class RunCollector:
             )
             self.failures[side] += 1
             return
-        tally.statuses[side][str(observation.status)] += 1
+        tally.statuses[side][observation.status or 0] += 1
         if not pair.measured:
             return
         timings = observation.timings
         total_us = timings.total_ns // 1000
-        tally.uncorrected[side].add(total_us)
         if pair.intended_ns is not None:
+            # Only the open model has two figures: from the intended and the actual start.
             self.open_model = True
+            tally.uncorrected[side].add(total_us)
             total_us += max(timings.started_ns - pair.intended_ns, 0) // 1000
         tally.latency[side].add(total_us)
         phases = self.phases[side]

@@ -105,7 +105,10 @@ def _request_entry(
         "pairs": tally.pairs,
         "pairs_with_differences": _differing_pairs(tally, decided),
         "noise_samples": tally.noise_samples,
-        "status": {side: dict(tally.statuses[side]) for side in SIDES},
+        "status": {
+            side: {str(status): count for status, count in sorted(tally.statuses[side].items())}
+            for side in SIDES
+        },
         "failures": {
             side: {
                 error_class: {"count": count, "message": tally.failure_messages[side][error_class]}

@@ -16,6 +16,7 @@ import socket
 import ssl
 import time
 from collections import deque
+from collections.abc import Callable
 from typing import Final
 
 import httptools
@@ -28,6 +29,9 @@ from shadowdiff.spec import RequestSpec, Side
 from shadowdiff.transport.tls import client_context
 
 USER_AGENT: Final = f"shadowdiff/{__version__}"
+# Copied for each response: creating a hash object makes OpenSSL 3 look the algorithm up under
+# a lock every time, which showed as several percent of a replay's CPU.
+_SHA256: Final = hashlib.sha256()
 _DEFAULT_PORTS: Final = {"http": 80, "https": 443}
 
 
@@ -70,7 +74,7 @@ class _Exchange:
         self.first_byte_ns: int | None = None
         self.body = bytearray()
         self.body_bytes = 0
-        self.digest = hashlib.sha256()
+        self.digest = _SHA256.copy()
         # llhttp forgets keep-alive once the message ends, so it is read at that moment.
         self.keep_alive = False
 
@@ -80,14 +84,22 @@ def _ends_at_close(exchange: _Exchange) -> bool:
     return "content-length" not in names and "transfer-encoding" not in names
 
 
+# Decoded header lines by their raw bytes; cleared when full (Date changes every second).
+_HEADER_LINES: dict[tuple[bytes, bytes], tuple[str, str]] = {}
+_HEADER_LINES_KEPT: Final = 4096
+
+
 class _Connection(asyncio.Protocol):
     """One HTTP/1.1 connection: writes a request, parses the response with httptools."""
+
+    __slots__ = ("closed", "deadline_ns", "exchange", "parser", "pool", "tls", "transport")
 
     def __init__(self, pool: _Pool) -> None:
         self.pool = pool
         self.transport: asyncio.Transport | None = None
         self.parser = httptools.HttpResponseParser(self)
         self.exchange: _Exchange | None = None
+        self.deadline_ns = 0
         self.closed = False
         self.tls: TlsSession | None = None
 
@@ -134,8 +146,14 @@ class _Connection(asyncio.Protocol):
         self.exchange.reason = status.decode("latin-1")
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        assert self.exchange is not None
-        self.exchange.headers.append((name.decode("latin-1"), value.decode("latin-1")))
+        # Most header lines repeat from one response to the next: decode each line once.
+        line = _HEADER_LINES.get((name, value))
+        if line is None:
+            line = (name.decode("latin-1"), value.decode("latin-1"))
+            if len(_HEADER_LINES) >= _HEADER_LINES_KEPT:
+                _HEADER_LINES.clear()
+            _HEADER_LINES[(name, value)] = line
+        self.exchange.headers.append(line)  # type: ignore[union-attr]
 
     def on_headers_complete(self) -> None:
         exchange = self.exchange
@@ -185,15 +203,21 @@ class _Pool:
         loop: asyncio.AbstractEventLoop,
         address: str,
         port_map: dict[int, int],
-        ssl_context: ssl.SSLContext,
+        make_ssl_context: Callable[[], ssl.SSLContext],
         connect_timeout_s: float,
     ) -> None:
         self.loop = loop
         self.address = address
         self.port_map = port_map
-        self.ssl_context = ssl_context
+        self._make_ssl_context = make_ssl_context
+        self._ssl_context: ssl.SSLContext | None = None
         self.connect_timeout_s = connect_timeout_s
         self.idle: dict[tuple[str, str, int], deque[_Connection]] = {}
+
+    def prepare_tls(self) -> None:
+        """Build the TLS context now, so that unusable TLS files stop the run before it starts."""
+        if self._ssl_context is None:
+            self._ssl_context = self._make_ssl_context()
 
     def take(self, key: tuple[str, str, int]) -> _Connection | None:
         idle = self.idle.get(key)
@@ -230,8 +254,10 @@ class _Pool:
                 connected = time.perf_counter_ns()
                 timings["connect_ns"] = connected - started
                 if scheme == "https":
+                    if self._ssl_context is None:
+                        self._ssl_context = self._make_ssl_context()
                     tls_transport = await self.loop.start_tls(
-                        transport, connection, self.ssl_context, server_hostname=host.rstrip(".")
+                        transport, connection, self._ssl_context, server_hostname=host.rstrip(".")
                     )
                     assert tls_transport is not None
                     connection.transport = tls_transport
@@ -295,9 +321,19 @@ class LeanTransport:
             self._loop,
             target.address,
             scenario.port_map(side),
-            client_context(target.tls, scenario.resolve_path),
+            # Built before the run when any request is HTTPS; never when none is (loading the
+            # trust store is slow, and a plain HTTP run needs none).
+            lambda: client_context(target.tls, scenario.resolve_path),
             scenario.defaults.timeouts.connect_s,
         )
+        if scenario.https_hosts():
+            self._pool.prepare_tls()
+        # Total timeouts: busy connections carry a deadline that one sweeper checks, rather
+        # than a timer created and cancelled for every request.
+        self._total_timeout_ns = int(self._total_timeout_s * 1e9)
+        self._sweep_every_s = min(max(self._total_timeout_s / 10, 0.005), 0.1)
+        self._busy: set[_Connection] = set()
+        self._sweeper: asyncio.Task[None] | None = None
         # Serialised request heads, per request spec: built once, sent many times.
         self._wire: dict[int, tuple[tuple[str, str, int], bytes]] = {}
 
@@ -337,7 +373,6 @@ class LeanTransport:
         connection = self._pool.take(key)
         reused = connection is not None
         exchange: _Exchange | None = None
-        timer = None
         try:
             if connection is None:
                 connection = await self._pool.open(key[0], key[1], key[2], timings)
@@ -345,10 +380,10 @@ class LeanTransport:
                 self._body_capture, request.method == "HEAD", started_ns, self._loop
             )
             connection.exchange = exchange
-            remaining_s = self._total_timeout_s - (time.perf_counter_ns() - started_ns) / 1e9
-            timer = self._loop.call_later(
-                max(remaining_s, 0), _expire, connection, self._total_timeout_s
-            )
+            connection.deadline_ns = started_ns + self._total_timeout_ns
+            self._busy.add(connection)
+            if self._sweeper is None:
+                self._sweeper = self._loop.create_task(self._sweep())
             assert connection.transport is not None
             connection.transport.write(payload)
             await exchange.done
@@ -361,8 +396,8 @@ class LeanTransport:
                 TransportFailure("other", f"{type(exc).__name__}: {exc}"), started_ns, timings
             )
         finally:
-            if timer is not None:
-                timer.cancel()
+            if connection is not None:
+                self._busy.discard(connection)
         ended_ns = time.perf_counter_ns()
         connection.exchange = None
         if exchange.keep_alive and not connection.closed:
@@ -405,7 +440,18 @@ class LeanTransport:
             ),
         )
 
+    async def _sweep(self) -> None:
+        while True:
+            await asyncio.sleep(self._sweep_every_s)
+            now = time.perf_counter_ns()
+            for connection in [c for c in self._busy if c.deadline_ns <= now]:
+                self._busy.discard(connection)
+                _expire(connection, self._total_timeout_s)
+
     async def close(self) -> None:
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            await asyncio.gather(self._sweeper, return_exceptions=True)
         for idle in self._pool.idle.values():
             for connection in idle:
                 if connection.transport is not None:
