@@ -50,6 +50,7 @@ class _Exchange:
         "capture",
         "digest",
         "done",
+        "ended_ns",
         "first_byte_ns",
         "head_only",
         "headers",
@@ -72,6 +73,9 @@ class _Exchange:
         self.reason: str | None = None
         self.version: str | None = None
         self.first_byte_ns: int | None = None
+        # When the parser finished the message: the response's end as the wire saw it, not
+        # when the awaiting coroutine got its turn on the event loop (wrk times it the same way).
+        self.ended_ns = 0
         self.body = bytearray()
         self.body_bytes = 0
         self.digest = _SHA256.copy()
@@ -134,6 +138,7 @@ class _Connection(asyncio.Protocol):
                 # RFC 9112 section 6.3: with neither Content-Length nor chunked framing, the
                 # body is whatever arrived before the server closed the connection.
                 exchange.keep_alive = False
+                exchange.ended_ns = time.perf_counter_ns()
                 exchange.done.set_result(None)
             else:
                 message = f"connection closed before the response was complete ({exc or 'EOF'})"
@@ -181,6 +186,7 @@ class _Connection(asyncio.Protocol):
     def _finish(self) -> None:
         exchange = self.exchange
         if exchange is not None and not exchange.done.done():
+            exchange.ended_ns = time.perf_counter_ns()
             exchange.done.set_result(None)
 
     def _fail(self, failure: _Failure) -> None:
@@ -398,7 +404,7 @@ class LeanTransport:
         finally:
             if connection is not None:
                 self._busy.discard(connection)
-        ended_ns = time.perf_counter_ns()
+        ended_ns = exchange.ended_ns
         connection.exchange = None
         if exchange.keep_alive and not connection.closed:
             self._pool.give_back(key, connection)
