@@ -22,10 +22,10 @@ from multidict import CIMultiDict
 from yarl import URL
 
 from shadowdiff import __version__
-from shadowdiff.observation import ErrorClass, Observation, Timings, TlsSession, TransportFailure
+from shadowdiff.observation import ErrorClass, Observation, Timings, TransportFailure
 from shadowdiff.scenario.load import Scenario
 from shadowdiff.spec import RequestSpec, Side
-from shadowdiff.transport.tls import client_context
+from shadowdiff.transport.tls import client_context, tls_session
 
 USER_AGENT = f"shadowdiff/{__version__}"
 _READ_CHUNK_BYTES = 64 * 1024
@@ -167,7 +167,7 @@ class AiohttpTransport:
                 trace_request_ctx=trace,
             ) as response:
                 first_byte_ns = time.perf_counter_ns()
-                tls = _tls_session(response)
+                tls = tls_session(response.connection.transport if response.connection else None)
                 digest = hashlib.sha256()
                 captured = bytearray()
                 size = 0
@@ -223,19 +223,4 @@ def _timings(
         connect_ns=connect_ns,
         first_byte_ns=None if first_byte_ns is None else first_byte_ns - started_ns,
         total_ns=ended_ns - started_ns,
-    )
-
-
-def _tls_session(response: aiohttp.ClientResponse) -> TlsSession | None:
-    connection = response.connection
-    transport = connection.transport if connection is not None else None
-    ssl_object = transport.get_extra_info("ssl_object") if transport is not None else None
-    if ssl_object is None:
-        return None
-    cipher = ssl_object.cipher()
-    return TlsSession(
-        version=ssl_object.version(),
-        cipher=cipher[0] if cipher else None,
-        alpn=ssl_object.selected_alpn_protocol(),
-        peer_certificate_der=ssl_object.getpeercert(binary_form=True),
     )

@@ -26,7 +26,7 @@ from shadowdiff import __version__
 from shadowdiff.observation import ErrorClass, Observation, Timings, TlsSession, TransportFailure
 from shadowdiff.scenario.load import Scenario
 from shadowdiff.spec import RequestSpec, Side
-from shadowdiff.transport.tls import client_context
+from shadowdiff.transport.tls import client_context, tls_session
 
 USER_AGENT: Final = f"shadowdiff/{__version__}"
 # Copied for each response: creating a hash object makes OpenSSL 3 look the algorithm up under
@@ -268,7 +268,7 @@ class _Pool:
                     assert tls_transport is not None
                     connection.transport = tls_transport
                     timings["tls_ns"] = time.perf_counter_ns() - connected
-                    connection.tls = _tls_session(tls_transport)
+                    connection.tls = tls_session(tls_transport)
         except TimeoutError:
             connection._abort()
             raise _Failure(
@@ -298,19 +298,6 @@ class _Pool:
                 "other", f"cannot connect to {self.address}:{connect_port}: {exc}"
             ) from None
         return connection
-
-
-def _tls_session(transport: asyncio.BaseTransport) -> TlsSession | None:
-    ssl_object = transport.get_extra_info("ssl_object")
-    if ssl_object is None:
-        return None
-    cipher = ssl_object.cipher()
-    return TlsSession(
-        version=ssl_object.version(),
-        cipher=cipher[0] if cipher else None,
-        alpn=ssl_object.selected_alpn_protocol(),
-        peer_certificate_der=ssl_object.getpeercert(binary_form=True),
-    )
 
 
 class LeanTransport:

@@ -1,12 +1,15 @@
-"""Client TLS contexts for one target, built from the scenario's settings. No network."""
+"""Client TLS for the transports: contexts built from the scenario's settings, and what a
+negotiated session says. No network of its own."""
 
 from __future__ import annotations
 
+import asyncio
 import ssl
 from collections.abc import Callable
 from pathlib import Path
 
 from shadowdiff.errors import UsageError
+from shadowdiff.observation import TlsSession
 from shadowdiff.scenario.model import TargetTls
 
 
@@ -34,3 +37,17 @@ def client_context(
         context.verify_mode = ssl.CERT_NONE
     context.set_alpn_protocols(list(alpn))
     return context
+
+
+def tls_session(transport: asyncio.BaseTransport | None) -> TlsSession | None:
+    """The negotiated version, cipher, ALPN and peer certificate of a TLS transport."""
+    ssl_object = transport.get_extra_info("ssl_object") if transport is not None else None
+    if ssl_object is None:
+        return None
+    cipher = ssl_object.cipher()
+    return TlsSession(
+        version=ssl_object.version(),
+        cipher=cipher[0] if cipher else None,
+        alpn=ssl_object.selected_alpn_protocol(),
+        peer_certificate_der=ssl_object.getpeercert(binary_form=True),
+    )
