@@ -133,9 +133,14 @@ def _address(target: dict[str, Any]) -> str:
     return f"{target['address']} (http {ports['http']}, https {ports['https']})"
 
 
+def _place(line: dict[str, Any]) -> str:
+    route = line["route"]
+    return f"{line['host']} {route}" if route.startswith("(") else f"{line['host']}{route}"
+
+
 def _where(line: dict[str, Any]) -> str:
     requests = line["requests"]
-    shown = f"{line['host']}{line['route']}"
+    shown = _place(line)
     if len(requests) > 1:
         shown += f" ({len(requests)} requests)"
     elif requests and requests[0] != shown:
@@ -145,7 +150,13 @@ def _where(line: dict[str, Any]) -> str:
 
 def _differences_table(report: dict[str, Any]) -> Table | None:
     """One row per reported signature: where, what differs with an example, how often."""
-    lines = [line for line in report["signatures"] if line["status"] in ("reported", "expired")]
+    # Info-level findings are listed below the table, one line each: they inform, not alarm.
+    lines = [
+        line
+        for line in report["signatures"]
+        if line["status"] == "expired"
+        or (line["status"] == "reported" and line["severity"] != "info")
+    ]
     if not lines:
         return None
     table = Table(title="Differences", title_justify="left", pad_edge=False)
@@ -171,23 +182,27 @@ def _differences_table(report: dict[str, Any]) -> Table | None:
 
 
 def _set_aside(report: dict[str, Any]) -> Text | None:
-    """Accepted and noisy signatures: listed, so nothing is hidden, but not counted."""
+    """Info findings, accepted and noisy signatures: one line each, so nothing is hidden."""
     text = Text()
     for line in report["signatures"]:
-        if line["status"] == "accepted":
+        if line["status"] == "reported" and line["severity"] == "info":
+            # Values are in the TLS tables and the JSON report; here only what and where.
+            text.append("info     ", style="dim")
+            text.append(f"{_what(line)} on {_place(line)} ({line['count']}/{line['pairs']})\n")
+        elif line["status"] == "accepted":
             accepted = line["accepted"]
             until = f" until {accepted['until']}" if accepted["until"] else ""
             text.append("accepted ", style="cyan")
-            where = f"{line['host']}{line['route']}"
-            text.append(f"{_what(line)} on {where} ({line['count']}/{line['pairs']}): ")
+            text.append(f"{_what(line)} on {_place(line)} ({line['count']}/{line['pairs']}): ")
             text.append(f"{accepted['reason']}{until}\n", style="dim")
         elif line["status"] == "noise":
             text.append("noise    ", style="dim")
             text.append(
-                f"{_what(line)} on {line['host']}{line['route']}: baseline differs from itself "
+                f"{_what(line)} on {_place(line)}: baseline differs from itself "
                 f"in {line['noise_rate']:.0%}, candidate in {line['share']:.0%}\n",
                 style="dim",
             )
+    text.rstrip()
     return text if text else None
 
 

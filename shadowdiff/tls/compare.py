@@ -104,7 +104,11 @@ def _certificate(baseline: TlsPosture, candidate: TlsPosture, rules: TlsRules) -
     if days is not None and days < 0:
         differences.append(
             Difference(
-                "tls_certificate", "expiry", after.not_after, f"expired {-days} days ago", "error"
+                "tls_certificate",
+                "expiry",
+                before.not_after[:10],
+                f"expired {-days} days ago",
+                "error",
             )
         )
     elif days is not None and days < rules.expiry_warning_days:
@@ -112,8 +116,8 @@ def _certificate(baseline: TlsPosture, candidate: TlsPosture, rules: TlsRules) -
             Difference(
                 "tls_certificate",
                 "expiry",
-                before.not_after,
-                f"{after.not_after} (in {days} days)",
+                before.not_after[:10],
+                f"{after.not_after[:10]} (in {days} days)",
                 "warning",
             )
         )
