@@ -57,6 +57,7 @@ class LoadOutcome:
     measured_s: float  # elapsed minus warm-up
     target_rate: float | None = None  # pairs per second the schedule asked for, after warm-up
     started_on_time: int = 0  # open: pairs whose send started within the schedule's window
+    interrupted: bool = False
 
     @property
     def achieved_rate(self) -> float:
@@ -175,6 +176,7 @@ class _PairRunner:
         self.loop = asyncio.get_running_loop()
         self.noise_share = scenario.compare.noise.share
         self.completed = 0
+        self.on_time = 0  # open model: pairs started within the schedule's window
 
     def _calibrate(self, request: RequestSpec, repetition: int) -> bool:
         # Never send an unsafe request a third time. The first of each request is always
@@ -243,12 +245,14 @@ async def replay(
     seed: int | None = None,
     share: tuple[int, int] = (0, 1),
     load: LoadSettings | None = None,
+    on_outcome: Callable[[LoadOutcome], None] | None = None,
 ) -> LoadOutcome:
     """Replay `scenario` against both targets, calling `sink` once per pair as it completes.
 
     `share` = (k, n) sends only pairs whose index is k modulo n: n workers with k = 0..n-1
     together send exactly one run. `load` overrides the scenario's. Cancelling the calling
-    task (Ctrl-C) stops new pairs; the sink already holds what completed.
+    task (Ctrl-C) stops new pairs; the sink already holds what completed, and `on_outcome`
+    (when given) receives how the run was paced, cancelled or not.
     """
     load = load if load is not None else scenario.load
     worker_count, worker = share[1], share[0]
@@ -264,26 +268,49 @@ async def replay(
         scenario, baseline, candidate, sink, random.Random(seed if seed is None else seed + worker)
     )
     started = time.perf_counter()
+    interrupted = True
     try:
         if load is not None and load.model == "open":
-            on_time = await _open_model(
-                runner, scenario, load, share, random.Random(seed), pairs_in_flight
-            )
-            elapsed = time.perf_counter() - started
-            measured_s = min(elapsed, load.total_duration_s or elapsed) - load.warmup_s
-            end = load.total_duration_s or elapsed
-            target = expected_pairs(load, load.warmup_s, end) / max(end - load.warmup_s, 1e-9)
-            return LoadOutcome(
-                "open", runner.completed, elapsed, max(measured_s, 0.0), target, on_time
-            )
-        await _closed_model(runner, scenario, load, share, pairs_in_flight)
-        elapsed = time.perf_counter() - started
-        warmup = load.warmup_s if load else 0.0
-        return LoadOutcome(
-            "closed" if load else "requests", runner.completed, elapsed, max(elapsed - warmup, 0.0)
-        )
+            await _open_model(runner, scenario, load, share, random.Random(seed), pairs_in_flight)
+        else:
+            await _closed_model(runner, scenario, load, share, pairs_in_flight)
+        interrupted = False
+        return _outcome(load, runner, time.perf_counter() - started, interrupted)
     finally:
         await asyncio.gather(baseline.close(), candidate.close(), return_exceptions=True)
+        if on_outcome is not None:
+            # Also when cancelled: an interrupted run still says how it was paced so far.
+            on_outcome(_outcome(load, runner, time.perf_counter() - started, interrupted))
+
+
+def _outcome(
+    load: LoadSettings | None, runner: _PairRunner, elapsed_s: float, interrupted: bool
+) -> LoadOutcome:
+    if load is None or load.model == "closed":
+        warmup = load.warmup_s if load else 0.0
+        model = "closed" if load else "requests"
+        return LoadOutcome(
+            model,
+            runner.completed,
+            elapsed_s,
+            max(elapsed_s - warmup, 0.0),
+            interrupted=interrupted,
+        )
+    # The schedule's window: to its end, or to the interruption.
+    end = (
+        min(load.total_duration_s or elapsed_s, elapsed_s)
+        if interrupted
+        else (load.total_duration_s or elapsed_s)
+    )
+    measured_s = max(min(elapsed_s, end) - load.warmup_s, 0.0)
+    target = (
+        expected_pairs(load, load.warmup_s, end) / max(end - load.warmup_s, 1e-9)
+        if end > load.warmup_s
+        else None
+    )
+    return LoadOutcome(
+        "open", runner.completed, elapsed_s, measured_s, target, runner.on_time, interrupted
+    )
 
 
 async def _closed_model(
@@ -326,15 +353,15 @@ async def _open_model(
     share: tuple[int, int],
     rng: random.Random,
     max_in_flight: int,
-) -> int:
-    """Start pairs on schedule; returns how many started within the schedule's window."""
+) -> None:
+    """Start pairs on schedule, counting in `runner.on_time` those started within the
+    schedule's window."""
     worker, worker_count = share
     in_flight = asyncio.Semaphore(max_in_flight)
     tasks: set[asyncio.Task[None]] = set()
     started_ns = time.perf_counter_ns()
     end_ns = started_ns + int(load.total_duration_s * 1e9) if load.total_duration_s else None
     warmup_ns = int(load.warmup_s * 1e9)
-    on_time = 0
     work = _work(scenario, load)
     try:
         # Every worker walks the whole schedule and keeps its share, so that n workers together
@@ -352,7 +379,7 @@ async def _open_model(
             actual_ns = time.perf_counter_ns()
             measured = intended_ns - started_ns >= warmup_ns
             if measured and (end_ns is None or actual_ns <= end_ns):
-                on_time += 1
+                runner.on_time += 1
             task = asyncio.ensure_future(
                 runner.run(index, request, repetition, intended_ns, measured)
             )
@@ -365,4 +392,3 @@ async def _open_model(
         for task in tasks:
             task.cancel()
         raise
-    return on_time

@@ -47,6 +47,10 @@ async def execute(
         if outcome is not None and merged is not None:
             outcome.append(merged)
         return
-    result = await replay(scenario, collector, concurrency=concurrency, seed=seed)
-    if outcome is not None:
-        outcome.append(result)
+    await replay(
+        scenario,
+        collector,
+        concurrency=concurrency,
+        seed=seed,
+        on_outcome=outcome.append if outcome is not None else None,
+    )

@@ -81,14 +81,23 @@ def _worker(
         counters[base + 3] = collector.failures["candidate"]
 
     async def main() -> tuple[LoadOutcome | None, bool]:
+        outcomes: list[LoadOutcome] = []
         task = asyncio.ensure_future(
-            replay(scenario, count, concurrency=concurrency, seed=seed, share=(worker, workers))
+            replay(
+                scenario,
+                count,
+                concurrency=concurrency,
+                seed=seed,
+                share=(worker, workers),
+                on_outcome=outcomes.append,
+            )
         )
         asyncio.get_running_loop().add_signal_handler(signal.SIGINT, task.cancel)
         try:
-            return await task, False
+            await task
         except asyncio.CancelledError:
-            return None, True
+            return (outcomes[0] if outcomes else None), True
+        return outcomes[0], False
 
     try:
         import uvloop
@@ -112,6 +121,7 @@ def merge_outcomes(outcomes: list[LoadOutcome]) -> LoadOutcome | None:
         measured_s=max(o.measured_s for o in outcomes),
         target_rate=first.target_rate,
         started_on_time=sum(o.started_on_time for o in outcomes),
+        interrupted=any(o.interrupted for o in outcomes),
     )
 
 

@@ -178,3 +178,33 @@ def test_poisson_arrivals_average_to_the_rate() -> None:
 def test_inconsistent_load_settings_are_refused(fields: dict[str, Any], message: str) -> None:
     with pytest.raises(ValueError, match=message):
         LoadSettings.model_validate(fields)
+
+
+async def test_interrupted_open_run_still_reports_its_pacing(
+    start_entry_point: Callable[..., Any], write_scenario: Callable[..., Path], tmp_path: Path
+) -> None:
+    import json
+
+    from .test_cli import shadowdiff
+
+    entry = await start_entry_point()
+    scenario = write_scenario(
+        entry,
+        entry,
+        QUIET + "load: {model: open, rate: 100, duration_s: 60}\n"
+        "requests:\n  - {name: a, url: 'http://app.example.com/'}\n",
+    )
+    report_path = tmp_path / "r.json"
+    code, _, stderr = await shadowdiff(
+        "run", str(scenario), "-q", "--json", str(report_path), interrupt_after_s=2.5
+    )
+    assert code == 130, stderr
+    report = json.loads(report_path.read_text())
+    load = report["load"]
+    assert load["interrupted"] is True and load["model"] == "open"
+    assert load["target_rate"] == pytest.approx(100, rel=0.02)
+    assert load["achieved_rate"] == pytest.approx(100, rel=0.1)
+    assert (
+        report["latency"]["corrected"] is True
+        and report["latency"]["baseline"]["total"]["count"] > 100
+    )

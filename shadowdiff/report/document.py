@@ -259,6 +259,7 @@ def _load_entry(scenario: Scenario, load: LoadOutcome | None) -> dict[str, Any] 
         "achieved_rate": round(load.achieved_rate, 2),
         "valid": True,
         "reason": None,
+        "interrupted": load.interrupted,
     }
     if load.target_rate and settings is not None:
         shortfall = 1 - load.achieved_rate / load.target_rate
