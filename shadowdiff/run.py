@@ -4,9 +4,12 @@ collector the caller owns (so that an interrupted run still has everything that 
 from __future__ import annotations
 
 import datetime
+import time
+from typing import Any
 
 from shadowdiff.engine import LoadOutcome, replay
 from shadowdiff.report.collect import RunCollector
+from shadowdiff.report.document import build_report
 from shadowdiff.scenario import Scenario
 from shadowdiff.tls import probe_scenario
 from shadowdiff.workers import SharedProgress, replay_in_workers
@@ -53,4 +56,37 @@ async def execute(
         concurrency=concurrency,
         seed=seed,
         on_outcome=outcome.append if outcome is not None else None,
+    )
+
+
+async def run_scenario(
+    scenario: Scenario,
+    *,
+    concurrency: int | None = None,
+    seed: int | None = None,
+    tls_only: bool = False,
+    workers: int = 1,
+) -> dict[str, Any]:
+    """The whole run as a library call: TLS probe, replay, and the report as data (what
+    `shadowdiff run --json` writes). No progress display, no signal handling."""
+    now = datetime.datetime.now(datetime.UTC)
+    collector = RunCollector(accept=scenario.accept, today=now.date())
+    outcome: list[LoadOutcome] = []
+    started = time.perf_counter()
+    await execute(
+        scenario,
+        collector,
+        now=now,
+        concurrency=concurrency,
+        seed=seed,
+        tls_only=tls_only,
+        outcome=outcome,
+        workers=workers,
+    )
+    return build_report(
+        scenario,
+        collector,
+        started_at=now.isoformat(timespec="seconds"),
+        duration_s=time.perf_counter() - started,
+        load=outcome[0] if outcome else None,
     )

@@ -21,6 +21,10 @@ class ExitCode(IntEnum):
 FAILING_STATUSES: Final = frozenset({"reported", "expired"})
 
 
+def _hosts(count: int) -> str:
+    return f"{count} host" if count == 1 else f"{count} hosts"
+
+
 def decide(
     totals: dict[str, Any], *, fail_on: str = "error", interrupted: bool = False
 ) -> tuple[ExitCode, str]:
@@ -40,9 +44,9 @@ def decide(
     expired = totals["signatures"]["expired"]
     counted = ", ".join(f"{by_severity[s]} {s}" for s in SEVERITIES if by_severity[s])
     probed = totals.get("tls_hosts", 0)
-    scope = f"{pairs} pairs" + (f" and TLS of {probed} hosts" if probed else "")
+    scope = f"{pairs} pairs" + (f" and TLS of {_hosts(probed)}" if probed else "")
     if not pairs and probed:
-        scope = f"TLS of {probed} hosts"
+        scope = f"TLS of {_hosts(probed)}"
     if failing_severities or expired:
         detail = counted + (f"; {expired} expired acceptance" if expired else "")
         if totals.get("thresholds_failed"):
@@ -63,6 +67,6 @@ def decide(
             f"no difference at {fail_on} level in {scope} ({counted} below it)",
         )
     if not pairs and probed:
-        return ExitCode.IDENTICAL, f"TLS alike on {probed} hosts"
-    tls = f"; TLS alike on {probed} hosts" if probed else ""
+        return ExitCode.IDENTICAL, f"TLS alike on {_hosts(probed)}"
+    tls = f"; TLS alike on {_hosts(probed)}" if probed else ""
     return ExitCode.IDENTICAL, f"all {pairs} pairs alike{tls}"
