@@ -179,7 +179,10 @@ def command_validate(args: argparse.Namespace) -> int:
         except ScenarioError as exc:
             problems += [str(problem) for problem in exc.problems]
             continue
-        print(f"{file}: ok, {len(scenario.requests)} requests, {scenario.pair_count} pairs")
+        size = f"{scenario.pair_count} pairs"
+        if scenario.pair_count is None and scenario.load is not None:
+            size = f"{scenario.load.total_duration_s:g} s of {scenario.load.model}-model load"
+        print(f"{file}: ok, {len(scenario.requests)} requests, {size}")
     if problems:
         raise UsageError("\n".join(problems))
     return ExitCode.IDENTICAL
