@@ -23,7 +23,7 @@ from rich.console import Console
 from shadowdiff import __version__
 from shadowdiff.engine import LoadOutcome
 from shadowdiff.errors import RunError, ScenarioError, UsageError
-from shadowdiff.report import ExitCode, RunCollector, build_report, read_report, write_report
+from shadowdiff.report import ExitCode, RunCollector, read_report, write_report
 from shadowdiff.report.progress import show_progress
 from shadowdiff.report.terminal import print_report
 from shadowdiff.scenario import Scenario, ScenarioFile, load_scenario
@@ -67,11 +67,10 @@ async def _replay_with_report(
     workers: int = 1,
 ) -> dict[str, Any]:
     """Probe TLS, then replay; on Ctrl-C stop and still build the report of what completed."""
-    from shadowdiff.run import execute
+    from shadowdiff.run import execute, finish_report
 
     now = datetime.now(UTC)
     collector = RunCollector(accept=scenario.accept, today=now.date())
-    started_at = now.isoformat(timespec="seconds")
     started = time.perf_counter()
     outcome: list[LoadOutcome] = []
     shared_progress: list[SharedProgress] = []
@@ -117,13 +116,13 @@ async def _replay_with_report(
             progress.cancel()
             await asyncio.gather(progress, return_exceptions=True)
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    return build_report(
+    return finish_report(
         scenario,
         collector,
-        started_at=started_at,
-        duration_s=time.perf_counter() - started,
+        started_at=now,
+        started=started,
+        outcome=outcome,
         interrupted=bool(stopped_by_user),
-        load=outcome[0] if outcome else None,
         resources={
             "workers": workers,
             "peak_rss_mb": round(peak_mb, 1),

@@ -59,6 +59,28 @@ async def execute(
     )
 
 
+def finish_report(
+    scenario: Scenario,
+    collector: RunCollector,
+    *,
+    started_at: datetime.datetime,
+    started: float,
+    outcome: list[LoadOutcome],
+    interrupted: bool = False,
+    resources: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The report of a run that `execute` filled in (`started` is its time.perf_counter())."""
+    return build_report(
+        scenario,
+        collector,
+        started_at=started_at.isoformat(timespec="seconds"),
+        duration_s=time.perf_counter() - started,
+        interrupted=interrupted,
+        load=outcome[0] if outcome else None,
+        resources=resources,
+    )
+
+
 async def run_scenario(
     scenario: Scenario,
     *,
@@ -83,10 +105,4 @@ async def run_scenario(
         outcome=outcome,
         workers=workers,
     )
-    return build_report(
-        scenario,
-        collector,
-        started_at=now.isoformat(timespec="seconds"),
-        duration_s=time.perf_counter() - started,
-        load=outcome[0] if outcome else None,
-    )
+    return finish_report(scenario, collector, started_at=now, started=started, outcome=outcome)

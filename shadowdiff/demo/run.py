@@ -18,8 +18,9 @@ import trustme
 from aiohttp import web
 
 from shadowdiff.demo.entrypoints import BASELINE, CANDIDATE, EntryPointProfile, make_entry_point
-from shadowdiff.report import RunCollector, build_report
-from shadowdiff.run import execute
+from shadowdiff.engine import LoadOutcome
+from shadowdiff.report import RunCollector
+from shadowdiff.run import execute, finish_report
 from shadowdiff.scenario import Scenario, load_scenario
 from shadowdiff.scenario.model import Ports, Targets, TargetTls
 
@@ -90,13 +91,10 @@ async def run_demo(scenario_path: Path | None = None) -> tuple[Scenario, dict[st
                 ),
             )
             collector = RunCollector(accept=scenario.accept, today=now.date())
-            started_at = now.isoformat(timespec="seconds")
             started = time.perf_counter()
-            await execute(scenario, collector, now=now, seed=0)
-            report = build_report(
-                scenario,
-                collector,
-                started_at=started_at,
-                duration_s=time.perf_counter() - started,
+            outcome: list[LoadOutcome] = []
+            await execute(scenario, collector, now=now, seed=0, outcome=outcome)
+            report = finish_report(
+                scenario, collector, started_at=now, started=started, outcome=outcome
             )
     return scenario, report
