@@ -22,7 +22,7 @@ from rich.console import Console
 
 from shadowdiff import __version__
 from shadowdiff.engine import LoadOutcome
-from shadowdiff.errors import RunError, ScenarioError, UsageError
+from shadowdiff.errors import ScenarioError, UsageError
 from shadowdiff.report import ExitCode, RunCollector, read_report, write_report
 from shadowdiff.report.progress import show_progress
 from shadowdiff.report.terminal import print_report
@@ -285,9 +285,6 @@ def main(argv: Sequence[str] | None = None) -> int:
                 f"[red]error:[/] {line}", soft_wrap=True
             ) if sys.stderr.isatty() else print(f"error: {line}", file=sys.stderr)
         return ExitCode.USAGE
-    except RunError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return ExitCode.RUN_FAILED
     except KeyboardInterrupt:
         return ExitCode.INTERRUPTED
 

@@ -1,9 +1,11 @@
 """The exceptions shadowdiff raises, grouped by what the caller can do about them.
 
     ShadowdiffError
-    ├── UsageError            the input is unusable: fix the scenario or the command line (exit 2)
-    │   └── ScenarioError     one or more located problems in a scenario file
-    └── RunError              the run could not be carried out at all (exit 3)
+    └── UsageError            the input is unusable: fix the scenario or the command line (exit 2)
+        └── ScenarioError     one or more located problems in a scenario file
+
+A run that cannot be carried out (a target failed every request, a rate not held) is not an
+exception either: the report's verdict says so and the CLI exits 3.
 
 A request that fails on the wire is *not* an exception: it is recorded on its observation
 (see `shadowdiff.observation.TransportFailure`) and compared like any other answer.
@@ -45,7 +47,3 @@ class ScenarioError(UsageError):
     def __init__(self, problems: list[Problem]) -> None:
         self.problems = problems
         super().__init__("\n".join(str(p) for p in problems))
-
-
-class RunError(ShadowdiffError):
-    """The run could not be carried out, for example no target answered a single request."""

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Final, Literal
+from typing import Literal
 
 from shadowdiff.spec import Side
 
@@ -19,17 +19,6 @@ ErrorClass = Literal[
     "malformed_response",  # the bytes that came back are not a valid HTTP response
     "other",
 ]
-ERROR_CLASSES: Final[tuple[ErrorClass, ...]] = (
-    "dns",
-    "refused",
-    "reset",
-    "tls_handshake",
-    "tls_verify",
-    "timeout_connect",
-    "timeout",
-    "malformed_response",
-    "other",
-)
 
 
 @dataclass(frozen=True, slots=True)

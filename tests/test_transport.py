@@ -287,12 +287,8 @@ async def raw_server() -> AsyncIterator[Callable[[bytes | None], Any]]:
         await server.wait_closed()
 
 
-async def test_body_delimited_by_close_is_complete(
-    transport_name: str,
-    raw_server: Callable[[bytes | None], Any],
-    write_scenario: Callable[..., Path],
-) -> None:
-    port = await raw_server(b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\nuntil the end")
+async def send_plain(port: int, write_scenario: Callable[..., Path], transport_name: str) -> Any:
+    """One plain-HTTP request to a raw server on `port`, through `transport_name`."""
     target = f"address: 127.0.0.1\n    ports: {{http: {port}}}"
     scenario = scenario_for(
         write_scenario,
@@ -301,7 +297,16 @@ async def test_body_delimited_by_close_is_complete(
         "requests:\n  - {name: a, url: 'http://app.example.com/'}\n",
         None,
     )
-    observation = await send_one(scenario, transport_name)
+    return await send_one(scenario, transport_name)
+
+
+async def test_body_delimited_by_close_is_complete(
+    transport_name: str,
+    raw_server: Callable[[bytes | None], Any],
+    write_scenario: Callable[..., Path],
+) -> None:
+    port = await raw_server(b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\nuntil the end")
+    observation = await send_plain(port, write_scenario, transport_name)
     assert observation.failure is None, observation.failure
     assert (observation.status, observation.body) == (200, b"until the end")
 
@@ -312,15 +317,7 @@ async def test_truncated_body_is_a_reset(
     write_scenario: Callable[..., Path],
 ) -> None:
     port = await raw_server(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nonly this")
-    target = f"address: 127.0.0.1\n    ports: {{http: {port}}}"
-    scenario = scenario_for(
-        write_scenario,
-        target,
-        target,
-        "requests:\n  - {name: a, url: 'http://app.example.com/'}\n",
-        None,
-    )
-    observation = await send_one(scenario, transport_name)
+    observation = await send_plain(port, write_scenario, transport_name)
     assert observation.failure is not None and observation.failure.error_class == "reset"
 
 
@@ -337,14 +334,6 @@ async def test_broken_answers_are_classified(
     error_class: str,
 ) -> None:
     port = await raw_server(answer)
-    target = f"address: 127.0.0.1\n    ports: {{http: {port}}}"
-    scenario = scenario_for(
-        write_scenario,
-        target,
-        target,
-        "requests:\n  - {name: a, url: 'http://app.example.com/'}\n",
-        None,
-    )
-    observation = await send_one(scenario, transport_name)
+    observation = await send_plain(port, write_scenario, transport_name)
     assert observation.failure is not None
     assert observation.failure.error_class == error_class, observation.failure

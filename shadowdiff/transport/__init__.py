@@ -5,11 +5,15 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Final, Literal, Protocol
 
+from shadowdiff import __version__
 from shadowdiff.observation import Observation
 from shadowdiff.spec import RequestSpec, Side
 
 if TYPE_CHECKING:
     from shadowdiff.scenario import Scenario
+
+# Both transports send it, so the two entry points cannot tell them apart.
+USER_AGENT: Final = f"shadowdiff/{__version__}"
 
 TransportName = Literal["lean", "aiohttp"]
 TRANSPORT_NAMES: Final[tuple[TransportName, ...]] = ("lean", "aiohttp")

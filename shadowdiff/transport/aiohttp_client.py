@@ -21,13 +21,12 @@ from aiohttp.abc import AbstractResolver, ResolveResult
 from multidict import CIMultiDict
 from yarl import URL
 
-from shadowdiff import __version__
 from shadowdiff.observation import ErrorClass, Observation, Timings, TransportFailure
 from shadowdiff.scenario.load import Scenario
 from shadowdiff.spec import RequestSpec, Side
+from shadowdiff.transport import USER_AGENT
 from shadowdiff.transport.tls import client_context, tls_session
 
-USER_AGENT = f"shadowdiff/{__version__}"
 _READ_CHUNK_BYTES = 64 * 1024
 # aiohttp warns about (and would copy) bytes bodies above 1 MiB; larger ones go as a stream.
 _STREAM_BODY_ABOVE_BYTES = 2**20

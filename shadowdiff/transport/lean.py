@@ -22,13 +22,12 @@ from typing import Final
 import httptools
 from yarl import URL
 
-from shadowdiff import __version__
 from shadowdiff.observation import ErrorClass, Observation, Timings, TlsSession, TransportFailure
 from shadowdiff.scenario.load import Scenario
 from shadowdiff.spec import RequestSpec, Side
+from shadowdiff.transport import USER_AGENT
 from shadowdiff.transport.tls import client_context, tls_session
 
-USER_AGENT: Final = f"shadowdiff/{__version__}"
 # Copied for each response: creating a hash object makes OpenSSL 3 look the algorithm up under
 # a lock every time, which showed as several percent of a replay's CPU.
 _SHA256: Final = hashlib.sha256()
@@ -143,7 +142,6 @@ class _Connection(asyncio.Protocol):
             else:
                 message = f"connection closed before the response was complete ({exc or 'EOF'})"
                 exchange.done.set_exception(_Failure("reset", message))
-        self.pool.forget(self)
 
     # httptools callbacks
     def on_status(self, status: bytes) -> None:
@@ -240,9 +238,6 @@ class _Pool:
     def give_back(self, key: tuple[str, str, int], connection: _Connection) -> None:
         if not connection.closed:
             self.idle.setdefault(key, deque()).append(connection)
-
-    def forget(self, connection: _Connection) -> None:
-        pass  # closed connections are skipped by `take`
 
     async def open(self, scheme: str, host: str, port: int, timings: dict[str, int]) -> _Connection:
         """Connect (timed), then handshake TLS (timed apart) with SNI = the production host."""
