@@ -22,11 +22,13 @@ from dataclasses import dataclass
 
 from shadowdiff.compare import Difference, compare
 from shadowdiff.compare.options import CompareOptions, compare_options
+from shadowdiff.errors import RequestRefused
 from shadowdiff.observation import Observation
 from shadowdiff.scenario import Scenario
-from shadowdiff.scenario.model import SAFE_METHODS, LoadSettings
-from shadowdiff.spec import RequestSpec, Side
+from shadowdiff.scenario.model import LoadSettings
+from shadowdiff.spec import SIDES, RequestSpec, Side
 from shadowdiff.transport import Transport, open_transport
+from shadowdiff.wire import refusal
 
 
 @dataclass(slots=True)  # built per pair: not frozen, for the same reason as Observation
@@ -90,15 +92,51 @@ def iter_requests(scenario: Scenario) -> Iterator[tuple[RequestSpec, int]]:
             yield request, repetition
 
 
+def refuse_unsendable(scenario: Scenario) -> None:
+    """Raise `RequestRefused` before anything is sent if any request may change state on the
+    backends without saying `allow_unsafe`, or cannot be written on the wire as it stands.
+
+    The loader checks the same for scenario files; this is where every other way of building
+    requests (the library, recorded sources) meets the same rule.
+    """
+    target_headers = [
+        header for side in SIDES for header in getattr(scenario.targets, side).headers.items()
+    ]
+    reasons = []
+    for spec in scenario.requests:
+        reason = refusal(
+            spec.method,
+            spec.url,
+            (*spec.headers, *target_headers),
+            spec.body,
+            allow_unsafe=spec.allow_unsafe,
+        )
+        if reason is not None:
+            reasons.append(f"{spec.name}: {reason}")
+    if reasons:
+        raise RequestRefused(reasons)
+
+
 def _work(scenario: Scenario, load: LoadSettings | None) -> Iterator[tuple[RequestSpec, int]]:
-    """The requests to send: the scenario once, or cycled when the load bounds the run."""
+    """The requests to send: the scenario once, or cycled when the load bounds the run.
+
+    An unsafe request goes out in the first lap only (as often as it is written), unless it
+    says `repeat_under_load`: a POST allowed once must not become thousands under load.
+    """
     if load is None or (load.total_duration_s is None and load.max_pairs is None):
         return iter_requests(scenario)
-    cycled = itertools.chain.from_iterable(
-        iter_requests(scenario) if lap == 0 else ((r, n + 1) for r, n in iter_requests(scenario))
-        for lap in itertools.count()
-    )
-    return itertools.islice(cycled, load.max_pairs) if load.max_pairs else cycled
+    again = [spec for spec in scenario.requests if spec.may_repeat]
+
+    def laps() -> Iterator[tuple[RequestSpec, int]]:
+        yield from iter_requests(scenario)
+        if not again:
+            return
+        while True:
+            for request in again:
+                for repetition in range(request.repeat):
+                    yield request, repetition + 1
+
+    return itertools.islice(laps(), load.max_pairs) if load.max_pairs else laps()
 
 
 def rate_at(load: LoadSettings, elapsed_s: float) -> float:
@@ -175,13 +213,15 @@ class _PairRunner:
         self.options: CompareOptions = compare_options(scenario)
         self.loop = asyncio.get_running_loop()
         self.noise_share = scenario.compare.noise.share
+        # Computed once per request: only safe requests are ever sent a third time.
+        self.safe = {id(spec): spec.unsafe_reason is None for spec in scenario.requests}
         self.completed = 0
         self.on_time = 0  # open model: pairs started within the schedule's window
 
     def _calibrate(self, request: RequestSpec, repetition: int) -> bool:
         # Never send an unsafe request a third time. The first of each request is always
         # calibrated so that every route has a noise sample, then a share of the repeats.
-        if self.noise_share <= 0 or request.method not in SAFE_METHODS:
+        if self.noise_share <= 0 or not self.safe.get(id(request), False):
             return False
         return repetition == 0 or self.chooser.random() < self.noise_share
 
@@ -254,6 +294,7 @@ async def replay(
     task (Ctrl-C) stops new pairs; the sink already holds what completed, and `on_outcome`
     (when given) receives how the run was paced, cancelled or not.
     """
+    refuse_unsendable(scenario)
     load = load if load is not None else scenario.load
     worker_count, worker = share[1], share[0]
     # Pairs in flight for the whole run; each of n workers takes its share of them.

@@ -2,7 +2,10 @@
 
     ShadowdiffError
     └── UsageError            the input is unusable: fix the scenario or the command line (exit 2)
-        └── ScenarioError     one or more located problems in a scenario file
+        ├── ScenarioError     one or more located problems in a scenario file
+        └── RequestRefused    a request built by the caller cannot be sent as it stands
+                              (unsafe without allow_unsafe, or not writable on the wire);
+                              raised before anything is sent
 
 A run that cannot be carried out (a target failed every request, a rate not held) is not an
 exception either: the report's verdict says so and the CLI exits 3.
@@ -47,3 +50,11 @@ class ScenarioError(UsageError):
     def __init__(self, problems: list[Problem]) -> None:
         self.problems = problems
         super().__init__("\n".join(str(p) for p in problems))
+
+
+class RequestRefused(UsageError):
+    """Requests that shadowdiff will not send; `reasons` has one line per request."""
+
+    def __init__(self, reasons: list[str]) -> None:
+        self.reasons = reasons
+        super().__init__("\n".join(reasons))

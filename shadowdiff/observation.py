@@ -17,6 +17,7 @@ ErrorClass = Literal[
     "timeout_connect",  # connecting (TCP and TLS) took longer than the connect timeout
     "timeout",  # the whole exchange took longer than the total timeout
     "malformed_response",  # the bytes that came back are not a valid HTTP response
+    "not_sent",  # shadowdiff refused to write the request (see shadowdiff.wire.refusal)
     "other",
 ]
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+from shadowdiff.wire import unsafe_reason
+
 Side = Literal["baseline", "candidate"]
 SIDES: tuple[Side, Side] = ("baseline", "candidate")
 
@@ -23,3 +25,17 @@ class RequestSpec:
     headers: tuple[tuple[str, str], ...]
     body: bytes | None
     repeat: int = 1
+    # Nothing unsafe (see `shadowdiff.wire.unsafe_reason`) is sent unless the request says so;
+    # even then it is sent exactly `repeat` times unless a load model may cycle it too.
+    allow_unsafe: bool = False
+    repeat_under_load: bool = False
+
+    @property
+    def unsafe_reason(self) -> str | None:
+        """Why sending this request may change state on the backends, or None."""
+        return unsafe_reason(self.method, self.headers, self.body)
+
+    @property
+    def may_repeat(self) -> bool:
+        """Whether it may be sent more often than written: retried, calibrated, or cycled."""
+        return self.unsafe_reason is None or self.repeat_under_load

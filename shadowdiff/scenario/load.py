@@ -6,29 +6,31 @@ one `ScenarioError`. This module reads the scenario and the files it names; it s
 
 from __future__ import annotations
 
+import base64
 import difflib
 import inspect
 import json
 import os
+import secrets
 import types
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Union, get_args, get_origin
+from urllib.parse import unquote
 
 import pydantic
 from yarl import URL
 
 from shadowdiff.errors import Problem, ScenarioError
+from shadowdiff.redaction import DEFAULT_SENSITIVE_HEADERS, Redactor, Secrets, sensitive_literals
 from shadowdiff.scenario.model import (
-    SAFE_METHODS,
     Acceptance,
     Body,
     CompareSettings,
     Defaults,
     LoadSettings,
     Matrix,
-    Request,
     ScenarioFile,
     Targets,
     Threshold,
@@ -36,6 +38,7 @@ from shadowdiff.scenario.model import (
 )
 from shadowdiff.scenario.yamlsource import FieldPath, SourceDocument, read_yaml
 from shadowdiff.spec import RequestSpec
+from shadowdiff.wire import SAFE_METHODS, WireError, prepare_url, unsafe_reason
 
 # Headers a scenario may not set, and why.
 _FORBIDDEN_HEADERS = {
@@ -61,8 +64,14 @@ class Scenario:
     thresholds: tuple[Threshold, ...]
     accept: tuple[Acceptance, ...]
     base_dir: Path
-    # Values that came from the environment -> variable name; reports show `${NAME}` instead.
-    environment_values: Mapping[str, str]
+    # What reports and messages never show: environment values (as `${NAME}`), sensitive
+    # header values and URL credentials (as fingerprints). See `shadowdiff.redaction`.
+    secrets: Secrets
+
+    @property
+    def environment_values(self) -> Mapping[str, str]:
+        """Values that came from the environment -> variable name."""
+        return self.secrets.environment
 
     @property
     def pair_count(self) -> int | None:
@@ -123,7 +132,7 @@ def parse_scenario(
     """Validate scenario `text` (named `file` in messages)."""
     document, problems = read_yaml(text, file, os.environ if environ is None else environ)
     if problems:
-        raise ScenarioError(problems)
+        raise _scenario_error(document, problems)
     if not isinstance(document.data, dict):
         raise ScenarioError(
             [Problem(file, 1, 1, "", "expected a mapping with targets and requests")]
@@ -131,13 +140,13 @@ def parse_scenario(
     try:
         config = ScenarioFile.model_validate(document.data)
     except pydantic.ValidationError as exc:
-        raise ScenarioError(
-            sorted(_located(document, _without_typo_echoes(exc)), key=_position)
+        raise _scenario_error(
+            document, list(_located(document, _without_typo_echoes(exc)))
         ) from None
     requests, problems = _expand(config, document, base_dir)
     problems += list(_check_targets(config, document, base_dir))
     if problems:
-        raise ScenarioError(sorted(problems, key=_position))
+        raise _scenario_error(document, problems)
     return Scenario(
         source=file,
         name=config.name or Path(file).stem,
@@ -150,7 +159,63 @@ def parse_scenario(
         thresholds=tuple(config.thresholds),
         accept=tuple(config.accept),
         base_dir=base_dir,
-        environment_values=dict(document.environment_values),
+        secrets=_secrets(config, document, requests),
+    )
+
+
+# Where an environment value can travel to the wire or into a report. A value shorter than
+# four characters is redacted only when it was substituted into one of these (a port or a
+# concurrency of 8 is no secret, and hiding every 8 would garble the report).
+_REACHING_FIELDS = frozenset({"headers", "header_sets", "url", "hosts", "paths", "address", "body"})
+
+
+def _secrets(
+    config: ScenarioFile, document: SourceDocument, requests: list[RequestSpec]
+) -> Secrets:
+    reaching = {
+        name
+        for path, names in document.environment_paths.items()
+        if _REACHING_FIELDS.intersection(str(part) for part in path)
+        for name in names
+    }
+    environment = {
+        value: name
+        for value, name in document.environment_values.items()
+        if len(value) >= 4 or name in reaching
+    }
+    headers = DEFAULT_SENSITIVE_HEADERS | {name.lower() for name in config.redact.headers}
+    literals: set[str] = set()
+    for request in requests:
+        literals |= sensitive_literals(request.headers, headers)
+    for side in ("baseline", "candidate"):
+        literals |= sensitive_literals(getattr(config.targets, side).headers.items(), headers)
+    literals |= _url_credentials(config)
+    return Secrets(environment=environment, literals=frozenset(literals), headers=headers)
+
+
+def _url_credentials(config: ScenarioFile) -> set[str]:
+    found = set()
+    for request in config.requests:
+        try:
+            _, userinfo = prepare_url(request.url)
+        except WireError:
+            continue
+        if userinfo:
+            found.add(userinfo)
+            found.update(part for part in userinfo.split(":", 1) if part)
+    return found
+
+
+def _scenario_error(document: SourceDocument, problems: list[Problem]) -> ScenarioError:
+    """The problems, sorted, with any environment value hidden (a message may quote input)."""
+    redactor = Redactor(
+        Secrets(environment=dict(document.environment_values)), secrets.token_bytes(16)
+    )
+    return ScenarioError(
+        [
+            Problem(p.file, p.line, p.column, p.field, redactor.text(p.message))
+            for p in sorted(problems, key=_position)
+        ]
     )
 
 
@@ -165,6 +230,9 @@ def _located(document: SourceDocument, errors: list[Any]) -> Iterable[Problem]:
     for item in errors:
         path: FieldPath = tuple(part for part in item["loc"] if part != "[key]")
         kind, value = item["type"], item.get("input")
+        if path in document.environment_paths:
+            # Never quote a value that came from the environment: it may be a secret.
+            value = _FromEnvironment(document.environment_paths[path])
         if kind == "extra_forbidden":
             yield document.problem(path, _unknown_field_message(path), prefer_key=True)
         elif kind == "missing":
@@ -180,6 +248,16 @@ def _located(document: SourceDocument, errors: list[Any]) -> Iterable[Problem]:
         else:
             message = str(item["msg"])
             yield document.problem(path, f"{message[0].lower()}{message[1:]}; got {value!r}")
+
+
+class _FromEnvironment:
+    """Stands for a value from the environment in messages: `the value of ${TOKEN}`."""
+
+    def __init__(self, names: list[str]) -> None:
+        self.names = names
+
+    def __repr__(self) -> str:
+        return "the value of " + ", ".join(f"${{{name}}}" for name in dict.fromkeys(self.names))
 
 
 def _without_typo_echoes(error: pydantic.ValidationError) -> list[Any]:
@@ -253,20 +331,40 @@ def _check_headers(
             yield document.problem((*path, name), f"cannot be set: {reason}", prefer_key=True)
 
 
-def _check_url(url: str, path: FieldPath, document: SourceDocument) -> list[Problem]:
+def _check_url(
+    url: str, path: FieldPath, document: SourceDocument
+) -> tuple[str, str | None, list[Problem]]:
+    """The URL as it will be sent, its `user:password` part if any, and its problems."""
     try:
-        parsed = URL(url, encoded=True)
-    except ValueError as exc:
-        return [document.problem(path, f"not a URL: {exc}")]
+        prepared, userinfo = prepare_url(url)
+        parsed = URL(prepared, encoded=True)
+    except ValueError as exc:  # WireError is a ValueError
+        return url, None, [document.problem(path, f"not a URL: {exc}")]
     if parsed.scheme not in ("http", "https") or not parsed.host:
-        return [
-            document.problem(
-                path,
-                "expected an absolute http:// or https:// URL with the production hostname; "
-                f"got {url!r}",
-            )
-        ]
-    return []
+        shown = (
+            _FromEnvironment(document.environment_paths[path])
+            if path in document.environment_paths
+            else url
+        )
+        return (
+            url,
+            None,
+            [
+                document.problem(
+                    path,
+                    "expected an absolute http:// or https:// URL with the production hostname; "
+                    f"got {shown!r}",
+                )
+            ],
+        )
+    return prepared, userinfo, []
+
+
+def _credentials_header(userinfo: str) -> tuple[str, str]:
+    """`user:password@` in a URL becomes Basic authentication, as curl does (RFC 7617)."""
+    user, _, password = userinfo.partition(":")
+    pair = f"{unquote(user)}:{unquote(password)}".encode()
+    return "Authorization", "Basic " + base64.b64encode(pair).decode("ascii")
 
 
 def _check_targets(
@@ -338,35 +436,45 @@ def _expand(
     for index, request in enumerate(config.requests):
         path: FieldPath = ("requests", index)
         claim_name(request.name, (*path, "name"))
-        problems += _check_url(request.url, (*path, "url"), document)
+        url, userinfo, url_problems = _check_url(request.url, (*path, "url"), document)
+        problems += url_problems
         problems += _check_headers(request.headers, (*path, "headers"), document)
-        problems += _check_method(request, path, document)
         body: bytes | None = None
         body_headers: dict[str, str] = {}
+        if userinfo:
+            body_headers.update([_credentials_header(userinfo)])
         if request.body is not None:
-            body, body_headers, body_problems = _body_bytes(
+            body, body_content_type, body_problems = _body_bytes(
                 request.body, (*path, "body"), document, base_dir
             )
+            body_headers.update(body_content_type)
             problems += body_problems
-        specs.append(
-            RequestSpec(
-                name=request.name,
-                method=request.method,
-                url=request.url,
-                headers=_merge_headers(config.defaults.headers, body_headers, request.headers),
-                body=body,
-                repeat=request.repeat,
-            )
+        spec = RequestSpec(
+            name=request.name,
+            method=request.method,
+            url=url,
+            headers=_merge_headers(config.defaults.headers, body_headers, request.headers),
+            body=body,
+            repeat=request.repeat,
+            allow_unsafe=request.allow_unsafe,
+            repeat_under_load=request.repeat_under_load,
         )
+        problems += _check_unsafe(spec, config, path, document)
+        specs.append(spec)
 
     for index, matrix in enumerate(config.matrix):
         path = ("matrix", index)
-        problems += _check_method(matrix, path, document)
         for set_index, header_set in enumerate(matrix.header_sets):
             problems += _check_headers(header_set, (*path, "header_sets", set_index), document)
-        specs += _expand_matrix(matrix, config.defaults)
-        for spec in specs[len(specs) - _matrix_size(matrix) :]:
+        expanded = _expand_matrix(matrix, config.defaults)
+        reported: set[str] = set()
+        for spec in expanded:
             claim_name(spec.name, (*path, "name"))
+            for problem in _check_unsafe(spec, config, path, document):
+                if problem.message not in reported:  # one line per reason, not per request
+                    reported.add(problem.message)
+                    problems.append(problem)
+        specs += expanded
 
     if not specs:
         problems.append(
@@ -375,21 +483,37 @@ def _expand(
     return specs, problems
 
 
-def _check_method(
-    entry: Request | Matrix, path: FieldPath, document: SourceDocument
+def _check_unsafe(
+    spec: RequestSpec, config: ScenarioFile, path: FieldPath, document: SourceDocument
 ) -> list[Problem]:
-    methods = [entry.method] if isinstance(entry, Request) else entry.methods
-    unsafe = sorted({m for m in methods if m not in SAFE_METHODS})
-    if unsafe and not entry.allow_unsafe:
-        field = "method" if isinstance(entry, Request) else "methods"
+    """Nothing that may change state on the backends is sent unless the request allows it."""
+    if spec.repeat_under_load and not spec.allow_unsafe:
         return [
             document.problem(
-                (*path, field),
-                f"{', '.join(unsafe)} would reach the backends twice (once through each entry "
-                "point); set allow_unsafe: true to send it",
+                (*path, "repeat_under_load"), "repeat_under_load needs allow_unsafe: true"
             )
         ]
-    return []
+    if spec.allow_unsafe:
+        return []
+    # Target headers go out with every request: a method override there counts too.
+    target_headers = [
+        header
+        for side in ("baseline", "candidate")
+        for header in getattr(config.targets, side).headers.items()
+    ]
+    reason = unsafe_reason(spec.method, (*spec.headers, *target_headers), spec.body)
+    if reason is None:
+        return []
+    field = "method" if spec.method not in SAFE_METHODS else "body" if spec.body else "headers"
+    if path[0] == "matrix" and field == "method":
+        field = "methods"
+    return [
+        document.problem(
+            (*path, field),
+            f"{reason}, and it would reach the backends twice (once through each entry "
+            "point); set allow_unsafe: true to send it",
+        )
+    ]
 
 
 def _matrix_size(matrix: Matrix) -> int:
@@ -427,6 +551,8 @@ def _expand_matrix(matrix: Matrix, defaults: Defaults) -> list[RequestSpec]:
                                 headers=_merge_headers(defaults.headers, header_set),
                                 body=None,
                                 repeat=matrix.repeat,
+                                allow_unsafe=matrix.allow_unsafe,
+                                repeat_under_load=matrix.repeat_under_load,
                             )
                         )
     return specs

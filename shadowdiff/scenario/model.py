@@ -15,13 +15,16 @@ from typing import Annotated, Any, Final, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 from shadowdiff.compare.difference import DifferenceKind, Severity
+from shadowdiff.wire import (
+    WireError,
+    header_name_problem,
+    header_value_problem,
+    prepare_url,
+)
 
 Method = Literal["GET", "HEAD", "OPTIONS", "POST", "PUT", "PATCH", "DELETE"]
-SAFE_METHODS: Final = frozenset({"GET", "HEAD", "OPTIONS"})
 Scheme = Literal["http", "https"]
 
-# RFC 9110 section 5.6.2 token characters; underscores are legal and worth probing.
-_HEADER_NAME = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
 _HOSTNAME_LABEL = re.compile(r"^(?!-)[A-Za-z0-9_-]{1,63}(?<!-)$")
 _BYTE_SIZE = re.compile(r"^\s*(\d+)\s*(B|KB|KiB|MB|MiB|GB|GiB)?\s*$")
 _BYTE_UNITS: Final = {
@@ -37,9 +40,18 @@ _BYTE_UNITS: Final = {
 
 
 def _check_header_name(name: str) -> str:
-    if not _HEADER_NAME.match(name):
-        raise ValueError(f"not a valid header name: {name!r}")
+    # Underscores are legal token characters, and worth probing.
+    problem = header_name_problem(name)
+    if problem is not None:
+        raise ValueError(f"{problem}; got {name!r}")
     return name
+
+
+def _check_header_value(value: str) -> str:
+    problem = header_value_problem(value)
+    if problem is not None:
+        raise ValueError(problem)
+    return value
 
 
 def _check_address(address: str) -> str:
@@ -58,16 +70,27 @@ def _check_address(address: str) -> str:
 
 
 def _check_hostname(host: str) -> str:
-    labels = host.rstrip(".").split(".")
+    # Non-ASCII names are sent in their IDNA form (UTS #46), as curl and browsers do.
+    ascii_host = host
+    if not host.isascii():
+        try:
+            ascii_host = prepare_url(f"http://{host}/")[0].removeprefix("http://")[:-1]
+        except WireError as exc:
+            raise ValueError(str(exc)) from None
+    labels = ascii_host.rstrip(".").split(".")
     if not host or not all(_HOSTNAME_LABEL.match(label) for label in labels):
         raise ValueError(f"expected a hostname such as app.example.com; got {host!r}")
-    return host
+    return ascii_host
 
 
 def _check_path(path: str) -> str:
     if not path.startswith("/"):
         raise ValueError(f"a path starts with '/'; got {path!r}")
-    return path
+    # Control characters are refused; non-ASCII text is percent-encoded as UTF-8.
+    try:
+        return prepare_url(f"http://host{path}")[0].removeprefix("http://host")
+    except WireError as exc:
+        raise ValueError(str(exc)) from None
 
 
 def _parse_byte_size(value: Any) -> int:
@@ -86,7 +109,8 @@ def _parse_byte_size(value: Any) -> int:
 
 
 HeaderName = Annotated[str, AfterValidator(_check_header_name)]
-Headers = dict[HeaderName, str]
+HeaderValue = Annotated[str, AfterValidator(_check_header_value)]
+Headers = dict[HeaderName, HeaderValue]
 Address = Annotated[str, AfterValidator(_check_address)]
 Hostname = Annotated[str, AfterValidator(_check_hostname)]
 UrlPath = Annotated[str, AfterValidator(_check_path)]
@@ -192,7 +216,14 @@ class Request(_Strict):
     body: Body | None = None
     repeat: int = Field(1, ge=1, le=10_000_000)
     allow_unsafe: bool = Field(
-        False, description="send a method other than GET/HEAD/OPTIONS (it reaches backends twice)"
+        False,
+        description="send a method other than GET/HEAD/OPTIONS, a body, or a method override "
+        "(it reaches the backends twice)",
+    )
+    repeat_under_load: bool = Field(
+        False,
+        description="with allow_unsafe: a load model may send it again and again; without "
+        "this, an unsafe request is sent exactly `repeat` times",
     )
 
 
@@ -208,6 +239,7 @@ class Matrix(_Strict):
     header_sets: list[Headers] = Field([{}], min_length=1)
     repeat: int = Field(1, ge=1, le=10_000_000)
     allow_unsafe: bool = False
+    repeat_under_load: bool = False
 
 
 def _check_regex(pattern: str) -> str:
@@ -426,6 +458,15 @@ class Threshold(_Strict):
         return subject, metric, match["op"], limit
 
 
+class Redaction(_Strict):
+    """What reports never show beyond the built-in list (see `shadowdiff.redaction`)."""
+
+    headers: list[HeaderName] = Field(
+        default_factory=list,
+        description="more header names whose values are shown only as fingerprints",
+    )
+
+
 class ScenarioFile(_Strict):
     """A shadowdiff scenario: two entry points and the requests to replay against both."""
 
@@ -440,3 +481,4 @@ class ScenarioFile(_Strict):
     load: LoadSettings | None = None
     thresholds: list[Threshold] = Field(default_factory=list)
     accept: list[Acceptance] = Field(default_factory=list)
+    redact: Redaction = Redaction()

@@ -33,6 +33,9 @@ class SourceDocument:
     key_positions: dict[FieldPath, tuple[int, int]] = field(default_factory=dict)
     # Values substituted from the environment -> the variable's name: reports never show them.
     environment_values: dict[str, str] = field(default_factory=dict)
+    # Where substitutions happened -> the variables used there: messages about those fields
+    # never quote the value, and short values are redacted where they went.
+    environment_paths: dict[FieldPath, list[str]] = field(default_factory=dict)
 
     def position(self, path: FieldPath, *, prefer_key: bool = False) -> tuple[int, int]:
         """Line and column (1-based) of the deepest known part of `path`."""
@@ -125,6 +128,7 @@ class _Builder:
                 )
                 return ""
             self.document.environment_values[value] = name
+            self.document.environment_paths.setdefault(path, []).append(name)
             return value
 
         return _ENV_REFERENCE.sub(replace, text)

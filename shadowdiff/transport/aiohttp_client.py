@@ -26,6 +26,7 @@ from shadowdiff.scenario.load import Scenario
 from shadowdiff.spec import RequestSpec, Side
 from shadowdiff.transport import USER_AGENT
 from shadowdiff.transport.tls import client_context, tls_session
+from shadowdiff.wire import refusal
 
 _READ_CHUNK_BYTES = 64 * 1024
 # aiohttp warns about (and would copy) bytes bodies above 1 MiB; larger ones go as a stream.
@@ -156,6 +157,17 @@ class AiohttpTransport:
         trace: dict[str, Any] = {}
         started_ns = time.perf_counter_ns()
         headers = [*request.headers, *self._extra_headers]
+        # The last line of defence, as in the lean transport: never write what the loader
+        # would have refused (aiohttp raises on a CR or LF, which used to end the whole run).
+        reason = refusal(
+            request.method, request.url, headers, request.body, allow_unsafe=request.allow_unsafe
+        )
+        if reason is not None:
+            return Observation(
+                side=self.side,
+                failure=TransportFailure("not_sent", f"not sent: {reason}"),
+                timings=Timings(started_ns=started_ns, total_ns=0),
+            )
         try:
             async with self._session.request(
                 request.method,

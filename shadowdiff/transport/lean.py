@@ -27,6 +27,7 @@ from shadowdiff.scenario.load import Scenario
 from shadowdiff.spec import RequestSpec, Side
 from shadowdiff.transport import USER_AGENT
 from shadowdiff.transport.tls import client_context, tls_session
+from shadowdiff.wire import refusal
 
 # Copied for each response: creating a hash object makes OpenSSL 3 look the algorithm up under
 # a lock every time, which showed as several percent of a replay's CPU.
@@ -326,6 +327,17 @@ class LeanTransport:
         self._wire: dict[int, tuple[tuple[str, str, int], bytes]] = {}
 
     def _serialise(self, request: RequestSpec) -> tuple[tuple[str, str, int], bytes]:
+        # The last line of defence: a CR or LF written here would end the header block and
+        # let the rest of a value become a second request that nobody allowed.
+        reason = refusal(
+            request.method,
+            request.url,
+            (*request.headers, *self._extra_headers),
+            request.body,
+            allow_unsafe=request.allow_unsafe,
+        )
+        if reason is not None:
+            raise _Failure("not_sent", f"not sent: {reason}")
         url = URL(request.url, encoded=True)
         scheme, host = url.scheme, url.raw_host or ""
         port = url.port or _DEFAULT_PORTS[scheme]
@@ -348,15 +360,18 @@ class LeanTransport:
             lines.append(f"Content-Length: {len(request.body)}")
         elif request.method in ("POST", "PUT", "PATCH"):
             lines.append("Content-Length: 0")
-        head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+        head = ("\r\n".join(lines) + "\r\n\r\n").encode("ascii")
         return (scheme, host, port), head + (request.body or b"")
 
     async def send(self, request: RequestSpec) -> Observation:
+        started_ns = time.perf_counter_ns()
         wire = self._wire.get(id(request))
         if wire is None:
-            wire = self._wire[id(request)] = self._serialise(request)
+            try:
+                wire = self._wire[id(request)] = self._serialise(request)
+            except _Failure as refused:
+                return self._failed(refused.failure, started_ns, {})
         key, payload = wire
-        started_ns = time.perf_counter_ns()
         timings: dict[str, int] = {}
         connection = self._pool.take(key)
         reused = connection is not None

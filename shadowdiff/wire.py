@@ -1,0 +1,190 @@
+"""What may go on the wire: the rules every request passes before it is sent.
+
+Pure checks, applied twice: by the scenario loader (one located error per problem, before
+anything is sent) and by the engine and the transports just before sending, as the last line
+of defence for requests built by hand through the library or read from recorded traffic.
+Messages never quote a header value: it may be a secret.
+
+RFC 9110 section 5.5 allows horizontal tab, space and visible ASCII in a field value, plus
+obs-text (bytes above 0x7F) that shadowdiff does not send: a non-ASCII value is an error, not a
+guess at an encoding. In URLs non-ASCII text is percent-encoded as UTF-8 and host names go
+through IDNA (UTS #46), as curl and browsers do; everything else is sent as written, since
+`//`, `..` and stray `%` are what a probe tests.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from typing import Final
+
+import idna
+
+SAFE_METHODS: Final = frozenset({"GET", "HEAD", "OPTIONS"})
+# Headers that make a safe-looking request act as another method on many frameworks.
+METHOD_OVERRIDE_HEADERS: Final = frozenset(
+    {"x-http-method-override", "x-method-override", "x-http-method"}
+)
+
+# RFC 9110 section 5.6.2: token = 1*tchar.
+_TOKEN: Final = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+# Anything but HTAB, SP and VCHAR (0x21-0x7E).
+_NOT_FIELD_CHAR: Final = re.compile(r"[^\t\x20-\x7e]")
+_CONTROL: Final = re.compile(r"[\x00-\x1f\x7f]")
+_NAMED_CONTROLS: Final = {"\r": "CR", "\n": "LF", "\x00": "NUL", "\t": "tab", "\x7f": "DEL"}
+# What the path and query may hold once encoded: visible ASCII (RFC 9112 request-target).
+_ENCODE_IN_TARGET: Final = re.compile(r"[^\x21-\x7e]")
+_DEFAULT_PORTS: Final = {"http": 80, "https": 443}
+
+
+class WireError(ValueError):
+    """A string cannot be sent as written; the message says why without quoting it."""
+
+
+def _describe(char: str, position: int) -> str:
+    if char in _NAMED_CONTROLS:
+        what = f"a control character ({_NAMED_CONTROLS[char]})"
+    elif ord(char) < 0x20 or ord(char) == 0x7F:
+        what = f"a control character (U+{ord(char):04X})"
+    else:
+        what = f"a non-ASCII character (U+{ord(char):04X})"
+    return f"{what} at position {position + 1}"
+
+
+def header_name_problem(name: str) -> str | None:
+    """Why `name` cannot be a header name, or None."""
+    if not _TOKEN.fullmatch(name):
+        return "not a valid header name (RFC 9110 token characters only)"
+    return None
+
+
+def header_value_problem(value: str) -> str | None:
+    """Why `value` cannot be sent as a header value, or None. Never quotes the value."""
+    bad = _NOT_FIELD_CHAR.search(value)
+    if bad is not None:
+        hint = (
+            "; header values are sent as ASCII: percent-encode or base64 the text"
+            if ord(bad.group()) > 0x7F
+            else "; it would end the header line and let the rest of the value become "
+            "another header or request"
+            if bad.group() in "\r\n"
+            else ""
+        )
+        return f"the value holds {_describe(bad.group(), bad.start())}{hint}"
+    if value != value.strip(" \t"):
+        return "the value starts or ends with whitespace, which servers strip"
+    return None
+
+
+def method_problem(method: str) -> str | None:
+    if not _TOKEN.fullmatch(method):
+        return "not a valid method (RFC 9110 token characters only)"
+    return None
+
+
+def _encode_target_text(text: str) -> str:
+    """Percent-encode non-ASCII text (as UTF-8) and spaces; keep everything else as written."""
+    return _ENCODE_IN_TARGET.sub(
+        lambda match: "".join(f"%{byte:02X}" for byte in match.group().encode("utf-8")), text
+    )
+
+
+def _ascii_host(host: str) -> str:
+    if host.isascii():
+        return host  # as written: case and a trailing dot can be probes
+    trailing_dot = host.endswith(".")
+    try:
+        encoded = idna.encode(host.rstrip("."), uts46=True).decode("ascii")
+    except idna.IDNAError as exc:
+        raise WireError(f"the host name is not a valid internationalised name: {exc}") from None
+    return encoded + ("." if trailing_dot else "")
+
+
+def prepare_url(url: str) -> tuple[str, str | None]:
+    """The URL as it will be sent, and its `user:password` part (removed from the URL) if any.
+
+    Raises `WireError` for control characters anywhere, and for a host name IDNA refuses.
+    """
+    control = _CONTROL.search(url)
+    if control is not None:
+        raise WireError(f"the URL holds {_describe(control.group(), control.start())}")
+    scheme, separator, rest = url.partition("://")
+    if not separator:
+        return url, None  # not absolute: the caller reports it
+    end = len(rest)
+    for delimiter in "/?#":
+        found = rest.find(delimiter)
+        if found != -1:
+            end = min(end, found)
+    authority, target = rest[:end], rest[end:]
+    userinfo, at, host_port = authority.rpartition("@")
+    if host_port.startswith("["):
+        host, port_part = host_port, ""
+        close = host_port.find("]")
+        if close != -1:
+            host, port_part = host_port[: close + 1], host_port[close + 1 :]
+    else:
+        host, colon, port = host_port.partition(":")
+        port_part = colon + port
+    if " " in host_port:
+        raise WireError("the URL's host holds a space")
+    encoded = f"{scheme}://{_ascii_host(host)}{port_part}{_encode_target_text(target)}"
+    return encoded, (userinfo if at else None)
+
+
+def target_problem(url: str) -> str | None:
+    """Why `url` (already prepared) cannot be written on a request line, or None."""
+    bad = _CONTROL.search(url) or _ENCODE_IN_TARGET.search(url)
+    if bad is not None:
+        return f"the URL holds {_describe(bad.group(), bad.start())}"
+    return None
+
+
+def unsafe_reason(
+    method: str, headers: Iterable[tuple[str, str]], body: bytes | None
+) -> str | None:
+    """Why this request may change state on the backends, or None when it is safe to send
+    twice (and again): only GET, HEAD and OPTIONS, with no body and no method override."""
+    if method not in SAFE_METHODS:
+        return f"{method} may change state on the backends"
+    if body is not None:
+        return f"a {method} with a body may change state on the backends"
+    for name, _ in headers:
+        if name.lower() in METHOD_OVERRIDE_HEADERS:
+            return f"{name} can turn a {method} into another method on the backend"
+    return None
+
+
+def request_problems(method: str, url: str, headers: Iterable[tuple[str, str]]) -> list[str]:
+    """Everything that stops a request from being written as stated: empty when it can be."""
+    problems = []
+    if (problem := method_problem(method)) is not None:
+        problems.append(f"method: {problem}")
+    if (problem := target_problem(url)) is not None:
+        problems.append(f"url: {problem}")
+    for name, value in headers:
+        if (problem := header_name_problem(name)) is not None:
+            problems.append(f"header {name!r}: {problem}")
+        elif (problem := header_value_problem(value)) is not None:
+            problems.append(f"header {name}: {problem}")
+    return problems
+
+
+def refusal(
+    method: str,
+    url: str,
+    headers: Iterable[tuple[str, str]],
+    body: bytes | None,
+    *,
+    allow_unsafe: bool,
+) -> str | None:
+    """Why this request must not be sent at all, or None: it cannot be written as stated, or
+    it may change state on the backends and was not allowed to."""
+    headers = tuple(headers)
+    problems = request_problems(method, url, headers)
+    if problems:
+        return "; ".join(problems)
+    unsafe = unsafe_reason(method, headers, body)
+    if unsafe is not None and not allow_unsafe:
+        return f"{unsafe}; set allow_unsafe to send it"
+    return None
