@@ -4,10 +4,12 @@ collector the caller owns (so that an interrupted run still has everything that 
 from __future__ import annotations
 
 import datetime
+import os
 import time
 from typing import Any
 
 from shadowdiff.engine import LoadOutcome, replay
+from shadowdiff.redaction import load_key
 from shadowdiff.report.collect import RunCollector
 from shadowdiff.report.document import build_report
 from shadowdiff.scenario import Scenario
@@ -78,6 +80,7 @@ def finish_report(
         interrupted=interrupted,
         load=outcome[0] if outcome else None,
         resources=resources,
+        redaction_key=load_key(os.environ),
     )
 
 

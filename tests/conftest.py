@@ -4,7 +4,9 @@ and real certificates from trustme."""
 from __future__ import annotations
 
 import json
+import os
 import ssl
+import tempfile
 import textwrap
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
@@ -16,6 +18,10 @@ import trustme
 from aiohttp import web
 
 PRODUCTION_HOSTS = ("app.example.com", "api.example.com")
+
+# Reports create a fingerprint key file on first use: keep it out of the real home, for this
+# process and the `shadowdiff` subprocesses that tests start.
+os.environ["XDG_CONFIG_HOME"] = tempfile.mkdtemp(prefix="shadowdiff-test-config-")
 
 
 @dataclass

@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import secrets
 from collections import Counter
 from collections.abc import Mapping
 from pathlib import Path
@@ -18,6 +19,7 @@ from shadowdiff import __version__
 from shadowdiff.compare.difference import SEVERITY_ORDER
 from shadowdiff.engine import LoadOutcome
 from shadowdiff.errors import UsageError
+from shadowdiff.redaction import KeySource, Redactor
 from shadowdiff.report.collect import PHASES, RequestTally, RunCollector
 from shadowdiff.report.signatures import NoiseThresholds, fold_signatures
 from shadowdiff.report.thresholds import evaluate_thresholds
@@ -29,9 +31,6 @@ from shadowdiff.stats.latency import compare_latency, summarize, summarize_diffe
 from shadowdiff.tls import HostTls, TlsPosture
 
 REPORT_SCHEMA: Final = "shadowdiff.report/1"
-# Environment values shorter than this are not redacted: replacing every "80" would garble the
-# report, and a value that short is no secret.
-_MIN_REDACTED_CHARS: Final = 4
 
 
 # Per-route latency comparisons cost a bootstrap each: only the busiest routes get one.
@@ -151,8 +150,11 @@ def build_report(
     interrupted: bool = False,
     load: LoadOutcome | None = None,
     resources: dict[str, Any] | None = None,
+    redaction_key: tuple[bytes, KeySource] | None = None,
 ) -> dict[str, Any]:
-    """The report as JSON-ready data, with every environment-sourced value redacted."""
+    """The report as JSON-ready data, with every secret of the scenario hidden (see
+    `shadowdiff.redaction`). `redaction_key` is the fingerprint key and where it came from;
+    without one, fingerprints compare within this report only."""
     noise = scenario.compare.noise
     tallies = [
         collector.requests[spec.name]
@@ -203,6 +205,8 @@ def build_report(
         "signatures_by_severity": {s: by_severity.get(s, 0) for s in SEVERITY_ORDER},
         "failures": failures,
         "tls_hosts": len(collector.tls_hosts),
+        # Requests that may change state on the backends, sent to each side (never calibrated).
+        "unsafe_pairs_sent": sum(t.pairs for t in tallies if t.request.unsafe_reason is not None),
     }
     thresholds = evaluate_thresholds(
         scenario.thresholds,
@@ -241,7 +245,14 @@ def build_report(
         # The first pairs, in order (at most PAIR_RECORD_LIMIT); null when not kept.
         "pairs": collector.pair_records if collector.keep_pairs else None,
     }
-    redacted: dict[str, Any] = redact(report, scenario.environment_values)
+    key, key_source = redaction_key or (secrets.token_bytes(32), "ephemeral")
+    redactor = Redactor(scenario.secrets, key)
+    report["redaction"] = {
+        "key": key_source,
+        "key_id": redactor.key_id,
+        "headers": sorted(scenario.secrets.headers),
+    }
+    redacted: dict[str, Any] = redactor.walk(report)
     return redacted
 
 
@@ -286,33 +297,6 @@ def _tls_entry(host_tls: HostTls) -> dict[str, Any]:
         "candidate": _posture(host_tls.candidate),
         "differences": [dataclasses.asdict(d) for d in host_tls.differences],
     }
-
-
-def redact(data: Any, environment_values: dict[str, str] | Any) -> Any:
-    """Replace every environment-sourced value inside strings with `${NAME}`."""
-    replacements = sorted(
-        (
-            (value, f"${{{name}}}")
-            for value, name in environment_values.items()
-            if len(value) >= _MIN_REDACTED_CHARS
-        ),
-        key=lambda item: -len(item[0]),
-    )
-    if not replacements:
-        return data
-
-    def walk(value: Any) -> Any:
-        if isinstance(value, str):
-            for secret, placeholder in replacements:
-                value = value.replace(secret, placeholder)
-            return value
-        if isinstance(value, dict):
-            return {walk(key): walk(item) for key, item in value.items()}
-        if isinstance(value, list):
-            return [walk(item) for item in value]
-        return value
-
-    return walk(data)
 
 
 def write_report(path: str | os.PathLike[str], report: dict[str, Any]) -> None:
