@@ -27,12 +27,16 @@ class WireServer:
     requests: list[WireRequest] = field(default_factory=list)
     protocol_errors: list[str] = field(default_factory=list)
     connections: int = 0
+    handlers: set[asyncio.Task[None]] = field(default_factory=set)
 
 
 async def _serve(
     server: WireServer, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
 ) -> None:
     server.connections += 1
+    task = asyncio.current_task()
+    if task is not None:
+        server.handlers.add(task)
     connection = h11.Connection(h11.SERVER)
     current: WireRequest | None = None
     try:
@@ -80,4 +84,9 @@ async def wire_server(address: str = "127.0.0.1") -> AsyncIterator[WireServer]:
         yield server
     finally:
         listener.close()
+        # Handlers still waiting on a kept-alive connection end with the server, not with
+        # the event loop (which would print their cancellation).
+        for handler in server.handlers:
+            handler.cancel()
+        await asyncio.gather(*server.handlers, return_exceptions=True)
         await listener.wait_closed()

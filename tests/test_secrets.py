@@ -1,0 +1,154 @@
+"""No secret reaches any output, in any encoding.
+
+One scenario puts a secret in every place a user can: a literal Authorization, Proxy-
+Authorization and Cookie header, `user:password@` in a URL, and environment values (one with a
+quote and a backslash, one that lands in a query string, one of two characters). Two echo
+servers reflect all of it back, differently on each side, so the report has differences on
+exactly those values. Every output of every command is then searched for every secret, as
+written and in each encoding an output could use.
+
+This is the template for every output format: a new format (or a new text in an existing one)
+is added to `OUTPUTS` below, and must pass the same search.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote, quote_plus
+
+from aiohttp import web
+
+from .test_cli import shadowdiff
+
+ENVIRONMENT = {
+    "TOKEN": 'env"quoted\\secret-4',
+    "QUERY_KEY": "qsecret é5",
+    "SHORT": "zq",
+    "PROXY_PASS": "proxy-env-secret-6",
+}
+LITERALS = (
+    "literal-bearer-secret-1",
+    "cookie-secret-2",
+    "userinfo-pass-3",
+    "server-set-cookie-secret-7",
+    "server-api-key-secret-8",
+)
+
+
+def spellings(secret: str) -> set[str]:
+    """Every way an output could spell `secret`."""
+    return {
+        secret,
+        json.dumps(secret)[1:-1],
+        json.dumps(secret, ensure_ascii=False)[1:-1],
+        quote(secret, safe=""),
+        quote(secret),
+        quote_plus(secret),
+        quote(secret, safe="").lower(),
+        base64.b64encode(secret.encode()).decode().rstrip("="),
+    }
+
+
+def reflecting(side: str) -> Callable[[web.Request], Any]:
+    """An echo that reflects everything it received; the candidate loses Authorization and
+    changes the cookie, as a misconfigured data plane could, and answers its own secrets."""
+
+    async def handle(request: web.Request) -> web.Response:
+        headers = {name: value for name, value in request.headers.items()}
+        if side == "candidate":
+            headers.pop("Authorization", None)
+            headers["Cookie"] = headers.get("Cookie", "") + "; extra=1"
+        response = web.json_response(
+            {"path": request.raw_path, "query": request.query_string, "headers": headers}
+        )
+        response.headers["Set-Cookie"] = f"session=server-set-cookie-secret-7-{side}; Path=/"
+        response.headers["X-Api-Key"] = f"server-api-key-secret-8-{side}"
+        response.headers["X-Seen-Authorization"] = request.headers.get("Authorization", "-")
+        return response
+
+    return handle
+
+
+SCENARIO = """\
+compare: {noise: {share: 0}}
+redact: {headers: [X-Seen-Authorization]}
+requests:
+  - name: everything
+    url: 'https://alice:userinfo-pass-3@app.example.com/account?key=${QUERY_KEY}'
+    headers:
+      Cookie: 'session=cookie-secret-2; theme=dark'
+      X-Token: '${TOKEN}'
+      X-Short: '${SHORT}'
+      Proxy-Authorization: 'Basic ${PROXY_PASS}'
+  - name: bearer
+    url: 'https://app.example.com/api'
+    headers: {Authorization: 'Bearer literal-bearer-secret-1'}
+"""
+
+
+async def test_no_secret_reaches_any_output(
+    start_entry_point: Callable[..., Any],
+    write_scenario: Callable[..., Path],
+    ca_file: Path,
+    tmp_path: Path,
+) -> None:
+    baseline = await start_entry_point(handler=reflecting("baseline"))
+    candidate = await start_entry_point("127.0.0.2", handler=reflecting("candidate"))
+    scenario = write_scenario(baseline, candidate, SCENARIO, ca_file)
+    # Two files that fail validation on a value from the environment, at two stages.
+    broken_url = write_scenario(
+        baseline,
+        candidate,
+        SCENARIO.replace("https://app.example.com/api", "${TOKEN}"),
+        ca_file,
+        name="broken-url.yaml",
+    )
+    broken_number = write_scenario(
+        baseline,
+        candidate,
+        SCENARIO + "defaults: {concurrency: '${SHORT}'}\n",
+        ca_file,
+        name="broken-number.yaml",
+    )
+    report_path = tmp_path / "report.json"
+    os.environ.update(ENVIRONMENT)
+    try:
+        run = await shadowdiff("run", str(scenario), "--json", str(report_path))
+        rendered = await shadowdiff("report", str(report_path))
+        validated = await shadowdiff("validate", str(broken_url))
+        validated_number = await shadowdiff("validate", str(broken_number))
+    finally:
+        for name in ENVIRONMENT:
+            del os.environ[name]
+    assert run[0] == 1, run[2]  # the differences were found...
+    report = json.loads(report_path.read_text())
+    fields = {(s["kind"], s["field"]) for s in report["signatures"]}
+    assert ("json_field", "$.headers.Authorization") in fields, fields
+    assert ("cookie", "session") in fields or ("header_changed", "x-api-key") in fields, fields
+    assert "[redacted " in report_path.read_text()  # ...and shown as fingerprints
+    assert validated[0] == 2 and "requests[1].url" in validated[2], validated
+    assert validated_number[0] == 2 and "${SHORT}" in validated_number[2], validated_number
+
+    outputs = {
+        "run stdout": run[1],
+        "run stderr": run[2],
+        "--json": report_path.read_text(),
+        "report stdout": rendered[1],
+        "report stderr": rendered[2],
+        "validate stderr": validated[2],
+        "validate stderr (number)": validated_number[2],
+    }
+    secrets = [*ENVIRONMENT.values(), *LITERALS, "alice:userinfo-pass-3"]
+    leaks = [
+        (output, secret, spelling)
+        for output, text in outputs.items()
+        for secret in secrets
+        for spelling in spellings(secret)
+        if spelling in text
+    ]
+    assert leaks == [], leaks
