@@ -16,7 +16,7 @@ import types
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, Union, get_args, get_origin
+from typing import Annotated, Any, Final, Union, get_args, get_origin
 from urllib.parse import unquote
 
 import pydantic
@@ -25,6 +25,7 @@ from yarl import URL
 from shadowdiff.errors import Problem, ScenarioError
 from shadowdiff.redaction import DEFAULT_SENSITIVE_HEADERS, Redactor, Secrets, sensitive_literals
 from shadowdiff.scenario.model import (
+    MAX_GENERATED_BODY_BYTES,
     Acceptance,
     Body,
     CompareSettings,
@@ -39,6 +40,12 @@ from shadowdiff.scenario.model import (
 from shadowdiff.scenario.yamlsource import FieldPath, SourceDocument, read_yaml
 from shadowdiff.spec import RequestSpec
 from shadowdiff.wire import SAFE_METHODS, WireError, prepare_url, unsafe_reason
+
+# Distinct requests a scenario may expand to. Each one holds its own report entry and
+# statistics, so volume comes from `repeat` and load models, not from ever more requests.
+MAX_REQUESTS: Final = 20_000
+
+MAX_SCENARIO_BYTES: Final = 16 * 1024**2
 
 # Headers a scenario may not set, and why.
 _FORBIDDEN_HEADERS = {
@@ -118,6 +125,8 @@ def load_scenario(
     """Read and validate the scenario at `path`. Raises `ScenarioError` listing every problem."""
     file = str(path)
     try:
+        if Path(path).stat().st_size > MAX_SCENARIO_BYTES:
+            raise ScenarioError([Problem(file, 0, 0, "", "larger than 16 MiB: not a scenario")])
         text = Path(path).read_text(encoding="utf-8")
     except FileNotFoundError:
         raise ScenarioError([Problem(file, 0, 0, "", "no such file")]) from None
@@ -338,9 +347,11 @@ def _check_url(
     try:
         prepared, userinfo = prepare_url(url)
         parsed = URL(prepared, encoded=True)
+        # yarl parses the authority lazily: ask for every part here, inside the try.
+        scheme, host, _ = parsed.scheme, parsed.host, parsed.port
     except ValueError as exc:  # WireError is a ValueError
         return url, None, [document.problem(path, f"not a URL: {exc}")]
-    if parsed.scheme not in ("http", "https") or not parsed.host:
+    if scheme not in ("http", "https") or not host:
         shown = (
             _FromEnvironment(document.environment_paths[path])
             if path in document.environment_paths
@@ -408,6 +419,9 @@ def _body_bytes(
     if body.file is not None:
         file = _resolve(base_dir, body.file)
         try:
+            if file.stat().st_size > MAX_GENERATED_BODY_BYTES:
+                message = f"{file} is larger than 64 MiB; a body is held in memory for the run"
+                return None, headers, [document.problem((*path, "file"), message)]
             return file.read_bytes(), headers, []
         except OSError as exc:
             return None, headers, [document.problem((*path, "file"), f"cannot read {file}: {exc}")]
@@ -462,8 +476,20 @@ def _expand(
         problems += _check_unsafe(spec, config, path, document)
         specs.append(spec)
 
+    expanded_total = len(config.requests)
     for index, matrix in enumerate(config.matrix):
         path = ("matrix", index)
+        expanded_total += _matrix_size(matrix)
+        if expanded_total > MAX_REQUESTS:
+            problems.append(
+                document.problem(
+                    path,
+                    f"the scenario expands to more than {MAX_REQUESTS:,} distinct requests "
+                    f"(this matrix alone to {_matrix_size(matrix):,}); use fewer combinations, "
+                    "and `repeat` or a `load` section for volume",
+                )
+            )
+            break
         for set_index, header_set in enumerate(matrix.header_sets):
             problems += _check_headers(header_set, (*path, "header_sets", set_index), document)
         expanded = _expand_matrix(matrix, config.defaults)
@@ -476,7 +502,7 @@ def _expand(
                     problems.append(problem)
         specs += expanded
 
-    if not specs:
+    if not config.requests and not config.matrix:
         problems.append(
             document.problem(("requests",), "no requests: add requests or matrix entries")
         )

@@ -27,6 +27,8 @@ Scheme = Literal["http", "https"]
 
 _HOSTNAME_LABEL = re.compile(r"^(?!-)[A-Za-z0-9_-]{1,63}(?<!-)$")
 _BYTE_SIZE = re.compile(r"^\s*(\d+)\s*(B|KB|KiB|MB|MiB|GB|GiB)?\s*$")
+# A generated body is built once and held in memory for the whole run.
+MAX_GENERATED_BODY_BYTES: Final = 64 * 1024**2
 _BYTE_UNITS: Final = {
     None: 1,
     "B": 1,
@@ -185,8 +187,12 @@ class Body(_Strict):
     text: str | None = None
     json_value: Any = Field(None, alias="json")
     file: str | None = None
-    size: ByteSize | None = Field(None, description="generated body of this many bytes")
-    content_type: str | None = None
+    size: ByteSize | None = Field(
+        None,
+        le=MAX_GENERATED_BODY_BYTES,
+        description="generated body of this many bytes (at most 64 MiB: it is held in memory)",
+    )
+    content_type: HeaderValue | None = None
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 

@@ -11,13 +11,49 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Final
 
 import yaml
 
 from shadowdiff.errors import Problem
 
 FieldPath = tuple[str | int, ...]
+
+# A scenario nests a handful of levels; anything deeper is a mistake or an attack on the
+# recursive parts of the parser and the validator.
+MAX_DEPTH: Final = 64
+# Values built from the file, aliases expanded: bounds "billion laughs" files (a few hundred
+# bytes whose aliases expand to billions of values) long before memory or time runs out.
+MAX_VALUES: Final = 100_000
+_MAP_TAG: Final = "tag:yaml.org,2002:map"
+_SEQ_TAG: Final = "tag:yaml.org,2002:seq"
+_STR_TAG: Final = "tag:yaml.org,2002:str"
+_TIMESTAMP_TAG: Final = "tag:yaml.org,2002:timestamp"
+# Plain YAML only: strings, numbers, booleans and null. Tags such as !!binary, !!set or
+# !!python/tuple build values no scenario field takes (or objects), so they are refused.
+_CONSTRUCTED_TAGS: Final = frozenset(
+    {
+        "tag:yaml.org,2002:int",
+        "tag:yaml.org,2002:float",
+        "tag:yaml.org,2002:bool",
+        "tag:yaml.org,2002:null",
+    }
+)
+
+
+# libyaml's loader when PyYAML was built with it: several times faster on large files (the
+# depth check below runs before its recursive composer ever sees the file).
+_Loader: Final[Any] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+class _Unreadable(Exception):
+    """Stops building: the file cannot be read safely past this point."""
+
+    def __init__(self, node: yaml.Node | yaml.Event, message: str) -> None:
+        super().__init__(message)
+        mark = node.start_mark
+        self.mark = (mark.line + 1, mark.column + 1) if mark is not None else (1, 1)
+
 
 # `$${X}` is a literal `${X}`; otherwise `${NAME}` or `${NAME:-default}`.
 _ENV_REFERENCE = re.compile(r"\$\$\{|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
@@ -70,14 +106,33 @@ class _Builder:
         self.environ = environ
         self.problems: list[Problem] = []
         self.constructor = yaml.constructor.SafeConstructor()
+        self.resolver = yaml.resolver.Resolver()
+        self.values_built = 0
 
     def build(self, node: yaml.Node, path: FieldPath) -> Any:
+        self.values_built += 1
+        if self.values_built > MAX_VALUES:
+            raise _Unreadable(
+                node, f"the file expands to more than {MAX_VALUES:,} values (YAML aliases?)"
+            )
+        if len(path) > MAX_DEPTH:
+            raise _Unreadable(node, f"nested deeper than {MAX_DEPTH} levels")
         self.document.value_positions[path] = _mark(node)
         if isinstance(node, yaml.MappingNode):
-            self.constructor.flatten_mapping(node)  # resolve `<<: *anchor` merge keys
+            if node.tag != _MAP_TAG:
+                raise _Unreadable(node, f"YAML tags are not supported here ({node.tag})")
+            try:
+                self.constructor.flatten_mapping(node)  # resolve `<<: *anchor` merge keys
+            except yaml.YAMLError as exc:
+                raise _Unreadable(node, f"YAML merge key: {getattr(exc, 'problem', exc)}") from None
             result: dict[Any, Any] = {}
             for key_node, value_node in node.value:
-                key = self.constructor.construct_object(key_node, deep=True)
+                if not isinstance(key_node, yaml.ScalarNode):
+                    self.problems.append(
+                        Problem(self.document.file, *_mark(key_node), "", "keys must be plain")
+                    )
+                    continue
+                key = self._scalar(key_node)
                 if not isinstance(key, str | int | float | bool) and key is not None:
                     self.problems.append(
                         Problem(self.document.file, *_mark(key_node), "", "keys must be plain")
@@ -99,11 +154,31 @@ class _Builder:
                 result[key] = self.build(value_node, key_path)
             return result
         if isinstance(node, yaml.SequenceNode):
+            if node.tag != _SEQ_TAG:
+                raise _Unreadable(node, f"YAML tags are not supported here ({node.tag})")
             return [self.build(item, (*path, index)) for index, item in enumerate(node.value)]
-        value = self.constructor.construct_object(node, deep=True)
+        value = self._scalar(node)
         if isinstance(value, str) and "${" in value:
             return self._expand(value, node, path)
         return value
+
+    def _scalar(self, node: yaml.Node) -> Any:
+        """A scalar as plain data; explicit tags and unconstructible values are refused."""
+        plain = not getattr(node, "style", None)  # None from PyYAML, "" from libyaml
+        implicit = self.resolver.resolve(  # type: ignore[no-untyped-call]  # untyped in stubs
+            yaml.ScalarNode, node.value, (plain, not plain)
+        )
+        if node.tag != implicit:
+            raise _Unreadable(node, f"YAML tags are not supported here ({node.tag})")
+        if node.tag == _STR_TAG or node.tag == _TIMESTAMP_TAG:
+            # Dates stay text: the fields that take one parse it and say what is wrong with it.
+            return str(node.value)
+        if node.tag not in _CONSTRUCTED_TAGS:
+            raise _Unreadable(node, f"YAML tags are not supported here ({node.tag})")
+        try:
+            return self.constructor.construct_object(node, deep=True)
+        except (yaml.YAMLError, ValueError, KeyError, AttributeError, OverflowError):
+            raise _Unreadable(node, f"not a valid {node.tag.rsplit(':', 1)[-1]}") from None
 
     def _expand(self, text: str, node: yaml.Node, path: FieldPath) -> str:
         def replace(match: re.Match[str]) -> str:
@@ -138,19 +213,59 @@ def read_yaml(
     text: str, file: str, environ: Mapping[str, str]
 ) -> tuple[SourceDocument, list[Problem]]:
     """Parse `text`; return the document and the problems found while reading it."""
-    loader = yaml.SafeLoader(text)
+    empty = SourceDocument(file=file, data=None)
     try:
-        root = loader.get_single_node()
+        _check_depth(text)
+        loader = _Loader(text)
+        try:
+            root = loader.get_single_node()
+        finally:
+            loader.dispose()
+    except _Unreadable as exc:
+        return empty, [Problem(file, *exc.mark, "", str(exc))]
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line, column = (mark.line + 1, mark.column + 1) if mark else (0, 0)
         reason = exc.problem or exc.context or "invalid YAML"
-        return SourceDocument(file=file, data=None), [
-            Problem(file, line, column, "", f"YAML: {reason}")
-        ]
-    finally:
-        loader.dispose()
+        return empty, [Problem(file, line, column, "", f"YAML: {reason}")]
+    except yaml.reader.ReaderError as exc:
+        line, column = _line_column(text, exc.position)
+        return empty, [Problem(file, line, column, "", f"YAML: {_reader_reason(exc)}")]
+    except yaml.YAMLError as exc:
+        return empty, [Problem(file, 0, 0, "", f"YAML: {exc}")]
     builder = _Builder(file, environ)
     if root is not None:
-        builder.document.data = builder.build(root, ())
+        try:
+            builder.document.data = builder.build(root, ())
+        except _Unreadable as exc:
+            return empty, [Problem(file, *exc.mark, "", str(exc))]
     return builder.document, builder.problems
+
+
+def _check_depth(text: str) -> None:
+    """Refuse deep nesting before composing: PyYAML's composer recurses once per level, so
+    `[[[[...` thousands deep would end in RecursionError. The event parser does not recurse."""
+    depth = 0
+    for event in yaml.parse(text, Loader=_Loader):
+        if isinstance(event, yaml.CollectionStartEvent):
+            depth += 1
+            if depth > MAX_DEPTH:
+                raise _Unreadable(event, f"nested deeper than {MAX_DEPTH} levels")
+        elif isinstance(event, yaml.CollectionEndEvent):
+            depth -= 1
+
+
+def _line_column(text: str, position: int) -> tuple[int, int]:
+    before = text[:position]
+    return before.count("\n") + 1, position - (before.rfind("\n") + 1) + 1
+
+
+def _reader_reason(exc: yaml.reader.ReaderError) -> str:
+    # The character itself may be unprintable: name it by code point. (libyaml does not say
+    # which character it was.)
+    character = exc.character
+    if isinstance(character, str) and len(character) == 1 and character != "?":
+        character = ord(character)
+    if isinstance(character, int):
+        return f"the file holds a character YAML does not allow (U+{character:04X})"
+    return f"the file holds a character YAML does not allow ({exc.reason})"
