@@ -227,3 +227,23 @@ def test_json_schema_describes_the_format() -> None:
 def test_bundled_scenarios_are_valid() -> None:
     for path in sorted(Path(__file__).parents[1].joinpath("scenarios").glob("*.yaml")):
         assert load_scenario(path, environ={}).requests, path
+
+
+def test_unset_variables_and_missing_files_are_reported_in_one_pass(tmp_path: Path) -> None:
+    text = (
+        "targets:\n"
+        "  baseline: {address: '${A}'}\n"
+        "  candidate: {address: '${B}', tls: {ca: missing-ca.pem}}\n"
+        "requests:\n"
+        "  - {name: a, url: 'https://x.example.com/${P}', method: POST, allow_unsafe: true, body: {file: nothere.bin}}\n"
+    )
+    with pytest.raises(ScenarioError) as error:
+        parse_scenario(text, "s.yaml", base_dir=tmp_path, environ={})
+    fields = [problem.field for problem in error.value.problems]
+    assert fields == [
+        "targets.baseline.address",
+        "targets.candidate.address",
+        "targets.candidate.tls.ca",
+        "requests[0].url",
+        "requests[0].body.file",
+    ], error.value.problems

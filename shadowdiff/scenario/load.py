@@ -37,7 +37,7 @@ from shadowdiff.scenario.model import (
     Threshold,
     TlsProbeSettings,
 )
-from shadowdiff.scenario.yamlsource import FieldPath, SourceDocument, read_yaml
+from shadowdiff.scenario.yamlsource import FieldPath, SourceDocument, format_path, read_yaml
 from shadowdiff.spec import RequestSpec
 from shadowdiff.wire import SAFE_METHODS, WireError, prepare_url, unsafe_reason
 
@@ -140,20 +140,27 @@ def parse_scenario(
 ) -> Scenario:
     """Validate scenario `text` (named `file` in messages)."""
     document, problems = read_yaml(text, file, os.environ if environ is None else environ)
-    if problems:
+    # Unset variables are reported with everything else wrong in the file, in one pass; other
+    # problems of reading stop here (the data is not what the file says).
+    unset = {format_path(path) for path in document.unset_paths}
+    if any(problem.field not in unset for problem in problems):
         raise _scenario_error(document, problems)
     if not isinstance(document.data, dict):
         raise ScenarioError(
             [Problem(file, 1, 1, "", "expected a mapping with targets and requests")]
         )
+
+    def also(more: Iterable[Problem]) -> list[Problem]:
+        return problems + [problem for problem in more if problem.field not in unset]
+
     try:
         config = ScenarioFile.model_validate(document.data)
     except pydantic.ValidationError as exc:
         raise _scenario_error(
-            document, list(_located(document, _without_typo_echoes(exc)))
+            document, also(_located(document, _without_typo_echoes(exc)))
         ) from None
-    requests, problems = _expand(config, document, base_dir)
-    problems += list(_check_targets(config, document, base_dir))
+    requests, expand_problems = _expand(config, document, base_dir)
+    problems = also([*expand_problems, *_check_targets(config, document, base_dir)])
     if problems:
         raise _scenario_error(document, problems)
     return Scenario(

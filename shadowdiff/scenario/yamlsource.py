@@ -72,6 +72,9 @@ class SourceDocument:
     # Where substitutions happened -> the variables used there: messages about those fields
     # never quote the value, and short values are redacted where they went.
     environment_paths: dict[FieldPath, list[str]] = field(default_factory=dict)
+    # Fields that named an unset variable: already reported, so no other problem is reported
+    # for them (their value is a stand-in), and the rest of the file is still checked.
+    unset_paths: set[FieldPath] = field(default_factory=set)
 
     def position(self, path: FieldPath, *, prefer_key: bool = False) -> tuple[int, int]:
         """Line and column (1-based) of the deepest known part of `path`."""
@@ -190,6 +193,7 @@ class _Builder:
             elif default is not None:
                 return default
             else:
+                self.document.unset_paths.add(path)
                 line, column = _mark(node)
                 self.problems.append(
                     Problem(
@@ -201,7 +205,9 @@ class _Builder:
                         "for an optional one)",
                     )
                 )
-                return ""
+                # A stand-in that most fields accept (a host name, a header value, a path), so
+                # that the rest of the file is still checked in the same pass.
+                return f"unset-{name.lower()}"
             self.document.environment_values[value] = name
             self.document.environment_paths.setdefault(path, []).append(name)
             return value
