@@ -111,31 +111,49 @@ def test_other_issuer_is_a_warning(authorities: dict[str, Any]) -> None:
 
 
 @pytest.mark.parametrize(
-    ("days", "expected"),
-    [(5, ("tls_certificate", "expiry", "warning")), (-3, ("tls_certificate", "expiry", "error"))],
-    ids=["expiring-soon", "expired"],
+    ("baseline_days", "candidate_days", "expected"),
+    [
+        (400, 5, "error"),  # inside the 7-day error window: fails the run by default
+        (400, 20, "warning"),  # inside the 30-day warning window
+        (400, -3, "error"),  # expired
+        (400, 45, None),
+        (5, 5, "info"),  # the baseline expires as soon: a renewal to plan, not a regression
+        (20, 20, "info"),
+    ],
+    ids=["5-days", "20-days", "expired", "45-days", "both-5-days", "both-20-days"],
 )
 def test_candidate_certificate_expiry(
-    authorities: dict[str, Any], days: int, expected: tuple[str, str, str]
+    authorities: dict[str, Any], baseline_days: int, candidate_days: int, expected: str | None
 ) -> None:
     authority = authorities["first"]
-    soon = authority.issue_cert(
-        HOST,
-        not_before=NOW - datetime.timedelta(days=30),
-        not_after=NOW + datetime.timedelta(days=days),
+
+    def expiring(days: int) -> trustme.LeafCert:
+        # Half a day more, so that whole days to expiry read `days` during the test.
+        return authority.issue_cert(
+            HOST,
+            not_before=NOW - datetime.timedelta(days=30),
+            not_after=NOW + datetime.timedelta(days=days, hours=12),
+        )
+
+    found = differences(
+        ServerSpec({HOST: expiring(baseline_days)}),
+        ServerSpec({HOST: expiring(candidate_days)}),
+        authorities["bundle"],
     )
+    expiry = {severity for kind, field, severity in found if field == "expiry"}
+    assert expiry == ({expected} if expected else set()), found
+
+
+def test_expiry_windows_are_settings(authorities: dict[str, Any]) -> None:
+    authority = authorities["first"]
+    soon = authority.issue_cert(HOST, not_after=NOW + datetime.timedelta(days=10, hours=12))
     found = differences(
         ServerSpec({HOST: authority.issue_cert(HOST)}),
         ServerSpec({HOST: soon}),
         authorities["bundle"],
+        TlsRules(expiry_error_days=14, expiry_warning_days=60),
     )
-    assert expected in found
-    assert ("tls_certificate", "expiry", "warning") not in differences(
-        ServerSpec({HOST: authority.issue_cert(HOST)}),
-        ServerSpec({HOST: soon}),
-        authorities["bundle"],
-        TlsRules(expiry_warning_days=days - 1 if days > 0 else 0),
-    ) or days < 0
+    assert ("tls_certificate", "expiry", "error") in found
 
 
 def test_weaker_key_is_an_error(authorities: dict[str, Any]) -> None:

@@ -67,7 +67,7 @@ async def run_demo(scenario_path: Path | None = None) -> tuple[Scenario, dict[st
     authority.issue_cert(*DEMO_HOSTS).configure_cert(baseline_tls)
     # Planted: the candidate's certificate was issued for a short test and expires in 10 days.
     candidate_tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    authority.issue_cert(*DEMO_HOSTS, not_after=now + timedelta(days=10)).configure_cert(
+    authority.issue_cert(*DEMO_HOSTS, not_after=now + timedelta(days=10, hours=12)).configure_cert(
         candidate_tls
     )
     with tempfile.TemporaryDirectory(prefix="shadowdiff-demo-") as folder:

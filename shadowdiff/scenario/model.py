@@ -356,7 +356,12 @@ class TlsProbeSettings(_Strict):
     """The TLS probe: handshakes with both entry points for every HTTPS hostname, compared."""
 
     probe: bool = Field(True, description="probe at the start of every run")
-    expiry_warning_days: int = Field(14, ge=0, le=3650)
+    expiry_error_days: int = Field(
+        7, ge=0, le=3650, description="a candidate certificate expiring sooner is an error"
+    )
+    expiry_warning_days: int = Field(
+        30, ge=0, le=3650, description="a candidate certificate expiring sooner is a warning"
+    )
     clients_need: ClientsNeed = ClientsNeed()
 
 

@@ -26,6 +26,7 @@ class HostTls:
 def tls_rules(scenario: Scenario) -> TlsRules:
     settings = scenario.tls_probe
     return TlsRules(
+        expiry_error_days=settings.expiry_error_days,
         expiry_warning_days=settings.expiry_warning_days,
         needed_versions=frozenset(settings.clients_need.versions),
         needed_cipher_families=frozenset(settings.clients_need.cipher_families),

@@ -2,8 +2,9 @@
 Pure: postures and settings in, differences out.
 
 Rules (severity): a hostname not covered or a chain that does not verify, on either side (error);
-another issuer (warning); a candidate certificate expired (error) or expiring within the warning
-window (warning); a weaker key or signature hash (error); a protocol version or cipher family the
+another issuer (warning); a candidate certificate expired or expiring within the error window
+(error), or within the warning window (warning), where the baseline's does not (both expiring
+soon is no regression of the candidate: info); a weaker key or signature hash (error); a protocol version or cipher family the
 baseline accepts and the candidate refuses (warning, error when clients need it); a weak one the
 candidate accepts and the baseline does not (warning); HTTP/2 lost (warning); another answer to a
 handshake with no SNI or an unknown one (warning); a re-issued certificate (info).
@@ -24,9 +25,32 @@ WEAK_CIPHER_FAMILIES: Final = frozenset({"RSA"})
 
 @dataclass(frozen=True, slots=True)
 class TlsRules:
-    expiry_warning_days: int = 14
+    # After cutover nobody renews a certificate on a data plane they are still learning: a week
+    # is too little to notice and fix, a month is enough to plan it.
+    expiry_error_days: int = 7
+    expiry_warning_days: int = 30
     needed_versions: frozenset[str] = frozenset()
     needed_cipher_families: frozenset[str] = frozenset()
+
+
+def _expiry(
+    baseline_days: int | None, candidate_days: int | None, rules: TlsRules
+) -> Severity | None:
+    """How much the candidate certificate's expiry matters, or None when it does not."""
+    if candidate_days is None:
+        return None
+    if candidate_days < 0:
+        return "error"
+    windows: tuple[tuple[int, Severity], ...] = (
+        (rules.expiry_error_days, "error"),
+        (rules.expiry_warning_days, "warning"),
+    )
+    for window, severity in windows:
+        if candidate_days < window:
+            # The baseline expiring as soon is a renewal to plan, not a regression.
+            baseline_too = baseline_days is not None and baseline_days < window
+            return "info" if baseline_too else severity
+    return None
 
 
 def _state(ok: bool, reason: str | None = None) -> str:
@@ -100,26 +124,15 @@ def _certificate(baseline: TlsPosture, candidate: TlsPosture, rules: TlsRules) -
         differences.append(
             Difference("tls_certificate", "issuer", before.issuer, after.issuer, "warning")
         )
-    days = candidate.days_to_expiry
-    if days is not None and days < 0:
-        differences.append(
-            Difference(
-                "tls_certificate",
-                "expiry",
-                before.not_after[:10],
-                f"expired {-days} days ago",
-                "error",
-            )
+    expiry = _expiry(baseline.days_to_expiry, candidate.days_to_expiry, rules)
+    if expiry is not None:
+        days = candidate.days_to_expiry
+        assert days is not None
+        shown = (
+            f"expired {-days} days ago" if days < 0 else f"{after.not_after[:10]} (in {days} days)"
         )
-    elif days is not None and days < rules.expiry_warning_days:
         differences.append(
-            Difference(
-                "tls_certificate",
-                "expiry",
-                before.not_after[:10],
-                f"{after.not_after[:10]} (in {days} days)",
-                "warning",
-            )
+            Difference("tls_certificate", "expiry", before.not_after[:10], shown, expiry)
         )
     if after.key_strength_bits < before.key_strength_bits:
         differences.append(
