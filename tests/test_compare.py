@@ -247,3 +247,46 @@ def test_ignored_json_paths_and_headers_are_skipped() -> None:
     )
     found = {(d.kind, d.field) for d in compare(REQUEST, baseline, candidate, options)}
     assert found == {("json_field", "$.keep")}
+
+
+@pytest.mark.parametrize(
+    ("baseline_headers", "candidate_headers"),
+    [
+        ([("Vary", "Accept, Origin")], [("Vary", "Accept"), ("vary", "Origin")]),
+        ([("Vary", "Accept,Origin")], [("Vary", "Accept ,  Origin")]),
+        ([("Cache-Control", "no-cache, , private")], [("Cache-Control", "no-cache, private")]),
+        (
+            [("Access-Control-Allow-Methods", "GET, POST")],
+            [("Access-Control-Allow-Methods", "GET"), ("Access-Control-Allow-Methods", "POST")],
+        ),
+        ([("Content-Encoding", "gzip")], [("Content-Encoding", " gzip ")]),
+    ],
+    ids=["one-line-vs-two", "spacing", "empty-member", "cors-methods", "encoding-spacing"],
+)
+def test_list_headers_compare_as_rfc_9110_combines_them(
+    baseline_headers: list[tuple[str, str]], candidate_headers: list[tuple[str, str]]
+) -> None:
+    assert (
+        differences(
+            answer(headers=baseline_headers), answer("candidate", headers=candidate_headers)
+        )
+        == set()
+    )
+
+
+def test_a_list_member_lost_or_reordered_is_still_a_change() -> None:
+    assert differences(
+        answer(headers=[("Vary", "Accept, Origin")]),
+        answer("candidate", headers=[("Vary", "Accept")]),
+    ) == {("header_changed", "vary", "warning")}
+    assert differences(
+        answer(headers=[("Content-Encoding", "gzip, br")]),
+        answer("candidate", headers=[("Content-Encoding", "br, gzip")]),
+    ) == {("content_encoding", "content-encoding", "warning")}
+
+
+def test_commas_inside_quoted_strings_do_not_split_members() -> None:
+    from shadowdiff.compare.headers import combined
+
+    assert combined(['W/"a,b", "c"']) == 'W/"a,b", "c"'
+    assert combined(["a ,b", "c"]) == "a, b, c"

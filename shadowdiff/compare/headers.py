@@ -6,6 +6,7 @@ ingress-nginx defaults and Gateway data-plane behaviour listed in docs/domain fo
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from typing import Final
 
@@ -86,3 +87,17 @@ def group_by_name(headers: Iterable[tuple[str, str]]) -> dict[str, list[str]]:
     for name, value in headers:
         grouped.setdefault(name.lower(), []).append(value)
     return grouped
+
+
+# A comma outside a quoted string (RFC 9110 section 5.6.4), with the optional whitespace
+# around it.
+_LIST_SEPARATOR: Final = re.compile(r'\s*,\s*(?=(?:[^"]*"[^"]*")*[^"]*$)')
+
+
+def combined(values: list[str]) -> str:
+    """The field's value as RFC 9110 section 5.3 lets a recipient combine its lines: one
+    comma-separated list, with the whitespace around commas and empty members (section 5.6.1)
+    left out. `Vary: Accept, Origin` on one line and on two then compare equal. (Set-Cookie,
+    which cannot be combined, is compared by its own rules.)"""
+    members = (member.strip(" \t") for value in values for member in _LIST_SEPARATOR.split(value))
+    return ", ".join(member for member in members if member)

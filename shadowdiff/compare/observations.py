@@ -9,7 +9,13 @@ from yarl import URL
 
 from shadowdiff.compare.cookies import compare_cookies
 from shadowdiff.compare.difference import Difference, DifferenceKind
-from shadowdiff.compare.headers import group_by_name, is_framing, is_value_noise, severity_of
+from shadowdiff.compare.headers import (
+    combined,
+    group_by_name,
+    is_framing,
+    is_value_noise,
+    severity_of,
+)
 from shadowdiff.compare.json_body import is_json, json_differences, parse_json, render_json_value
 from shadowdiff.compare.markers import compare_markers
 from shadowdiff.compare.options import CompareOptions
@@ -101,7 +107,7 @@ def _compare_headers(
             differences += compare_cookies(before or (), after or ())
             continue
         if name == "content-encoding":
-            if before != after:
+            if combined(before or []) != combined(after or []):
                 differences.append(
                     Difference("content_encoding", name, _joined(before), _joined(after), "warning")
                 )
@@ -122,7 +128,7 @@ def _compare_headers(
                     Difference("redirect", name, _joined(before), _joined(after), "error")
                 )
             continue
-        if before != after:
+        if combined(before) != combined(after):
             differences.append(
                 Difference(
                     "header_changed",
@@ -136,7 +142,7 @@ def _compare_headers(
 
 
 def _joined(values: list[str] | None) -> str | None:
-    return None if values is None else ", ".join(values)
+    return None if values is None else combined(values)
 
 
 def decoded_body(observation: Observation) -> bytes | None:
