@@ -4,10 +4,11 @@ Pure: postures and settings in, differences out.
 Rules (severity): a hostname not covered or a chain that does not verify, on either side (error);
 another issuer (warning); a candidate certificate expired or expiring within the error window
 (error), or within the warning window (warning), where the baseline's does not (both expiring
-soon is no regression of the candidate: info); a weaker key or signature hash (error); a protocol version or cipher family the
-baseline accepts and the candidate refuses (warning, error when clients need it); a weak one the
-candidate accepts and the baseline does not (warning); HTTP/2 lost (warning); another answer to a
-handshake with no SNI or an unknown one (warning); a re-issued certificate (info).
+soon is no regression of the candidate: info); a weaker key or signature hash (error); a
+protocol version or cipher family the baseline accepts and the candidate refuses (warning, error
+when clients need it); a weak one the candidate accepts and the baseline does not (warning);
+HTTP/2 lost (warning); another answer to a handshake with no SNI or an unknown one (warning); a
+re-issued certificate (info).
 """
 
 from __future__ import annotations
