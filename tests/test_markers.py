@@ -155,12 +155,14 @@ def test_ordinary_bodies_are_not_echoes(body: bytes) -> None:
     ("pod", "workload"),
     [
         ("shop-7d9c5b6f4-x2k4q", "shop"),
-        ("api-v1-84c7f9d6b-p3m7n", "api-v1"),
+        ("api-v1-84c7f9d6b-p2m7n", "api-v1"),
         ("db-0", "db"),
-        ("static", "static"),
+        ("node-agent-x7k2q", "node-agent"),  # DaemonSet
+        ("static", None),  # a custom POD_NAME: no workload can be told from it
+        ("api-admin", None),  # vowels: not a generated suffix
     ],
 )
-def test_pod_workload_drops_the_replica_suffix(pod: str, workload: str) -> None:
+def test_pod_workload_drops_the_replica_suffix(pod: str, workload: str | None) -> None:
     assert pod_workload(pod) == workload
 
 
@@ -219,14 +221,14 @@ REQUEST = RequestSpec("r", "GET", "https://a.example.com/x", (("X-Request-ID", "
             set(),
         ),
         (
-            basic("api-v2", "api-v2-84c7f9d6b-p3m7n"),
+            basic("api-v2", "api-v2-84c7f9d6b-p2m7n"),
             basic("api-v1", "api-v1-6c4d8b7f5-kq9wz"),
             {("backend", "service")},
         ),
         (
             basic("shop", "shop-a-7d9c5b6f4-x2k4q"),
             basic("shop", "shop-b-7d9c5b6f4-x2k4q"),
-            {("backend", "pod")},
+            {("backend", "workload")},
         ),
         (
             basic("shop", "p", path="/x"),
@@ -261,3 +263,63 @@ def test_marker_differences(
         for d in compare(REQUEST, echo("baseline", baseline), echo("candidate", candidate))
     }
     assert found == expected
+
+
+def backend_differences(baseline: EchoMarkers, candidate: EchoMarkers) -> set[tuple[str, str, str]]:
+    from shadowdiff.compare.markers import compare_markers
+    from shadowdiff.compare.options import CompareOptions
+
+    found = compare_markers(REQUEST, baseline, candidate, CompareOptions())
+    return {(d.kind, d.field, d.severity) for d in found if d.kind == "backend"}
+
+
+@pytest.mark.parametrize(
+    ("baseline_pod", "candidate_pod"),
+    [
+        ("web-0", "web-1"),  # StatefulSet
+        ("node-agent-x7k2q", "node-agent-b9tzn"),  # DaemonSet
+        ("echo-green", "echo-blue"),  # custom POD_NAME values
+        ("replica-one", "replica-two"),
+    ],
+    ids=["statefulset", "daemonset", "custom-1", "custom-2"],
+)
+def test_replicas_of_one_service_are_never_a_difference(
+    baseline_pod: str, candidate_pod: str
+) -> None:
+    """Before: replicas whose names did not follow the Deployment pattern were an error."""
+    baseline = EchoMarkers("echo-basic", service="shop", pod=baseline_pod)
+    candidate = EchoMarkers("echo-basic", service="shop", pod=candidate_pod)
+    assert backend_differences(baseline, candidate) == set()
+
+
+def test_custom_named_pods_of_two_services_are_still_an_error() -> None:
+    baseline = EchoMarkers("echo-basic", service="cart", pod="echo-green")
+    candidate = EchoMarkers("echo-basic", service="orders", pod="echo-blue")
+    assert backend_differences(baseline, candidate) == {("backend", "service", "error")}
+
+
+def test_without_a_service_custom_pod_names_are_shown_but_do_not_fail() -> None:
+    baseline = EchoMarkers("whoami", pod="echo-green")
+    candidate = EchoMarkers("whoami", pod="echo-blue")
+    assert backend_differences(baseline, candidate) == {("backend", "pod", "info")}
+    patterned = backend_differences(
+        EchoMarkers("whoami", pod="cart-7d9c5b6f4-x2k4q"),
+        EchoMarkers("whoami", pod="orders-7d9c5b6f4-x2k4q"),
+    )
+    assert patterned == {("backend", "workload", "error")}
+
+
+def test_a_named_workload_field_makes_custom_names_exact() -> None:
+    spec = MarkerSpec.model_validate(
+        {"name": "app", "pod": {"json": "/pod"}, "workload": {"json": "/app"}}
+    )
+    extract = CustomExtractor(spec)
+    same = backend_differences(
+        extract((), b'{"pod": "echo-green", "app": "cart"}'),  # type: ignore[arg-type]
+        extract((), b'{"pod": "echo-blue", "app": "cart"}'),  # type: ignore[arg-type]
+    )
+    other = backend_differences(
+        extract((), b'{"pod": "echo-green", "app": "cart"}'),  # type: ignore[arg-type]
+        extract((), b'{"pod": "echo-green", "app": "orders"}'),  # type: ignore[arg-type]
+    )
+    assert same == set() and other == {("backend", "workload", "error")}

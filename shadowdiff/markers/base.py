@@ -8,11 +8,14 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-# Deployment pods are `<name>-<replicaset hash>-<5 chars>`, StatefulSet pods `<name>-<ordinal>`.
-# Replicas of one workload differ only in that suffix; the conformance suite compares the
-# prefix for the same reason.
-_DEPLOYMENT_POD = re.compile(r"^(?P<workload>.+)-[a-z0-9]{5,10}-[a-z0-9]{5}$")
+# Kubernetes names replicas by suffix: Deployment pods `<name>-<pod-template hash>-<5 chars>`,
+# StatefulSet pods `<name>-<ordinal>`, DaemonSet and Job pods `<name>-<5 chars>` (generateName
+# draws from consonants and digits that cannot spell words). Replicas of one workload differ
+# only in that suffix; the conformance suite compares the prefix for the same reason.
+_GENERATED = "[bcdfghjklmnpqrstvwxz2456789]"
+_DEPLOYMENT_POD = re.compile(rf"^(?P<workload>.+)-{_GENERATED}{{6,10}}-{_GENERATED}{{5}}$")
 _STATEFUL_POD = re.compile(r"^(?P<workload>.+)-\d+$")
+_GENERATED_POD = re.compile(rf"^(?P<workload>.+)-{_GENERATED}{{5}}$")
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,19 +29,27 @@ class EchoMarkers:
     host: str | None = None
     method: str | None = None
     headers: Mapping[str, tuple[str, ...]] | None = None  # lower-case names
+    # What the user named as the workload (a custom marker's `workload`); else derived from
+    # the pod name when it follows a Kubernetes pattern.
+    workload_name: str | None = None
 
     @property
     def workload(self) -> str | None:
-        """The pod name without its replica suffix."""
+        """The workload that answered: as named by the user, or the pod name without its
+        replica suffix; None when neither is known."""
+        if self.workload_name:
+            return self.workload_name
         return pod_workload(self.pod) if self.pod else None
 
 
-def pod_workload(pod: str) -> str:
-    for pattern in (_DEPLOYMENT_POD, _STATEFUL_POD):
+def pod_workload(pod: str) -> str | None:
+    """The workload of a pod named the Kubernetes way; None for any other name (a custom
+    POD_NAME says nothing about which replicas belong together)."""
+    for pattern in (_DEPLOYMENT_POD, _STATEFUL_POD, _GENERATED_POD):
         match = pattern.match(pod)
         if match:
             return match.group("workload")
-    return pod
+    return None
 
 
 def lower_headers(items: Iterable[tuple[str, Any]]) -> dict[str, tuple[str, ...]]:

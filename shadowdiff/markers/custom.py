@@ -12,7 +12,7 @@ from shadowdiff.markers.base import EchoMarkers
 if TYPE_CHECKING:
     from shadowdiff.scenario.model import MarkerSource, MarkerSpec
 
-_FIELDS = ("service", "pod", "path", "host", "method")
+_FIELDS = ("service", "pod", "workload", "path", "host", "method")
 
 
 def resolve_pointer(document: Any, pointer: str) -> Any:
@@ -75,6 +75,7 @@ class CustomExtractor:
             format=self.spec.name,
             service=found.get("service"),
             pod=found.get("pod"),
+            workload_name=found.get("workload"),
             path=found.get("path"),
             host=found.get("host"),
             method=found.get("method"),

@@ -294,6 +294,11 @@ class MarkerSpec(_Strict):
     name: str = Field(min_length=1)
     service: MarkerSource | None = None
     pod: MarkerSource | None = None
+    workload: MarkerSource | None = Field(
+        None,
+        description="what identifies the workload (Deployment, StatefulSet...) when pod names "
+        "do not follow the Kubernetes patterns",
+    )
     path: MarkerSource | None = None
     host: MarkerSource | None = None
     method: MarkerSource | None = None
