@@ -26,7 +26,8 @@ from shadowdiff.errors import ScenarioError, UsageError
 from shadowdiff.report import ExitCode, RunCollector, read_report, write_report
 from shadowdiff.report.progress import show_progress
 from shadowdiff.report.terminal import print_report
-from shadowdiff.scenario import Scenario, ScenarioFile, load_scenario
+from shadowdiff.scenario import Scenario, load_scenario
+from shadowdiff.scenario.schema import scenario_json_schema
 from shadowdiff.spec import SIDES
 from shadowdiff.workers import SharedProgress
 
@@ -188,10 +189,7 @@ def command_validate(args: argparse.Namespace) -> int:
 
 
 def command_schema(args: argparse.Namespace) -> int:
-    schema = ScenarioFile.model_json_schema(by_alias=True)
-    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
-    schema["title"] = "shadowdiff scenario"
-    print(json.dumps(schema, indent=2))
+    print(json.dumps(scenario_json_schema(), indent=2))
     return 0
 
 
