@@ -40,7 +40,7 @@ async def echo_url() -> AsyncIterator[str]:
         env={
             **os.environ,
             "SERVICE_NAME": "cart",
-            "POD_NAME": "cart-6d8f7c9b5-q2w3e",
+            "POD_NAME": "cart-6d8f7c9b5-q2w4x",
             "NAMESPACE": "shop",
         },
     )
@@ -78,7 +78,7 @@ async def test_echo_answers_in_echo_basic_format(echo_url: str) -> None:
     assert "Host" not in document["headers"]
     assert (document["service"], document["pod"], document["namespace"]) == (
         "cart",
-        "cart-6d8f7c9b5-q2w3e",
+        "cart-6d8f7c9b5-q2w4x",
         "shop",
     )
     assert document["httpPort"] == echo_url.rsplit(":", 1)[1]

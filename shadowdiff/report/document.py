@@ -21,13 +21,19 @@ from shadowdiff.engine import LoadOutcome
 from shadowdiff.errors import UsageError
 from shadowdiff.redaction import KeySource, Redactor
 from shadowdiff.report.collect import PHASES, RequestTally, RunCollector
+from shadowdiff.report.latency_finding import LatencyRules, with_latency_finding
 from shadowdiff.report.signatures import NoiseThresholds, fold_signatures
 from shadowdiff.report.thresholds import evaluate_thresholds
 from shadowdiff.report.verdict import FAILING_STATUSES, decide
 from shadowdiff.scenario import Scenario
 from shadowdiff.spec import SIDES
 from shadowdiff.stats.histogram import DifferenceHistogram, LatencyHistogram
-from shadowdiff.stats.latency import compare_latency, summarize, summarize_differences
+from shadowdiff.stats.latency import (
+    compare_latency,
+    paired_shift,
+    summarize,
+    summarize_differences,
+)
 from shadowdiff.tls import HostTls, TlsPosture
 
 REPORT_SCHEMA: Final = "shadowdiff.report/1"
@@ -51,6 +57,9 @@ def _request_latency(
         for side in SIDES
     }
     latency["difference"] = summarize_differences(tally.difference.histogram)  # type: ignore[arg-type]
+    shift = paired_shift(tally.difference.histogram, resamples=200)  # type: ignore[arg-type]
+    if shift is not None:
+        latency["difference"]["p50_interval"] = [shift["low_ms"], shift["high_ms"]]
     if compared:
         latency["comparison"] = compare_latency(
             _histogram(tally.latency["baseline"]),
@@ -156,15 +165,22 @@ def build_report(
     `shadowdiff.redaction`). `redaction_key` is the fingerprint key and where it came from;
     without one, fingerprints compare within this report only."""
     noise = scenario.compare.noise
+    collector.flush()
+    rules = LatencyRules(
+        scenario.compare.latency_regression_ratio,
+        scenario.compare.latency_min_difference_ms,
+        scenario.compare.latency_severity,
+    )
     tallies = [
-        collector.requests[spec.name]
+        with_latency_finding(
+            collector.requests[spec.name], rules, collector.accept, collector.today
+        )
         for spec in scenario.requests
         if spec.name in collector.requests
     ]
     signatures, decided = fold_signatures(
         [*tallies, *collector.tls.values()], NoiseThresholds(noise.relative, noise.absolute)
     )
-    collector.flush()
     regression_ratio = scenario.compare.latency_regression_ratio
     busiest = sorted(
         (

@@ -331,6 +331,15 @@ class CompareSettings(_Strict):
     latency_regression_ratio: float = Field(
         1.1, gt=1, description="a percentile is slower when its whole 95% interval exceeds this"
     )
+    latency_min_difference_ms: float = Field(
+        5.0,
+        ge=0,
+        description="a request is slower only when its paired per-pair difference's whole 95% "
+        "interval also exceeds this",
+    )
+    latency_severity: Severity = Field(
+        "warning", description="the severity of a request found clearly slower"
+    )
 
 
 class Acceptance(_Strict):

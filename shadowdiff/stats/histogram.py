@@ -199,6 +199,16 @@ class DifferenceHistogram:
     def count(self) -> int:
         return self.faster.count + self.slower.count + self.zero
 
+    def signed(self) -> tuple[Int64Array, Int64Array]:
+        """(values, counts) in ascending order, negative where the candidate was faster."""
+        faster_values, faster_counts = self.faster.nonzero()
+        slower_values, slower_counts = self.slower.nonzero()
+        zero = np.array([self.zero] if self.zero else [], dtype=np.int64)
+        values = np.concatenate(
+            [-faster_values[::-1], np.zeros(len(zero), dtype=np.int64), slower_values]
+        )
+        return values, np.concatenate([faster_counts[::-1], zero, slower_counts])
+
     def percentiles(self, quantiles: Iterable[float]) -> list[int]:
         total = self.count
         values = []

@@ -31,7 +31,7 @@ BACKEND_ADDRESS: Final = "127.0.0.1"
 SERVICES: Final = {
     "shop": ("shop-7d9c5b6f4-x2k4q", "shop-7d9c5b6f4-m8n2p"),
     "api-v1": ("api-v1-6c4d8b7f5-kq9wz", "api-v1-6c4d8b7f5-t4r7s"),
-    "api-v2": ("api-v2-84c7f9d6b-p3m7n", "api-v2-84c7f9d6b-w2x9c"),
+    "api-v2": ("api-v2-84c7f9d6b-p2m7n", "api-v2-84c7f9d6b-w2x9c"),
 }
 START_TIMEOUT_S: Final = 15.0
 

@@ -1,0 +1,92 @@
+"""A clearly slower route is a difference in the terminal report, without a `load` section;
+jitter on a busy machine never is."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+from shadowdiff.report.collect import RequestTally
+from shadowdiff.report.latency_finding import LatencyRules, latency_difference
+from shadowdiff.run import run_scenario
+from shadowdiff.scenario import load_scenario
+from shadowdiff.spec import RequestSpec
+
+from .test_cli import shadowdiff
+
+SCENARIO = """\
+compare: {noise: {share: 0}}
+requests:
+  - {name: slow route, url: 'https://app.example.com/slow', repeat: 30}
+  - {name: quick route, url: 'https://app.example.com/quick', repeat: 30}
+"""
+
+
+def planted(delay_s: float) -> Callable[[web.Request], Any]:
+    async def handle(request: web.Request) -> web.Response:
+        if request.path == "/slow":
+            await asyncio.sleep(delay_s)
+        return web.json_response({"ok": True})
+
+    return handle
+
+
+async def test_a_planted_50_ms_route_is_a_latency_difference_in_the_terminal(
+    start_entry_point: Callable[..., Any],
+    write_scenario: Callable[..., Path],
+    ca_file: Path,
+) -> None:
+    baseline = await start_entry_point(handler=planted(0.0))
+    candidate = await start_entry_point("127.0.0.2", handler=planted(0.05))
+    path = write_scenario(baseline, candidate, SCENARIO, ca_file)
+    report = await run_scenario(load_scenario(path, environ={}))
+    latency = [s for s in report["signatures"] if s["kind"] == "latency"]
+    assert [(s["requests"], s["field"], s["severity"]) for s in latency] == [
+        (["slow route"], "p50", "warning")
+    ], latency
+    assert report["outcome"]["exit_code"] == 0  # a warning does not fail the default fail_on
+    code, stdout, _ = await shadowdiff("run", str(path))
+    assert code == 0
+    assert "latency: p50" in stdout and "slow route" in stdout, stdout
+
+
+async def test_latency_severity_is_a_setting(
+    start_entry_point: Callable[..., Any],
+    write_scenario: Callable[..., Path],
+    ca_file: Path,
+) -> None:
+    baseline = await start_entry_point(handler=planted(0.0))
+    candidate = await start_entry_point("127.0.0.2", handler=planted(0.05))
+    body = SCENARIO.replace("compare: {", "compare: {latency_severity: error, ")
+    report = await run_scenario(
+        load_scenario(write_scenario(baseline, candidate, body, ca_file), environ={})
+    )
+    assert report["outcome"]["exit_code"] == 1
+
+
+async def test_alike_routes_show_no_latency_difference(
+    start_entry_point: Callable[..., Any],
+    write_scenario: Callable[..., Path],
+    ca_file: Path,
+) -> None:
+    baseline = await start_entry_point(handler=planted(0.0))
+    candidate = await start_entry_point("127.0.0.2", handler=planted(0.0))
+    path = write_scenario(baseline, candidate, SCENARIO, ca_file)
+    report = await run_scenario(load_scenario(path, environ={}))
+    assert [s for s in report["signatures"] if s["kind"] == "latency"] == []
+
+
+def test_a_few_milliseconds_of_jitter_is_not_a_verdict() -> None:
+    """Three times slower, but by 2 ms: below the absolute floor."""
+    tally = RequestTally(RequestSpec("r", "GET", "https://a.example.com/", (), None))
+    for _ in range(200):
+        tally.latency["baseline"].add(1000)
+        tally.latency["candidate"].add(3000)
+        tally.difference.add(2000)
+    tally.flush()
+    assert latency_difference(tally, LatencyRules()) is None
+    assert latency_difference(tally, LatencyRules(min_difference_ms=1.0)) is not None
