@@ -290,3 +290,29 @@ def test_commas_inside_quoted_strings_do_not_split_members() -> None:
 
     assert combined(['W/"a,b", "c"']) == 'W/"a,b", "c"'
     assert combined(["a ,b", "c"]) == "a, b, c"
+
+
+def test_a_text_body_difference_carries_a_short_unified_diff() -> None:
+    before = b"<html>\n<h1>Welcome</h1>\n<p>Price: 10 EUR</p>\n<footer>v1</footer>\n</html>\n"
+    after = b"<html>\n<h1>Welcome</h1>\n<p>Price: 12 EUR</p>\n<footer>v1</footer>\n</html>\n"
+    found = compare(REQUEST, answer(body=before), answer("candidate", body=after))
+    body = [d for d in found if d.kind == "body"]
+    assert len(body) == 1 and body[0].detail is not None
+    assert body[0].detail.splitlines() == [
+        "@@ -2,3 +2,3 @@",
+        " <h1>Welcome</h1>",
+        "-<p>Price: 10 EUR</p>",
+        "+<p>Price: 12 EUR</p>",
+        " <footer>v1</footer>",
+    ]
+
+
+def test_binary_bodies_have_no_text_diff_and_long_ones_stay_short() -> None:
+    from shadowdiff.compare.text_diff import MAX_DIFF_LINES, text_diff
+
+    assert text_diff(b"\x00\x01", b"\x00\x02") is None
+    minified_before = b"".join(b"<li>item %d</li>" % i for i in range(4000))
+    minified_after = b"".join(b"<li>item %d!</li>" % i for i in range(4000))
+    diff = text_diff(minified_before, minified_after)
+    assert diff is not None and len(diff.splitlines()) == MAX_DIFF_LINES + 1
+    assert diff.splitlines()[-1] == "…"

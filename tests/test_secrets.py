@@ -59,6 +59,13 @@ def reflecting(side: str) -> Callable[[web.Request], Any]:
     changes the cookie, as a misconfigured data plane could, and answers its own secrets."""
 
     async def handle(request: web.Request) -> web.Response:
+        if request.path == "/text":
+            # A text answer that differs: the report shows a diff of it.
+            separator = ": " if side == "baseline" else " = "  # every line differs
+            lines = [f"{name}{separator}{value}" for name, value in request.headers.items()]
+            if side == "candidate":
+                lines.insert(0, "served by the candidate")
+            return web.Response(text="\n".join(lines) + "\n")
         headers = {name: value for name, value in request.headers.items()}
         if side == "candidate":
             headers.pop("Authorization", None)
@@ -88,6 +95,9 @@ requests:
   - name: bearer
     url: 'https://app.example.com/api'
     headers: {Authorization: 'Bearer literal-bearer-secret-1'}
+  - name: text
+    url: 'https://app.example.com/text'
+    headers: {Authorization: 'Bearer literal-bearer-secret-1', X-Token: '${TOKEN}'}
 """
 
 
@@ -131,6 +141,9 @@ async def test_no_secret_reaches_any_output(
     assert ("json_field", "$.headers.Authorization") in fields, fields
     assert ("cookie", "session") in fields or ("header_changed", "x-api-key") in fields, fields
     assert "[redacted " in report_path.read_text()  # ...and shown as fingerprints
+    diffs = [e["diff"] for s in report["signatures"] for e in s["examples"] if "diff" in e]
+    assert diffs and "+served by the candidate" in diffs[0], diffs  # body diffs are covered
+    assert "+Authorization = [redacted " in diffs[0] and "+X-Token = ${TOKEN}" in diffs[0], diffs
     assert validated[0] == 2 and "requests[1].url" in validated[2], validated
     assert validated_number[0] == 2 and "${SHORT}" in validated_number[2], validated_number
 

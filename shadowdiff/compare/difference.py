@@ -47,6 +47,9 @@ class Difference:
     baseline: str | None
     candidate: str | None
     severity: Severity
+    # What a person reads to see the change when the values alone do not say it (a short
+    # unified diff of two text bodies); not part of the signature.
+    detail: str | None = None
 
     @property
     def signature(self) -> tuple[str, str]:

@@ -19,6 +19,7 @@ from shadowdiff.compare.headers import (
 from shadowdiff.compare.json_body import is_json, json_differences, parse_json, render_json_value
 from shadowdiff.compare.markers import compare_markers
 from shadowdiff.compare.options import CompareOptions
+from shadowdiff.compare.text_diff import text_diff
 from shadowdiff.markers import extract_markers
 from shadowdiff.observation import Observation
 from shadowdiff.spec import RequestSpec
@@ -193,6 +194,11 @@ def _compare_bodies(
             json_fields = _compare_json(baseline_body, candidate_body, options)
             if json_fields is not None:
                 return json_fields
+    detail = (
+        text_diff(baseline_body, candidate_body)
+        if baseline_body is not None and candidate_body is not None
+        else None
+    )
     return [
         Difference(
             "body",
@@ -200,6 +206,7 @@ def _compare_bodies(
             f"{baseline.body_bytes} bytes, sha256 {baseline.body_sha256[:12]}",
             f"{candidate.body_bytes} bytes, sha256 {candidate.body_sha256[:12]}",
             "warning",
+            detail,
         )
     ]
 

@@ -77,14 +77,23 @@ class SignatureTally:
                 self.expired += 1
             else:
                 self.accepted += 1
-        self._example(difference.baseline, difference.candidate, pair_index)
+        self._example(difference.baseline, difference.candidate, pair_index, difference.detail)
 
-    def _example(self, baseline: str | None, candidate: str | None, pair_index: int) -> None:
+    def _example(
+        self,
+        baseline: str | None,
+        candidate: str | None,
+        pair_index: int,
+        detail: str | None = None,
+    ) -> None:
         if len(self.examples) < EXAMPLES_PER_SIGNATURE and not any(
             example["baseline"] == baseline and example["candidate"] == candidate
             for example in self.examples
         ):
-            self.examples.append({"pair": pair_index, "baseline": baseline, "candidate": candidate})
+            example = {"pair": pair_index, "baseline": baseline, "candidate": candidate}
+            if detail is not None:
+                example["diff"] = detail
+            self.examples.append(example)
 
     def merge(self, other: SignatureTally) -> None:
         self.count += other.count
@@ -93,7 +102,9 @@ class SignatureTally:
         self.noise += other.noise
         self.acceptance = self.acceptance or other.acceptance
         for example in other.examples:
-            self._example(example["baseline"], example["candidate"], example["pair"])
+            self._example(
+                example["baseline"], example["candidate"], example["pair"], example.get("diff")
+            )
 
 
 @dataclass

@@ -171,6 +171,16 @@ def _differences_table(report: dict[str, Any]) -> Table | None:
         detail.append_text(_shorten(example.get("baseline")))
         detail.append(" → ", style="dim")
         detail.append_text(_shorten(example.get("candidate")))
+        if example.get("diff"):
+            for diff_line in example["diff"].splitlines():
+                style = (
+                    "red"
+                    if diff_line.startswith("-")
+                    else "green"
+                    if diff_line.startswith("+")
+                    else "dim"
+                )
+                detail.append("\n" + diff_line, style=style)
         if line["status"] == "expired":
             accepted = line["accepted"]
             detail.append(
