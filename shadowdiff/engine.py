@@ -28,7 +28,7 @@ from shadowdiff.scenario import Scenario
 from shadowdiff.scenario.model import LoadSettings
 from shadowdiff.spec import SIDES, RequestSpec, Side
 from shadowdiff.transport import Transport, open_transport
-from shadowdiff.wire import refusal
+from shadowdiff.wire import refusal, unsafe_reason
 
 
 @dataclass(slots=True)  # built per pair: not frozen, for the same reason as Observation
@@ -102,7 +102,12 @@ def refuse_unsendable(scenario: Scenario) -> None:
     target_headers = [
         header for side in SIDES for header in getattr(scenario.targets, side).headers.items()
     ]
-    reasons = []
+    reasons = [
+        f"targets: {name} cannot be a target header: it would turn every request into "
+        "another method"
+        for name, _ in target_headers
+        if unsafe_reason("GET", [(name, "")], None) is not None
+    ]
     for spec in scenario.requests:
         reason = refusal(
             spec.method,

@@ -16,6 +16,7 @@ Pure, except `load_key`, which reads or creates the key file.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import html
@@ -28,6 +29,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final, Literal
 from urllib.parse import quote, quote_plus
+
+from shadowdiff.wire import encode_target_text
 
 DEFAULT_SENSITIVE_HEADERS: Final = frozenset(
     {
@@ -54,6 +57,11 @@ _HEADER_KINDS: Final = frozenset(
 )
 # The last name in a JSON path such as `$.headers.Authorization[0]` or `$['x-api-key']`.
 _LAST_JSON_NAME: Final = re.compile(r"""(?:\.|\[['"])([^.\[\]'"]+)['"]?\]?(?:\[\d+\])*$""")
+
+# Names that say they hold a credential, whatever the service calls them.
+_CREDENTIAL_NAME: Final = re.compile(
+    r"auth|token|secret|passw|api-?key|session|cookie|signature|credential|private"
+)
 
 KeySource = Literal["environment", "file", "ephemeral"]
 
@@ -86,15 +94,25 @@ def sensitive_literals(headers: Iterable[tuple[str, str]], sensitive: frozenset[
 
 
 def _encodings(value: str) -> set[str]:
-    """`value` as each output may spell it."""
+    """`value` as each output may spell it: as written, JSON-escaped, percent-encoded (as
+    `quote` does, as shadowdiff encodes URLs, and with lower-case hex as some servers do),
+    HTML-escaped, and as Python's repr shows it in messages."""
+    raw = value.encode("utf-8", "surrogatepass")
+    percent = {
+        quote(raw, safe=""),
+        quote(raw, safe="/:@!$&'()*+,;="),
+        quote_plus(raw),
+    }
+    with contextlib.suppress(UnicodeError):  # a lone surrogate is never sent, so never encoded
+        percent.add(encode_target_text(value))
+    percent |= {re.sub(r"%[0-9A-F]{2}", lambda m: m.group().lower(), p) for p in percent}
     return {
         value,
         json.dumps(value)[1:-1],
         json.dumps(value, ensure_ascii=False)[1:-1],
-        quote(value, safe=""),
-        quote(value, safe="/:@!$&'()*+,;="),
-        quote_plus(value),
         html.escape(value),
+        repr(value)[1:-1],
+        *percent,
     }
 
 
@@ -145,18 +163,24 @@ class Redactor:
         """A header's value as an output may show it."""
         if value is None:
             return None
-        if name.lower() in self.headers:
+        if self.is_sensitive_name(name):
             return self.fingerprint(value)
         return self.text(value)
 
     def is_sensitive_field(self, kind: str, field_name: str) -> bool:
-        """Whether a difference's values are a sensitive header's (or a JSON field named so)."""
+        """Whether a difference's values are a sensitive header's, or a header's or JSON
+        field's whose name says it holds a credential (`X-Upstream-Authorization`,
+        `$.HTTP_AUTHORIZATION`, `$.session_token`)."""
         if kind in _HEADER_KINDS:
-            return field_name.lower() in self.headers
+            return self.is_sensitive_name(field_name)
         if kind == "json_field":
             match = _LAST_JSON_NAME.search(field_name)
-            return match is not None and match.group(1).lower() in self.headers
+            return match is not None and self.is_sensitive_name(match.group(1))
         return False
+
+    def is_sensitive_name(self, name: str) -> bool:
+        normal = name.lower().replace("_", "-")
+        return normal in self.headers or _CREDENTIAL_NAME.search(normal) is not None
 
     def walk(self, data: Any) -> Any:
         """`data` (JSON-ready) with every secret hidden: difference values on sensitive

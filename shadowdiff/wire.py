@@ -21,10 +21,13 @@ from typing import Final
 import idna
 
 SAFE_METHODS: Final = frozenset({"GET", "HEAD", "OPTIONS"})
-# Headers that make a safe-looking request act as another method on many frameworks.
+# Headers that make a safe-looking request act as another method on many frameworks (which
+# also read them with underscores, as CGI-style variables).
 METHOD_OVERRIDE_HEADERS: Final = frozenset(
     {"x-http-method-override", "x-method-override", "x-http-method"}
 )
+# Set by the transports from the URL and the body, never by a request.
+AUTOMATIC_HEADERS: Final = frozenset({"host", "content-length", "transfer-encoding"})
 
 # RFC 9110 section 5.6.2: token = 1*tchar.
 _TOKEN: Final = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
@@ -82,7 +85,7 @@ def method_problem(method: str) -> str | None:
     return None
 
 
-def _encode_target_text(text: str) -> str:
+def encode_target_text(text: str) -> str:
     """Percent-encode non-ASCII text (as UTF-8) and spaces; keep everything else as written."""
     return _ENCODE_IN_TARGET.sub(
         lambda match: "".join(f"%{byte:02X}" for byte in match.group().encode("utf-8")), text
@@ -128,7 +131,7 @@ def prepare_url(url: str) -> tuple[str, str | None]:
         port_part = colon + port
     if " " in host_port:
         raise WireError("the URL's host holds a space")
-    encoded = f"{scheme}://{_ascii_host(host)}{port_part}{_encode_target_text(target)}"
+    encoded = f"{scheme}://{_ascii_host(host)}{port_part}{encode_target_text(target)}"
     return encoded, (userinfo if at else None)
 
 
@@ -150,7 +153,7 @@ def unsafe_reason(
     if body is not None:
         return f"a {method} with a body may change state on the backends"
     for name, _ in headers:
-        if name.lower() in METHOD_OVERRIDE_HEADERS:
+        if name.lower().replace("_", "-") in METHOD_OVERRIDE_HEADERS:
             return f"{name} can turn a {method} into another method on the backend"
     return None
 
@@ -160,14 +163,31 @@ def request_problems(method: str, url: str, headers: Iterable[tuple[str, str]]) 
     problems = []
     if (problem := method_problem(method)) is not None:
         problems.append(f"method: {problem}")
-    if (problem := target_problem(url)) is not None:
+    problem = target_problem(url) or _absolute_problem(url)
+    if problem is not None:
         problems.append(f"url: {problem}")
     for name, value in headers:
         if (problem := header_name_problem(name)) is not None:
             problems.append(f"header {name!r}: {problem}")
+        elif name.lower() in AUTOMATIC_HEADERS:
+            problems.append(f"header {name}: set from the URL and the body, never by a request")
         elif (problem := header_value_problem(value)) is not None:
             problems.append(f"header {name}: {problem}")
     return problems
+
+
+def _absolute_problem(url: str) -> str | None:
+    scheme, separator, rest = url.partition("://")
+    if not separator or scheme not in ("http", "https"):
+        return "not an absolute http:// or https:// URL"
+    authority = re.split(r"[/?#]", rest, maxsplit=1)[0]
+    if "@" in authority:
+        # The loader turns `user:password@` into an Authorization header; a request built
+        # otherwise must do the same, so that every transport sends it alike.
+        return "credentials in the URL: send them as an Authorization header"
+    if not authority or "\\" in authority:
+        return "no host name"
+    return None
 
 
 def refusal(

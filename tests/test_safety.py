@@ -376,3 +376,107 @@ async def test_noise_calibration_skips_unsafe_requests(tmp_path: Path) -> None:
         await run_scenario(load_scenario(path, environ={}))
     methods = [r.method for r in baseline.requests]
     assert methods.count(b"POST") == 3 and methods.count(b"GET") == 6
+
+
+# --- Found by trying the safety work as an attacker would -----------------------------------
+
+
+async def test_a_freed_spec_never_lends_its_bytes_to_a_new_one(tmp_path: Path) -> None:
+    """The lean transport cached serialised requests by id(); a freed spec's id is reused by
+    the next one, which then went out as the old request (a DELETE instead of a GET)."""
+    async with wire_server() as baseline, wire_server("127.0.0.2") as candidate:
+        delete = RequestSpec(
+            "d", "DELETE", "http://x.example.com/orders/7", (), None, allow_unsafe=True
+        )
+        scenario = await _library_scenario(tmp_path, baseline, candidate, delete)
+        sender = open_transport(scenario, "baseline", 1, "lean")
+        try:
+            await sender.send(delete)
+            del delete
+            for index in range(3):
+                await sender.send(
+                    RequestSpec("g", "GET", f"http://x.example.com/items/{index}", (), None)
+                )
+        finally:
+            await sender.close()
+    assert [r.method for r in baseline.requests] == [b"DELETE", b"GET", b"GET", b"GET"]
+
+
+def test_a_method_override_cannot_be_a_target_header() -> None:
+    lines = problems(
+        TARGETS % ", headers: {X-HTTP-Method-Override: DELETE}"
+        + "requests:\n  - {name: a, url: 'http://x.example.com/', allow_unsafe: true}\n"
+    )
+    assert len(lines) == 1 and "targets.candidate.headers.X-HTTP-Method-Override" in lines[0], lines
+
+
+@pytest.mark.parametrize(
+    "spec",
+    [
+        RequestSpec("host", "GET", "http://x.example.com/", (("Host", "other.example.com"),), None),
+        RequestSpec("length", "GET", "http://x.example.com/", (("Content-Length", "5"),), None),
+        RequestSpec("ftp", "GET", "ftp://x.example.com/", (), None),
+        RequestSpec("relative", "GET", "/orders", (), None),
+        RequestSpec("userinfo", "GET", "http://alice:pw@x.example.com/", (), None),
+        RequestSpec(
+            "underscore override",
+            "GET",
+            "http://x.example.com/",
+            (("X_HTTP_Method_Override", "DELETE"),),
+            None,
+        ),
+    ],
+    ids=lambda spec: spec.name,
+)
+async def test_the_library_refuses_what_no_transport_should_write(
+    tmp_path: Path, spec: RequestSpec
+) -> None:
+    async with wire_server() as baseline, wire_server("127.0.0.2") as candidate:
+        scenario = await _library_scenario(tmp_path, baseline, candidate, spec)
+        with pytest.raises(RequestRefused):
+            await run_scenario(scenario)
+    assert baseline.connections == candidate.connections == 0
+
+
+def test_an_environment_value_that_is_not_utf8_is_named_never_shown(tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    path = tmp_path / "s.yaml"
+    path.write_text(
+        TARGETS % ""
+        + "requests:\n  - {name: a, url: 'http://x.example.com/', headers: {Authorization: 'Bearer ${TOKEN}'}}\n"
+    )
+    environment = {**os.environb, b"TOKEN": b"P\xe4sswort-2024"}
+    result = subprocess.run(
+        [sys.executable, "-m", "shadowdiff", "validate", str(path)],
+        capture_output=True,
+        env=environment,
+        timeout=30,
+    )
+    assert result.returncode == 2
+    assert b"TOKEN is not valid UTF-8" in result.stderr
+    assert b"sswort" not in result.stderr and b"Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("request_yaml", "secret"),
+    [
+        (
+            "{name: a, url: 'http://x.example.com/', headers: {X-Api-Key: 8472019365512}}",
+            "8472019365512",
+        ),
+        (
+            "{name: a, url: 'http://x.example.com/', headers: ['Authorization: Bearer sk_live_1']}",
+            "sk_live_1",
+        ),
+        ("{name: a, url: 'htps://admin:Sup3rS3cret@x.example.com/'}", "Sup3rS3cret"),
+    ],
+    ids=["number-header", "headers-as-list", "url-password"],
+)
+def test_validation_messages_never_quote_headers_or_url_credentials(
+    request_yaml: str, secret: str
+) -> None:
+    lines = problems(TARGETS % "" + f"requests:\n  - {request_yaml}\n")
+    assert lines and not any(secret in line for line in lines), lines

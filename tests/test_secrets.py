@@ -16,6 +16,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -165,3 +166,70 @@ async def test_no_secret_reaches_any_output(
         if spelling in text
     ]
     assert leaks == [], leaks
+
+
+def test_every_spelling_an_output_may_use_is_hidden() -> None:
+    from shadowdiff.redaction import Redactor, Secrets
+    from shadowdiff.wire import encode_target_text
+
+    secret = "correct horse {battery} Pässwort[1]/+="
+    redactor = Redactor(Secrets(environment={secret: "KEY"}), b"k")
+    spellings_ = [
+        encode_target_text(secret),  # how shadowdiff itself sends it in a URL
+        re.sub("%[0-9A-F]{2}", lambda m: m.group().lower(), quote(secret, safe="")),  # some servers
+        repr(secret)[1:-1],
+        json.dumps(secret)[1:-1],
+    ]
+    for spelling in spellings_:
+        assert redactor.text(f"x={spelling};") == "x=${KEY};", spelling
+
+
+async def test_requests_built_through_the_library_are_redacted_too(
+    start_entry_point: Callable[..., Any],
+    write_scenario: Callable[..., Path],
+    ca_file: Path,
+) -> None:
+    import dataclasses
+
+    from shadowdiff.run import run_scenario
+    from shadowdiff.scenario import load_scenario
+    from shadowdiff.spec import RequestSpec
+
+    baseline = await start_entry_point(handler=reflecting("baseline"))
+    candidate = await start_entry_point("127.0.0.2", handler=reflecting("candidate"))
+    path = write_scenario(
+        baseline, candidate, "requests:\n  - {name: a, url: 'https://app.example.com/'}\n", ca_file
+    )
+    spec = RequestSpec(
+        "library",
+        "GET",
+        "https://app.example.com/api",
+        (("Authorization", "Bearer TopSecretToken99"),),
+        None,
+    )
+    scenario = dataclasses.replace(load_scenario(path, environ={}), requests=(spec,))
+    report = await run_scenario(scenario)
+    assert report["signatures"] and "TopSecretToken99" not in json.dumps(report)
+
+
+async def test_the_terminal_shows_names_as_text_without_markup_or_escape_sequences(
+    tmp_path: Path,
+) -> None:
+    """A name like `filter [/] probe` crashed rendering as rich markup; escape sequences in a
+    name or an answered header reached the terminal."""
+    from io import StringIO
+
+    from rich.console import Console
+
+    from shadowdiff.report.terminal import displayable, print_report
+
+    assert displayable("a\x1b]0;TITLE\x07b") == "a\\x1b]0;TITLE\\x07b"
+    code, _, stderr = await shadowdiff("demo", "--json", str(tmp_path / "demo.json"))
+    report = json.loads((tmp_path / "demo.json").read_text())
+    report["requests"][0]["name"] = "filter [/] probe \x1b[2J"
+    report["signatures"][0]["requests"] = ["filter [/] probe \x1b[2J"]
+    report["signatures"][0]["examples"][0]["candidate"] = "a\x1b]52;c;aGk=\x07"
+    output = StringIO()
+    print_report(report, Console(file=output, width=200))
+    assert "filter [/] probe \\x1b[2J" in output.getvalue()
+    assert "\x1b" not in output.getvalue()

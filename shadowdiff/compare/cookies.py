@@ -16,7 +16,9 @@ COMPARED: Final = ("secure", "httponly", "samesite", "path", "domain", "max-age"
 def cookie_attributes(set_cookie: str) -> tuple[str, dict[str, str]]:
     """Name and compared attributes (lower-case keys) of one Set-Cookie value."""
     name_value, *attributes = set_cookie.split(";")
-    name = name_value.partition("=")[0].strip()
+    # RFC 6265 section 5.2: a pair without `=` is a value with an empty name; the value is
+    # never shown, so it must not become the name either.
+    name = name_value.partition("=")[0].strip() if "=" in name_value else "(no name)"
     found: dict[str, str] = {}
     for attribute in attributes:
         key, _, value = attribute.strip().partition("=")

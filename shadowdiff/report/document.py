@@ -19,7 +19,7 @@ from shadowdiff import __version__
 from shadowdiff.compare.difference import SEVERITY_ORDER
 from shadowdiff.engine import LoadOutcome
 from shadowdiff.errors import UsageError
-from shadowdiff.redaction import KeySource, Redactor
+from shadowdiff.redaction import KeySource, Redactor, sensitive_literals
 from shadowdiff.report.collect import PHASES, RequestTally, RunCollector
 from shadowdiff.report.latency_finding import LatencyRules, with_latency_finding
 from shadowdiff.report.signatures import NoiseThresholds, fold_signatures
@@ -262,7 +262,12 @@ def build_report(
         "pairs": collector.pair_records if collector.keep_pairs else None,
     }
     key, key_source = redaction_key or (secrets.token_bytes(32), "ephemeral")
-    redactor = Redactor(scenario.secrets, key)
+    # Requests built through the library never went through the loader's collection.
+    known = scenario.secrets
+    literals = set(known.literals)
+    for spec in scenario.requests:
+        literals |= sensitive_literals(spec.headers, known.headers)
+    redactor = Redactor(dataclasses.replace(known, literals=frozenset(literals)), key)
     report["redaction"] = {
         "key": key_source,
         "key_id": redactor.key_id,

@@ -5,6 +5,7 @@ Reads only the report data, so a saved report renders the same as a live run.
 
 from __future__ import annotations
 
+import re
 from typing import Any, Final
 
 from rich.console import Console, Group
@@ -66,12 +67,31 @@ def _differences_cell(request: dict[str, Any]) -> Text:
     return text
 
 
+# C0 and C1 control characters (tab and newline aside), DEL: a name, a path or an answer's
+# header may hold escape sequences that would retitle, clear or write to the clipboard of the
+# terminal the report is printed on. They are shown as escapes instead.
+_CONTROL: Final = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def displayable(data: Any) -> Any:
+    """`data` with every control character in its strings shown as a `\\xNN` escape."""
+    if isinstance(data, str):
+        return _CONTROL.sub(lambda match: f"\\x{ord(match.group()):02x}", data)
+    if isinstance(data, list):
+        return [displayable(item) for item in data]
+    if isinstance(data, dict):
+        return {key: displayable(value) for key, value in data.items()}
+    return data
+
+
 def render_report(report: dict[str, Any], *, all_tls_tables: bool = False) -> Group:
     """The whole report: header, per-request table, TLS tables, differences, and the verdict.
 
     A TLS table is shown for each hostname whose TLS differs, or for every one with
     `all_tls_tables` (as `--tls-only` does); alike hostnames are named in one line otherwise.
+    Every string is shown as text, never as rich markup, and without control characters.
     """
+    report = displayable(report)
     totals = report["totals"]
     targets = report["targets"]
     header = Text.assemble(
@@ -93,7 +113,7 @@ def render_report(report: dict[str, Any], *, all_tls_tables: bool = False) -> Gr
     requests.add_column("differences")
     for request in report["requests"]:
         requests.add_row(
-            request["name"],
+            Text(request["name"]),
             str(request["pairs"]),
             _outcomes(request, "baseline"),
             _outcomes(request, "candidate"),
@@ -187,7 +207,7 @@ def _differences_table(report: dict[str, Any]) -> Table | None:
                 f"\nacceptance expired {accepted['until']}: {accepted['reason']}", style="red"
             )
         severity = Text(line["severity"], style=_SEVERITY_STYLE[line["severity"]])
-        table.add_row(severity, _where(line), detail, f"{line['count']}/{line['pairs']}")
+        table.add_row(severity, Text(_where(line)), detail, f"{line['count']}/{line['pairs']}")
     return table
 
 

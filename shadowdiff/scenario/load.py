@@ -11,6 +11,7 @@ import difflib
 import inspect
 import json
 import os
+import re
 import secrets
 import types
 from collections.abc import Iterable, Mapping
@@ -249,6 +250,9 @@ def _located(document: SourceDocument, errors: list[Any]) -> Iterable[Problem]:
         if path in document.environment_paths:
             # Never quote a value that came from the environment: it may be a secret.
             value = _FromEnvironment(document.environment_paths[path])
+        elif _QUIET_FIELDS.intersection(str(part) for part in path):
+            # Nor a header value, a URL or a body: they carry credentials.
+            value = _Described(value)
         if kind == "extra_forbidden":
             yield document.problem(path, _unknown_field_message(path), prefer_key=True)
         elif kind == "missing":
@@ -264,6 +268,22 @@ def _located(document: SourceDocument, errors: list[Any]) -> Iterable[Problem]:
         else:
             message = str(item["msg"])
             yield document.problem(path, f"{message[0].lower()}{message[1:]}; got {value!r}")
+
+
+# Fields whose values messages describe by type instead of quoting.
+_QUIET_FIELDS = frozenset({"headers", "header_sets", "url", "body", "redact"})
+
+
+class _Described:
+    """Stands for a value that may be a secret: `a list`, `an integer`, `a string`."""
+
+    def __init__(self, value: Any) -> None:
+        self.value = value
+
+    def __repr__(self) -> str:
+        names = {bool: "a boolean", int: "an integer", float: "a number", str: "a string"}
+        names |= {list: "a list", dict: "a mapping", type(None): "nothing"}
+        return names.get(type(self.value), "a value")
 
 
 class _FromEnvironment:
@@ -359,10 +379,10 @@ def _check_url(
     except ValueError as exc:  # WireError is a ValueError
         return url, None, [document.problem(path, f"not a URL: {exc}")]
     if scheme not in ("http", "https") or not host:
-        shown = (
+        shown: Any = (
             _FromEnvironment(document.environment_paths[path])
             if path in document.environment_paths
-            else url
+            else _without_credentials(url)
         )
         return (
             url,
@@ -378,6 +398,11 @@ def _check_url(
     return prepared, userinfo, []
 
 
+def _without_credentials(url: str) -> str:
+    """`url` for a message: any `user:password@` replaced."""
+    return re.sub(r"(?<=//)[^/?#]*@", "…@", url) if "@" in url else url
+
+
 def _credentials_header(userinfo: str) -> tuple[str, str]:
     """`user:password@` in a URL becomes Basic authentication, as curl does (RFC 7617)."""
     user, _, password = userinfo.partition(":")
@@ -391,6 +416,14 @@ def _check_targets(
     for side in ("baseline", "candidate"):
         target = getattr(config.targets, side)
         yield from _check_headers(target.headers, ("targets", side, "headers"), document)
+        for name in target.headers:
+            if unsafe_reason("GET", [(name, "")], None) is not None:
+                yield document.problem(
+                    ("targets", side, "headers", name),
+                    "a method override cannot be a target header: it would turn every request "
+                    "into another method; put it on the one request that needs it",
+                    prefer_key=True,
+                )
         for key in ("ca", "client_cert", "client_key"):
             value = getattr(target.tls, key)
             if value is not None and not _resolve(base_dir, value).is_file():
@@ -537,7 +570,13 @@ def _check_unsafe(
     reason = unsafe_reason(spec.method, (*spec.headers, *target_headers), spec.body)
     if reason is None:
         return []
-    field = "method" if spec.method not in SAFE_METHODS else "body" if spec.body else "headers"
+    field = (
+        "method"
+        if spec.method not in SAFE_METHODS
+        else "body"
+        if spec.body is not None
+        else "headers"
+    )
     if path[0] == "matrix" and field == "method":
         field = "methods"
     return [

@@ -188,6 +188,21 @@ class _Builder:
             if match.group(0) == "$${":
                 return "${"
             name, default = match.group(1), match.group(2)
+            if name in self.environ and not _is_utf8(self.environ[name]):
+                # Python keeps undecodable bytes as lone surrogates; such a value cannot be
+                # sent or shown, and quoting it would show the secret.
+                self.document.unset_paths.add(path)
+                line, column = _mark(node)
+                self.problems.append(
+                    Problem(
+                        self.document.file,
+                        line,
+                        column,
+                        format_path(path),
+                        f"environment variable {name} is not valid UTF-8",
+                    )
+                )
+                return f"unset-{name.lower()}"
             if name in self.environ:
                 value = self.environ[name]
             elif default is not None:
@@ -259,6 +274,14 @@ def _check_depth(text: str) -> None:
                 raise _Unreadable(event, f"nested deeper than {MAX_DEPTH} levels")
         elif isinstance(event, yaml.CollectionEndEvent):
             depth -= 1
+
+
+def _is_utf8(value: str) -> bool:
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _line_column(text: str, position: int) -> tuple[int, int]:

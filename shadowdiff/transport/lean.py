@@ -323,8 +323,10 @@ class LeanTransport:
         self._sweep_every_s = min(max(self._total_timeout_s / 10, 0.005), 0.1)
         self._busy: set[_Connection] = set()
         self._sweeper: asyncio.Task[None] | None = None
-        # Serialised request heads, per request spec: built once, sent many times.
-        self._wire: dict[int, tuple[tuple[str, str, int], bytes]] = {}
+        # Serialised requests, per request spec: built once, sent many times. Keyed by id for
+        # speed, with the spec kept beside its bytes: an id is reused once its spec is freed,
+        # and the bytes of a freed spec must never go out for a new one.
+        self._wire: dict[int, tuple[RequestSpec, tuple[str, str, int], bytes]] = {}
 
     def _serialise(self, request: RequestSpec) -> tuple[tuple[str, str, int], bytes]:
         # The last line of defence: a CR or LF written here would end the header block and
@@ -366,12 +368,12 @@ class LeanTransport:
     async def send(self, request: RequestSpec) -> Observation:
         started_ns = time.perf_counter_ns()
         wire = self._wire.get(id(request))
-        if wire is None:
+        if wire is None or wire[0] is not request:
             try:
-                wire = self._wire[id(request)] = self._serialise(request)
+                wire = self._wire[id(request)] = (request, *self._serialise(request))
             except _Failure as refused:
                 return self._failed(refused.failure, started_ns, {})
-        key, payload = wire
+        _, key, payload = wire
         timings: dict[str, int] = {}
         connection = self._pool.take(key)
         reused = connection is not None
