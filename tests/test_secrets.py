@@ -224,7 +224,8 @@ async def test_the_terminal_shows_names_as_text_without_markup_or_escape_sequenc
     from shadowdiff.report.terminal import displayable, print_report
 
     assert displayable("a\x1b]0;TITLE\x07b") == "a\\x1b]0;TITLE\\x07b"
-    code, _, stderr = await shadowdiff("demo", "--json", str(tmp_path / "demo.json"))
+    code, _, _ = await shadowdiff("demo", "--json", str(tmp_path / "demo.json"))
+    assert code == 1  # the demo plants regressions
     report = json.loads((tmp_path / "demo.json").read_text())
     report["requests"][0]["name"] = "filter [/] probe \x1b[2J"
     report["signatures"][0]["requests"] = ["filter [/] probe \x1b[2J"]
