@@ -3,6 +3,7 @@ into it, so that the documentation cannot drift from the format."""
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 from typing import Any
@@ -46,3 +47,38 @@ def test_readme_full_example_is_valid(tmp_path: Path) -> None:
     scenario = parse_scenario(yaml_blocks()[0], "README.md", base_dir=tmp_path, environ=ENVIRON)
     assert scenario.targets.candidate.address == "198.51.100.7"
     assert len(scenario.requests) == 4 + 2 * 3 * 2 * 2  # four requests, and the matrix
+
+
+def _comparable(text: str) -> list[str]:
+    """Report text with what changes from run to run masked (timings, dates, ports) and the
+    table drawing and padding removed, one entry per non-empty line."""
+    text = re.sub(r"\d+\.\d+", "#", text)
+    text = re.sub(r"\d{4}-\d{2}-\d{2}", "DATE", text)
+    text = re.sub(r"[─━│┃┏┓┗┛┡┩┳┻╇╋└┘┌┐├┤┬┴┼]", " ", text)
+    lines = (" ".join(line.split()) for line in text.splitlines())
+    return [line for line in lines if line]
+
+
+async def test_readme_report_is_what_the_demo_prints(tmp_path: Path) -> None:
+    """The README's first screen comes from a real run: the same rows, differences, findings
+    and verdict, with timings, dates and ports masked (its TLS tables are left out, as it says)."""
+    from io import StringIO
+
+    from rich.console import Console
+
+    from shadowdiff.report.terminal import print_report
+
+    from .test_cli import shadowdiff
+
+    code, _, _ = await shadowdiff("demo", "--json", str(tmp_path / "demo.json"))
+    assert code == 1
+    report = json.loads((tmp_path / "demo.json").read_text())
+    report["tls"] = []
+    output = StringIO()
+    print_report(report, Console(file=output, width=100))
+    printed = output.getvalue()
+    readme = README.read_text()
+    section = readme[readme.index("## What a report looks like") :]
+    shown = re.search(r"```\n(Requests\n.*?)```", section, flags=re.DOTALL)
+    assert shown is not None
+    assert _comparable(shown.group(1)) == _comparable(printed[printed.index("Requests") :])
