@@ -182,3 +182,33 @@ async def test_noise_calibration_sets_random_fields_aside_and_keeps_real_ones(
     by_field = {line["field"]: line["status"] for line in report["signatures"]}
     assert by_field == {"$.csrf": "noise", "$.version": "reported"}
     assert report["totals"]["pairs_with_differences"] == 40
+
+
+async def test_progress_counts_differing_pairs_as_the_verdict_does(
+    start_entry_point: Callable[..., Any],
+    write_scenario: Callable[..., Path],
+    ca_file: Path,
+) -> None:
+    """Before: the live progress counted accepted differences as "differ" (120 shown, then
+    the verdict said all alike)."""
+    from aiohttp import web
+
+    baseline = await start_entry_point(
+        handler=lambda r: web.Response(text="a", headers={"X-Build": "1"})
+    )
+    candidate = await start_entry_point(
+        "127.0.0.2", handler=lambda r: web.Response(text="a", headers={"X-Build": "2"})
+    )
+    path = write_scenario(
+        baseline,
+        candidate,
+        "requests:\n  - {name: a, url: 'https://app.example.com/', repeat: 20}\n"
+        "accept:\n  - {field: x-build, reason: the candidate is a newer build}\n",
+        ca_file,
+    )
+    scenario = load_scenario(path, environ={})
+    collector = RunCollector(accept=scenario.accept)
+    await replay(scenario, collector)
+    report = build_report(scenario, collector, started_at="t", duration_s=1.0)
+    assert report["totals"]["pairs_with_differences"] == 0
+    assert collector.pairs_with_differences == 0

@@ -175,7 +175,9 @@ class RunCollector:
     ) -> None:
         self.requests: dict[str, RequestTally] = {}
         self.pairs_done = 0
-        self.pairs_with_differences = 0  # before noise and acceptance: for progress only
+        # Pairs that differ as the verdict will count them, as far as can be known while the
+        # run goes on: accepted differences and signatures already seen as noise left out.
+        self.pairs_with_differences = 0
         self.failures: dict[Side, int] = dict.fromkeys(SIDES, 0)
         self.accept = tuple(accept)
         self.today = today or datetime.date.min
@@ -203,8 +205,8 @@ class RunCollector:
             )
         keys = frozenset(d.signature for d in pair.differences)
         tally.combinations[keys] += 1
-        if pair.differences:
-            self.pairs_with_differences += 1
+        noisy_now = {d.signature for d in pair.noise} if pair.noise else set()
+        differs = False
         for difference in pair.differences:
             signature = self._signature(tally, difference)
             match = (
@@ -213,6 +215,12 @@ class RunCollector:
                 else None
             )
             signature.add(difference, pair.index, match)
+            if (match is None or match.expired) and not (
+                signature.noise or difference.signature in noisy_now
+            ):
+                differs = True
+        if differs:
+            self.pairs_with_differences += 1
         if pair.noise is not None:
             tally.noise_samples += 1
             for key in {d.signature for d in pair.noise}:
