@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
+
+from shadowdiff.json_document import load_json
 
 # Deployment pods are `<name>-<replicaset hash>-<5 chars>`, StatefulSet pods `<name>-<ordinal>`.
 # Replicas of one workload differ only in that suffix; the conformance suite compares the
@@ -54,10 +55,7 @@ def json_object(body: bytes) -> dict[str, Any] | None:
     """The body as a JSON object, or None."""
     if not body.lstrip().startswith(b"{"):
         return None
-    try:
-        value = json.loads(body)
-    except ValueError:
-        return None
+    value = load_json(body)
     return value if isinstance(value, dict) else None
 
 
