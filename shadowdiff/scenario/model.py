@@ -134,6 +134,29 @@ class Timeouts(_Strict):
     total_s: float = Field(30.0, gt=0, le=3600)
 
 
+class ResponseLimits(_Strict):
+    """The most response head either transport accepts; a larger one is `malformed_response`.
+    Well above real answers (large Content-Security-Policy and Set-Cookie lines are a few KiB),
+    and small enough that a hostile answer cannot exhaust memory."""
+
+    header_line_bytes: Annotated[int, Field(ge=1)] = Field(
+        65_536, description="the longest status or header line"
+    )
+    header_bytes: Annotated[int, Field(ge=1)] = Field(
+        262_144, description="the whole response head (status line and headers)"
+    )
+    header_fields: int = Field(500, ge=1, description="the most header fields")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _sizes(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            for key in ("header_line_bytes", "header_bytes"):
+                if key in data:
+                    data = {**data, key: _parse_byte_size(data[key])}
+        return data
+
+
 class Defaults(_Strict):
     """Settings every request inherits. Redirects are never followed: they are what is tested."""
 
@@ -146,6 +169,7 @@ class Defaults(_Strict):
     body_capture: Annotated[int, Field(ge=0)] = Field(
         65_536, description="bytes of each response body kept for comparison (all are hashed)"
     )
+    response_limits: ResponseLimits = ResponseLimits()
 
     @model_validator(mode="before")
     @classmethod
