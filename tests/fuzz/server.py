@@ -1,0 +1,661 @@
+"""A loopback server that answers generated malformed HTTP, and a harness that replays a real
+shadowdiff scenario against it: the lean transport as the baseline, the aiohttp transport as
+the candidate, on uvloop as the CLI runs, each pair compared and collected into a report.
+
+The invariant: every side of every pair ends as an observation with a status or a documented
+failure class; the run never raises, never takes over HANG_S, and the event loop never reports
+an error (uvloop would print it on the terminal). `./dev fuzz [COUNT]` runs it long and prints
+the counts and the peak RSS; `tests/test_fuzz_server.py` runs a short profile.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import datetime
+import functools
+import gzip
+import logging
+import resource
+import ssl
+import sys
+import tempfile
+import threading
+import time
+import traceback
+import typing
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import trustme
+import uvloop
+from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import strategies as st
+
+from shadowdiff.engine import Pair, replay
+from shadowdiff.observation import ErrorClass, Observation
+from shadowdiff.report.collect import RunCollector
+from shadowdiff.report.document import build_report
+from shadowdiff.scenario import Scenario, load_scenario
+from shadowdiff.transport import open_transport
+from tests.fault_servers import read_head, reset
+
+# The scenario's timeouts stay well under HANG_S: a pair that takes longer is a hang.
+HANG_S = 5.0
+CONNECT_S = 1.0
+TOTAL_S = 0.5
+DOCUMENTED_CLASSES = frozenset(typing.get_args(ErrorClass))
+MAX_RSS_MB = 500
+
+TlsFault = Literal["none", "ok", "reset", "garbage", "alert"]
+Ending = Literal["close", "reset", "hold"]
+
+
+@dataclass(frozen=True)
+class Answer:
+    """What the server does with one connection."""
+
+    tls: TlsFault  # none: plain HTTP; ok: a good handshake; else how the handshake goes wrong
+    data: bytes  # written after the request head is read (or instead of a TLS handshake)
+    cut: int | None  # write only data[:cut]
+    pause: bool  # write in two parts with a pause between, so the client reads in pieces
+    ending: Ending  # hold: keep the connection open until the client gives up
+    # What the candidate's server writes instead of `data`; None: the same as the baseline's.
+    candidate: bytes | None = None
+
+    def data_for(self, side: str) -> bytes:
+        return self.candidate if side == "candidate" and self.candidate is not None else self.data
+
+    def __repr__(self) -> str:
+        def shown(data: bytes | None) -> str:
+            if data is None:
+                return "the same"
+            return f"{len(data)} bytes {data[:300]!r}{'...' if len(data) > 300 else ''}"
+
+        return (
+            f"Answer(tls={self.tls!r}, baseline {shown(self.data)}, candidate "
+            f"{shown(self.candidate)}, cut={self.cut}, pause={self.pause}, ending={self.ending!r})"
+        )
+
+
+# --- generated answers --------------------------------------------------------------------
+
+
+@functools.cache
+def _gzip_bomb() -> bytes:
+    """`Content-Encoding: gzip, gzip` content: about 200 bytes that inflate to 64 MiB."""
+    return gzip.compress(gzip.compress(bytes(64 * 2**20), 9), 9)
+
+
+def _join(parts: list[bytes]) -> bytes:
+    return b"".join(parts)
+
+
+_STATUS_LINE = st.one_of(
+    st.just(b"HTTP/1.1 200 OK\r\n"),
+    st.sampled_from([b"HTTP/1.1 404 Not Found\r\n", b"HTTP/1.0 301 Moved\r\n"]),
+    st.builds(
+        lambda version, code, reason, end: version + b" " + code + b" " + reason + end,
+        st.sampled_from(
+            [
+                b"HTTP/1.1",
+                b"HTTP/1.0",
+                b"HTTP/2",
+                b"HTTP/1.1x",
+                b"http/1.1",
+                b"HTTP/9.9",
+                b"",
+                b"ICY",
+            ]
+        ),
+        st.one_of(
+            st.sampled_from([b"200", b"204", b"304", b"101", b"103", b"199", b"999", b"0200"]),
+            st.integers(0, 1200).map(lambda n: b"%d" % n),
+            st.binary(max_size=4),
+        ),
+        st.one_of(
+            st.just(b"OK"),
+            st.binary(max_size=20),
+            st.integers(0, 200_000).map(lambda n: b"R" * n),
+        ),
+        st.sampled_from([b"\r\n", b"\n", b"\r", b""]),
+    ),
+)
+_HEADER_NAME = st.one_of(
+    st.sampled_from(
+        [
+            b"Content-Type",
+            b"Content-Length",
+            b"Transfer-Encoding",
+            b"Content-Encoding",
+            b"Set-Cookie",
+            b"Location",
+            b"Connection",
+            b"Strict-Transport-Security",
+            b"X-Request-ID",
+            b"Server",
+            b" Leading-Space",
+            b"Bad Name",
+            b"",
+            b"X-\x00Null",
+        ]
+    ),
+    st.binary(min_size=1, max_size=12),
+)
+_HEADER_VALUE = st.one_of(
+    st.sampled_from(
+        [
+            b"chunked",
+            b"gzip",
+            b"gzip, gzip",
+            b"deflate",
+            b"br",
+            b"identity",
+            b"chunked, gzip",
+            b"close",
+            b"keep-alive",
+            b"0",
+            b"-1",
+            b"10",
+            b"99999999999999999999",
+            b"application/json",
+            b"//evil.example",
+            b"sid=1; Secure; HttpOnly",
+        ]
+    ),
+    st.binary(max_size=40),
+)
+_VALID_HEADER_LINE = st.sampled_from(
+    [
+        b"Content-Type: application/json\r\n",
+        b"Content-Type: text/html; charset=utf-8\r\n",
+        b"Set-Cookie: sid=1; Path=/; Secure; HttpOnly\r\n",
+        b"Strict-Transport-Security: max-age=31536000\r\n",
+        b"Location: /elsewhere\r\n",
+        b"Connection: close\r\n",
+        b"Connection: keep-alive\r\n",
+        b"Server: fuzz\r\n",
+        b"X-Request-ID: 4bf92f3577b34da6\r\n",
+        b"Content-Security-Policy: default-src 'self'\r\n",
+    ]
+)
+_HEADER_LINE = st.builds(
+    lambda name, separator, value: name + separator + value + b"\r\n",
+    _HEADER_NAME,
+    st.sampled_from([b": ", b":", b" : ", b":\r\n "]),  # the last one is an obs-fold
+    _HEADER_VALUE,
+)
+_BULK_HEADERS = st.one_of(
+    st.just(b""),
+    st.just(b""),
+    st.just(b""),
+    st.builds(
+        lambda count, size: b"".join(b"X-Fill-%d: %s\r\n" % (i, b"v" * size) for i in range(count)),
+        st.integers(0, 1200),
+        st.integers(0, 600),
+    ),
+    st.integers(50_000, 300_000).map(lambda n: b"X-Big: " + b"a" * n + b"\r\n"),
+)
+_CONTENT = st.one_of(
+    st.binary(max_size=512),
+    st.just(b'{"a": [1, 2, {"b": null}], "service": "x"}'),
+    st.integers(50, 40_000).map(lambda depth: b"[" * depth),
+    st.integers(50, 20_000).map(lambda depth: b"[" * depth + b"]" * depth),
+    st.binary(max_size=256).map(gzip.compress),
+    st.just(b"bomb").map(lambda _: _gzip_bomb()),
+)
+_ENCODING = st.one_of(
+    st.just(b""),
+    st.sampled_from([b"gzip", b"gzip, gzip", b"deflate", b"br", b"x-unknown"]).map(
+        lambda coding: b"Content-Encoding: " + coding + b"\r\n"
+    ),
+)
+
+
+def _chunked(content: bytes, sizes: list[int], mutation: str) -> bytes:
+    """`content` in chunks of `sizes`, then a framing `mutation`."""
+    chunks, position = [], 0
+    for size in [*sizes, len(content)]:
+        piece = content[position : position + max(size, 1)]
+        if not piece:
+            break
+        chunks.append(piece)
+        position += len(piece)
+    framed = [b"%x\r\n%s\r\n" % (len(piece), piece) for piece in chunks]
+    end = b"0\r\n\r\n"
+    if mutation == "wrong-size" and framed:
+        framed[0] = b"%x\r\n%s\r\n" % (len(chunks[0]) + 3, chunks[0])
+    elif mutation == "bad-hex":
+        framed.insert(0, b"zz\r\nxx\r\n")
+    elif mutation == "no-last-chunk":
+        end = b""
+    elif mutation == "extension":
+        end = b"0;name=value\r\n\r\n"
+    elif mutation == "trailers":
+        end = b"0\r\nX-Trailer: t\r\n\r\n"
+    elif mutation == "lf-only":
+        framed = [f.replace(b"\r\n", b"\n") for f in framed]
+    elif mutation == "huge-size":
+        framed.insert(0, b"ffffffffffffffffff\r\n")
+    return b"".join(framed) + end
+
+
+_FRAMED_BODY = st.one_of(
+    st.builds(lambda c: b"Content-Length: %d\r\n\r\n%s" % (len(c), c), _CONTENT),
+    st.builds(lambda c: b"Content-Length: %d\r\n\r\n%s" % (len(c), c), _CONTENT),
+    st.builds(
+        lambda c, lie: b"Content-Length: %d\r\n\r\n%s" % (len(c) + lie, c),
+        _CONTENT,
+        st.integers(-20, 20),
+    ),
+    st.builds(
+        lambda c, sizes, mutation: (
+            b"Transfer-Encoding: chunked\r\n\r\n" + _chunked(c, sizes, mutation)
+        ),
+        _CONTENT,
+        st.lists(st.integers(1, 300), max_size=4),
+        st.sampled_from(
+            [
+                "valid",
+                "valid",
+                "wrong-size",
+                "bad-hex",
+                "no-last-chunk",
+                "extension",
+                "trailers",
+                "lf-only",
+                "huge-size",
+            ]
+        ),
+    ),
+    st.builds(
+        lambda c: (
+            b"Content-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n" + _chunked(c, [], "valid")
+        ),
+        _CONTENT,
+    ),
+    st.builds(lambda c: b"Content-Length: 3\r\nContent-Length: 4\r\n\r\n" + c, _CONTENT),
+    st.builds(lambda c: b"\r\n" + c, _CONTENT),  # delimited by the close
+)
+_INTERIM = st.one_of(
+    st.just(b""),
+    st.just(b""),
+    st.just(b"HTTP/1.1 100 Continue\r\n\r\n"),
+    st.just(b"HTTP/1.1 103 Early Hints\r\nLink: </app.css>; rel=preload\r\n\r\n"),
+)
+_HTTP_ANSWER = st.builds(
+    lambda interim, status, headers, bulk, encoding, body: _join(
+        [interim, status, *headers, bulk, encoding, body]
+    ),
+    _INTERIM,
+    _STATUS_LINE,
+    st.one_of(
+        st.lists(_VALID_HEADER_LINE, max_size=6),
+        st.lists(_VALID_HEADER_LINE, max_size=6),
+        st.lists(st.one_of(_VALID_HEADER_LINE, _HEADER_LINE), max_size=6),
+    ),
+    _BULK_HEADERS,
+    _ENCODING,
+    _FRAMED_BODY,
+)
+
+
+def answers() -> st.SearchStrategy[Answer]:
+    """Mostly HTTP answers that are wrong in one or two ways, some random bytes, TLS faults."""
+    data = st.one_of(*[_HTTP_ANSWER] * 5, st.binary(max_size=200))
+    # Different answers on the two sides reach the comparison (bodies, headers, statuses).
+    healthy = st.builds(
+        lambda content: (
+            b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+            b"Content-Length: %d\r\n\r\n%s" % (len(content), content)
+        ),
+        _CONTENT,
+    )
+    return st.builds(
+        Answer,
+        tls=st.sampled_from(["none", "none", "none", "ok", "ok", "reset", "garbage", "alert"]),
+        data=data,
+        cut=st.one_of(st.none(), st.none(), st.none(), st.integers(0, 4000)),
+        pause=st.booleans(),
+        # Holding costs TOTAL_S per answer: rare enough to keep the long profile short.
+        ending=st.sampled_from(["close"] * 12 + ["reset"] * 4 + ["hold"]),
+        candidate=st.one_of(st.none(), st.none(), healthy, data),
+    )
+
+
+# --- the server -----------------------------------------------------------------------------
+
+
+class FuzzServer:
+    """Answers every connection with `answer` (as `side` is given it), on a plain and a TLS
+    port."""
+
+    def __init__(self, context: ssl.SSLContext, side: str) -> None:
+        self.side = side
+        self.answer = Answer("none", b"", None, False, "close")
+        self._context = context
+        self._servers: list[asyncio.Server] = []
+        self._handlers: set[asyncio.Task[None]] = set()
+        self.http_port = self.https_port = 0
+
+    async def start(self) -> None:
+        for https in (False, True):
+            server = await asyncio.start_server(
+                functools.partial(self._handle, https=https), "127.0.0.1", 0
+            )
+            self._servers.append(server)
+            port = int(server.sockets[0].getsockname()[1])
+            if https:
+                self.https_port = port
+            else:
+                self.http_port = port
+
+    async def stop(self) -> None:
+        for server in self._servers:
+            server.close()
+        for task in list(self._handlers):
+            task.cancel()
+        await asyncio.gather(*self._handlers, return_exceptions=True)
+
+    async def _handle(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, *, https: bool
+    ) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self._handlers.add(task)
+        try:
+            async with asyncio.timeout(HANG_S):
+                await self._answer(self.answer, reader, writer, https)
+        except (OSError, ssl.SSLError, EOFError, TimeoutError, RuntimeError):
+            # The client left or gave up (uvloop raises RuntimeError for a write after it
+            # closed): that is what it may do.
+            pass
+        finally:
+            writer.transport.abort()
+            self._handlers.discard(task)
+
+    async def _answer(
+        self,
+        answer: Answer,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        https: bool,
+    ) -> None:
+        if https:
+            if answer.tls == "reset":
+                await reader.read(5)
+                reset(writer)
+                return
+            if answer.tls == "garbage":
+                await reader.read(5)
+                writer.write(answer.data_for(self.side)[: answer.cut])
+                await writer.drain()
+                return
+            if answer.tls == "alert":
+                # A fatal unrecognized_name alert record (RFC 8446 section 6), as a listener
+                # without a certificate for the SNI answers; written by hand, since a failed
+                # server handshake on the event loop aborts without flushing its alert.
+                await reader.read(5)
+                writer.write(b"\x15\x03\x03\x00\x02\x02\x70")
+                await writer.drain()
+                writer.close()
+                await writer.wait_closed()
+                return
+            await writer.start_tls(self._context)
+        await read_head(reader)
+        data = answer.data_for(self.side)[: answer.cut]
+        if answer.pause and len(data) > 1:
+            writer.write(data[: len(data) // 2])
+            await writer.drain()
+            await asyncio.sleep(0.005)
+            data = data[len(data) // 2 :]
+        writer.write(data)
+        await writer.drain()
+        if answer.ending == "reset":
+            reset(writer)
+        elif answer.ending == "hold":
+            await reader.read()  # until the client closes (on its total timeout)
+        else:
+            writer.close()
+            await writer.wait_closed()  # before the abort below, which would drop unsent bytes
+
+
+# --- the harness ----------------------------------------------------------------------------
+
+
+@dataclass
+class Result:
+    """What one answer did to a replay."""
+
+    outcomes: list[tuple[str, str]] = field(default_factory=list)  # (transport, status/class)
+    error: str | None = None  # a traceback out of the replay
+    hung: bool = False
+    loop_errors: list[str] = field(default_factory=list)  # event loop handler calls, log lines
+
+    @property
+    def undocumented(self) -> list[tuple[str, str]]:
+        return [
+            (name, outcome)
+            for name, outcome in self.outcomes
+            if not outcome.isdigit() and outcome not in DOCUMENTED_CLASSES
+        ]
+
+    same_answer: bool = True  # both sides were sent the same bytes
+
+    @property
+    def agree(self) -> bool:
+        """Both transports saw the same status or failure class, when sent the same answer."""
+        return not self.same_answer or len({outcome for _, outcome in self.outcomes}) <= 1
+
+    @property
+    def ok(self) -> bool:
+        return (
+            self.error is None
+            and not self.hung
+            and not self.loop_errors
+            and not self.undocumented
+            and len(self.outcomes) == 2
+        )
+
+
+def _outcome(observation: Observation) -> str:
+    if observation.failure is not None:
+        return observation.failure.error_class
+    return str(observation.status) if observation.status is not None else "no status"
+
+
+class _LoopErrors(logging.Handler):
+    def __init__(self, errors: list[str]) -> None:
+        super().__init__(logging.WARNING)
+        self.errors = errors
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.errors.append(f"log {record.name}: {record.getMessage()}")
+
+
+class Harness:
+    """A uvloop event loop in a thread of its own with the fuzz server on it; `check` replays
+    one request against one answer and waits at most HANG_S, so a blocked loop is a hang, not
+    a stuck test."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.loop = uvloop.new_event_loop()
+        self.loop_errors: list[str] = []
+        self.loop.set_exception_handler(
+            lambda _, context: self.loop_errors.append(
+                f"loop: {context.get('message')}: {context.get('exception')!r}"
+            )
+        )
+        self._thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        authority = trustme.CA()
+        leaf = authority.issue_cert("app.example.com")
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        leaf.configure_cert(context)
+        self.ca_file = folder / "ca.pem"
+        authority.cert_pem.write_to_path(str(self.ca_file))
+        self.servers = {side: FuzzServer(context, side) for side in ("baseline", "candidate")}
+        self.scenarios: dict[str, Scenario] = {}
+
+    def start(self) -> None:
+        self._thread.start()
+        targets = {}
+        for side, server in self.servers.items():
+            self._call(server.start())
+            targets[side] = (
+                f"{{address: 127.0.0.1, ports: {{http: {server.http_port}, "
+                f"https: {server.https_port}}}, tls: {{ca: {self.ca_file}}}}}"
+            )
+        for scheme in ("http", "https"):
+            path = self.folder / f"fuzz-{scheme}.yaml"
+            path.write_text(
+                f"targets:\n  baseline: {targets['baseline']}\n"
+                f"  candidate: {targets['candidate']}\n"
+                f"defaults: {{timeouts: {{connect_s: {CONNECT_S}, total_s: {TOTAL_S}}}}}\n"
+                "compare: {noise: {share: 0}}\n"
+                f"requests:\n  - {{name: fuzz, url: '{scheme}://app.example.com/x'}}\n"
+            )
+            self.scenarios[scheme] = load_scenario(path)
+
+    def stop(self) -> None:
+        try:
+            for server in self.servers.values():
+                self._call(server.stop())
+        finally:
+            self.loop.call_soon_threadsafe(self.loop.stop)
+            self._thread.join(timeout=HANG_S)
+            if not self._thread.is_alive():
+                self.loop.close()
+
+    def _call(self, coroutine: Any) -> Any:
+        return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result(timeout=HANG_S)
+
+    def check(self, answer: Answer) -> Result:
+        for server in self.servers.values():
+            server.answer = answer
+        scenario = self.scenarios["http" if answer.tls == "none" else "https"]
+        result = Result(same_answer=answer.candidate is None)
+        self.loop_errors.clear()
+        logged = _LoopErrors(result.loop_errors)
+        logging.getLogger().addHandler(logged)
+        future = asyncio.run_coroutine_threadsafe(_replay_once(scenario), self.loop)
+        try:
+            pairs = future.result(timeout=HANG_S)
+            for pair in pairs:
+                result.outcomes += [
+                    ("lean", _outcome(pair.baseline)),
+                    ("aiohttp", _outcome(pair.candidate)),
+                ]
+        except concurrent.futures.TimeoutError:
+            future.cancel()
+            result.hung = True
+        except Exception:
+            result.error = traceback.format_exc()
+        finally:
+            logging.getLogger().removeHandler(logged)
+        result.loop_errors += self.loop_errors
+        return result
+
+
+async def _replay_once(scenario: Scenario) -> list[Pair]:
+    """The replay as `shadowdiff run` does it, into a collector and a report."""
+    pairs: list[Pair] = []
+    collector = RunCollector(accept=scenario.accept)
+
+    def sink(pair: Pair) -> None:
+        pairs.append(pair)
+        collector(pair)
+
+    started = time.perf_counter()
+    await replay(
+        scenario,
+        sink,
+        transport_factory=lambda s, side, n: open_transport(
+            s, side, n, "lean" if side == "baseline" else "aiohttp"
+        ),
+    )
+    build_report(
+        scenario,
+        collector,
+        started_at=datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        duration_s=time.perf_counter() - started,
+    )
+    return pairs
+
+
+@contextmanager
+def harness() -> Iterator[Harness]:
+    with tempfile.TemporaryDirectory(prefix="shadowdiff-fuzz-") as folder:
+        running = Harness(Path(folder))
+        running.start()
+        try:
+            yield running
+        finally:
+            running.stop()
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+# --- the long profile -----------------------------------------------------------------------
+
+
+def main(count: int) -> int:
+    """Replay `count` generated answers; print the counts; 1 when any invariant broke."""
+    tally: Counter[str] = Counter()
+    outcomes: Counter[tuple[str, str]] = Counter()
+    examples: list[str] = []
+    started = time.monotonic()
+
+    with harness() as running:
+
+        @settings(
+            max_examples=count,
+            database=None,
+            deadline=None,
+            phases=[Phase.generate],
+            suppress_health_check=list(HealthCheck),
+        )
+        @given(answers())
+        def fuzz(answer: Answer) -> None:
+            result = running.check(answer)
+            tally["answers"] += 1
+            outcomes.update(result.outcomes)
+            broken = {
+                "tracebacks": result.error is not None,
+                "hangs": result.hung,
+                "loop errors": bool(result.loop_errors),
+                "undocumented classes": bool(result.undocumented),
+                "disagreements": not result.agree,
+            }
+            for name, happened in broken.items():
+                tally[name] += happened
+            if not (result.ok and result.agree) and len(examples) < 10:
+                examples.append(f"{answer!r}\n  -> {result}")
+            if tally["answers"] % 1000 == 0:
+                print(f"fuzz server: {tally['answers']} answers…", file=sys.stderr, flush=True)
+
+        fuzz()
+
+    peak = peak_rss_mb()
+    print(f"fuzz server: {tally['answers']} answers in {time.monotonic() - started:.0f} s")
+    for name in ("tracebacks", "hangs", "loop errors", "undocumented classes", "disagreements"):
+        print(f"  {name}: {tally[name]}")
+    print(f"  peak RSS: {peak:.0f} MB (limit {MAX_RSS_MB})")
+    for transport in ("lean", "aiohttp"):
+        seen = sorted(
+            ((outcome, n) for (name, outcome), n in outcomes.items() if name == transport),
+            key=lambda item: -item[1],
+        )
+        print(f"  {transport}: " + ", ".join(f"{outcome} {n}" for outcome, n in seen))
+    for example in examples:
+        print(example)
+    broken = sum(
+        tally[name] for name in ("tracebacks", "hangs", "loop errors", "undocumented classes")
+    )
+    return 1 if broken or peak >= MAX_RSS_MB else 0
