@@ -90,6 +90,14 @@ FAULTS: list[tuple[str, str, Behaviour, str | int]] = [
         answering(OK_HEAD + headers(400, 500) + b"Content-Length: 2\r\n\r\nok"),
         200,
     ),
+    # As lenient as aiohttp's client (and browsers): both read these as answers.
+    ("lf-without-cr", "http", answering(b"HTTP/1.1 200 OK\nContent-Length: 2\n\nok"), 200),
+    (
+        "control-character-in-header-value",
+        "http",
+        answering(OK_HEAD + b"Server: a\x08b\r\nContent-Length: 2\r\n\r\nok"),
+        200,
+    ),
     (
         "100-continue-then-200",
         "http",

@@ -94,8 +94,24 @@ def _ends_at_close(exchange: _Exchange) -> bool:
 
 
 # Decoded header lines by their raw bytes; cleared when full (Date changes every second).
+# Only short lines are kept: the lines that repeat are short, and 4096 lines of 64 KiB
+# (response_limits allows them) would hold half a gigabyte.
 _HEADER_LINES: dict[tuple[bytes, bytes], tuple[str, str]] = {}
 _HEADER_LINES_KEPT: Final = 4096
+_HEADER_LINE_CACHED_BYTES: Final = 256
+
+
+def _response_parser(protocol: object) -> httptools.HttpResponseParser:
+    """llhttp as lenient as aiohttp's client makes it for responses (and as browsers are):
+    control characters in header values, LF without CR, spaces after a chunk size. Both
+    transports then call the same answers malformed."""
+    parser = httptools.HttpResponseParser(protocol)
+    parser.set_dangerous_leniencies(
+        lenient_headers=True,
+        lenient_optional_cr_before_lf=True,
+        lenient_spaces_after_chunk_size=True,
+    )
+    return parser
 
 
 class _Connection(asyncio.Protocol):
@@ -106,7 +122,7 @@ class _Connection(asyncio.Protocol):
     def __init__(self, pool: _Pool) -> None:
         self.pool = pool
         self.transport: asyncio.Transport | None = None
-        self.parser = httptools.HttpResponseParser(self)
+        self.parser = _response_parser(self)
         self.exchange: _Exchange | None = None
         self.deadline_ns = 0
         self.closed = False
@@ -150,7 +166,7 @@ class _Connection(asyncio.Protocol):
         if exchange.head_only and exchange.status is not None and not exchange.done.done():
             # A response to HEAD has no body whatever its Content-Length says; the parser cannot
             # know the request was HEAD, so the message ends here and a fresh parser takes over.
-            self.parser = httptools.HttpResponseParser(self)
+            self.parser = _response_parser(self)
             self._finish()
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -197,9 +213,10 @@ class _Connection(asyncio.Protocol):
         line = _HEADER_LINES.get((name, value))
         if line is None:
             line = (name.decode("latin-1"), value.decode("latin-1"))
-            if len(_HEADER_LINES) >= _HEADER_LINES_KEPT:
-                _HEADER_LINES.clear()
-            _HEADER_LINES[(name, value)] = line
+            if line_bytes <= _HEADER_LINE_CACHED_BYTES:
+                if len(_HEADER_LINES) >= _HEADER_LINES_KEPT:
+                    _HEADER_LINES.clear()
+                _HEADER_LINES[(name, value)] = line
         exchange.headers.append(line)
 
     def on_headers_complete(self) -> None:
