@@ -12,9 +12,10 @@ from tests.fuzz import server
 def main() -> int:
     parser = argparse.ArgumentParser(prog="./dev fuzz", description=__doc__)
     parser.add_argument("count", nargs="?", type=int, default=10_000, help="inputs per fuzzer")
+    parser.add_argument("--seed", type=int, help="repeat a run: the seed it printed")
     arguments = parser.parse_args()
     failed = False
-    failed |= server.main(arguments.count) != 0
+    failed |= server.main(arguments.count, arguments.seed) != 0
     return 1 if failed else 0
 
 

@@ -16,6 +16,7 @@ import datetime
 import functools
 import gzip
 import logging
+import random
 import resource
 import ssl
 import sys
@@ -33,7 +34,7 @@ from typing import Any, Literal
 
 import trustme
 import uvloop
-from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import HealthCheck, Phase, given, seed, settings
 from hypothesis import strategies as st
 
 from shadowdiff.engine import Pair, replay
@@ -50,6 +51,7 @@ CONNECT_S = 1.0
 TOTAL_S = 0.5
 DOCUMENTED_CLASSES = frozenset(typing.get_args(ErrorClass))
 MAX_RSS_MB = 500
+BATCH = 500
 
 TlsFault = Literal["none", "ok", "reset", "garbage", "alert"]
 Ending = Literal["close", "reset", "hold"]
@@ -435,6 +437,7 @@ class Result:
     error: str | None = None  # a traceback out of the replay
     hung: bool = False
     loop_errors: list[str] = field(default_factory=list)  # event loop handler calls, log lines
+    messages: list[str] = field(default_factory=list)  # of the failures, shortened
 
     @property
     def undocumented(self) -> list[tuple[str, str]]:
@@ -550,6 +553,11 @@ class Harness:
                     ("lean", _outcome(pair.baseline)),
                     ("aiohttp", _outcome(pair.candidate)),
                 ]
+                result.messages += [
+                    f"{side}: {answer.failure.message[:160]}"
+                    for side, answer in (("lean", pair.baseline), ("aiohttp", pair.candidate))
+                    if answer.failure is not None
+                ]
         except concurrent.futures.TimeoutError:
             future.cancel()
             result.hung = True
@@ -598,6 +606,12 @@ def harness() -> Iterator[Harness]:
             running.stop()
 
 
+def rss_mb() -> float:
+    """The resident set size now (Linux)."""
+    with open("/proc/self/statm") as statm:
+        return int(statm.read().split()[1]) * resource.getpagesize() / 2**20
+
+
 def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
@@ -605,8 +619,12 @@ def peak_rss_mb() -> float:
 # --- the long profile -----------------------------------------------------------------------
 
 
-def main(count: int) -> int:
-    """Replay `count` generated answers; print the counts; 1 when any invariant broke."""
+def main(count: int, first_seed: int | None = None) -> int:
+    """Replay `count` generated answers; print the counts; 1 when any invariant broke.
+    `first_seed` repeats an earlier run (each run prints its own)."""
+    if first_seed is None:
+        first_seed = random.randrange(2**32)
+    print(f"fuzz server: {count} answers, seed {first_seed}", file=sys.stderr, flush=True)
     tally: Counter[str] = Counter()
     outcomes: Counter[tuple[str, str]] = Counter()
     examples: list[str] = []
@@ -614,14 +632,6 @@ def main(count: int) -> int:
 
     with harness() as running:
 
-        @settings(
-            max_examples=count,
-            database=None,
-            deadline=None,
-            phases=[Phase.generate],
-            suppress_health_check=list(HealthCheck),
-        )
-        @given(answers())
         def fuzz(answer: Answer) -> None:
             result = running.check(answer)
             tally["answers"] += 1
@@ -638,9 +648,24 @@ def main(count: int) -> int:
             if not (result.ok and result.agree) and len(examples) < 10:
                 examples.append(f"{answer!r}\n  -> {result}")
             if tally["answers"] % 1000 == 0:
-                print(f"fuzz server: {tally['answers']} answers…", file=sys.stderr, flush=True)
+                print(
+                    f"fuzz server: {tally['answers']} answers, RSS {rss_mb():.0f} MB",
+                    file=sys.stderr,
+                    flush=True,
+                )
 
-        fuzz()
+        # Hypothesis keeps what a run generated until the run ends: runs of BATCH answers keep
+        # the fuzzer's own memory from growing with the count, so the RSS measures shadowdiff.
+        for batch, first in enumerate(range(0, count, BATCH)):
+            seed(first_seed + batch)(
+                settings(
+                    max_examples=min(BATCH, count - first),
+                    database=None,
+                    deadline=None,
+                    phases=[Phase.generate],
+                    suppress_health_check=list(HealthCheck),
+                )(given(answers())(fuzz))
+            )()
 
     peak = peak_rss_mb()
     print(f"fuzz server: {tally['answers']} answers in {time.monotonic() - started:.0f} s")
