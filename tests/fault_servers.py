@@ -73,6 +73,10 @@ async def fault_server(
             await behaviour(reader, writer)
         except (OSError, ssl.SSLError, asyncio.IncompleteReadError):
             pass  # the client went away first: that is its business
+        except asyncio.CancelledError:
+            # Cancelled by the server's end below. Ending normally, so that asyncio's
+            # connection callback does not log the cancellation as an error.
+            pass
         finally:
             writer.transport.abort()
             handlers.discard(task)

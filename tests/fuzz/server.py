@@ -376,6 +376,8 @@ class FuzzServer:
             # The client left or gave up (uvloop raises RuntimeError for a write after it
             # closed): that is what it may do.
             pass
+        except asyncio.CancelledError:
+            pass  # stopped by `stop`: ending normally keeps asyncio from logging it
         finally:
             writer.transport.abort()
             self._handlers.discard(task)
