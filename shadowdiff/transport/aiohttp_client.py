@@ -92,6 +92,9 @@ def classify_failure(exc: BaseException) -> TransportFailure:
         error_class = "other"
     else:
         error_class = classify_os_error(exc, connecting=False)
+        if error_class == "other" and exc.__cause__ is not None:
+            # "Can not write request body" carries no errno: the reset is its cause.
+            error_class = classify_os_error(exc.__cause__, connecting=False)
     if error_class == "other":
         return TransportFailure(error_class, f"{type(exc).__name__}: {exc}")
     return TransportFailure(error_class, str(exc) or type(exc).__name__)

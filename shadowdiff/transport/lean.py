@@ -48,6 +48,7 @@ class _Exchange:
     __slots__ = (
         "body",
         "body_bytes",
+        "bytes_after_end",
         "capture",
         "digest",
         "done",
@@ -81,6 +82,9 @@ class _Exchange:
         self.ended_ns = 0
         self.body = bytearray()
         self.body_bytes = 0
+        # Bytes that arrived with the response, after its end (another response, or junk):
+        # no request asked for them, so the response itself is suspect.
+        self.bytes_after_end = False
         self.head_bytes = 0  # bytes received before the head was complete
         self.header_bytes = 0  # header lines parsed, trailers included
         self.digest = _SHA256.copy()
@@ -152,6 +156,8 @@ class _Connection(asyncio.Protocol):
             )
             return
         except httptools.HttpParserError as exc:
+            if exchange.done.done():
+                exchange.bytes_after_end = True  # e.g. llhttp's "Data after Connection: close"
             self._fail(_Failure("malformed_response", f"invalid HTTP response: {exc}"))
             return
         if exchange.status is None:
@@ -184,6 +190,20 @@ class _Connection(asyncio.Protocol):
                 exchange.done.set_exception(_Failure("reset", message))
 
     # httptools callbacks
+    def on_message_begin(self) -> None:
+        exchange = self.exchange
+        if exchange is not None and exchange.done.done():
+            # A second response in the same read, which no request asked for: it goes to an
+            # exchange of its own, not over the first one's status and headers, and the
+            # connection is not reused. Well-formed, it is dropped (as aiohttp's client does);
+            # malformed, the parser error marks the first response (data_received).
+            exchange.keep_alive = False
+            stray = _Exchange(0, False, 0, self.pool.loop)
+            # Resolved from the start: nothing awaits it, so it must never hold an exception
+            # (asyncio would print "Future exception was never retrieved").
+            stray.done.set_result(None)
+            self.exchange = stray
+
     def on_status(self, status: bytes) -> None:
         assert self.exchange is not None
         if len(status) > self.pool.limits.header_line_bytes:
@@ -440,6 +460,17 @@ class LeanTransport:
         finally:
             if connection is not None:
                 self._busy.discard(connection)
+        if exchange.bytes_after_end:
+            # As aiohttp's client reports it ("Data after `Connection: close`"), so that both
+            # transports say the same about a response followed by bytes no request asked for.
+            connection._abort()
+            return self._failed(
+                TransportFailure(
+                    "malformed_response", "bytes after the end of the response (no request asked)"
+                ),
+                started_ns,
+                timings,
+            )
         ended_ns = exchange.ended_ns
         connection.exchange = None
         if exchange.keep_alive and not connection.closed:
