@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import datetime
 import functools
 import gzip
@@ -68,6 +69,7 @@ class Answer:
     ending: Ending  # hold: keep the connection open until the client gives up
     # What the candidate's server writes instead of `data`; None: the same as the baseline's.
     candidate: bytes | None = None
+    upload: bool = False  # the request is a POST with a 1 MiB body (a GET otherwise)
 
     def data_for(self, side: str) -> bytes:
         return self.candidate if side == "candidate" and self.candidate is not None else self.data
@@ -80,7 +82,8 @@ class Answer:
 
         return (
             f"Answer(tls={self.tls!r}, baseline {shown(self.data)}, candidate "
-            f"{shown(self.candidate)}, cut={self.cut}, pause={self.pause}, ending={self.ending!r})"
+            f"{shown(self.candidate)}, cut={self.cut}, pause={self.pause}, ending={self.ending!r}, "
+            f"upload={self.upload})"
         )
 
 
@@ -326,6 +329,7 @@ def answers() -> st.SearchStrategy[Answer]:
         # Holding costs TOTAL_S per answer: rare enough to keep the long profile short.
         ending=st.sampled_from(["close"] * 12 + ["reset"] * 4 + ["hold"]),
         candidate=st.one_of(st.none(), st.none(), healthy, data),
+        upload=st.sampled_from([False] * 4 + [True]),
     )
 
 
@@ -411,6 +415,10 @@ class FuzzServer:
                 return
             await writer.start_tls(self._context)
         await read_head(reader)
+        if answer.upload and not answer.pause:
+            # Read the body first; a paused answer comes early instead, before the body is read.
+            with contextlib.suppress(asyncio.IncompleteReadError):
+                await reader.readexactly(2**20)
         data = answer.data_for(self.side)[: answer.cut]
         if answer.pause and len(data) > 1:
             writer.write(data[: len(data) // 2])
@@ -504,7 +512,7 @@ class Harness:
         self.ca_file = folder / "ca.pem"
         authority.cert_pem.write_to_path(str(self.ca_file))
         self.servers = {side: FuzzServer(context, side) for side in ("baseline", "candidate")}
-        self.scenarios: dict[str, Scenario] = {}
+        self.scenarios: dict[tuple[str, bool], Scenario] = {}
 
     def start(self) -> None:
         self._thread.start()
@@ -516,15 +524,21 @@ class Harness:
                 f"https: {server.https_port}}}, tls: {{ca: {self.ca_file}}}}}"
             )
         for scheme in ("http", "https"):
-            path = self.folder / f"fuzz-{scheme}.yaml"
-            path.write_text(
-                f"targets:\n  baseline: {targets['baseline']}\n"
-                f"  candidate: {targets['candidate']}\n"
-                f"defaults: {{timeouts: {{connect_s: {CONNECT_S}, total_s: {TOTAL_S}}}}}\n"
-                "compare: {noise: {share: 0}}\n"
-                f"requests:\n  - {{name: fuzz, url: '{scheme}://app.example.com/x'}}\n"
-            )
-            self.scenarios[scheme] = load_scenario(path)
+            for upload in (False, True):
+                request = (
+                    "{name: fuzz, method: POST, allow_unsafe: true, body: {size: 1MiB}, "
+                    if upload
+                    else "{name: fuzz, "
+                )
+                path = self.folder / f"fuzz-{scheme}-{upload}.yaml"
+                path.write_text(
+                    f"targets:\n  baseline: {targets['baseline']}\n"
+                    f"  candidate: {targets['candidate']}\n"
+                    f"defaults: {{timeouts: {{connect_s: {CONNECT_S}, total_s: {TOTAL_S}}}}}\n"
+                    "compare: {noise: {share: 0}}\n"
+                    f"requests:\n  - {request}url: '{scheme}://app.example.com/x'}}\n"
+                )
+                self.scenarios[(scheme, upload)] = load_scenario(path)
 
     def stop(self) -> None:
         try:
@@ -542,7 +556,7 @@ class Harness:
     def check(self, answer: Answer) -> Result:
         for server in self.servers.values():
             server.answer = answer
-        scenario = self.scenarios["http" if answer.tls == "none" else "https"]
+        scenario = self.scenarios[("http" if answer.tls == "none" else "https", answer.upload)]
         result = Result(same_answer=answer.candidate is None)
         self.loop_errors.clear()
         logged = _LoopErrors(result.loop_errors)
