@@ -15,6 +15,7 @@ import pytest
 import trustme
 import uvloop
 
+from shadowdiff.errors import ScenarioError
 from shadowdiff.scenario import load_scenario
 from shadowdiff.transport import TRANSPORT_NAMES, open_transport
 from shadowdiff.transport.failures import classify_os_error
@@ -276,3 +277,18 @@ async def test_refused_sni_is_a_handshake_failure_on_both_transports(
 )
 def test_failure_table(error: OSError, connecting: bool, expected: str) -> None:
     assert classify_os_error(error, connecting=connecting) == expected
+
+
+def test_response_limits_errors_are_located(tmp_path: Path) -> None:
+    path = tmp_path / "limits.yaml"
+    path.write_text(
+        "targets:\n  baseline: {address: 127.0.0.1}\n  candidate: {address: 127.0.0.1}\n"
+        "defaults:\n  response_limits: {header_bytes: lots, header_fields: 0}\n"
+        "requests:\n  - {name: a, url: 'http://app.example.com/'}\n"
+    )
+    with pytest.raises(ScenarioError) as raised:
+        load_scenario(path)
+    assert [(p.line, p.field) for p in raised.value.problems] == [
+        (5, "defaults.response_limits.header_bytes"),
+        (5, "defaults.response_limits.header_fields"),
+    ]

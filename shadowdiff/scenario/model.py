@@ -12,7 +12,7 @@ import ipaddress
 import re
 from typing import Annotated, Any, Final, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
 from shadowdiff.compare.difference import DifferenceKind, Severity
 
@@ -92,6 +92,11 @@ Hostname = Annotated[str, AfterValidator(_check_hostname)]
 UrlPath = Annotated[str, AfterValidator(_check_path)]
 Port = Annotated[int, Field(ge=1, le=65535)]
 ByteSize = Annotated[int, Field(json_schema_extra={"examples": ["2MiB", 1024]})]
+_PositiveByteSize = Annotated[
+    int,
+    BeforeValidator(_parse_byte_size),
+    Field(ge=1, json_schema_extra={"examples": ["64KiB", 65536]}),
+]
 
 
 class _Strict(BaseModel):
@@ -139,22 +144,13 @@ class ResponseLimits(_Strict):
     Well above real answers (large Content-Security-Policy and Set-Cookie lines are a few KiB),
     and small enough that a hostile answer cannot exhaust memory."""
 
-    header_line_bytes: Annotated[int, Field(ge=1)] = Field(
+    header_line_bytes: _PositiveByteSize = Field(
         65_536, description="the longest status or header line"
     )
-    header_bytes: Annotated[int, Field(ge=1)] = Field(
+    header_bytes: _PositiveByteSize = Field(
         262_144, description="the whole response head (status line and headers)"
     )
     header_fields: int = Field(500, ge=1, description="the most header fields")
-
-    @model_validator(mode="before")
-    @classmethod
-    def _sizes(cls, data: Any) -> Any:
-        if isinstance(data, dict):
-            for key in ("header_line_bytes", "header_bytes"):
-                if key in data:
-                    data = {**data, key: _parse_byte_size(data[key])}
-        return data
 
 
 class Defaults(_Strict):
