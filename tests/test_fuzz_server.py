@@ -11,7 +11,8 @@ from collections.abc import Iterator
 import pytest
 from hypothesis import HealthCheck, example, given, settings
 
-from .fuzz.server import Answer, Harness, answers, harness
+from .fuzz.answers import Answer, answers
+from .fuzz.server import Harness, harness
 
 JSON_200 = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
 
