@@ -191,9 +191,16 @@ async def test_each_fault_is_one_class_on_both_transports(
     assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING] == []
 
 
+@pytest.mark.parametrize("loop", ["asyncio", "uvloop"])
 @pytest.mark.parametrize("scheme", ["http", "https"])
 async def test_reset_while_the_request_body_is_sent_is_a_reset_on_both_transports(
-    scheme: str, write_scenario: Callable[..., Path], ca_file: Path, server_cert: trustme.LeafCert
+    scheme: str,
+    loop: str,
+    write_scenario: Callable[..., Path],
+    ca_file: Path,
+    server_cert: trustme.LeafCert,
+    capfd: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     # aiohttp reports it as "Can not write request body" with no errno (it said 'other').
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
@@ -216,15 +223,26 @@ async def test_reset_while_the_request_body_is_sent_is_a_reset_on_both_transport
             f"url: '{scheme}://app.example.com/', body: {{size: 8MiB}}}}\n",
         )
         scenario = load_scenario(path)
-        seen = {}
-        for name in TRANSPORT_NAMES:
-            transport = open_transport(scenario, "baseline", 2, name)
-            observation = await transport.send(scenario.requests[0])
-            await transport.close()
-            seen[name] = (
-                observation.failure.error_class if observation.failure else observation.status
-            )
+
+        async def send_with_each() -> dict[str, Any]:
+            seen = {}
+            for name in TRANSPORT_NAMES:
+                transport = open_transport(scenario, "baseline", 2, name)
+                observation = await transport.send(scenario.requests[0])
+                await transport.close()
+                failure = observation.failure
+                seen[name] = failure.error_class if failure else observation.status
+            return seen
+
+        if loop == "uvloop":
+            seen = await asyncio.to_thread(uvloop.run, send_with_each())
+        else:
+            seen = await send_with_each()
     assert seen == {name: "reset" for name in TRANSPORT_NAMES}
+    # Writing on after the reset must not make the event loop complain either.
+    gc.collect()
+    assert capfd.readouterr().err == ""
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING] == []
 
 
 async def test_response_limits_are_configurable(
