@@ -148,6 +148,8 @@ class _Connection(asyncio.Protocol):
             self._finish()
         except httptools.HttpParserCallbackError as exc:
             # A callback refused the head (response_limits); llhttp wraps what it raised.
+            if exchange.done.done():
+                exchange.bytes_after_end = True  # it was the head of a response nobody asked for
             cause = exc.__context__
             self._fail(
                 cause
