@@ -111,6 +111,12 @@ FAULTS: list[tuple[str, str, Behaviour, str | int]] = [
         "malformed_response",
     ),
     (
+        "protocol-bytes-after-101",
+        "http",
+        answering(b"HTTP/1.1 101 Switching Protocols\r\nConnection: close\r\n\r\n\x81\x05hello"),
+        101,
+    ),
+    (
         "junk-after-a-keep-alive-answer",
         "http",
         answering(OK_HEAD + b"Content-Length: 2\r\n\r\nok and more\r\n\r\n"),

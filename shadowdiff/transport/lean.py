@@ -92,6 +92,14 @@ class _Exchange:
         self.keep_alive = False
 
 
+def _note_bytes_after_end(exchange: _Exchange) -> None:
+    """A parser error after `exchange` ended: bytes no request asked for that are no response
+    make the answer malformed, except after a 101 Switching Protocols, where they are the new
+    protocol's."""
+    if exchange.done.done() and exchange.status != 101:
+        exchange.bytes_after_end = True
+
+
 def _ends_at_close(exchange: _Exchange) -> bool:
     names = {name.lower() for name, _ in exchange.headers}
     return "content-length" not in names and "transfer-encoding" not in names
@@ -148,8 +156,7 @@ class _Connection(asyncio.Protocol):
             self._finish()
         except httptools.HttpParserCallbackError as exc:
             # A callback refused the head (response_limits); llhttp wraps what it raised.
-            if exchange.done.done():
-                exchange.bytes_after_end = True  # it was the head of a response nobody asked for
+            _note_bytes_after_end(exchange)  # when it was a response nobody asked for
             cause = exc.__context__
             self._fail(
                 cause
@@ -158,8 +165,7 @@ class _Connection(asyncio.Protocol):
             )
             return
         except httptools.HttpParserError as exc:
-            if exchange.done.done():
-                exchange.bytes_after_end = True  # e.g. llhttp's "Data after Connection: close"
+            _note_bytes_after_end(exchange)  # e.g. llhttp's "Data after Connection: close"
             self._fail(_Failure("malformed_response", f"invalid HTTP response: {exc}"))
             return
         if exchange.status is None:
