@@ -149,7 +149,9 @@ async def test_unreadable_ca_file_is_a_usage_error(tmp_path: Path) -> None:
     )
     code, stdout, stderr = await shadowdiff("run", str(path))
     assert code == 2, stdout + stderr
-    assert stderr.startswith("error: cannot load TLS files") and stderr.count("\n") == 1
+    # Found when the scenario loads, located like any other scenario error.
+    assert stderr.startswith(f"error: {path}:2:") and stderr.count("\n") == 1
+    assert "targets.baseline.tls.ca: not a usable CA bundle" in stderr
     assert "Traceback" not in stderr
 
 

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import trustme
 import yaml
 
 from shadowdiff.scenario import parse_scenario
@@ -27,10 +28,10 @@ def test_readme_has_a_full_example_and_fragments() -> None:
 
 
 @pytest.mark.parametrize("index", range(1, len(yaml_blocks())))
-def test_readme_fragment_is_valid_in_the_full_example(index: int, tmp_path: Path) -> None:
-    (tmp_path / "gateway-ca.pem").write_text(
-        ""
-    )  # the example names it; only its presence is checked
+def test_readme_fragment_is_valid_in_the_full_example(
+    index: int, tmp_path: Path, ca: trustme.CA
+) -> None:
+    ca.cert_pem.write_to_path(str(tmp_path / "gateway-ca.pem"))  # the example names it
     full: dict[str, Any] = yaml.safe_load(yaml_blocks()[0])
     fragment: dict[str, Any] = yaml.safe_load(yaml_blocks()[index])
     for key, value in fragment.items():
@@ -42,8 +43,8 @@ def test_readme_fragment_is_valid_in_the_full_example(index: int, tmp_path: Path
     assert scenario.requests
 
 
-def test_readme_full_example_is_valid(tmp_path: Path) -> None:
-    (tmp_path / "gateway-ca.pem").write_text("")
+def test_readme_full_example_is_valid(tmp_path: Path, ca: trustme.CA) -> None:
+    ca.cert_pem.write_to_path(str(tmp_path / "gateway-ca.pem"))
     scenario = parse_scenario(yaml_blocks()[0], "README.md", base_dir=tmp_path, environ=ENVIRON)
     assert scenario.targets.candidate.address == "198.51.100.7"
     assert len(scenario.requests) == 4 + 2 * 3 * 2 * 2  # four requests, and the matrix

@@ -6,18 +6,19 @@ import json
 from collections.abc import Iterator
 from typing import Any
 
+from shadowdiff.json_document import NOT_JSON, load_json
+
 _MISSING = object()
 
 
 def parse_json(body: bytes) -> Any:
-    """The decoded document, or `_MISSING` when `body` is not JSON."""
+    """The decoded document, or `_MISSING` when `body` is not a JSON object or array (or nests
+    too deep to compare field by field: it is then compared as a body)."""
     stripped = body.lstrip()
     if not stripped or stripped[:1] not in (b"{", b"["):
         return _MISSING
-    try:
-        return json.loads(body)
-    except ValueError:
-        return _MISSING
+    document = load_json(body)
+    return _MISSING if document is NOT_JSON else document
 
 
 def is_json(value: Any) -> bool:

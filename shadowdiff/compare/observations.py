@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import zlib
 from typing import Final
 
 from yarl import URL
 
+from shadowdiff.compare.content_coding import Decoded, content_codings, decode
 from shadowdiff.compare.cookies import compare_cookies
 from shadowdiff.compare.difference import Difference, DifferenceKind
 from shadowdiff.compare.headers import (
@@ -146,31 +146,15 @@ def _joined(values: list[str] | None) -> str | None:
     return None if values is None else combined(values)
 
 
-def decoded_body(observation: Observation) -> bytes | None:
-    """The captured body with its Content-Encoding removed (gzip, deflate), or None when it
-    cannot be decoded here (truncated, or an encoding such as br)."""
-    encodings = [
-        e.strip().lower()
-        for v in observation.header_values("content-encoding")
-        for e in v.split(",")
-    ]
-    encodings = [e for e in encodings if e and e != "identity"]
-    if not encodings:
-        return observation.body
+def decoded_body(observation: Observation, limit_bytes: int) -> Decoded:
+    """The captured body with its Content-Encoding removed, or None with the reason (truncated,
+    an encoding not decoded here such as br, invalid data, or more than `limit_bytes`)."""
+    codings = content_codings(observation.headers)
+    if not codings:
+        return Decoded(observation.body)
     if observation.body_truncated:
-        return None
-    body = observation.body
-    for encoding in reversed(encodings):
-        try:
-            if encoding in ("gzip", "x-gzip"):
-                body = zlib.decompress(body, wbits=16 + zlib.MAX_WBITS)
-            elif encoding == "deflate":
-                body = zlib.decompress(body)
-            else:
-                return None
-        except zlib.error:
-            return None
-    return body
+        return Decoded(None, "truncated; not decoded")
+    return decode(observation.body, codings, limit_bytes)
 
 
 def _compare_bodies(
@@ -178,7 +162,12 @@ def _compare_bodies(
 ) -> list[Difference]:
     if baseline.body_sha256 == candidate.body_sha256:
         return []
-    baseline_body, candidate_body = decoded_body(baseline), decoded_body(candidate)
+    limit = options.decoded_body_limit_bytes
+    baseline_decoded, candidate_decoded = (
+        decoded_body(baseline, limit),
+        decoded_body(candidate, limit),
+    )
+    baseline_body, candidate_body = baseline_decoded.content, candidate_decoded.content
     if baseline_body is not None and candidate_body is not None:
         if baseline_body == candidate_body and not (
             baseline.body_truncated or candidate.body_truncated
@@ -203,12 +192,17 @@ def _compare_bodies(
         Difference(
             "body",
             "body",
-            f"{baseline.body_bytes} bytes, sha256 {baseline.body_sha256[:12]}",
-            f"{candidate.body_bytes} bytes, sha256 {candidate.body_sha256[:12]}",
+            _body_summary(baseline, baseline_decoded),
+            _body_summary(candidate, candidate_decoded),
             "warning",
             detail,
         )
     ]
+
+
+def _body_summary(observation: Observation, decoded: Decoded) -> str:
+    summary = f"{observation.body_bytes} bytes, sha256 {observation.body_sha256[:12]}"
+    return f"{summary} ({decoded.note})" if decoded.note and decoded.content is None else summary
 
 
 def _compare_json(

@@ -38,6 +38,8 @@ class CompareOptions:
     extractors: tuple[Extractor, ...] = BUILTIN
     # Headers each target adds to its own requests: an echo of them differs by design.
     per_target_headers: frozenset[str] = field(default_factory=frozenset)
+    # Decoding a Content-Encoding stops here: the scenario's body_capture.
+    decoded_body_limit_bytes: int = 65_536
 
     def ignores_json(self, path: str) -> bool:
         return any(pattern.match(path) for pattern in self.ignore_json)
@@ -55,4 +57,5 @@ def compare_options(scenario: Scenario) -> CompareOptions:
             for target in (scenario.targets.baseline, scenario.targets.candidate)
             for name in target.headers
         ),
+        decoded_body_limit_bytes=scenario.defaults.body_capture,
     )

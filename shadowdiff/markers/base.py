@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
+
+from shadowdiff.json_document import load_json
 
 # Kubernetes names replicas by suffix: Deployment pods `<name>-<pod-template hash>-<5 chars>`,
 # StatefulSet pods `<name>-<ordinal>`, DaemonSet and Job pods `<name>-<5 chars>` (generateName
@@ -65,10 +66,7 @@ def json_object(body: bytes) -> dict[str, Any] | None:
     """The body as a JSON object, or None."""
     if not body.lstrip().startswith(b"{"):
         return None
-    try:
-        value = json.loads(body)
-    except ValueError:
-        return None
+    value = load_json(body)
     return value if isinstance(value, dict) else None
 
 

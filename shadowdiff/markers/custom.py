@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from shadowdiff.json_document import NOT_JSON, load_json
 from shadowdiff.markers.base import EchoMarkers
 
 if TYPE_CHECKING:
@@ -60,10 +60,8 @@ class CustomExtractor:
             getattr(self.spec, f) is not None and getattr(self.spec, f).json_pointer is not None
             for f in _FIELDS
         ):
-            try:
-                document = json.loads(body)
-            except ValueError:
-                document = None
+            loaded = load_json(body)
+            document = None if loaded is NOT_JSON else loaded
         found = {
             field: self._read(source, headers, body, document)
             for field in _FIELDS

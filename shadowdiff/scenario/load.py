@@ -38,6 +38,7 @@ from shadowdiff.scenario.model import (
     Threshold,
     TlsProbeSettings,
 )
+from shadowdiff.scenario.tls_files import tls_file_problems
 from shadowdiff.scenario.yamlsource import FieldPath, SourceDocument, format_path, read_yaml
 from shadowdiff.spec import RequestSpec
 from shadowdiff.wire import SAFE_METHODS, WireError, prepare_url, unsafe_reason
@@ -432,6 +433,9 @@ def _check_targets(
         if target.tls.client_key and not target.tls.client_cert:
             where = ("targets", side, "tls", "client_key")
             yield document.problem(where, "client_key needs client_cert")
+        yield from tls_file_problems(
+            target.tls, ("targets", side, "tls"), document, lambda v: _resolve(base_dir, v)
+        )
 
 
 def _resolve(base_dir: Path, value: str) -> Path:

@@ -12,7 +12,7 @@ import ipaddress
 import re
 from typing import Annotated, Any, Final, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
 from shadowdiff.compare.difference import DifferenceKind, Severity
 from shadowdiff.wire import (
@@ -118,6 +118,11 @@ Hostname = Annotated[str, AfterValidator(_check_hostname)]
 UrlPath = Annotated[str, AfterValidator(_check_path)]
 Port = Annotated[int, Field(ge=1, le=65535)]
 ByteSize = Annotated[int, Field(json_schema_extra={"examples": ["2MiB", 1024]})]
+_PositiveByteSize = Annotated[
+    int,
+    BeforeValidator(_parse_byte_size),
+    Field(ge=1, json_schema_extra={"examples": ["64KiB", 65536]}),
+]
 
 
 class _Strict(BaseModel):
@@ -160,6 +165,20 @@ class Timeouts(_Strict):
     total_s: float = Field(30.0, gt=0, le=3600)
 
 
+class ResponseLimits(_Strict):
+    """The most response head either transport accepts; a larger one is `malformed_response`.
+    Well above real answers (large Content-Security-Policy and Set-Cookie lines are a few KiB),
+    and small enough that a hostile answer cannot exhaust memory."""
+
+    header_line_bytes: _PositiveByteSize = Field(
+        65_536, description="the longest status or header line"
+    )
+    header_bytes: _PositiveByteSize = Field(
+        262_144, description="the whole response head (status line and headers)"
+    )
+    header_fields: int = Field(500, ge=1, description="the most header fields")
+
+
 class Defaults(_Strict):
     """Settings every request inherits. Redirects are never followed: they are what is tested."""
 
@@ -172,6 +191,7 @@ class Defaults(_Strict):
     body_capture: Annotated[int, Field(ge=0)] = Field(
         65_536, description="bytes of each response body kept for comparison (all are hashed)"
     )
+    response_limits: ResponseLimits = ResponseLimits()
 
     @model_validator(mode="before")
     @classmethod

@@ -24,7 +24,7 @@ BYTE_SIZE: Final = {
     "pattern": r"^\s*\d+\s*(B|KB|KiB|MB|MiB|GB|GiB)?\s*$",
     "description": "a size such as 64KiB or 2MiB",
 }
-_SIZE_FIELDS: Final = frozenset({"body_capture", "size"})
+_SIZE_FIELDS: Final = frozenset({"body_capture", "size", "header_line_bytes", "header_bytes"})
 _NOT_TEXT: Final = frozenset({"integer", "number", "boolean"})
 
 

@@ -7,7 +7,6 @@ This is the only module that imports aiohttp's client; its exceptions are transl
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import io
 import socket
@@ -25,6 +24,7 @@ from shadowdiff.observation import ErrorClass, Observation, Timings, TransportFa
 from shadowdiff.scenario.load import Scenario
 from shadowdiff.spec import RequestSpec, Side
 from shadowdiff.transport import USER_AGENT
+from shadowdiff.transport.failures import classify_os_error
 from shadowdiff.transport.tls import client_context, tls_session
 from shadowdiff.wire import refusal
 
@@ -73,37 +73,32 @@ def _result(host: str, address: str, port: int, family: socket.AddressFamily) ->
 
 
 def classify_failure(exc: BaseException) -> TransportFailure:
-    """The one table that maps client exceptions to failure classes."""
+    """aiohttp's exceptions, unwrapped to the faults of `failures`' table."""
     error_class: ErrorClass
     if isinstance(exc, aiohttp.ClientConnectorCertificateError):
         error_class = "tls_verify"
-    elif isinstance(exc, aiohttp.ClientConnectorSSLError | ssl.SSLError):
-        error_class = "tls_handshake"
-    elif isinstance(exc, aiohttp.ClientConnectorDNSError | socket.gaierror):
-        error_class = "dns"
     elif isinstance(exc, aiohttp.ConnectionTimeoutError):
         error_class = "timeout_connect"
-    elif isinstance(exc, asyncio.TimeoutError | TimeoutError):
-        error_class = "timeout"
-    elif isinstance(exc, aiohttp.ClientConnectorError) and isinstance(
-        exc.os_error, ConnectionRefusedError
-    ):
-        error_class = "refused"
-    elif isinstance(
-        exc,
-        aiohttp.ServerDisconnectedError
-        | aiohttp.ClientPayloadError
-        | ConnectionResetError
-        | aiohttp.ClientConnectionResetError,
-    ):
+    elif isinstance(exc, aiohttp.ClientConnectorError):
+        error_class = classify_os_error(exc.os_error, connecting=True)
+    elif isinstance(exc, aiohttp.ServerDisconnectedError | aiohttp.ClientConnectionResetError):
         error_class = "reset"
+    elif isinstance(exc, aiohttp.ClientPayloadError):
+        # A body cut short ("Not enough data", as a Content-Length or chunked body that ends
+        # early) is a reset; broken chunk framing is malformed, as llhttp says in the lean one.
+        error_class = "reset" if "Not enough data" in str(exc) else "malformed_response"
     elif isinstance(exc, aiohttp.ClientResponseError):
         error_class = "malformed_response"
-    else:
+    elif isinstance(exc, aiohttp.ClientError) and not isinstance(exc, OSError):
         error_class = "other"
+    else:
+        error_class = classify_os_error(exc, connecting=False)
+        if error_class == "other" and exc.__cause__ is not None:
+            # "Can not write request body" carries no errno: the reset is its cause.
+            error_class = classify_os_error(exc.__cause__, connecting=False)
+    if error_class == "other":
         return TransportFailure(error_class, f"{type(exc).__name__}: {exc}")
-    message = str(exc) or type(exc).__name__
-    return TransportFailure(error_class, message)
+    return TransportFailure(error_class, str(exc) or type(exc).__name__)
 
 
 def _trace_config() -> aiohttp.TraceConfig:
@@ -134,6 +129,7 @@ class AiohttpTransport:
         self._body_capture = scenario.defaults.body_capture
         self._extra_headers = tuple(target.headers.items())
         timeouts = scenario.defaults.timeouts
+        limits = scenario.defaults.response_limits
         connector = aiohttp.TCPConnector(
             limit=pool_size,
             limit_per_host=0,
@@ -149,9 +145,11 @@ class AiohttpTransport:
             # aiohttp would ask for gzip by default; a probe asks for it explicitly.
             skip_auto_headers=("Accept-Encoding",),
             trace_configs=[_trace_config()],
-            max_line_size=64 * 1024,
-            max_field_size=64 * 1024,
+            max_line_size=limits.header_line_bytes,
+            max_field_size=limits.header_line_bytes,
+            max_headers=limits.header_fields,
         )
+        self._header_bytes = limits.header_bytes
 
     async def send(self, request: RequestSpec) -> Observation:
         trace: dict[str, Any] = {}
@@ -178,6 +176,16 @@ class AiohttpTransport:
                 trace_request_ctx=trace,
             ) as response:
                 first_byte_ns = time.perf_counter_ns()
+                head_bytes = sum(len(name) + len(value) + 4 for name, value in response.raw_headers)
+                if head_bytes > self._header_bytes:
+                    # aiohttp bounds each line and the count, not the total: checked here, so
+                    # both transports draw the line at the same place.
+                    response.close()
+                    failure = TransportFailure(
+                        "malformed_response",
+                        f"response head over header_bytes ({self._header_bytes} bytes)",
+                    )
+                    return self._failed(failure, trace, started_ns)
                 tls = tls_session(response.connection.transport if response.connection else None)
                 digest = hashlib.sha256()
                 captured = bytearray()
@@ -207,11 +215,16 @@ class AiohttpTransport:
                     connection_reused=bool(trace.get("reused")),
                 )
         except (TimeoutError, aiohttp.ClientError, OSError, ssl.SSLError) as exc:
-            return Observation(
-                side=self.side,
-                failure=classify_failure(exc),
-                timings=_timings(trace, started_ns, None, time.perf_counter_ns()),
-            )
+            return self._failed(classify_failure(exc), trace, started_ns)
+
+    def _failed(
+        self, failure: TransportFailure, trace: Mapping[str, Any], started_ns: int
+    ) -> Observation:
+        return Observation(
+            side=self.side,
+            failure=failure,
+            timings=_timings(trace, started_ns, None, time.perf_counter_ns()),
+        )
 
     async def close(self) -> None:
         await self._session.close()

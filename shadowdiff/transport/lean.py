@@ -24,8 +24,10 @@ from yarl import URL
 
 from shadowdiff.observation import ErrorClass, Observation, Timings, TlsSession, TransportFailure
 from shadowdiff.scenario.load import Scenario
+from shadowdiff.scenario.model import ResponseLimits
 from shadowdiff.spec import RequestSpec, Side
 from shadowdiff.transport import USER_AGENT
+from shadowdiff.transport.failures import classify_os_error
 from shadowdiff.transport.tls import client_context, tls_session
 from shadowdiff.wire import refusal
 
@@ -47,12 +49,15 @@ class _Exchange:
     __slots__ = (
         "body",
         "body_bytes",
+        "bytes_after_end",
         "capture",
         "digest",
         "done",
         "ended_ns",
         "first_byte_ns",
+        "head_bytes",
         "head_only",
+        "header_bytes",
         "headers",
         "keep_alive",
         "reason",
@@ -78,9 +83,22 @@ class _Exchange:
         self.ended_ns = 0
         self.body = bytearray()
         self.body_bytes = 0
+        # Bytes that arrived with the response, after its end (another response, or junk):
+        # no request asked for them, so the response itself is suspect.
+        self.bytes_after_end = False
+        self.head_bytes = 0  # bytes received before the head was complete
+        self.header_bytes = 0  # header lines parsed, trailers included
         self.digest = _SHA256.copy()
         # llhttp forgets keep-alive once the message ends, so it is read at that moment.
         self.keep_alive = False
+
+
+def _note_bytes_after_end(exchange: _Exchange) -> None:
+    """A parser error after `exchange` ended: bytes no request asked for that are no response
+    make the answer malformed, except after a 101 Switching Protocols, where they are the new
+    protocol's."""
+    if exchange.done.done() and exchange.status != 101:
+        exchange.bytes_after_end = True
 
 
 def _ends_at_close(exchange: _Exchange) -> bool:
@@ -89,8 +107,24 @@ def _ends_at_close(exchange: _Exchange) -> bool:
 
 
 # Decoded header lines by their raw bytes; cleared when full (Date changes every second).
+# Only short lines are kept: the lines that repeat are short, and 4096 lines of 64 KiB
+# (response_limits allows them) would hold half a gigabyte.
 _HEADER_LINES: dict[tuple[bytes, bytes], tuple[str, str]] = {}
 _HEADER_LINES_KEPT: Final = 4096
+_HEADER_LINE_CACHED_BYTES: Final = 256
+
+
+def _response_parser(protocol: object) -> httptools.HttpResponseParser:
+    """llhttp as lenient as aiohttp's client makes it for responses (and as browsers are):
+    control characters in header values, LF without CR, spaces after a chunk size. Both
+    transports then call the same answers malformed."""
+    parser = httptools.HttpResponseParser(protocol)
+    parser.set_dangerous_leniencies(
+        lenient_headers=True,
+        lenient_optional_cr_before_lf=True,
+        lenient_spaces_after_chunk_size=True,
+    )
+    return parser
 
 
 class _Connection(asyncio.Protocol):
@@ -101,7 +135,7 @@ class _Connection(asyncio.Protocol):
     def __init__(self, pool: _Pool) -> None:
         self.pool = pool
         self.transport: asyncio.Transport | None = None
-        self.parser = httptools.HttpResponseParser(self)
+        self.parser = _response_parser(self)
         self.exchange: _Exchange | None = None
         self.deadline_ns = 0
         self.closed = False
@@ -121,13 +155,33 @@ class _Connection(asyncio.Protocol):
             self.parser.feed_data(data)
         except httptools.HttpParserUpgrade:
             self._finish()
+        except httptools.HttpParserCallbackError as exc:
+            # A callback refused the head (response_limits); llhttp wraps what it raised.
+            _note_bytes_after_end(exchange)  # when it was a response nobody asked for
+            cause = exc.__context__
+            self._fail(
+                cause
+                if isinstance(cause, _Failure)
+                else _Failure("malformed_response", f"invalid HTTP response: {exc}")
+            )
+            return
         except httptools.HttpParserError as exc:
+            _note_bytes_after_end(exchange)  # e.g. llhttp's "Data after Connection: close"
             self._fail(_Failure("malformed_response", f"invalid HTTP response: {exc}"))
             return
+        if exchange.status is None:
+            # llhttp buffers a line until it ends: count what it holds, so that one endless
+            # header line cannot grow it past the limit.
+            # The status line is not a header: allow one line more than the headers' total.
+            limits = self.pool.limits
+            exchange.head_bytes += len(data)
+            if exchange.head_bytes > limits.header_bytes + limits.header_line_bytes:
+                self._fail(_head_too_large(self.pool.limits))
+                return
         if exchange.head_only and exchange.status is not None and not exchange.done.done():
             # A response to HEAD has no body whatever its Content-Length says; the parser cannot
             # know the request was HEAD, so the message ends here and a fresh parser takes over.
-            self.parser = httptools.HttpResponseParser(self)
+            self.parser = _response_parser(self)
             self._finish()
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -145,19 +199,54 @@ class _Connection(asyncio.Protocol):
                 exchange.done.set_exception(_Failure("reset", message))
 
     # httptools callbacks
+    def on_message_begin(self) -> None:
+        exchange = self.exchange
+        if exchange is not None and exchange.done.done():
+            # A second response in the same read, which no request asked for: it goes to an
+            # exchange of its own, not over the first one's status and headers, and the
+            # connection is not reused. Well-formed, it is dropped (as aiohttp's client does);
+            # malformed, the parser error marks the first response (data_received).
+            exchange.keep_alive = False
+            stray = _Exchange(0, False, 0, self.pool.loop)
+            # Resolved from the start: nothing awaits it, so it must never hold an exception
+            # (asyncio would print "Future exception was never retrieved").
+            stray.done.set_result(None)
+            self.exchange = stray
+
     def on_status(self, status: bytes) -> None:
         assert self.exchange is not None
+        if len(status) > self.pool.limits.header_line_bytes:
+            raise _Failure("malformed_response", "status line longer than header_line_bytes")
         self.exchange.reason = status.decode("latin-1")
 
     def on_header(self, name: bytes, value: bytes) -> None:
+        exchange = self.exchange
+        assert exchange is not None
+        limits = self.pool.limits
+        line_bytes = len(name) + len(value) + 4  # ": " and CRLF
+        if line_bytes > limits.header_line_bytes:
+            raise _Failure(
+                "malformed_response",
+                f"a {line_bytes}-byte header line ({name[:40]!r}) exceeds header_line_bytes "
+                f"({limits.header_line_bytes})",
+            )
+        if len(exchange.headers) >= limits.header_fields:
+            raise _Failure(
+                "malformed_response",
+                f"more than header_fields ({limits.header_fields}) header fields",
+            )
+        exchange.header_bytes += line_bytes
+        if exchange.header_bytes > limits.header_bytes:
+            raise _head_too_large(limits)
         # Most header lines repeat from one response to the next: decode each line once.
         line = _HEADER_LINES.get((name, value))
         if line is None:
             line = (name.decode("latin-1"), value.decode("latin-1"))
-            if len(_HEADER_LINES) >= _HEADER_LINES_KEPT:
-                _HEADER_LINES.clear()
-            _HEADER_LINES[(name, value)] = line
-        self.exchange.headers.append(line)  # type: ignore[union-attr]
+            if line_bytes <= _HEADER_LINE_CACHED_BYTES:
+                if len(_HEADER_LINES) >= _HEADER_LINES_KEPT:
+                    _HEADER_LINES.clear()
+                _HEADER_LINES[(name, value)] = line
+        exchange.headers.append(line)
 
     def on_headers_complete(self) -> None:
         exchange = self.exchange
@@ -177,8 +266,20 @@ class _Connection(asyncio.Protocol):
             exchange.body += body[:room]
 
     def on_message_complete(self) -> None:
-        if self.exchange is not None:
-            self.exchange.keep_alive = self.parser.should_keep_alive()
+        exchange = self.exchange
+        if exchange is not None:
+            if (
+                exchange.status is not None
+                and 100 <= exchange.status < 200
+                and exchange.status != 101
+            ):
+                # An interim answer (100 Continue, 103 Early Hints): the final one follows on
+                # the same connection (RFC 9110 section 15.2), as aiohttp's client reads it.
+                exchange.status = exchange.reason = exchange.version = None
+                exchange.headers = []
+                exchange.head_bytes = exchange.header_bytes = 0
+                return
+            exchange.keep_alive = self.parser.should_keep_alive()
         self._finish()
 
     # internals
@@ -210,6 +311,7 @@ class _Pool:
         port_map: dict[int, int],
         make_ssl_context: Callable[[], ssl.SSLContext],
         connect_timeout_s: float,
+        limits: ResponseLimits,
     ) -> None:
         self.loop = loop
         self.address = address
@@ -217,6 +319,7 @@ class _Pool:
         self._make_ssl_context = make_ssl_context
         self._ssl_context: ssl.SSLContext | None = None
         self.connect_timeout_s = connect_timeout_s
+        self.limits = limits
         self.idle: dict[tuple[str, str, int], deque[_Connection]] = {}
 
     def prepare_tls(self) -> None:
@@ -265,33 +368,11 @@ class _Pool:
                     connection.transport = tls_transport
                     timings["tls_ns"] = time.perf_counter_ns() - connected
                     connection.tls = tls_session(tls_transport)
-        except TimeoutError:
+        except (OSError, EOFError) as exc:
+            # TimeoutError, ssl.SSLError and socket.gaierror are OSErrors too.
             connection._abort()
             raise _Failure(
-                "timeout_connect",
-                f"no connection to {self.address}:{connect_port} within {self.connect_timeout_s} s",
-            ) from None
-        except ssl.SSLCertVerificationError as exc:
-            connection._abort()
-            raise _Failure(
-                "tls_verify", f"certificate verify failed for {host}: {exc.verify_message}"
-            ) from None
-        except ssl.SSLError as exc:
-            connection._abort()
-            raise _Failure("tls_handshake", f"TLS handshake with {host} failed: {exc}") from None
-        except ConnectionRefusedError as exc:
-            raise _Failure(
-                "refused", f"connection to {self.address}:{connect_port} refused ({exc.strerror})"
-            ) from None
-        except socket.gaierror as exc:
-            raise _Failure("dns", f"cannot resolve {self.address}: {exc}") from None
-        except (ConnectionResetError, BrokenPipeError) as exc:
-            connection._abort()
-            raise _Failure("reset", f"connection reset during set-up: {exc}") from None
-        except OSError as exc:
-            connection._abort()
-            raise _Failure(
-                "other", f"cannot connect to {self.address}:{connect_port}: {exc}"
+                *_set_up_failure(exc, host, self.address, connect_port, self.connect_timeout_s)
             ) from None
         return connection
 
@@ -314,6 +395,7 @@ class LeanTransport:
             # trust store is slow, and a plain HTTP run needs none).
             lambda: client_context(target.tls, scenario.resolve_path),
             scenario.defaults.timeouts.connect_s,
+            scenario.defaults.response_limits,
         )
         if scenario.https_hosts():
             self._pool.prepare_tls()
@@ -403,6 +485,17 @@ class LeanTransport:
         finally:
             if connection is not None:
                 self._busy.discard(connection)
+        if exchange.bytes_after_end:
+            # As aiohttp's client reports it ("Data after `Connection: close`"), so that both
+            # transports say the same about a response followed by bytes no request asked for.
+            connection._abort()
+            return self._failed(
+                TransportFailure(
+                    "malformed_response", "bytes after the end of the response (no request asked)"
+                ),
+                started_ns,
+                timings,
+            )
         ended_ns = exchange.ended_ns
         connection.exchange = None
         if exchange.keep_alive and not connection.closed:
@@ -462,6 +555,27 @@ class LeanTransport:
                 if connection.transport is not None:
                     connection.transport.close()
         self._pool.idle.clear()
+
+
+def _set_up_failure(
+    exc: BaseException, host: str, address: str, port: int, timeout_s: float
+) -> tuple[ErrorClass, str]:
+    error_class = classify_os_error(exc, connecting=True)
+    if error_class == "timeout_connect":
+        return error_class, f"no connection to {address}:{port} within {timeout_s} s"
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        return error_class, f"certificate verify failed for {host}: {exc.verify_message}"
+    if isinstance(exc, ssl.SSLError):
+        return error_class, f"TLS handshake with {host} failed: {exc}"
+    if error_class == "dns":
+        return error_class, f"cannot resolve {address}: {exc}"
+    return error_class, f"connecting to {address}:{port} failed: {type(exc).__name__}: {exc}"
+
+
+def _head_too_large(limits: ResponseLimits) -> _Failure:
+    return _Failure(
+        "malformed_response", f"response head over header_bytes ({limits.header_bytes} bytes)"
+    )
 
 
 def _expire(connection: _Connection, total_s: float) -> None:

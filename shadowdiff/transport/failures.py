@@ -1,0 +1,58 @@
+"""The failure class of each fault on the wire, for both transports: one table, so that the
+same fault is the same class whichever transport met it. No I/O.
+
+The aiohttp transport unwraps aiohttp's exceptions to the OS and TLS errors underneath and
+asks here; the lean transport asks here about what the event loop raised.
+
+    fault                                         class
+    nothing listens                               refused
+    the name of a target's address unknown        dns
+    RST or EOF before the answer was complete     reset    (an RST during the TLS handshake
+                                                            too)
+    a TLS alert, a protocol error, or a close     tls_handshake (Envoy closes the handshake of
+    in the middle of the handshake                              an SNI no listener serves)
+    the certificate does not verify               tls_verify
+    no connection within connect_s                timeout_connect
+    no complete answer within total_s             timeout
+    bytes that are not HTTP/1.x, a head over      malformed_response
+    defaults.response_limits, bad chunk framing
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import socket
+import ssl
+from typing import Final
+
+from shadowdiff.observation import ErrorClass
+
+_BY_ERRNO: Final[dict[int, ErrorClass]] = {
+    errno.ECONNREFUSED: "refused",
+    errno.ECONNRESET: "reset",
+    errno.EPIPE: "reset",
+    errno.ECONNABORTED: "reset",
+    errno.ETIMEDOUT: "timeout_connect",
+}
+
+
+def classify_os_error(exc: BaseException, *, connecting: bool) -> ErrorClass:
+    """The class of an OS, TLS or stream error; `connecting` when it happened while the
+    connection (TCP and TLS) was being set up."""
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        return "tls_verify"
+    if isinstance(exc, ssl.SSLError):
+        # uvloop reports an RST during the handshake as an SSLError carrying ECONNRESET.
+        return _BY_ERRNO.get(exc.errno or 0, "tls_handshake")
+    if isinstance(exc, socket.gaierror):
+        return "dns"
+    if isinstance(exc, TimeoutError):
+        return "timeout_connect" if connecting else "timeout"
+    if isinstance(exc, ConnectionRefusedError):
+        return "refused"
+    if isinstance(exc, ConnectionError | EOFError | asyncio.IncompleteReadError):
+        return "reset"
+    if isinstance(exc, OSError) and exc.errno in _BY_ERRNO:
+        return _BY_ERRNO[exc.errno]
+    return "other"
