@@ -480,3 +480,38 @@ def test_validation_messages_never_quote_headers_or_url_credentials(
 ) -> None:
     lines = problems(TARGETS % "" + f"requests:\n  - {request_yaml}\n")
     assert lines and not any(secret in line for line in lines), lines
+
+
+@pytest.mark.parametrize("transport", TRANSPORT_NAMES)
+async def test_no_transport_sends_an_allowed_delete_twice(
+    tmp_path: Path, transport: TransportName
+) -> None:
+    """aiohttp sent an idempotent request again (DELETE included) when the server closed
+    without answering: the backend saw two DELETEs where the report counted one."""
+    import asyncio
+
+    seen: list[bytes] = []
+
+    async def close_after_reading(
+        reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        head = await reader.readuntil(b"\r\n\r\n")
+        seen.append(head.split(b" ", 1)[0])
+        writer.close()
+
+    server = await asyncio.start_server(close_after_reading, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    async with wire_server("127.0.0.2") as candidate:
+        path = tmp_path / "s.yaml"
+        path.write_text(
+            "targets:\n"
+            f"  baseline: {{address: 127.0.0.1, ports: {{http: {port}, https: 1}}}}\n"
+            f"  candidate: {{address: 127.0.0.2, ports: {{http: {candidate.port}, https: 1}}}}\n"
+            f"defaults: {{transport: {transport}}}\n"
+            "requests:\n  - {name: d, method: DELETE, allow_unsafe: true, url: 'http://x.example.com/orders/7'}\n"
+        )
+        report = await run_scenario(load_scenario(path, environ={}))
+    server.close()
+    await server.wait_closed()
+    assert seen == [b"DELETE"]
+    assert report["totals"]["unsafe_pairs_sent"] == 1

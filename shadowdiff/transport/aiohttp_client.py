@@ -149,6 +149,11 @@ class AiohttpTransport:
             max_field_size=limits.header_line_bytes,
             max_headers=limits.header_fields,
         )
+        # aiohttp sends an idempotent request (GET, HEAD, but also PUT and DELETE) a second
+        # time when a reused connection fails: an allowed DELETE would reach a backend twice
+        # more, and a retried GET would hide a reset on one side. No public switch exists
+        # (aiohttp 3.9+ reads this attribute in ClientSession._request).
+        self._session._retry_connection = False
         self._header_bytes = limits.header_bytes
 
     async def send(self, request: RequestSpec) -> Observation:
