@@ -171,12 +171,12 @@ def build_report(
         scenario.compare.latency_min_difference_ms,
         scenario.compare.latency_severity,
     )
+    # Scenario order; recorded requests of one route template share a name and a tally.
+    names = dict.fromkeys(spec.name for spec in scenario.requests)
     tallies = [
-        with_latency_finding(
-            collector.requests[spec.name], rules, collector.accept, collector.today
-        )
-        for spec in scenario.requests
-        if spec.name in collector.requests
+        with_latency_finding(collector.requests[name], rules, collector.accept, collector.today)
+        for name in names
+        if name in collector.requests
     ]
     signatures, decided = fold_signatures(
         [*tallies, *collector.tls.values()], NoiseThresholds(noise.relative, noise.absolute)
@@ -258,6 +258,8 @@ def build_report(
         "thresholds": thresholds,
         "latency": _overall_latency(tallies, collector, regression_ratio),
         "requests": requests,
+        # Recorded traffic: lines read, requests replayed, skipped by reason, templates.
+        "sources": list(scenario.sources) or None,
         # The first pairs, in order (at most PAIR_RECORD_LIMIT); null when not kept.
         "pairs": collector.pair_records if collector.keep_pairs else None,
     }

@@ -3,7 +3,6 @@ identical ones across requests into one line. Pure: plain data in, plain data ou
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, Final, Literal
@@ -12,20 +11,11 @@ from yarl import URL
 
 from shadowdiff.compare.difference import SEVERITY_ORDER
 from shadowdiff.report.collect import RequestTally, SignatureTally
+from shadowdiff.routes import path_template
 
 SignatureStatus = Literal["reported", "expired", "accepted", "noise"]
 # Routes with the same finding fold into one `prefix*` line from this many routes on.
 FOLD_ROUTES_AT: Final = 3
-_ID_SEGMENTS: Final = (
-    (re.compile(r"^\d+$"), "{n}"),
-    (
-        re.compile(
-            r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
-        ),
-        "{uuid}",
-    ),
-    (re.compile(r"^[0-9a-fA-F]{16,}$"), "{hex}"),
-)
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,15 +30,7 @@ class NoiseThresholds:
 
 def route_pattern(url: str) -> str:
     """The path of `url` with identifiers generalised: /orders/123 -> /orders/{n}."""
-    path = URL(url, encoded=True).raw_path or "/"
-    segments = []
-    for segment in path.split("/"):
-        for pattern, placeholder in _ID_SEGMENTS:
-            if pattern.match(segment):
-                segment = placeholder
-                break
-        segments.append(segment)
-    return "/".join(segments)
+    return path_template(URL(url, encoded=True).raw_path or "/")
 
 
 def decide(

@@ -122,6 +122,9 @@ def render_report(report: dict[str, Any], *, all_tls_tables: bool = False) -> Gr
         )
 
     parts: list[Any] = [header]
+    sources = _sources(report)
+    if sources is not None:
+        parts += [Text(), sources]
     if report["requests"]:
         parts += [Text(), requests]
     alike_hosts = []
@@ -146,6 +149,27 @@ def render_report(report: dict[str, Any], *, all_tls_tables: bool = False) -> Gr
         parts += [Text(), load]
     parts += [Text(), _verdict(report)]
     return Group(*parts)
+
+
+def _sources(report: dict[str, Any]) -> Text | None:
+    """One line per recorded source: what it held and why any of it was not replayed."""
+    sources = report.get("sources") or []
+    if not sources:
+        return None
+    text = Text("Sources\n", style="bold")
+    for source in sources:
+        skipped = ", ".join(
+            f"{count} {reason.replace('_', ' ')}" for reason, count in source["skipped"].items()
+        )
+        text.append(f"{source['name']}: {source['lines']} read, {source['replayed']} replayed")
+        text.append(f" ({source['templates_total']} route templates)")
+        if skipped:
+            text.append(f"; skipped {skipped}", style="dim")
+        text.append("\n")
+        for problem in source["problems"]:
+            text.append(f"  {problem}\n", style="yellow")
+    text.rstrip()
+    return text
 
 
 def _address(target: dict[str, Any]) -> str:

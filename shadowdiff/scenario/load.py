@@ -40,6 +40,7 @@ from shadowdiff.scenario.model import (
 )
 from shadowdiff.scenario.tls_files import tls_file_problems
 from shadowdiff.scenario.yamlsource import FieldPath, SourceDocument, format_path, read_yaml
+from shadowdiff.sources import SourceSummary, records, select, selection_for
 from shadowdiff.spec import RequestSpec
 from shadowdiff.wire import SAFE_METHODS, WireError, prepare_url, unsafe_reason
 
@@ -76,6 +77,8 @@ class Scenario:
     # What reports and messages never show: environment values (as `${NAME}`), sensitive
     # header values and URL credentials (as fingerprints). See `shadowdiff.redaction`.
     secrets: Secrets
+    # What each recorded source held and what became of it (the report's `sources` section).
+    sources: tuple[dict[str, Any], ...] = ()
 
     @property
     def environment_values(self) -> Mapping[str, str]:
@@ -162,6 +165,7 @@ def parse_scenario(
             document, also(_located(document, _without_typo_echoes(exc)))
         ) from None
     requests, expand_problems = _expand(config, document, base_dir)
+    summaries = _read_sources(config, document, base_dir, requests, expand_problems)
     problems = also([*expand_problems, *_check_targets(config, document, base_dir)])
     if problems:
         raise _scenario_error(document, problems)
@@ -178,7 +182,32 @@ def parse_scenario(
         accept=tuple(config.accept),
         base_dir=base_dir,
         secrets=_secrets(config, document, requests),
+        sources=tuple(summary.as_report() for summary in summaries),
     )
+
+
+def _read_sources(
+    config: ScenarioFile,
+    document: SourceDocument,
+    base_dir: Path,
+    requests: list[RequestSpec],
+    problems: list[Problem],
+) -> list[SourceSummary]:
+    """Append the selected requests of every recorded source to `requests`."""
+    summaries = []
+    for index, source in enumerate(config.sources):
+        summary = SourceSummary(source.path)
+        try:
+            requests.extend(
+                select(records(source, base_dir), selection_for(source, config.select), summary)
+            )
+        except OSError as exc:
+            where = ("sources", index, source.kind)
+            problems.append(
+                document.problem(where, f"cannot read {source.path}: {exc.strerror or exc}")
+            )
+        summaries.append(summary)
+    return summaries
 
 
 # Where an environment value can travel to the wire or into a report. A value shorter than
@@ -546,7 +575,7 @@ def _expand(
                     problems.append(problem)
         specs += expanded
 
-    if not config.requests and not config.matrix:
+    if not config.requests and not config.matrix and not config.sources:
         problems.append(
             document.problem(("requests",), "no requests: add requests or matrix entries")
         )

@@ -503,6 +503,89 @@ class Threshold(_Strict):
         return subject, metric, match["op"], limit
 
 
+class RecordedSource(_Strict):
+    """Recorded traffic to replay: exactly one of the four file kinds (`-` reads stdin)."""
+
+    ingress_nginx_log: str | None = Field(None, description="an access log; also .gz")
+    har: str | None = Field(None, description="a HAR 1.2 file from a browser or proxy")
+    jsonl: str | None = Field(None, description="shadowdiff's own line format")
+    goreplay: str | None = Field(None, description="a GoReplay .gor file (requests only)")
+    format: str = Field(
+        "upstreaminfo",
+        description="for logs: upstreaminfo (ingress-nginx's default), json, or an nginx "
+        "log_format string",
+    )
+    json_keys: dict[str, str] = Field(
+        default_factory=dict, description="for JSON logs: key in the log -> nginx variable name"
+    )
+    hosts: dict[str, Hostname] = Field(
+        default_factory=dict,
+        description="$proxy_upstream_name (namespace-service-port) -> production hostname",
+    )
+    default_host: Hostname | None = Field(None, description="for lines whose host is unknown")
+    scheme: Scheme = "https"
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> RecordedSource:
+        given = [k for k in ("ingress_nginx_log", "har", "jsonl", "goreplay") if getattr(self, k)]
+        if len(given) != 1:
+            raise ValueError(
+                "a source names exactly one of ingress_nginx_log, har, jsonl or goreplay; "
+                f"got {', '.join(given) if given else 'none'}"
+            )
+        return self
+
+    @property
+    def kind(self) -> str:
+        return next(
+            k for k in ("ingress_nginx_log", "har", "jsonl", "goreplay") if getattr(self, k)
+        )
+
+    @property
+    def path(self) -> str:
+        return str(getattr(self, self.kind))
+
+
+class SourceSelection(_Strict):
+    """Which recorded requests are replayed."""
+
+    methods: list[str] | None = Field(None, description="default: all safe methods")
+    hosts: list[str] = Field(default_factory=list, description="globs, e.g. *.example.com")
+    paths_exclude: list[str] = Field(default_factory=list, description="globs, e.g. /healthz")
+    per_route: int | None = Field(None, ge=1, description="at most N per route template")
+    sample: str | int | None = Field(None, description="a share such as 10%, or a count")
+    allow_unsafe: bool = Field(
+        False, description="replay recorded unsafe requests, each once (they run twice)"
+    )
+    replay_credentials: bool = Field(
+        False, description="replay recorded Authorization and Cookie headers (never printed)"
+    )
+
+    @model_validator(mode="after")
+    def _sample(self) -> SourceSelection:
+        self.sample_parts  # noqa: B018 - raises on a bad sample
+        return self
+
+    @property
+    def sample_parts(self) -> tuple[float | None, int | None]:
+        """(share, count) from `sample`."""
+        if self.sample is None:
+            return None, None
+        if isinstance(self.sample, int) and not isinstance(self.sample, bool):
+            if self.sample < 1:
+                raise ValueError("sample: a count is at least 1")
+            return None, self.sample
+        text = str(self.sample).strip()
+        if text.endswith("%"):
+            try:
+                share = float(text[:-1]) / 100
+            except ValueError:
+                share = -1.0
+            if 0 < share <= 1:
+                return share, None
+        raise ValueError(f"sample: expected a share such as 10% or a count; got {self.sample!r}")
+
+
 class Redaction(_Strict):
     """What reports never show beyond the built-in list (see `shadowdiff.redaction`)."""
 
@@ -527,3 +610,5 @@ class ScenarioFile(_Strict):
     thresholds: list[Threshold] = Field(default_factory=list)
     accept: list[Acceptance] = Field(default_factory=list)
     redact: Redaction = Redaction()
+    sources: list[RecordedSource] = Field(default_factory=list)
+    select: SourceSelection = SourceSelection()

@@ -1,0 +1,183 @@
+"""From recorded requests to request specs: hygiene, host resolution, safety, filters, breadth
+per route template and sampling, with every request that is not replayed counted by reason.
+Pure, and streaming: it keeps at most `per_route` specs per template and the counts.
+
+Hygiene (what a replay must not copy): hop-by-hop headers, Host and `:authority`, and
+Content-Length are rebuilt by the transport; cookies and authorization from a capture belong to
+a real user and are replayed only when the scenario says `replay_credentials: true` (they are
+never printed either way).
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import hashlib
+from collections import Counter
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Final
+
+from shadowdiff.routes import path_template
+from shadowdiff.sources.record import Recorded, Skipped, SkipReason
+from shadowdiff.spec import RequestSpec
+from shadowdiff.wire import WireError, prepare_url, refusal, unsafe_reason
+
+# RFC 9110 section 7.6.1 and HTTP/2 specifics: never replayed.
+HOP_BY_HOP: Final = frozenset(
+    {
+        "connection",
+        "keep-alive",
+        "proxy-connection",
+        "te",
+        "trailer",
+        "transfer-encoding",
+        "upgrade",
+        "http2-settings",
+        "host",
+        "content-length",
+    }
+)
+CREDENTIAL_HEADERS: Final = frozenset({"authorization", "proxy-authorization", "cookie"})
+# Templates named in the report: the busiest, so that a huge log keeps a small report.
+TEMPLATES_SHOWN: Final = 200
+
+
+@dataclass(frozen=True, slots=True)
+class Selection:
+    """The scenario's `select` section and the source's own settings, resolved."""
+
+    hosts_by_upstream: Mapping[str, str] = field(default_factory=dict)
+    default_host: str | None = None
+    default_scheme: str = "https"
+    methods: frozenset[str] | None = None
+    hosts: tuple[str, ...] = ()  # globs
+    paths_exclude: tuple[str, ...] = ()  # globs
+    per_route: int | None = None
+    sample_share: float | None = None  # 0..1, deterministic by the request's location
+    sample_count: int | None = None  # the first N that pass every other rule
+    allow_unsafe: bool = False
+    replay_credentials: bool = False
+    # Specs held in memory for one run; past it, requests are counted as sampled out.
+    max_kept: int = 100_000
+
+
+@dataclass
+class SourceSummary:
+    """What a source held and what became of it: the report's `sources` section."""
+
+    name: str
+    lines: int = 0
+    replayed: int = 0
+    skipped: Counter[SkipReason] = field(default_factory=Counter)
+    templates: Counter[str] = field(default_factory=Counter)
+    first_problems: list[str] = field(default_factory=list)  # `file:line: what was expected`
+
+    def skip(self, skipped: Skipped) -> None:
+        self.skipped[skipped.reason] += 1
+        if skipped.reason == "malformed" and len(self.first_problems) < 5:
+            self.first_problems.append(f"{skipped.location}: expected {skipped.detail}")
+
+    def as_report(self) -> dict[str, object]:
+        return {
+            "name": self.name,
+            "lines": self.lines,
+            "replayed": self.replayed,
+            "skipped": dict(sorted(self.skipped.items())),
+            "templates": dict(self.templates.most_common(TEMPLATES_SHOWN)),
+            "templates_total": len(self.templates),
+            "problems": list(self.first_problems),
+        }
+
+
+def _sampled_out(location: str, share: float) -> bool:
+    digest = hashlib.blake2b(location.encode("utf-8", "surrogatepass"), digest_size=8).digest()
+    return int.from_bytes(digest, "big") / 2**64 >= share
+
+
+def select(
+    recorded: Iterable[Recorded | Skipped], selection: Selection, summary: SourceSummary
+) -> Iterator[RequestSpec]:
+    """The specs to replay, in recorded order; `summary` counts everything else."""
+    per_template: Counter[str] = Counter()
+    kept = 0
+    for item in recorded:
+        summary.lines += 1
+        if isinstance(item, Skipped):
+            summary.skip(item)
+            continue
+        spec_or_reason = _to_spec(item, selection)
+        if isinstance(spec_or_reason, Skipped):
+            summary.skip(spec_or_reason)
+            continue
+        spec, template = spec_or_reason
+        if selection.sample_share is not None and _sampled_out(
+            item.location, selection.sample_share
+        ):
+            summary.skip(Skipped(item.location, "sampled_out", "sample"))
+            continue
+        if selection.per_route is not None and per_template[template] >= selection.per_route:
+            summary.skip(Skipped(item.location, "sampled_out", "per_route"))
+            continue
+        if selection.sample_count is not None and kept >= selection.sample_count:
+            summary.skip(Skipped(item.location, "sampled_out", "sample"))
+            continue
+        if kept >= selection.max_kept:
+            if not summary.skipped["sampled_out"]:
+                summary.first_problems.append(
+                    f"{item.location}: more than {selection.max_kept:,} requests selected; the "
+                    "rest are counted, not replayed (use select.per_route or select.sample)"
+                )
+            summary.skip(Skipped(item.location, "sampled_out", "limit"))
+            continue
+        per_template[template] += 1
+        kept += 1
+        summary.replayed += 1
+        summary.templates[template] += 1
+        yield spec
+
+
+def _to_spec(item: Recorded, selection: Selection) -> tuple[RequestSpec, str] | Skipped:
+    host = item.host
+    if host is None and item.upstream is not None:
+        host = selection.hosts_by_upstream.get(item.upstream)
+    host = host or selection.default_host
+    if not host:
+        return Skipped(item.location, "unknown_host", "a host (map the upstream, or default_host)")
+    if selection.methods is not None and item.method not in selection.methods:
+        return Skipped(item.location, "filtered", "methods")
+    if selection.hosts and not any(fnmatch.fnmatchcase(host, glob) for glob in selection.hosts):
+        return Skipped(item.location, "filtered", "hosts")
+    path = item.target.split("?", 1)[0]
+    if any(fnmatch.fnmatchcase(path, glob) for glob in selection.paths_exclude):
+        return Skipped(item.location, "filtered", "paths_exclude")
+    headers = tuple(
+        (name, value)
+        for name, value in item.headers
+        if name.lower() not in HOP_BY_HOP
+        and (selection.replay_credentials or name.lower() not in CREDENTIAL_HEADERS)
+    )
+    unsafe = unsafe_reason(item.method, headers, item.body)
+    if unsafe is not None and not selection.allow_unsafe:
+        return Skipped(item.location, "unsafe", unsafe)
+    scheme = item.scheme or selection.default_scheme
+    target = item.target if item.target.startswith("/") else f"/{item.target}"
+    try:
+        url, userinfo = prepare_url(f"{scheme}://{host}{target}")
+    except WireError as exc:
+        return Skipped(item.location, "not_sendable", str(exc))
+    if userinfo is not None:
+        return Skipped(item.location, "not_sendable", "credentials in the URL")
+    reason = refusal(item.method, url, headers, item.body, allow_unsafe=selection.allow_unsafe)
+    if reason is not None:
+        return Skipped(item.location, "not_sendable", reason)
+    template = f"{item.method} {host}{path_template(path)}"
+    spec = RequestSpec(
+        name=template,
+        method=item.method,
+        url=url,
+        headers=headers,
+        body=item.body,
+        # Recorded unsafe requests, when allowed, go out once each: never cycled under load.
+        allow_unsafe=unsafe is not None,
+    )
+    return spec, template
