@@ -47,3 +47,12 @@ class ScenarioError(UsageError):
     def __init__(self, problems: list[Problem]) -> None:
         self.problems = problems
         super().__init__("\n".join(str(p) for p in problems))
+
+
+def describe_exception(exc: BaseException) -> str:
+    """An unexpected exception as one line: its type and message. A task group that failed
+    for one reason is that reason (what went wrong, not where it was gathered)."""
+    while isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
+        exc = exc.exceptions[0]
+    message = " ".join(str(exc).split())
+    return f"{type(exc).__name__}: {message}" if message else type(exc).__name__

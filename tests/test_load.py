@@ -199,7 +199,13 @@ async def test_interrupted_open_run_still_reports_its_pacing(
     )
     report_path = tmp_path / "r.json"
     code, _, stderr = await shadowdiff(
-        "run", str(scenario), "-q", "--json", str(report_path), interrupt_after_s=2.5
+        "run",
+        str(scenario),
+        "-q",
+        "--json",
+        str(report_path),
+        # 150 pairs (two requests each) of a 100 pairs/s schedule: enough for the rates.
+        interrupt_when=lambda: len(entry.requests) >= 300,
     )
     assert code == 130, stderr
     report = json.loads(report_path.read_text())

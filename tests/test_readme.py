@@ -46,3 +46,16 @@ def test_readme_full_example_is_valid(tmp_path: Path) -> None:
     scenario = parse_scenario(yaml_blocks()[0], "README.md", base_dir=tmp_path, environ=ENVIRON)
     assert scenario.targets.candidate.address == "198.51.100.7"
     assert len(scenario.requests) == 4 + 2 * 3 * 2 * 2  # four requests, and the matrix
+
+
+def test_readme_exit_code_table_is_the_one_in_the_code() -> None:
+    from shadowdiff.report.verdict import exit_code_table
+
+    section = README.read_text().split("## Exit codes", 1)[1].split("\n## ", 1)[0]
+    rows = [
+        (int(cells[0]), cells[1])
+        for line in section.splitlines()
+        if line.startswith("| ")
+        and (cells := [cell.strip() for cell in line.strip("|").split("|")])[0].isdigit()
+    ]
+    assert rows == exit_code_table()

@@ -112,7 +112,7 @@ async def test_ctrl_c_with_workers_still_writes_the_report(
         "--json",
         str(report_path),
         "-q",
-        interrupt_after_s=3.0,
+        interrupt_when=lambda: len(entry.requests) >= 40,
     )
     assert code == 130, stderr
     report = json.loads(report_path.read_text())
