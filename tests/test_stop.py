@@ -136,3 +136,24 @@ async def test_workers_end_when_their_parent_is_killed(endless_run: Any) -> None
     run.send(signal.SIGKILL)
     await run.finish()
     assert await run.nothing_left_behind()
+
+
+async def test_signal_check_script_at_readiness_moments() -> None:
+    """A few cases of `./dev signals`, at readiness moments instead of set times."""
+    from .signal_check import Case, Server, check_cases
+
+    async def handlers_installed(run: CliProcess, server: Server) -> None:
+        await until(run.catches_stop_signals, 30, "the handlers to be installed")
+
+    async def pairs_flowing(run: CliProcess, server: Server) -> None:
+        start = server.requests
+        await until(lambda: server.requests >= start + 40, 30, "40 more requests")
+
+    cases = [
+        Case(1, "double-sigint", "handlers installed", handlers_installed),
+        Case(2, "sigterm", "handlers installed", handlers_installed),
+        Case(2, "double-sigint", "40 requests", pairs_flowing),
+    ]
+    lines: list[str] = []
+    totals = await check_cases(cases, runs=1, say=lines.append)
+    assert (totals["runs"], totals["failed"]) == (3, 0), lines
