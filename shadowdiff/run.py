@@ -99,24 +99,12 @@ def finish_report(
         load=outcome[0] if outcome else None,
         resources=resources,
     )
-    cause = (
-        "internal_error"
-        if internal_error is not None
-        else stopped_by
-        if stopped_by is not None
-        else "worker_died"
-        if worker_failures
-        else None
-    )
     report["stop"] = None
     if verdict is not None:
-        code, reason = verdict
-        report["outcome"] = {
-            "exit_code": int(code),
-            "reason": redact(reason, scenario.environment_values),
-        }
+        reason = redact(verdict.reason, scenario.environment_values)
+        report["outcome"] = {"exit_code": int(verdict.exit_code), "reason": reason}
         report["stop"] = {
-            "cause": cause,
+            "cause": verdict.cause,
             "before_first_pair": collector.pairs_done == 0,
             "worker_failures": list(worker_failures),
         }

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from enum import IntEnum
 from typing import Any, Final
 
@@ -48,24 +49,36 @@ def exit_code_table() -> list[tuple[int, str]]:
     return [(int(code), EXIT_CODE_MEANINGS[code]) for code in ExitCode]
 
 
+@dataclass(frozen=True, slots=True)
+class StopVerdict:
+    """Why a run did not end by itself, and what that means for the exit code."""
+
+    cause: str  # "internal_error", a signal's name ("SIGINT", "SIGTERM") or "worker_died"
+    exit_code: ExitCode
+    reason: str
+
+
 def stop_verdict(
     pairs: int,
     *,
     signal_name: str | None = None,
     internal_error: str | None = None,
     worker_failures: Sequence[str] = (),
-) -> tuple[ExitCode, str] | None:
+) -> StopVerdict | None:
     """The verdict of a run that did not end by itself, or None when it did. A bug comes
     first, then a signal (a worker that died of the same Ctrl-C is part of it), then a worker
     that died on its own."""
     after = f"after {pairs} pairs" if pairs else "before the first pair"
     if internal_error is not None:
-        return ExitCode.INTERNAL_ERROR, f"internal error {after}: {internal_error}"
+        return StopVerdict(
+            "internal_error", ExitCode.INTERNAL_ERROR, f"internal error {after}: {internal_error}"
+        )
     if signal_name is not None:
         code = ExitCode.TERMINATED if signal_name == "SIGTERM" else ExitCode.INTERRUPTED
-        return code, f"interrupted by {signal_name} {after}"
+        return StopVerdict(signal_name, code, f"interrupted by {signal_name} {after}")
     if worker_failures:
-        return ExitCode.RUN_FAILED, f"{worker_failures[0]}; the report covers the pairs completed"
+        reason = f"{worker_failures[0]}; the report covers the pairs completed"
+        return StopVerdict("worker_died", ExitCode.RUN_FAILED, reason)
     return None
 
 
