@@ -76,12 +76,17 @@ class CliProcess:
                 found.append(child)
         return found
 
-    def send(self, signum: int, *, group: bool = False) -> None:
-        """Send to the process, or to its whole group as a terminal's Ctrl-C does."""
-        if group:
-            os.killpg(self.pid, signum)
-        else:
-            os.kill(self.pid, signum)
+    def send(self, signum: int, *, group: bool = False) -> bool:
+        """Send to the process, or to its whole group as a terminal's Ctrl-C does; False
+        when it has ended already (a second Ctrl-C after a quick exit)."""
+        try:
+            if group:
+                os.killpg(self.pid, signum)
+            else:
+                os.kill(self.pid, signum)
+        except ProcessLookupError:
+            return False
+        return True
 
     async def finish(self, timeout_s: float = 60) -> tuple[int, str, str]:
         """Exit code, stdout and stderr; kills the whole group if it does not end in time."""
