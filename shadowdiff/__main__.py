@@ -5,14 +5,18 @@ numpy, pydantic) takes a good part of a second, and a Ctrl-C or a SIGTERM during
 end in a report, not in a traceback or a silent death.
 """
 
+import sys
+
 from shadowdiff.stop import STOP
 
 
 def main() -> None:
     STOP.install()
-    from shadowdiff.cli import entry_point
+    from shadowdiff.cli import main as run_command
 
-    entry_point()
+    code = run_command()
+    STOP.ignore_from_now()  # the report is written and the exit code decided
+    sys.exit(code)
 
 
 if __name__ == "__main__":

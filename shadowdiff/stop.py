@@ -54,6 +54,13 @@ class StopSignals:
         self.received, self.count, self.raise_on_signal = None, 0, False
         self._listener = None
 
+    def ignore_from_now(self) -> None:
+        """Ignore both signals for the rest of the process's life. Call once the outcome is
+        decided: Python's shutdown puts the default handlers back, and a late signal (the
+        second of a double Ctrl-C) would then kill the process, losing its exit code."""
+        for signum in STOP_SIGNALS:
+            signal.signal(signum, signal.SIG_IGN)
+
     def listen(self, callback: Callable[[], object] | None) -> None:
         """Call `callback` on the first signal (at once if one already came); None stops."""
         self._listener = callback

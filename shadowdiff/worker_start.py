@@ -19,3 +19,4 @@ def start(arguments: bytes, counters: Any, results: Any) -> None:
     from shadowdiff.workers import run_worker
 
     run_worker(*pickle.loads(arguments), counters=counters, results=results)
+    STOP.ignore_from_now()  # its results are sent: nothing a signal could still change

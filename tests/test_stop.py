@@ -157,3 +157,19 @@ async def test_signal_check_script_at_readiness_moments() -> None:
     lines: list[str] = []
     totals = await check_cases(cases, runs=1, say=lines.append)
     assert (totals["runs"], totals["failed"]) == (3, 0), lines
+
+
+@pytest.mark.parametrize("workers", [1, 2], ids=["one-process", "two-workers"])
+async def test_ctrl_c_held_down_still_ends_with_the_report_and_130(
+    endless_run: Any, workers: int
+) -> None:
+    """SIGINT to the group every 10 ms from the first pairs until the process has exited:
+    none of them, not even one during Python's own shutdown, costs the report or the code."""
+    run, entry, report_path = await endless_run(workers)
+    await until(lambda: len(entry.requests) >= 40, 30, "the server to see 40 requests")
+    while run.send(signal.SIGINT, group=True) and run.process.returncode is None:
+        await asyncio.sleep(0.01)
+    code, _, stderr = await run.finish()
+    assert code == 130, stderr
+    _stopped_report(report_path, "SIGINT")
+    assert await run.nothing_left_behind()
