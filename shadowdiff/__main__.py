@@ -12,7 +12,8 @@ from shadowdiff.stop import STOP
 
 def main() -> None:
     STOP.install()
-    from shadowdiff.cli import main as run_command
+    with STOP.deferred():
+        from shadowdiff.cli import main as run_command
 
     code = run_command()
     STOP.ignore_from_now()  # the report is written and the exit code decided

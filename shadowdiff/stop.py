@@ -10,8 +10,9 @@ line can install it before importing the rest of shadowdiff.
 
 from __future__ import annotations
 
+import contextlib
 import signal
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from types import FrameType
 from typing import Any, Final
 
@@ -53,6 +54,20 @@ class StopSignals:
         self._previous.clear()
         self.received, self.count, self.raise_on_signal = None, 0, False
         self._listener = None
+
+    @contextlib.contextmanager
+    def deferred(self) -> Iterator[None]:
+        """Block both signals in this thread meanwhile: one that comes waits, then arrives.
+
+        Threads started meanwhile keep them blocked for good (a thread inherits the mask of
+        the thread that starts it). Import heavy modules inside: numpy's BLAS starts threads
+        as it is imported, and the kernel gives a process-wide signal to any thread that does
+        not block it, which matters while the workers start (see workers.py)."""
+        signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+        try:
+            yield
+        finally:
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
 
     def ignore_from_now(self) -> None:
         """Ignore both signals for the rest of the process's life. Call once the outcome is

@@ -16,7 +16,8 @@ from shadowdiff.stop import STOP
 
 def start(arguments: bytes, counters: Any, results: Any) -> None:
     STOP.install()
-    from shadowdiff.workers import run_worker
+    with STOP.deferred():
+        from shadowdiff.workers import run_worker
 
     run_worker(*pickle.loads(arguments), counters=counters, results=results)
     STOP.ignore_from_now()  # its results are sent: nothing a signal could still change

@@ -30,6 +30,7 @@ import signal
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
+from multiprocessing import resource_tracker
 from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
 from multiprocessing.sharedctypes import SynchronizedArray
@@ -191,6 +192,9 @@ async def replay_in_workers(
         progress.append(SharedProgress(counters, workers))
     processes: list[BaseProcess] = []
     connections: list[Connection] = []
+    # The first spawn starts multiprocessing's resource tracker, and that unblocks SIGINT and
+    # SIGTERM as it ends: inside the window below, with them ignored, one would be lost.
+    resource_tracker.ensure_running()
     try:
         with _children_ignore_stop_signals():
             for k in range(workers):
@@ -286,7 +290,10 @@ def _children_ignore_stop_signals() -> Iterator[None]:
     """Processes started inside start with SIGINT and SIGTERM ignored (an ignored signal
     stays ignored across exec, and Python then leaves SIGINT alone), until `worker_start`
     installs their handlers; one that comes meanwhile is sent again by `_gather`. This
-    process only defers them: blocked, a signal stays pending until the handler is back."""
+    process only defers them: blocked, a signal stays pending until the handler is back. That
+    holds only if no other thread of this process takes it meanwhile (it would be discarded):
+    the command line imports numpy, whose BLAS threads start then, with them blocked
+    (`STOP.deferred`)."""
     if threading.current_thread() is not threading.main_thread():
         yield  # signal handlers belong to the main thread
         return

@@ -118,8 +118,10 @@ async def check_run(case: Case, scenario: Path, report: Path, server: Server) ->
                 run.send(signal.SIGINT, group=True)
         code, _, stderr = await run.finish(timeout_s=60)
     except AssertionError as exc:
-        run.kill_group()
         return [str(exc)]
+    finally:
+        if run.process.returncode is None:  # this script stopped or gave up: end the run too
+            run.kill_group()
     expected = 143 if case.kind == "sigterm" else 130
     if code != expected:
         problems.append(f"exit {code}, not {expected}: {stderr.strip()[-300:]}")
