@@ -9,10 +9,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import resource
-import signal
+import os
 import sys
 import time
+import traceback
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -22,13 +22,15 @@ from rich.console import Console
 
 from shadowdiff import __version__
 from shadowdiff.engine import LoadOutcome
-from shadowdiff.errors import ScenarioError, UsageError
+from shadowdiff.errors import ScenarioError, UsageError, describe_exception
 from shadowdiff.report import ExitCode, RunCollector, read_report, write_report
 from shadowdiff.report.progress import show_progress
 from shadowdiff.report.terminal import print_report
+from shadowdiff.report.verdict import exit_code_table
 from shadowdiff.scenario import Scenario, load_scenario
 from shadowdiff.scenario.schema import scenario_json_schema
 from shadowdiff.spec import SIDES
+from shadowdiff.stop import STOP, StopRequested
 from shadowdiff.workers import SharedProgress
 
 T = TypeVar("T")
@@ -66,8 +68,10 @@ async def _replay_with_report(
     seed: int | None,
     tls_only: bool = False,
     workers: int = 1,
-) -> dict[str, Any]:
-    """Probe TLS, then replay; on Ctrl-C stop and still build the report of what completed."""
+) -> tuple[dict[str, Any], Exception | None]:
+    """Probe TLS, then replay; on SIGINT or SIGTERM (at any moment, even before this starts)
+    stop and still build the report of what completed. An unexpected exception stops the run
+    the same way and is returned beside the report, for the caller to raise once it is saved."""
     from shadowdiff.run import execute, finish_report
 
     now = datetime.now(UTC)
@@ -76,6 +80,7 @@ async def _replay_with_report(
     outcome: list[LoadOutcome] = []
     shared_progress: list[SharedProgress] = []
     worker_peaks_kb: list[int] = []
+    worker_failures: list[str] = []
     work = asyncio.ensure_future(
         execute(
             scenario,
@@ -88,6 +93,7 @@ async def _replay_with_report(
             workers=workers,
             progress=shared_progress,
             worker_peaks_kb=worker_peaks_kb,
+            worker_failures=worker_failures,
         )
     )
     progress = None
@@ -100,36 +106,36 @@ async def _replay_with_report(
             )
         )
     loop = asyncio.get_running_loop()
-    stopped_by_user = []
-
-    def stop() -> None:
-        stopped_by_user.append(True)
-        work.cancel()
-
-    loop.add_signal_handler(signal.SIGINT, stop)
+    # The handler runs between two bytecodes of this thread, possibly inside the loop's own
+    # code: hand the cancellation to the loop rather than cancel from there.
+    STOP.listen(lambda: loop.call_soon_threadsafe(work.cancel))
+    failure: Exception | None = None
     try:
         await work
     except asyncio.CancelledError:
         pass
+    except Exception as exc:  # a bug: keep what completed, say so, exit with its own code
+        failure = exc
     finally:
-        loop.remove_signal_handler(signal.SIGINT)
+        STOP.listen(None)
         if progress is not None:
             progress.cancel()
             await asyncio.gather(progress, return_exceptions=True)
-    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    return finish_report(
+    report = finish_report(
         scenario,
         collector,
         started_at=now,
         started=started,
         outcome=outcome,
-        interrupted=bool(stopped_by_user),
+        stopped_by=STOP.received.name if STOP.received is not None else None,
+        internal_error=describe_exception(failure) if failure is not None else None,
+        worker_failures=worker_failures,
         resources={
             "workers": workers,
-            "peak_rss_mb": round(peak_mb, 1),
             "workers_peak_rss_mb": [round(kb / 1024, 1) for kb in worker_peaks_kb],
         },
     )
+    return report, failure
 
 
 def _finish(
@@ -150,7 +156,7 @@ def command_run(args: argparse.Namespace) -> int:
     tune_garbage_collection()
     _check_output_path(args.json)
     _warn_insecure(scenario)
-    report = _run_async(
+    report, failure = _run_async(
         lambda: _replay_with_report(
             scenario,
             concurrency=args.concurrency,
@@ -160,7 +166,15 @@ def command_run(args: argparse.Namespace) -> int:
             workers=args.workers,
         )
     )
-    return _finish(report, args.json, args.quiet, all_tls_tables=args.tls_only)
+    code = _finish(report, args.json, args.quiet, all_tls_tables=args.tls_only)
+    if failure is not None:
+        # The report is saved; `main` says what went wrong, in one line with no secret in it.
+        from shadowdiff.redaction import load_key
+        from shadowdiff.report.document import redactor_for
+
+        redactor = redactor_for(scenario, load_key(os.environ)[0])
+        raise InternalFailure(redactor.text(describe_exception(failure))) from failure
+    return code
 
 
 def command_demo(args: argparse.Namespace) -> int:
@@ -218,8 +232,11 @@ def build_parser() -> argparse.ArgumentParser:
         prog="shadowdiff",
         description="Replay requests against two entry points (baseline and candidate) "
         "and report what differs.",
+        epilog=_exit_code_epilog(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"shadowdiff {__version__}")
+    parser.add_argument("--debug", action="store_true", help=_DEBUG_HELP)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     run = commands.add_parser("run", help="replay a scenario against both targets")
@@ -240,6 +257,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="N",
         help="processes sending requests, each a share of the pairs (default 1; one per core)",
     )
+    run.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=_DEBUG_HELP)
     run.set_defaults(handler=command_run)
 
     demo = commands.add_parser(
@@ -269,22 +287,69 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    # Installed already by `python -m shadowdiff` and the `shadowdiff` command, before the
+    # imports; installed (and removed afterwards) here when the CLI is called from Python.
+    installed_here = not STOP.installed
+    STOP.install()
+    try:
+        return _main(argv)
+    finally:
+        if installed_here:
+            STOP.uninstall()
+
+
+def _main(argv: Sequence[str] | None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if getattr(args, "concurrency", None) is not None and args.concurrency < 1:
         parser.error("--concurrency must be at least 1")
     if getattr(args, "workers", 1) < 1:
         parser.error("--workers must be at least 1")
+    if args.handler is not command_run:
+        # Nothing to save: a signal ends these commands at once.
+        if STOP.exit_code is not None:
+            return STOP.exit_code
+        STOP.raise_on_signal = True
     try:
         return int(args.handler(args))
     except UsageError as exc:
         for line in str(exc).splitlines():
-            _stderr.print(
-                f"[red]error:[/] {line}", soft_wrap=True
-            ) if sys.stderr.isatty() else print(f"error: {line}", file=sys.stderr)
+            _print_error(line)
         return ExitCode.USAGE
+    except StopRequested as stop:
+        return 128 + stop.signum
     except KeyboardInterrupt:
         return ExitCode.INTERRUPTED
+    except InternalFailure as exc:
+        _print_error(f"internal: {exc}")
+        if args.debug and exc.__cause__ is not None:
+            traceback.print_exception(exc.__cause__, file=sys.stderr)
+        return ExitCode.INTERNAL_ERROR
+    except Exception as exc:
+        _print_error(f"internal: {describe_exception(exc)}")
+        if args.debug:
+            traceback.print_exception(exc, file=sys.stderr)
+        return ExitCode.INTERNAL_ERROR
+
+
+class InternalFailure(Exception):
+    """A run that failed on a bug after its report was saved; the message is redacted."""
+
+
+def _print_error(line: str) -> None:
+    if sys.stderr.isatty():
+        _stderr.print(f"[red]error:[/] {line}", soft_wrap=True, markup=True, highlight=False)
+    else:
+        print(f"error: {line}", file=sys.stderr)
+
+
+_DEBUG_HELP = "on an internal error, print the traceback too"
+
+
+def _exit_code_epilog() -> str:
+    width = max(len(str(code)) for code, _ in exit_code_table())
+    lines = [f"  {code:>{width}}  {meaning}" for code, meaning in exit_code_table()]
+    return "exit codes (every command):\n" + "\n".join(lines)
 
 
 def entry_point() -> None:

@@ -17,8 +17,9 @@ import itertools
 import math
 import random
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from typing import TypeVar
 
 from shadowdiff.compare import Difference, compare
 from shadowdiff.compare.options import CompareOptions, compare_options
@@ -68,6 +69,7 @@ class LoadOutcome:
 
 
 PairSink = Callable[[Pair], None]
+T = TypeVar("T")
 TransportFactory = Callable[[Scenario, Side, int], Transport]
 
 
@@ -142,6 +144,29 @@ def _work(scenario: Scenario, load: LoadSettings | None) -> Iterator[tuple[Reque
                     yield request, repetition + 1
 
     return itertools.islice(laps(), load.max_pairs) if load.max_pairs else laps()
+
+
+def deal(
+    items: Iterable[T], share: tuple[int, int], request_name: Callable[[T], str]
+) -> Iterator[tuple[int, T]]:
+    """Worker k of n's items of the run (`share` = (k, n)), with their index in the whole run.
+
+    Each request's occurrences are dealt to the workers in turn, and each new request starts
+    one worker further along. So every worker sends the scenario's mix, whatever the order
+    of the run (two requests cycled by a time-bounded run would otherwise give each of two
+    workers one request only), and the n shares together are exactly the run. Every worker
+    walks the whole run, so all of them deal alike."""
+    worker, workers = share
+    if workers == 1:
+        yield from enumerate(items)
+        return
+    turns: dict[str, int] = {}  # grows with the distinct requests, like the scenario itself
+    for index, item in enumerate(items):
+        name = request_name(item)
+        turn = turns.get(name, len(turns))
+        turns[name] = turn + 1
+        if turn % workers == worker:
+            yield index, item
 
 
 def rate_at(load: LoadSettings, elapsed_s: float) -> float:
@@ -294,10 +319,11 @@ async def replay(
 ) -> LoadOutcome:
     """Replay `scenario` against both targets, calling `sink` once per pair as it completes.
 
-    `share` = (k, n) sends only pairs whose index is k modulo n: n workers with k = 0..n-1
-    together send exactly one run. `load` overrides the scenario's. Cancelling the calling
-    task (Ctrl-C) stops new pairs; the sink already holds what completed, and `on_outcome`
-    (when given) receives how the run was paced, cancelled or not.
+    `share` = (k, n) sends only worker k's pairs (see `deal`): n workers with k = 0..n-1
+    together send exactly one run, each with the scenario's mix of requests. `load` overrides
+    the scenario's. Cancelling the calling task (Ctrl-C) stops new pairs; the sink already
+    holds what completed, and `on_outcome` (when given) receives how the run was paced,
+    cancelled or not.
     """
     refuse_unsendable(scenario)
     load = load if load is not None else scenario.load
@@ -366,9 +392,9 @@ async def _closed_model(
     share: tuple[int, int],
     in_flight: int,
 ) -> None:
-    worker, worker_count = share
     work = (
-        (i, r, n) for i, (r, n) in enumerate(_work(scenario, load)) if i % worker_count == worker
+        (index, request, repetition)
+        for index, (request, repetition) in deal(_work(scenario, load), share, lambda w: w[0].name)
     )
     started_ns = time.perf_counter_ns()
     deadline_ns = (
@@ -384,9 +410,7 @@ async def _closed_model(
             await runner.run(index, request, repetition, None, now >= warmup_end_ns)
 
     planned = scenario.pair_count
-    loops = (
-        in_flight if planned is None else max(1, min(in_flight, math.ceil(planned / worker_count)))
-    )
+    loops = in_flight if planned is None else max(1, min(in_flight, math.ceil(planned / share[1])))
     async with asyncio.TaskGroup() as group:
         for _ in range(loops):
             group.create_task(loop())
@@ -402,7 +426,6 @@ async def _open_model(
 ) -> None:
     """Start pairs on schedule, counting in `runner.on_time` those started within the
     schedule's window."""
-    worker, worker_count = share
     in_flight = asyncio.Semaphore(max_in_flight)
     tasks: set[asyncio.Task[None]] = set()
     started_ns = time.perf_counter_ns()
@@ -412,11 +435,9 @@ async def _open_model(
     try:
         # Every worker walks the whole schedule and keeps its share, so that n workers together
         # follow exactly the schedule one would.
-        for index, (offset_s, (request, repetition)) in enumerate(
-            zip(arrival_offsets(load, rng), work, strict=False)
+        for index, (offset_s, (request, repetition)) in deal(
+            zip(arrival_offsets(load, rng), work, strict=False), share, lambda a: a[1][0].name
         ):
-            if index % worker_count != worker:
-                continue
             intended_ns = started_ns + int(offset_s * 1e9)
             delay_ns = intended_ns - time.perf_counter_ns()
             if delay_ns > 0:

@@ -58,3 +58,12 @@ class RequestRefused(UsageError):
     def __init__(self, reasons: list[str]) -> None:
         self.reasons = reasons
         super().__init__("\n".join(reasons))
+
+
+def describe_exception(exc: BaseException) -> str:
+    """An unexpected exception as one line: its type and message. A task group that failed
+    for one reason is that reason (what went wrong, not where it was gathered)."""
+    while isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
+        exc = exc.exceptions[0]
+    message = " ".join(str(exc).split())
+    return f"{type(exc).__name__}: {message}" if message else type(exc).__name__

@@ -5,13 +5,16 @@ from __future__ import annotations
 
 import datetime
 import os
+import resource
 import time
+from collections.abc import Sequence
 from typing import Any
 
 from shadowdiff.engine import LoadOutcome, replay
 from shadowdiff.redaction import load_key
 from shadowdiff.report.collect import RunCollector
-from shadowdiff.report.document import build_report
+from shadowdiff.report.document import build_report, redactor_for
+from shadowdiff.report.verdict import stop_verdict
 from shadowdiff.scenario import Scenario
 from shadowdiff.tls import probe_scenario
 from shadowdiff.workers import SharedProgress, replay_in_workers
@@ -29,10 +32,12 @@ async def execute(
     workers: int = 1,
     progress: list[SharedProgress] | None = None,
     worker_peaks_kb: list[int] | None = None,
+    worker_failures: list[str] | None = None,
 ) -> None:
     """Probe TLS (unless the scenario turns it off), then replay every request (unless
     `tls_only`). Cancel the calling task to stop; the collector keeps what completed, and
-    `outcome` (when given) receives how the replay was paced."""
+    `outcome` (when given) receives how the replay was paced, and `worker_failures` a line for
+    each worker process that died."""
     if tls_only or scenario.tls_probe.probe:
         for host_tls in await probe_scenario(scenario, now):
             collector.add_tls(host_tls)
@@ -46,6 +51,7 @@ async def execute(
             concurrency=concurrency,
             seed=seed,
             progress=progress,
+            failures=worker_failures,
         )
         if worker_peaks_kb is not None:
             worker_peaks_kb.extend(peaks)
@@ -68,20 +74,54 @@ def finish_report(
     started_at: datetime.datetime,
     started: float,
     outcome: list[LoadOutcome],
-    interrupted: bool = False,
+    stopped_by: str | None = None,
+    internal_error: str | None = None,
+    worker_failures: Sequence[str] = (),
     resources: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """The report of a run that `execute` filled in (`started` is its time.perf_counter())."""
-    return build_report(
+    """The report of a run that `execute` filled in (`started` is its time.perf_counter()).
+
+    A run that did not end by itself says why: `stopped_by` a signal (its name), an
+    `internal_error` (one line), or `worker_failures`. Then `interrupted` is true, `stop` says
+    the cause and whether any pair had completed, and the outcome carries that cause's exit
+    code. `resources`, when given, gains the peak RSS measured once the report is built, since
+    building it can cost more memory than the replay."""
+    verdict = stop_verdict(
+        collector.pairs_done,
+        signal_name=stopped_by,
+        internal_error=internal_error,
+        worker_failures=worker_failures,
+    )
+    key = load_key(os.environ)
+    report = build_report(
         scenario,
         collector,
         started_at=started_at.isoformat(timespec="seconds"),
         duration_s=time.perf_counter() - started,
-        interrupted=interrupted,
+        interrupted=verdict is not None,
         load=outcome[0] if outcome else None,
         resources=resources,
-        redaction_key=load_key(os.environ),
+        redaction_key=key,
     )
+    report["stop"] = None
+    if verdict is not None:
+        # Added after the report was built: hidden the same way (a message may quote input).
+        redactor = redactor_for(scenario, key[0])
+        report["outcome"] = {
+            "exit_code": int(verdict.exit_code),
+            "reason": redactor.text(verdict.reason),
+        }
+        report["stop"] = redactor.walk(
+            {
+                "cause": verdict.cause,
+                "before_first_pair": collector.pairs_done == 0,
+                "worker_failures": list(worker_failures),
+            }
+        )
+    if resources is not None:
+        peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        report["resources"] = {**resources, "peak_rss_mb": round(peak_mb, 1)}
+    return report
 
 
 async def run_scenario(

@@ -1,31 +1,52 @@
 """Run a replay in several processes, one per core, and merge their results.
 
-Each worker replays a deterministic share of the pairs (index k modulo n), so n workers
+Each worker replays a deterministic share of the pairs (`engine.replay`'s `share`), so n workers
 together send exactly what one process would, and returns its collector; histograms and
 tallies merge exactly. Progress counters live in shared memory for the parent's display.
-Ctrl-C reaches every process of the foreground group: each worker stops and still returns
-what it completed.
+
+The parent owns the run and its end:
+- Stopping: when its replay is cancelled (SIGINT, SIGTERM), it sends SIGTERM to every worker;
+  each stops sending and returns what it completed. After `STOP_GRACE_S` what is left is
+  killed, and in every case each worker is reaped before this returns.
+- Workers start with SIGINT and SIGTERM ignored and catch them before they import anything
+  heavy (`worker_start`), so a Ctrl-C to the whole process group while they start cannot kill
+  them half-way with a traceback; the parent's SIGTERM is repeated until each one answers.
+- A worker whose parent disappears (the pipe it was started with reaches its end) stops at
+  once, so none outlives a killed parent.
+- A worker that dies without returning its results ends the run: the others are stopped, and
+  the caller gets a line that says which one died.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime
 import multiprocessing
 import os
-import queue
+import pickle
 import resource
 import signal
+import threading
+from collections.abc import Iterator
 from dataclasses import dataclass
+from multiprocessing import resource_tracker
+from multiprocessing.connection import Connection
+from multiprocessing.process import BaseProcess
 from multiprocessing.sharedctypes import SynchronizedArray
-from typing import Any
+from typing import Any, Final
 
+from shadowdiff import worker_start
 from shadowdiff.engine import LoadOutcome, replay, tune_garbage_collection
 from shadowdiff.report.collect import RunCollector
 from shadowdiff.scenario import Scenario
 from shadowdiff.spec import SIDES
+from shadowdiff.stop import STOP, STOP_SIGNALS
 
 _COUNTERS_PER_WORKER = 4  # pairs done, pairs differing, baseline failures, candidate failures
+# How long stopped workers get to return what they completed before they are killed.
+STOP_GRACE_S: Final = 10.0
+_RESEND_STOP_S: Final = 0.2
 
 
 @dataclass
@@ -59,19 +80,24 @@ class SharedProgress:
         return {side: self._sum(2 + i) for i, side in enumerate(SIDES)}
 
 
-def _worker(
+def run_worker(
     scenario: Scenario,
     worker: int,
     workers: int,
     concurrency: int | None,
     seed: int | None,
     today: datetime.date,
+    *,
     counters: SynchronizedArray[Any],
-    results: multiprocessing.Queue[WorkerResult],
+    results: Connection,
 ) -> None:
+    """One worker process's share of the run (started by `worker_start.start`)."""
+    STOP.install()
     tune_garbage_collection()
     collector = RunCollector(accept=scenario.accept, today=today)
     base = worker * _COUNTERS_PER_WORKER
+    parent = multiprocessing.parent_process()
+    parent_gone = False
 
     def count(pair: Any) -> None:
         collector(pair)
@@ -81,6 +107,7 @@ def _worker(
         counters[base + 3] = collector.failures["candidate"]
 
     async def main() -> tuple[LoadOutcome | None, bool]:
+        nonlocal parent_gone
         outcomes: list[LoadOutcome] = []
         task = asyncio.ensure_future(
             replay(
@@ -92,11 +119,26 @@ def _worker(
                 on_outcome=outcomes.append,
             )
         )
-        asyncio.get_running_loop().add_signal_handler(signal.SIGINT, task.cancel)
+        loop = asyncio.get_running_loop()
+
+        def parent_ended() -> None:
+            nonlocal parent_gone
+            parent_gone = True
+            task.cancel()
+
+        sentinel = parent.sentinel if parent is not None else None
+        if sentinel is not None:
+            # The parent never writes here: readable means its end closed, so it is gone.
+            loop.add_reader(sentinel, parent_ended)
+        STOP.listen(lambda: loop.call_soon_threadsafe(task.cancel))
         try:
             await task
         except asyncio.CancelledError:
             return (outcomes[0] if outcomes else None), True
+        finally:
+            STOP.listen(None)
+            if sentinel is not None:
+                loop.remove_reader(sentinel)
         return outcomes[0], False
 
     try:
@@ -105,9 +147,13 @@ def _worker(
         outcome, interrupted = uvloop.run(main())
     except ImportError:
         outcome, interrupted = asyncio.run(main())
+    if parent_gone:
+        return  # nobody to report to
     collector.flush()
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    results.put(WorkerResult(collector, outcome, peak, interrupted))
+    with contextlib.suppress(OSError):  # the parent ended meanwhile
+        results.send(WorkerResult(collector, outcome, peak, interrupted))
+    results.close()
 
 
 def merge_outcomes(outcomes: list[LoadOutcome]) -> LoadOutcome | None:
@@ -133,45 +179,40 @@ async def replay_in_workers(
     concurrency: int | None = None,
     seed: int | None = None,
     progress: list[SharedProgress] | None = None,
+    failures: list[str] | None = None,
 ) -> tuple[LoadOutcome | None, list[int], bool]:
     """Replay with `workers` processes, merging into `collector`. Returns the merged load
-    outcome, each worker's peak RSS in KiB, and whether any worker was interrupted."""
+    outcome, each worker's peak RSS in KiB, and whether any worker was interrupted; a worker
+    that died adds a line to `failures`. Cancelling stops the workers and still merges what
+    they completed (then returns normally)."""
     # spawn, not fork: the parent already runs an event loop (and possibly threads).
     context = multiprocessing.get_context("spawn")
     counters = context.Array("q", workers * _COUNTERS_PER_WORKER, lock=False)
-    results: multiprocessing.Queue[WorkerResult] = context.Queue()
     if progress is not None:
         progress.append(SharedProgress(counters, workers))
-    processes = [
-        context.Process(
-            target=_worker,
-            args=(scenario, k, workers, concurrency, seed, collector.today, counters, results),
-            daemon=True,
-        )
-        for k in range(workers)
-    ]
-    for process in processes:
-        process.start()
-    gathered: list[WorkerResult] = []
-    while len(gathered) < workers:
-        # Polled, not a blocking get in a thread: after Ctrl-C such a get would still take a
-        # result and hand it to a cancelled future, and the parent would wait forever.
-        try:
-            gathered.append(results.get_nowait())
-            continue
-        except queue.Empty:
-            pass
-        try:
-            await asyncio.sleep(0.02)
-        except asyncio.CancelledError:
-            # Ctrl-C: pass it on (a terminal sends it to every process, a kill only to this
-            # one), then keep collecting what the workers completed.
-            for process in processes:
-                if process.pid is not None and process.is_alive():
-                    os.kill(process.pid, signal.SIGINT)
-            continue
-    for process in processes:
-        process.join(timeout=5)
+    processes: list[BaseProcess] = []
+    connections: list[Connection] = []
+    # The first spawn starts multiprocessing's resource tracker, and that unblocks SIGINT and
+    # SIGTERM as it ends: inside the window below, with them ignored, one would be lost.
+    resource_tracker.ensure_running()
+    try:
+        with _children_ignore_stop_signals():
+            for k in range(workers):
+                receiver, sender = context.Pipe(duplex=False)
+                arguments = pickle.dumps(
+                    (scenario, k, workers, concurrency, seed, collector.today),
+                    protocol=pickle.HIGHEST_PROTOCOL,
+                )
+                process = context.Process(
+                    target=worker_start.start, args=(arguments, counters, sender), daemon=True
+                )
+                processes.append(process)
+                connections.append(receiver)
+                process.start()
+                sender.close()
+        gathered = await _gather(processes, connections, failures)
+    finally:
+        _reap(processes, connections)
     for result in gathered:
         collector.merge(result.collector)
     outcomes = [r.outcome for r in gathered if r.outcome is not None]
@@ -180,3 +221,123 @@ async def replay_in_workers(
         [r.peak_rss_kb for r in gathered],
         any(r.interrupted for r in gathered),
     )
+
+
+async def _gather(
+    processes: list[BaseProcess], connections: list[Connection], failures: list[str] | None
+) -> list[WorkerResult]:
+    """Each worker's result; the others are stopped when the run is cancelled or one dies."""
+    loop = asyncio.get_running_loop()
+    answers: list[asyncio.Future[WorkerResult | None]] = []
+    for connection in connections:
+        answer: asyncio.Future[WorkerResult | None] = loop.create_future()
+
+        def receive(connection: Connection = connection, answer: Any = answer) -> None:
+            loop.remove_reader(connection.fileno())
+            # Readable means the result has begun to arrive (or the worker ended): read it
+            # whole. uvloop made the pipe non-blocking when it started watching it.
+            os.set_blocking(connection.fileno(), True)
+            try:
+                result: WorkerResult | None = connection.recv()
+            except (EOFError, OSError, pickle.UnpicklingError):
+                result = None  # the worker ended without a result: it died
+            if not answer.done():
+                answer.set_result(result)
+
+        loop.add_reader(connection.fileno(), receive)
+        answers.append(answer)
+    pending: set[asyncio.Future[WorkerResult | None]] = set(answers)
+    deadline: float | None = None  # once the workers are told to stop
+
+    def stop_all() -> None:
+        nonlocal deadline
+        if deadline is None:
+            _stop(processes)
+            deadline = loop.time() + STOP_GRACE_S
+
+    try:
+        while pending:
+            timeout = None
+            if deadline is not None:
+                timeout = min(deadline - loop.time(), _RESEND_STOP_S)
+                if timeout <= 0:
+                    break  # the grace period is over: what is left is killed by _reap
+            try:
+                done, pending = await asyncio.wait(
+                    pending, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
+                )
+            except asyncio.CancelledError:
+                stop_all()  # SIGINT or SIGTERM: collect what the workers completed
+                continue
+            if deadline is not None and not done:
+                # A worker still starting ignores SIGTERM until its handler is in place.
+                _stop([processes[answers.index(a)] for a in pending])
+            for answer in done:
+                if answer.result() is None and deadline is None:
+                    worker = answers.index(answer)
+                    if failures is not None:
+                        failures.append(_death_line(worker, processes[worker]))
+                    stop_all()
+    finally:
+        for connection in connections:
+            with contextlib.suppress(OSError, ValueError):
+                loop.remove_reader(connection.fileno())
+    return [a.result() for a in answers if a.done() and a.result() is not None]  # type: ignore[misc]
+
+
+@contextlib.contextmanager
+def _children_ignore_stop_signals() -> Iterator[None]:
+    """Processes started inside start with SIGINT and SIGTERM ignored (an ignored signal
+    stays ignored across exec, and Python then leaves SIGINT alone), until `worker_start`
+    installs their handlers; one that comes meanwhile is sent again by `_gather`. This
+    process only defers them: blocked, a signal stays pending until the handler is back. That
+    holds only if no other thread of this process takes it meanwhile (it would be discarded):
+    the command line imports numpy, whose BLAS threads start then, with them blocked
+    (`STOP.deferred`)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield  # signal handlers belong to the main thread
+        return
+    signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+    # Ignoring a signal discards it when pending: note those, to raise them again after.
+    pending = signal.sigpending() & set(STOP_SIGNALS)
+    handlers = {signum: signal.signal(signum, signal.SIG_IGN) for signum in STOP_SIGNALS}
+    try:
+        yield
+    finally:
+        for signum, handler in handlers.items():
+            signal.signal(signum, handler)
+        for signum in pending:
+            signal.raise_signal(signum)
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
+
+
+def _death_line(worker: int, process: BaseProcess) -> str:
+    process.join(timeout=1)  # its pipe closed as it ended: the exit code follows at once
+    code = process.exitcode
+    how = (
+        f"killed by {signal.Signals(-code).name}"
+        if code is not None and code < 0
+        else f"exit code {code}"
+    )
+    return f"worker {worker} died ({how})"
+
+
+def _stop(processes: list[BaseProcess]) -> None:
+    for process in processes:
+        if process.pid is not None and process.is_alive():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(process.pid, signal.SIGTERM)
+
+
+def _reap(processes: list[BaseProcess], connections: list[Connection]) -> None:
+    """Leave no worker behind: whatever still runs is stopped, then killed."""
+    _stop(processes)
+    for process in processes:
+        if process.pid is None:
+            continue
+        process.join(timeout=2)
+        if process.is_alive():
+            process.kill()
+            process.join()
+    for connection in connections:
+        connection.close()

@@ -5,8 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 import signal
-import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -14,27 +12,22 @@ from typing import Any
 import pytest
 from aiohttp import web
 
+from .cli_process import CliProcess, until
 from .conftest import unused_port
 
 REQUESTS = "requests:\n  - {name: home, url: 'https://app.example.com/', repeat: 3}\n"
 
 
-async def shadowdiff(*args: str, interrupt_after_s: float | None = None) -> tuple[int, str, str]:
-    """Run the CLI in a subprocess while this test's servers keep serving."""
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "shadowdiff",
-        *args,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    if interrupt_after_s is not None:
-        await asyncio.sleep(interrupt_after_s)
-        process.send_signal(signal.SIGINT)
-    stdout, stderr = await asyncio.wait_for(process.communicate(), timeout=30)
-    assert process.returncode is not None
-    return process.returncode, stdout.decode(), stderr.decode()
+async def shadowdiff(
+    *args: str, interrupt_when: Callable[[], bool] | None = None
+) -> tuple[int, str, str]:
+    """Run the CLI in a subprocess while this test's servers keep serving; with
+    `interrupt_when`, send it SIGINT once that condition holds."""
+    run = await CliProcess.start(*args)
+    if interrupt_when is not None:
+        await until(interrupt_when, 30, "the moment to interrupt")
+        run.send(signal.SIGINT)
+    return await run.finish(timeout_s=30)
 
 
 async def test_validate_prints_one_located_line_per_problem(tmp_path: Path) -> None:
@@ -130,7 +123,12 @@ async def test_ctrl_c_stops_the_run_and_still_writes_the_report(
     )
     report_path = tmp_path / "report.json"
     code, _, stderr = await shadowdiff(
-        "run", str(scenario), "--json", str(report_path), "--quiet", interrupt_after_s=2.0
+        "run",
+        str(scenario),
+        "--json",
+        str(report_path),
+        "--quiet",
+        interrupt_when=lambda: len(entry.requests) >= 20,
     )
     assert code == 130, stderr
     report = json.loads(report_path.read_text())
@@ -165,11 +163,9 @@ async def test_missing_report_folder_is_a_usage_error(tmp_path: Path) -> None:
     assert stderr.strip().count("\n") == 0 and "does not exist" in stderr
 
 
-async def test_demo_shows_every_planted_difference_quickly(tmp_path: Path) -> None:
-    started = time.monotonic()
+async def test_demo_shows_every_planted_difference(tmp_path: Path) -> None:
     report_path = tmp_path / "demo.json"
     code, stdout, stderr = await shadowdiff("demo", "--json", str(report_path))
-    assert time.monotonic() - started < 10
     assert code == 1, stderr
     findings = {
         (entry["name"], difference["kind"], difference["field"])
@@ -281,3 +277,67 @@ async def test_acceptance_and_fail_on_decide_the_exit_code(
     )
     assert exit_code == code, stdout + stderr
     assert shown in " ".join(stdout.split())
+
+
+async def test_help_lists_every_exit_code() -> None:
+    from shadowdiff.report.verdict import exit_code_table
+
+    code, stdout, _ = await shadowdiff("--help")
+    assert code == 0
+    help_text = " ".join(stdout.split())
+    for exit_code, meaning in exit_code_table():
+        assert f"{exit_code} {' '.join(meaning.split())}" in help_text
+
+
+# Planted bug: the sink raises once five pairs are collected, inside the engine's task group.
+FAULT = """
+import shadowdiff.run
+real_replay = shadowdiff.run.replay
+
+async def faulty_replay(scenario, sink, **options):
+    def failing_sink(pair):
+        sink(pair)
+        if sink.pairs_done >= 5:
+            raise ZeroDivisionError("planted after five pairs")
+    return await real_replay(scenario, failing_sink, **options)
+
+shadowdiff.run.replay = faulty_replay
+"""
+
+
+@pytest.mark.parametrize("debug", [False, True], ids=["plain", "debug"])
+async def test_unexpected_exception_is_one_line_exit_70_and_the_partial_report(
+    start_entry_point: Callable[..., Any],
+    write_scenario: Callable[..., Path],
+    tmp_path: Path,
+    debug: bool,
+) -> None:
+    entry = await start_entry_point()
+    scenario = write_scenario(
+        entry,
+        entry,
+        "tls_probe: {probe: false}\ndefaults: {concurrency: 1}\n"
+        "requests:\n  - {name: a, url: 'http://app.example.com/', repeat: 100}\n",
+    )
+    report_path = tmp_path / "r.json"
+    run = await CliProcess.start(
+        "run",
+        str(scenario),
+        "-q",
+        "--json",
+        str(report_path),
+        *(["--debug"] if debug else []),
+        prelude=FAULT,
+    )
+    code, stdout, stderr = await run.finish()
+    assert code == 70, stdout + stderr
+    line = "error: internal: ZeroDivisionError: planted after five pairs"
+    if debug:
+        assert stderr.splitlines()[0] == line
+        assert "Traceback" in stderr and "in failing_sink" in stderr  # where the bug is
+    else:
+        assert stderr.splitlines() == [line]
+    report = json.loads(report_path.read_text())
+    assert report["outcome"]["exit_code"] == 70 and report["stop"]["cause"] == "internal_error"
+    assert report["outcome"]["reason"].startswith("internal error after 5 pairs: ZeroDivision")
+    assert report["totals"]["pairs"] == 5  # what completed before the bug

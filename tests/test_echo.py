@@ -105,7 +105,7 @@ async def test_echo_delay_by_query(echo_url: str) -> None:
         started = time.monotonic()
         async with session.get(f"{echo_url}/slow?delay=0.3s") as response:
             assert response.status == 200
-        assert 0.3 <= time.monotonic() - started < 2
+        assert time.monotonic() - started >= 0.3  # a hang is pytest-timeout's to catch
 
 
 def test_manifest_is_a_consistent_deployment_and_service() -> None:

@@ -105,10 +105,10 @@ async def test_environment_values_never_reach_the_report(
 
 
 class RecordingTransport:
-    """In-memory transport that records when each send starts and ends."""
+    """In-memory transport that records when each send starts and ends, by request URL."""
 
     def __init__(
-        self, side: Side, events: list[tuple[str, Side, int]], in_flight: list[int]
+        self, side: Side, events: list[tuple[str, Side, str]], in_flight: list[int]
     ) -> None:
         self.side = side
         self.events = events
@@ -117,9 +117,9 @@ class RecordingTransport:
     async def send(self, request: RequestSpec) -> Observation:
         self.in_flight[0] += 1
         self.in_flight[1] = max(self.in_flight[1], self.in_flight[0])
-        self.events.append(("start", self.side, id(request)))
+        self.events.append(("start", self.side, request.url))
         await asyncio.sleep(0.001)
-        self.events.append(("end", self.side, id(request)))
+        self.events.append(("end", self.side, request.url))
         self.in_flight[0] -= 1
         return Observation(side=self.side, status=200, timings=Timings(started_ns=0, total_ns=1))
 
@@ -130,14 +130,18 @@ class RecordingTransport:
 async def test_pairs_start_together_in_both_orders_within_concurrency(
     write_scenario: Callable[..., Path],
 ) -> None:
+    # One distinct URL per pair, so that each event names its pair.
+    requests = "".join(
+        f"  - {{name: r{n}, url: 'https://app.example.com/{n}'}}\n" for n in range(200)
+    )
     scenario: Scenario = load_scenario(
         write_scenario(
             "address: 127.0.0.1",
             "address: 127.0.0.1",
-            "defaults: {concurrency: 4}\ncompare: {noise: {share: 0}}\nrequests:\n  - {name: a, url: 'https://app.example.com/', repeat: 200}\n",
+            "defaults: {concurrency: 4}\ncompare: {noise: {share: 0}}\nrequests:\n" + requests,
         )
     )
-    events: list[tuple[str, Side, int]] = []
+    events: list[tuple[str, Side, str]] = []
     in_flight = [0, 0]
     pairs: list[Pair] = []
     await replay(
@@ -147,10 +151,16 @@ async def test_pairs_start_together_in_both_orders_within_concurrency(
         seed=1,
     )
     assert len(pairs) == 200
-    assert in_flight[1] <= 2 * 4  # two sends per pair, four pairs in flight
-    starts = [(side) for kind, side, _ in events if kind == "start"]
-    first_of_pair = starts[0::2]
-    assert 60 < first_of_pair.count("baseline") < 140  # random order, not always one side first
+    assert 2 < in_flight[1] <= 2 * 4  # two sends per pair, four pairs in flight
+    by_pair: dict[str, list[tuple[str, Side]]] = {}
+    for kind, side, url in events:
+        by_pair.setdefault(url, []).append((kind, side))
+    assert len(by_pair) == 200
+    for url, pair_events in by_pair.items():
+        # Both sends start before either ends: neither waits for the other.
+        assert [kind for kind, _ in pair_events[:2]] == ["start", "start"], (url, pair_events)
+    first_sides = [pair_events[0][1] for pair_events in by_pair.values()]
+    assert 60 < first_sides.count("baseline") < 140  # random order, not always one side first
 
 
 async def test_noise_calibration_sets_random_fields_aside_and_keeps_real_ones(

@@ -73,3 +73,15 @@ def test_difference_distribution_keeps_sign() -> None:
     assert differences.percentiles((0, 50, 100)) == [-300, 0, 5000]
     # Rank ceil(q% of 7): 14% -> 1st, 20% -> 2nd, 30% -> 3rd, 80% -> 6th smallest.
     assert differences.percentiles((14, 20, 30, 80)) == [-300, -100, 0, 200]
+
+
+def test_few_values_far_apart_cost_a_few_buckets() -> None:
+    """One histogram per request and side: a request with 40 pairs between 0.2 ms and 20 s
+    must not hold an array over every bucket in between (thousands of requests did)."""
+    histogram = LatencyHistogram()
+    values = np.random.default_rng(3).integers(200, 20_000_000, 40)
+    histogram.record(values)
+    assert histogram.count == 40 and histogram.counts.size <= 40
+    assert histogram.counts.nbytes + histogram.indexes.nbytes <= 640
+    smallest, largest = histogram.percentiles((0, 100))
+    assert largest == values.max() and smallest == pytest.approx(values.min(), rel=1 / 1024)

@@ -83,3 +83,16 @@ async def test_readme_report_is_what_the_demo_prints(tmp_path: Path) -> None:
     shown = re.search(r"```\n(Requests\n.*?)```", section, flags=re.DOTALL)
     assert shown is not None
     assert _comparable(shown.group(1)) == _comparable(printed[printed.index("Requests") :])
+
+
+def test_readme_exit_code_table_is_the_one_in_the_code() -> None:
+    from shadowdiff.report.verdict import exit_code_table
+
+    section = README.read_text().split("## Exit codes", 1)[1].split("\n## ", 1)[0]
+    rows = [
+        (int(cells[0]), cells[1])
+        for line in section.splitlines()
+        if line.startswith("| ")
+        and (cells := [cell.strip() for cell in line.strip("|").split("|")])[0].isdigit()
+    ]
+    assert rows == exit_code_table()

@@ -112,9 +112,54 @@ async def test_ctrl_c_with_workers_still_writes_the_report(
         "--json",
         str(report_path),
         "-q",
-        interrupt_after_s=3.0,
+        interrupt_when=lambda: len(entry.requests) >= 40,
     )
     assert code == 130, stderr
     report = json.loads(report_path.read_text())
     assert report["interrupted"] is True and 0 < report["totals"]["pairs"] < 100000
     assert "Traceback" not in stderr
+
+
+async def test_each_worker_sends_the_mix_in_a_time_bounded_run(
+    start_entry_point: Callable[..., Any], write_scenario: Callable[..., Path], tmp_path: Path
+) -> None:
+    """Two requests cycled for a while by two workers: each worker sends both, so both get
+    about as many pairs, even though one is much slower than the other."""
+    import asyncio
+
+    async def answer(request: web.Request) -> web.Response:
+        if request.path == "/slow":
+            await asyncio.sleep(0.01)
+        return web.Response(text="ok")
+
+    entry = await start_entry_point(handler=answer)
+    scenario = write_scenario(
+        entry,
+        entry,
+        QUIET + "load: {model: closed, concurrency: 4, duration_s: 1.5}\n"
+        "requests:\n  - {name: fast, url: 'http://app.example.com/fast'}\n"
+        "  - {name: slow, url: 'http://app.example.com/slow'}\n",
+    )
+    report_path = tmp_path / "r.json"
+    code, stdout, stderr = await shadowdiff(
+        "run", str(scenario), "--workers", "2", "--json", str(report_path), "-q"
+    )
+    assert code == 0, stdout + stderr
+    pairs = {
+        entry["name"]: entry["pairs"] for entry in json.loads(report_path.read_text())["requests"]
+    }
+    assert pairs["slow"] > 50
+    assert 0.8 < pairs["fast"] / pairs["slow"] < 1.25, pairs
+
+
+def test_workers_deal_each_request_in_turn_and_together_make_the_run() -> None:
+    from shadowdiff.engine import deal
+
+    # Two requests cycled, as a time-bounded run does: index modulo 2 gave each worker one.
+    run = ["a", "b"] * 10 + ["c"] * 5
+    shares = [list(deal(run, (k, 2), lambda name: name)) for k in range(2)]
+    for share in shares:
+        assert {name for _, name in share} == {"a", "b", "c"}
+        assert sum(name == "a" for _, name in share) == 5
+    assert sorted(index for share in shares for index, _ in share) == list(range(len(run)))
+    assert list(deal(run, (0, 1), lambda name: name)) == list(enumerate(run))

@@ -39,6 +39,10 @@ from shadowdiff.tls import HostTls, TlsPosture
 REPORT_SCHEMA: Final = "shadowdiff.report/1"
 
 
+# A request's entry is a few kilobytes: a scenario of thousands of distinct requests would
+# make a report of tens of megabytes. Past this many, the rest are counted together.
+REQUEST_ENTRY_LIMIT: Final = 500
+
 # Per-route latency comparisons cost a bootstrap each: only the busiest routes get one.
 COMPARED_ROUTES: Final = 50
 COMPARED_ROUTE_MIN_SAMPLES: Final = 100
@@ -141,6 +145,22 @@ def _request_entry(
     }
 
 
+def _shown_requests(tallies: list[RequestTally], differing_pairs: Mapping[str, int]) -> set[str]:
+    """The requests that get an entry of their own: all of them up to REQUEST_ENTRY_LIMIT,
+    else those with differences first, then those with failures, then the busiest."""
+    if len(tallies) <= REQUEST_ENTRY_LIMIT:
+        return {t.request.name for t in tallies}
+    ranked = sorted(
+        tallies,
+        key=lambda t: (
+            differing_pairs[t.request.name] == 0,
+            not any(t.failures[side] for side in SIDES),
+            -t.pairs,
+        ),
+    )
+    return {t.request.name for t in ranked[:REQUEST_ENTRY_LIMIT]}
+
+
 def _differing_pairs(tally: RequestTally, decided: Mapping[tuple[str, str], str]) -> int:
     """Pairs with at least one difference that is neither noise nor accepted."""
     return sum(
@@ -191,13 +211,19 @@ def build_report(
         key=lambda t: -t.pairs,
     )[:COMPARED_ROUTES]
     compared_names = {t.request.name for t in busiest}
+    differing_pairs = {
+        t.request.name: _differing_pairs(t, decided[t.request.name]) for t in tallies
+    }
+    shown = _shown_requests(tallies, differing_pairs)
     # Scenario order, not completion order: the report reads like the file it came from.
     requests = [
         _request_entry(
             t, decided[t.request.name], t.request.name in compared_names, regression_ratio
         )
         for t in tallies
+        if t.request.name in shown
     ]
+    folded = [t for t in tallies if t.request.name not in shown]
     failures: dict[str, dict[str, Any]] = {}
     for side in SIDES:
         by_class: Counter[str] = Counter()
@@ -208,7 +234,7 @@ def build_report(
     by_severity = Counter(
         line["severity"] for line in signatures if line["status"] in FAILING_STATUSES
     )
-    differing = sum(entry["pairs_with_differences"] for entry in requests)
+    differing = sum(differing_pairs.values())
     totals = {
         "pairs": collector.pairs_done,
         "pairs_planned": scenario.pair_count,
@@ -224,11 +250,7 @@ def build_report(
         # Requests that may change state on the backends, sent to each side (never calibrated).
         "unsafe_pairs_sent": sum(t.pairs for t in tallies if t.request.unsafe_reason is not None),
     }
-    thresholds = evaluate_thresholds(
-        scenario.thresholds,
-        tallies,
-        {entry["name"]: entry["pairs_with_differences"] for entry in requests},
-    )
+    thresholds = evaluate_thresholds(scenario.thresholds, tallies, differing_pairs)
     totals["thresholds_failed"] = sum(not result["passed"] for result in thresholds)
     load_entry = _load_entry(scenario, load)
     totals["load_valid"] = load_entry is None or load_entry["valid"]
@@ -258,18 +280,20 @@ def build_report(
         "thresholds": thresholds,
         "latency": _overall_latency(tallies, collector, regression_ratio),
         "requests": requests,
+        # Requests left out of `requests` (past REQUEST_ENTRY_LIMIT), counted together; the
+        # totals, signatures and latency above include them.
+        "requests_folded": {
+            "requests": len(folded),
+            "pairs": sum(t.pairs for t in folded),
+            "pairs_with_differences": sum(differing_pairs[t.request.name] for t in folded),
+        },
         # Recorded traffic: lines read, requests replayed, skipped by reason, templates.
         "sources": list(scenario.sources) or None,
         # The first pairs, in order (at most PAIR_RECORD_LIMIT); null when not kept.
         "pairs": collector.pair_records if collector.keep_pairs else None,
     }
     key, key_source = redaction_key or (secrets.token_bytes(32), "ephemeral")
-    # Requests built through the library never went through the loader's collection.
-    known = scenario.secrets
-    literals = set(known.literals)
-    for spec in scenario.requests:
-        literals |= sensitive_literals(spec.headers, known.headers)
-    redactor = Redactor(dataclasses.replace(known, literals=frozenset(literals)), key)
+    redactor = redactor_for(scenario, key)
     report["redaction"] = {
         "key": key_source,
         "key_id": redactor.key_id,
@@ -277,6 +301,16 @@ def build_report(
     }
     redacted: dict[str, Any] = redactor.walk(report)
     return redacted
+
+
+def redactor_for(scenario: Scenario, key: bytes) -> Redactor:
+    """What hides this scenario's secrets in its report, with the fingerprint `key`."""
+    # Requests built through the library never went through the loader's collection.
+    known = scenario.secrets
+    literals = set(known.literals)
+    for spec in scenario.requests:
+        literals |= sensitive_literals(spec.headers, known.headers)
+    return Redactor(dataclasses.replace(known, literals=frozenset(literals)), key)
 
 
 def _load_entry(scenario: Scenario, load: LoadOutcome | None) -> dict[str, Any] | None:

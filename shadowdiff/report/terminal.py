@@ -127,6 +127,15 @@ def render_report(report: dict[str, Any], *, all_tls_tables: bool = False) -> Gr
         parts += [Text(), sources]
     if report["requests"]:
         parts += [Text(), requests]
+    folded = report.get("requests_folded") or {}
+    if folded.get("requests"):
+        parts.append(
+            Text(
+                f"{folded['requests']} more requests folded: {folded['pairs']} pairs, "
+                f"{folded['pairs_with_differences']} with differences",
+                style="dim",
+            )
+        )
     alike_hosts = []
     for entry in report.get("tls") or []:
         if all_tls_tables or entry["differences"]:

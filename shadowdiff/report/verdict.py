@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from enum import IntEnum
 from typing import Any, Final
 
@@ -9,12 +11,75 @@ SEVERITIES: Final = ("error", "warning", "info")
 
 
 class ExitCode(IntEnum):
-    IDENTICAL = 0  # no differences
-    DIFFERENCES = 1  # at least one difference found
-    USAGE = 2  # bad command line or scenario
-    RUN_FAILED = 3  # the run could not be carried out (a target failed every request)
-    THRESHOLDS = 4  # the answers were alike, but a threshold (latency, errors...) failed
-    INTERRUPTED = 130  # stopped by Ctrl-C; the report covers what completed
+    """Every exit code of every command: later features add a member here, never a code of
+    their own. `EXIT_CODE_MEANINGS` says what each means (README and `--help` print it)."""
+
+    IDENTICAL = 0
+    DIFFERENCES = 1
+    USAGE = 2
+    RUN_FAILED = 3
+    THRESHOLDS = 4
+    # EX_SOFTWARE from BSD's sysexits.h: a bug, never a verdict on the entry points.
+    INTERNAL_ERROR = 70
+    # 128 + the signal's number, as shells report a process ended by that signal.
+    INTERRUPTED = 130
+    TERMINATED = 143
+
+
+EXIT_CODE_MEANINGS: Final[Mapping[ExitCode, str]] = {
+    ExitCode.IDENTICAL: "every pair alike",
+    ExitCode.DIFFERENCES: "differences found at or above `compare.fail_on` (default: error), "
+    "or an expired acceptance",
+    ExitCode.USAGE: "usage or scenario error (one line per problem, nothing sent)",
+    ExitCode.RUN_FAILED: "the run could not be carried out: a target failed every request, "
+    "an open-model run fell short of its rate, or a worker process died (the report says how)",
+    ExitCode.THRESHOLDS: "answers alike, but a threshold failed "
+    "(latency, error rate, difference rate)",
+    ExitCode.INTERNAL_ERROR: "internal error (a bug): one line on stderr (the traceback with "
+    "`--debug`); the report covers the pairs completed",
+    ExitCode.INTERRUPTED: "interrupted by Ctrl-C (SIGINT); the report (and `--json`) covers "
+    "the pairs completed",
+    ExitCode.TERMINATED: "terminated by SIGTERM (a CI timeout, `kill`); the report covers "
+    "the pairs completed",
+}
+
+
+def exit_code_table() -> list[tuple[int, str]]:
+    """(code, meaning) of every exit code, in order."""
+    return [(int(code), EXIT_CODE_MEANINGS[code]) for code in ExitCode]
+
+
+@dataclass(frozen=True, slots=True)
+class StopVerdict:
+    """Why a run did not end by itself, and what that means for the exit code."""
+
+    cause: str  # "internal_error", a signal's name ("SIGINT", "SIGTERM") or "worker_died"
+    exit_code: ExitCode
+    reason: str
+
+
+def stop_verdict(
+    pairs: int,
+    *,
+    signal_name: str | None = None,
+    internal_error: str | None = None,
+    worker_failures: Sequence[str] = (),
+) -> StopVerdict | None:
+    """The verdict of a run that did not end by itself, or None when it did. A bug comes
+    first, then a signal (a worker that died of the same Ctrl-C is part of it), then a worker
+    that died on its own."""
+    after = f"after {pairs} pairs" if pairs else "before the first pair"
+    if internal_error is not None:
+        return StopVerdict(
+            "internal_error", ExitCode.INTERNAL_ERROR, f"internal error {after}: {internal_error}"
+        )
+    if signal_name is not None:
+        code = ExitCode.TERMINATED if signal_name == "SIGTERM" else ExitCode.INTERRUPTED
+        return StopVerdict(signal_name, code, f"interrupted by {signal_name} {after}")
+    if worker_failures:
+        reason = f"{worker_failures[0]}; the report covers the pairs completed"
+        return StopVerdict("worker_died", ExitCode.RUN_FAILED, reason)
+    return None
 
 
 # Signature statuses that count against the run: a real difference, or an expired acceptance.

@@ -1,5 +1,5 @@
 """Latency histograms: HdrHistogram's log-linear bucketing (3 significant digits) kept in numpy
-arrays. Pure; memory is bounded by the range of values seen, never by how many were recorded,
+arrays. Pure; memory is bounded by the buckets used, never by how many values were recorded,
 and two histograms merge exactly (counts add), whichever process or machine recorded them.
 
 Values are whole microseconds. Below 2048 each value has its own bucket; above, each power of
@@ -42,12 +42,17 @@ def highest_equivalent(index: Int64Array) -> Int64Array:
 
 
 class LatencyHistogram:
-    """Counts per bucket, from `offset`; plus exact count, min, max and sum."""
+    """Counts of the buckets that hold anything (`indexes` ascending, `counts` beside them);
+    plus exact count, min, max and sum.
 
-    __slots__ = ("count", "counts", "max_us", "min_us", "offset", "sum_squares", "sum_us")
+    Sparse, not a dense array over the range seen: a run of many distinct requests keeps one
+    histogram per request and side, each with a few dozen values spread over thousands of
+    buckets (5,000 requests held 543 MB dense); a busy one still has at most a few thousand."""
+
+    __slots__ = ("count", "counts", "indexes", "max_us", "min_us", "sum_squares", "sum_us")
 
     def __init__(self) -> None:
-        self.offset = 0
+        self.indexes: Int64Array = np.zeros(0, dtype=np.int64)
         self.counts: Int64Array = np.zeros(0, dtype=np.int64)
         self.count = 0
         self.min_us: int | None = None
@@ -60,13 +65,8 @@ class LatencyHistogram:
         values = np.asarray(values_us, dtype=np.int64)
         if values.size == 0:
             return
-        indexes = bucket_index(values)
-        low, high = int(indexes.min()), int(indexes.max())
-        self._cover(low, high)
-        start = low - self.offset
-        self.counts[start : start + high - low + 1] += np.bincount(
-            indexes - low, minlength=high - low + 1
-        )
+        indexes, counts = np.unique(bucket_index(values), return_counts=True)
+        self._add(indexes, counts.astype(np.int64))
         self.count += int(values.size)
         smallest, largest = int(values.min()), int(values.max())
         self.min_us = smallest if self.min_us is None else min(self.min_us, smallest)
@@ -75,25 +75,24 @@ class LatencyHistogram:
         floats = values.astype(np.float64)
         self.sum_squares += float(np.dot(floats, floats))
 
-    def _cover(self, low: int, high: int) -> None:
-        if self.counts.size == 0:
-            self.offset, self.counts = low, np.zeros(high - low + 1, dtype=np.int64)
+    def _add(self, indexes: Int64Array, counts: Int64Array) -> None:
+        """Add counts to buckets (`indexes` ascending and distinct)."""
+        if self.indexes.size == 0:
+            self.indexes, self.counts = indexes.copy(), counts.copy()
             return
-        end = self.offset + self.counts.size
-        if low >= self.offset and high < end:
+        if np.array_equal(indexes, self.indexes):
+            self.counts = self.counts + counts
             return
-        new_offset, new_end = min(low, self.offset), max(high + 1, end)
-        grown = np.zeros(new_end - new_offset, dtype=np.int64)
-        grown[self.offset - new_offset : self.offset - new_offset + self.counts.size] = self.counts
-        self.offset, self.counts = new_offset, grown
+        merged, position = np.unique(np.concatenate((self.indexes, indexes)), return_inverse=True)
+        summed = np.zeros(merged.size, dtype=np.int64)
+        np.add.at(summed, position, np.concatenate((self.counts, counts)))
+        self.indexes, self.counts = merged, summed
 
     def merge(self, other: LatencyHistogram) -> None:
         """Add `other` into this one; exact."""
         if other.count == 0:
             return
-        self._cover(other.offset, other.offset + other.counts.size - 1)
-        start = other.offset - self.offset
-        self.counts[start : start + other.counts.size] += other.counts
+        self._add(other.indexes, other.counts)
         self.count += other.count
         self.min_us = other.min_us if self.min_us is None else min(self.min_us, other.min_us or 0)
         self.max_us = other.max_us if self.max_us is None else max(self.max_us, other.max_us or 0)
@@ -104,8 +103,8 @@ class LatencyHistogram:
         """The `rank`-th smallest value (1-based), as its bucket's highest equivalent value,
         clamped to the exact maximum."""
         cumulative = np.cumsum(self.counts)
-        position = int(np.searchsorted(cumulative, rank))
-        value = int(highest_equivalent(np.array([self.offset + position]))[0])
+        position = min(int(np.searchsorted(cumulative, rank)), self.indexes.size - 1)
+        value = int(highest_equivalent(self.indexes[position : position + 1])[0])
         return min(value, self.max_us if self.max_us is not None else value)
 
     def percentiles(self, quantiles: Iterable[float]) -> list[int]:
@@ -115,8 +114,8 @@ class LatencyHistogram:
             return []
         cumulative = np.cumsum(self.counts)
         ranks = [max(1, math.ceil(q / 100 * self.count)) for q in quantiles]
-        positions = np.searchsorted(cumulative, ranks)
-        values = highest_equivalent(self.offset + positions)
+        positions = np.minimum(np.searchsorted(cumulative, ranks), self.indexes.size - 1)
+        values = highest_equivalent(self.indexes[positions])
         return [min(int(v), self.max_us or int(v)) for v in values]
 
     @property
@@ -132,12 +131,10 @@ class LatencyHistogram:
 
     def nonzero(self) -> tuple[Int64Array, Int64Array]:
         """(bucket values, counts) of the buckets that hold anything."""
-        positions = np.flatnonzero(self.counts)
-        return highest_equivalent(self.offset + positions), self.counts[positions]
+        return highest_equivalent(self.indexes), self.counts
 
     def to_dict(self) -> dict[str, Any]:
         """Sparse and exact: enough to merge histograms from other runs or machines."""
-        positions = np.flatnonzero(self.counts)
         return {
             "unit": "us",
             "significant_digits": SIGNIFICANT_DIGITS,
@@ -146,17 +143,19 @@ class LatencyHistogram:
             "max": self.max_us,
             "sum": self.sum_us,
             "sum_squares": self.sum_squares,
-            "buckets": [[int(self.offset + p), int(self.counts[p])] for p in positions],
+            "buckets": [
+                [int(index), int(count)]
+                for index, count in zip(self.indexes, self.counts, strict=True)
+            ],
         }
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> LatencyHistogram:
         histogram = cls()
-        buckets = data["buckets"]
+        buckets = sorted((index, count) for index, count in data["buckets"] if count)
         if buckets:
-            indexes = np.array([index for index, _ in buckets], dtype=np.int64)
-            histogram._cover(int(indexes.min()), int(indexes.max()))
-            histogram.counts[indexes - histogram.offset] = [count for _, count in buckets]
+            histogram.indexes = np.array([index for index, _ in buckets], dtype=np.int64)
+            histogram.counts = np.array([count for _, count in buckets], dtype=np.int64)
         histogram.count, histogram.min_us, histogram.max_us = (
             data["count"],
             data["min"],
