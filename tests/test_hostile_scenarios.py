@@ -12,7 +12,7 @@ import pytest
 from shadowdiff.errors import ScenarioError
 from shadowdiff.scenario import load_scenario, parse_scenario
 
-from .fuzz_scenarios import ROOT, fuzz
+from .fuzz.scenarios import ROOT, fuzz
 
 HOSTILE = sorted((ROOT.parent / "shared" / "fixtures" / "hostile" / "scenarios").glob("*.yaml"))
 # Files that are valid once read safely (their trouble was at the first send, or a plain

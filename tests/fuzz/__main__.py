@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from tests.fuzz import server
+from tests.fuzz import scenarios, server
 
 
 def main() -> int:
@@ -15,6 +15,7 @@ def main() -> int:
     parser.add_argument("--seed", type=int, help="repeat a run: the seed it printed")
     arguments = parser.parse_args()
     failed = False
+    failed |= scenarios.main(arguments.count, arguments.seed) != 0
     failed |= server.main(arguments.count, arguments.seed) != 0
     return 1 if failed else 0
 
