@@ -47,6 +47,8 @@ def _run_async(main: Callable[[], Awaitable[T]]) -> T:
 
 
 def _check_output_path(path: str | None) -> None:
+    if path == "-":
+        return  # standard output
     if path and not Path(path).resolve().parent.is_dir():
         raise UsageError(f"--json {path}: folder {Path(path).resolve().parent} does not exist")
 
@@ -141,10 +143,17 @@ async def _replay_with_report(
 def _finish(
     report: dict[str, Any], json_path: str | None, quiet: bool, *, all_tls_tables: bool = False
 ) -> int:
-    if json_path:
-        write_report(json_path, report)
-    if not quiet or report["outcome"]["exit_code"]:
-        print_report(report, all_tls_tables=all_tls_tables)
+    if json_path == "-":
+        # The JSON takes standard output, for a pipe; the terminal report goes to stderr.
+        sys.stdout.write(json.dumps(report, indent=1, ensure_ascii=False) + "\n")
+        sys.stdout.flush()
+        if not quiet or report["outcome"]["exit_code"]:
+            print_report(report, Console(stderr=True), all_tls_tables=all_tls_tables)
+    else:
+        if json_path:
+            write_report(json_path, report)
+        if not quiet or report["outcome"]["exit_code"]:
+            print_report(report, all_tls_tables=all_tls_tables)
     code: int = report["outcome"]["exit_code"]
     return code
 
@@ -153,6 +162,10 @@ def command_run(args: argparse.Namespace) -> int:
     from shadowdiff.engine import tune_garbage_collection
 
     scenario = load_scenario(args.scenario)
+    if args.tls_only and not scenario.https_hosts():
+        raise UsageError(
+            f"{args.scenario}: --tls-only has nothing to check: no request has an https:// URL"
+        )
     tune_garbage_collection()
     _check_output_path(args.json)
     _warn_insecure(scenario)
@@ -219,11 +232,17 @@ def command_echo(args: argparse.Namespace) -> int:
 
     from shadowdiff.echo import EchoIdentity, make_echo_app
 
-    identity = EchoIdentity.from_environment()
-    if args.service:
-        identity = EchoIdentity(args.service, args.pod or identity.pod, identity.namespace)
-    _stderr.print(f"echo backend {identity.service}/{identity.pod} on {args.host}:{args.port}")
-    web.run_app(make_echo_app(identity, args.port), host=args.host, port=args.port, print=None)
+    found = EchoIdentity.from_environment()
+    # Each flag overrides its own variable; the other keeps what the environment says.
+    identity = EchoIdentity(args.service or found.service, args.pod or found.pod, found.namespace)
+    announcement = f"echo backend {identity.service}/{identity.pod} on {args.host}:{args.port}"
+    # aiohttp calls `print` once the listener is up: the line is a readiness signal.
+    web.run_app(
+        make_echo_app(identity, args.port),
+        host=args.host,
+        port=args.port,
+        print=lambda _: _stderr.print(announcement),
+    )
     return 0
 
 
@@ -279,7 +298,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     echo = commands.add_parser("echo", help="serve an echo backend (echo-basic JSON)")
     echo.add_argument("--host", default="0.0.0.0", help="address to listen on (default 0.0.0.0)")
-    echo.add_argument("--port", type=int, default=8080)
+    echo.add_argument("--port", type=int, default=8080, help="port to listen on (default 8080)")
     echo.add_argument("--service", help="service name (default $SERVICE_NAME)")
     echo.add_argument("--pod", help="pod name (default $POD_NAME or the host name)")
     echo.set_defaults(handler=command_echo)

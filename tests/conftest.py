@@ -19,6 +19,24 @@ from aiohttp import web
 
 PRODUCTION_HOSTS = ("app.example.com", "api.example.com")
 
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Tests that need a system package skip, by name, where it is missing; CI (which installs
+    everything) sets SHADOWDIFF_REQUIRE_SYSTEM_PACKAGES=1 so that a missing one fails instead."""
+    from .lab import nginx_binary
+
+    if nginx_binary() is not None:
+        return
+    message = (
+        "nginx is not installed: `sudo apt-get install nginx-light` (./dev test does it as root)"
+    )
+    if os.environ.get("SHADOWDIFF_REQUIRE_SYSTEM_PACKAGES") == "1":
+        raise pytest.UsageError(f"{message}; CI requires it")
+    for item in items:
+        if item.get_closest_marker("nginx") is not None:
+            item.add_marker(pytest.mark.skip(reason=message))
+
+
 # Reports create a fingerprint key file on first use: keep it out of the real home, for this
 # process and the `shadowdiff` subprocesses that tests start.
 os.environ["XDG_CONFIG_HOME"] = tempfile.mkdtemp(prefix="shadowdiff-test-config-")

@@ -18,6 +18,8 @@ from shadowdiff.scenario import load_scenario
 
 from .lab import Lab, nginx_binary, run_lab
 
+pytestmark = pytest.mark.nginx  # skipped (and named) where nginx cannot be installed
+
 LAB_SCENARIO = Path(__file__).parent / "lab" / "scenario.yaml"
 
 # Each planted regression (tests/lab/candidate.conf, marked PLANTED), and exactly what must be

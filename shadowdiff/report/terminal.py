@@ -94,14 +94,16 @@ def render_report(report: dict[str, Any], *, all_tls_tables: bool = False) -> Gr
     report = displayable(report)
     totals = report["totals"]
     targets = report["targets"]
+    schemes = {entry["url"].partition(":")[0] for entry in report["requests"]}
+    schemes |= {"https"} if report.get("tls") else set()
     header = Text.assemble(
         ("shadowdiff ", "bold"),
         (report["scenario"]["name"], "bold cyan"),
         f"  {totals['pairs']} pairs in {report['duration_s']:.2f} s   ",
         ("baseline ", "dim"),
-        _address(targets["baseline"]),
+        _address(targets["baseline"], schemes),
         ("  candidate ", "dim"),
-        _address(targets["candidate"]),
+        _address(targets["candidate"], schemes),
     )
 
     requests = Table(title="Requests", title_justify="left", expand=False, pad_edge=False)
@@ -181,9 +183,12 @@ def _sources(report: dict[str, Any]) -> Text | None:
     return text
 
 
-def _address(target: dict[str, Any]) -> str:
-    ports = target["ports"]
-    return f"{target['address']} (http {ports['http']}, https {ports['https']})"
+def _address(target: dict[str, Any], schemes: set[str]) -> str:
+    """The target's address with the ports of the schemes the run used."""
+    ports = ", ".join(
+        f"{scheme} {target['ports'][scheme]}" for scheme in ("http", "https") if scheme in schemes
+    )
+    return f"{target['address']} ({ports})" if ports else target["address"]
 
 
 def _place(line: dict[str, Any]) -> str:

@@ -32,12 +32,20 @@ def _binary(path: str, base_dir: Path) -> Iterator[IO[bytes]]:
     file = Path(path).expanduser()
     file = file if file.is_absolute() else base_dir / file
     with file.open("rb") as raw:
-        yield gzip.GzipFile(fileobj=raw) if file.suffix == ".gz" else raw  # type: ignore[misc]
+        if file.suffix != ".gz":
+            yield raw
+            return
+        with gzip.GzipFile(fileobj=raw) as unpacked:
+            yield unpacked  # type: ignore[misc]  # GzipFile reads bytes like any binary IO
 
 
 def _text_lines(stream: IO[bytes]) -> Iterator[str]:
     # Undecodable bytes survive as surrogates; the wire rules refuse them later, counted.
-    yield from io.TextIOWrapper(stream, encoding="utf-8", errors="surrogateescape", newline="")
+    text = io.TextIOWrapper(stream, encoding="utf-8", errors="surrogateescape", newline="")
+    try:
+        yield from text
+    finally:
+        text.detach()  # the caller owns the stream (and stdin is never closed)
 
 
 def records(source: RecordedSource, base_dir: Path) -> Iterator[Recorded | Skipped]:
