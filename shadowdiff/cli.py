@@ -10,6 +10,7 @@ import argparse
 import asyncio
 import json
 import os
+import re
 import sys
 import time
 import traceback
@@ -198,13 +199,24 @@ def command_demo(args: argparse.Namespace) -> int:
     return _finish(report, args.json, quiet=False)
 
 
+# How the loader says a `${VAR}` has no value: `validate --no-env` lists these as needs.
+_UNSET = re.compile(r"environment variable (\w+) is not set")
+
+
 def command_validate(args: argparse.Namespace) -> int:
     problems: list[str] = []
     for file in args.scenarios:
         try:
-            scenario = load_scenario(file)
+            scenario = load_scenario(file, environ={} if args.no_env else None)
         except ScenarioError as exc:
-            problems += [str(problem) for problem in exc.problems]
+            unset = {p: _UNSET.match(p.message) for p in exc.problems} if args.no_env else {}
+            needed = {p: match.group(1) for p, match in unset.items() if match is not None}
+            problems += [str(problem) for problem in exc.problems if problem not in needed]
+            if needed:
+                names = ", ".join(dict.fromkeys(needed.values()))
+                print(f"{file}: needs environment variables {names}")
+            if needed and len(needed) == len(exc.problems):
+                print(f"{file}: ok without the environment, apart from those")
             continue
         size = f"{scenario.pair_count} pairs"
         if scenario.pair_count is None and scenario.load is not None:
@@ -287,6 +299,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     validate = commands.add_parser("validate", help="check scenario files without sending anything")
     validate.add_argument("scenarios", nargs="+", metavar="SCENARIO")
+    validate.add_argument(
+        "--no-env",
+        action="store_true",
+        help="check without the environment: list the variables a run would need",
+    )
     validate.set_defaults(handler=command_validate)
 
     schema = commands.add_parser("schema", help="print the JSON Schema of the scenario format")

@@ -92,3 +92,19 @@ async def test_echo_pod_applies_without_service() -> None:
     finally:
         process.terminate()
         await process.wait()
+
+
+async def test_validate_without_the_environment_names_what_a_run_needs(tmp_path: Path) -> None:
+    path = tmp_path / "s.yaml"
+    path.write_text(
+        "targets:\n"
+        "  baseline: {address: '${GATEWAY_IP}'}\n"
+        "  candidate: {address: '${B:-10.0.0.2}'}\n"
+        "defaults: {headers: {Authorization: 'Bearer ${TOKEN}'}}\n"
+        "requests:\n  - {name: a, url: 'https://x.example.com/'}\n"
+    )
+    code, stdout, stderr = await shadowdiff("validate", "--no-env", str(path))
+    assert code == 0 and stderr == ""
+    assert f"{path}: needs environment variables GATEWAY_IP, TOKEN" in stdout
+    code, _, stderr = await shadowdiff("validate", str(path))
+    assert code == 2 and stderr.count("is not set") == 2
