@@ -184,6 +184,17 @@ class _Builder:
             raise _Unreadable(node, f"not a valid {node.tag.rsplit(':', 1)[-1]}") from None
 
     def _expand(self, text: str, node: yaml.Node, path: FieldPath) -> str:
+        def without_value(name: str, message: str) -> str:
+            """Report `message` for this field; return a stand-in that most fields accept (a
+            host name, a header value, a path), so the rest of the file is still checked in
+            the same pass."""
+            self.document.unset_paths.add(path)
+            line, column = _mark(node)
+            self.problems.append(
+                Problem(self.document.file, line, column, format_path(path), message)
+            )
+            return f"unset-{name.lower()}"
+
         def replace(match: re.Match[str]) -> str:
             if match.group(0) == "$${":
                 return "${"
@@ -191,38 +202,17 @@ class _Builder:
             if name in self.environ and not _is_utf8(self.environ[name]):
                 # Python keeps undecodable bytes as lone surrogates; such a value cannot be
                 # sent or shown, and quoting it would show the secret.
-                self.document.unset_paths.add(path)
-                line, column = _mark(node)
-                self.problems.append(
-                    Problem(
-                        self.document.file,
-                        line,
-                        column,
-                        format_path(path),
-                        f"environment variable {name} is not valid UTF-8",
-                    )
-                )
-                return f"unset-{name.lower()}"
+                return without_value(name, f"environment variable {name} is not valid UTF-8")
             if name in self.environ:
                 value = self.environ[name]
             elif default is not None:
                 return default
             else:
-                self.document.unset_paths.add(path)
-                line, column = _mark(node)
-                self.problems.append(
-                    Problem(
-                        self.document.file,
-                        line,
-                        column,
-                        format_path(path),
-                        f"environment variable {name} is not set (use ${{{name}:-default}} "
-                        "for an optional one)",
-                    )
+                return without_value(
+                    name,
+                    f"environment variable {name} is not set (use ${{{name}:-default}} "
+                    "for an optional one)",
                 )
-                # A stand-in that most fields accept (a host name, a header value, a path), so
-                # that the rest of the file is still checked in the same pass.
-                return f"unset-{name.lower()}"
             self.document.environment_values[value] = name
             self.document.environment_paths.setdefault(path, []).append(name)
             return value
