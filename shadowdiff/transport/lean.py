@@ -26,7 +26,7 @@ from shadowdiff.observation import ErrorClass, Observation, Timings, TlsSession,
 from shadowdiff.scenario.load import Scenario
 from shadowdiff.scenario.model import ResponseLimits
 from shadowdiff.spec import RequestSpec, Side
-from shadowdiff.transport import USER_AGENT
+from shadowdiff.transport import USER_AGENT, may_retry
 from shadowdiff.transport.failures import classify_os_error
 from shadowdiff.transport.tls import client_context, tls_session
 from shadowdiff.wire import refusal
@@ -41,6 +41,8 @@ class _Failure(Exception):
     def __init__(self, error_class: ErrorClass, message: str) -> None:
         super().__init__(message)
         self.failure = TransportFailure(error_class, message)
+        # A reused connection ended before any byte of the answer (see `may_retry`).
+        self.before_answer = False
 
 
 class _Exchange:
@@ -61,6 +63,7 @@ class _Exchange:
         "headers",
         "keep_alive",
         "reason",
+        "received_bytes",
         "started_ns",
         "status",
         "version",
@@ -87,6 +90,7 @@ class _Exchange:
         # no request asked for them, so the response itself is suspect.
         self.bytes_after_end = False
         self.head_bytes = 0  # bytes received before the head was complete
+        self.received_bytes = 0  # every byte received for it: 0 means no answer began
         self.header_bytes = 0  # header lines parsed, trailers included
         self.digest = _SHA256.copy()
         # llhttp forgets keep-alive once the message ends, so it is read at that moment.
@@ -151,6 +155,7 @@ class _Connection(asyncio.Protocol):
             # Bytes nobody asked for: the connection is no longer in a known state.
             self._abort()
             return
+        exchange.received_bytes += len(data)
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserUpgrade:
@@ -408,9 +413,9 @@ class LeanTransport:
         # Serialised requests, per request spec: built once, sent many times. Keyed by id for
         # speed, with the spec kept beside its bytes: an id is reused once its spec is freed,
         # and the bytes of a freed spec must never go out for a new one.
-        self._wire: dict[int, tuple[RequestSpec, tuple[str, str, int], bytes]] = {}
+        self._wire: dict[int, tuple[RequestSpec, tuple[str, str, int], bytes, bool]] = {}
 
-    def _serialise(self, request: RequestSpec) -> tuple[tuple[str, str, int], bytes]:
+    def _serialise(self, request: RequestSpec) -> tuple[tuple[str, str, int], bytes, bool]:
         # The last line of defence: a CR or LF written here would end the header block and
         # let the rest of a value become a second request that nobody allowed.
         reason = refusal(
@@ -445,7 +450,8 @@ class LeanTransport:
         elif request.method in ("POST", "PUT", "PATCH"):
             lines.append("Content-Length: 0")
         head = ("\r\n".join(lines) + "\r\n\r\n").encode("ascii")
-        return (scheme, host, port), head + (request.body or b"")
+        retry = may_retry(request, self._extra_headers)
+        return (scheme, host, port), head + (request.body or b""), retry
 
     async def send(self, request: RequestSpec) -> Observation:
         started_ns = time.perf_counter_ns()
@@ -455,17 +461,44 @@ class LeanTransport:
                 wire = self._wire[id(request)] = (request, *self._serialise(request))
             except _Failure as refused:
                 return self._failed(refused.failure, started_ns, {})
-        _, key, payload = wire
-        timings: dict[str, int] = {}
+        _, key, payload, retry = wire
+        head_only = request.method == "HEAD"
         connection = self._pool.take(key)
+        timings: dict[str, int] = {}
+        try:
+            return await self._exchange(connection, key, payload, head_only, started_ns, timings)
+        except _Failure as failure:
+            if not (retry and connection is not None and failure.before_answer):
+                return self._failed(failure.failure, started_ns, timings)
+        # The reused connection was closed under the request before any answer began: the
+        # server had timed it out. Once more on a new connection, timed from the first try.
+        timings = {}
+        try:
+            return await self._exchange(
+                None, key, payload, head_only, started_ns, timings, retried=True
+            )
+        except _Failure as failure:
+            return self._failed(failure.failure, started_ns, timings, retried=True)
+
+    async def _exchange(
+        self,
+        connection: _Connection | None,
+        key: tuple[str, str, int],
+        payload: bytes,
+        head_only: bool,
+        started_ns: int,
+        timings: dict[str, int],
+        *,
+        retried: bool = False,
+    ) -> Observation:
+        """One request on `connection` (a new one when None). Raises `_Failure`, with
+        `before_answer` set when a reused connection ended before any byte came back."""
         reused = connection is not None
         exchange: _Exchange | None = None
         try:
             if connection is None:
                 connection = await self._pool.open(key[0], key[1], key[2], timings)
-            exchange = _Exchange(
-                self._body_capture, request.method == "HEAD", started_ns, self._loop
-            )
+            exchange = _Exchange(self._body_capture, head_only, started_ns, self._loop)
             connection.exchange = exchange
             connection.deadline_ns = started_ns + self._total_timeout_ns
             self._busy.add(connection)
@@ -475,13 +508,17 @@ class LeanTransport:
             connection.transport.write(payload)
             await exchange.done
         except _Failure as failure:
-            return self._failed(failure.failure, started_ns, timings)
+            failure.before_answer = (
+                reused
+                and exchange is not None
+                and exchange.received_bytes == 0
+                and failure.failure.error_class == "reset"
+            )
+            raise
         except Exception as exc:
             if connection is not None:
                 connection._abort()
-            return self._failed(
-                TransportFailure("other", f"{type(exc).__name__}: {exc}"), started_ns, timings
-            )
+            raise _Failure("other", f"{type(exc).__name__}: {exc}") from None
         finally:
             if connection is not None:
                 self._busy.discard(connection)
@@ -489,12 +526,8 @@ class LeanTransport:
             # As aiohttp's client reports it ("Data after `Connection: close`"), so that both
             # transports say the same about a response followed by bytes no request asked for.
             connection._abort()
-            return self._failed(
-                TransportFailure(
-                    "malformed_response", "bytes after the end of the response (no request asked)"
-                ),
-                started_ns,
-                timings,
+            raise _Failure(
+                "malformed_response", "bytes after the end of the response (no request asked)"
             )
         ended_ns = exchange.ended_ns
         connection.exchange = None
@@ -522,14 +555,21 @@ class LeanTransport:
             ),
             tls=connection.tls,
             connection_reused=reused,
+            retried=retried,
         )
 
     def _failed(
-        self, failure: TransportFailure, started_ns: int, timings: dict[str, int]
+        self,
+        failure: TransportFailure,
+        started_ns: int,
+        timings: dict[str, int],
+        *,
+        retried: bool = False,
     ) -> Observation:
         return Observation(
             side=self.side,
             failure=failure,
+            retried=retried,
             timings=Timings(
                 started_ns=started_ns,
                 connect_ns=timings.get("connect_ns"),
