@@ -28,7 +28,7 @@ from shadowdiff.scenario.load import Scenario
 from shadowdiff.spec import RequestSpec, Side
 from shadowdiff.transport import USER_AGENT, may_retry
 from shadowdiff.transport.failures import classify_os_error
-from shadowdiff.transport.tls import client_context, tls_session
+from shadowdiff.transport.tls import ClientContexts, tls_session
 from shadowdiff.wire import refusal
 
 _READ_CHUNK_BYTES = 64 * 1024
@@ -159,7 +159,8 @@ class AiohttpTransport:
         self._body_capture = scenario.defaults.body_capture
         self._extra_headers = tuple(target.headers.items())
         self._pool_size = pool_size
-        self._ssl = client_context(target.tls, scenario.resolve_path)
+        self._contexts = ClientContexts(target.tls, scenario.resolve_path)
+        self._contexts.prepare(scenario.requests)
         self._resolver = PinnedResolver(target.address, scenario.port_map(side))
         self._timeouts = scenario.defaults.timeouts
         self._limits = scenario.defaults.response_limits
@@ -174,7 +175,7 @@ class AiohttpTransport:
         connector = aiohttp.TCPConnector(
             limit=self._pool_size,
             limit_per_host=0,
-            ssl=self._ssl,
+            ssl=self._contexts.get(),
             resolver=self._resolver,
             force_close=force_close,
         )
@@ -233,15 +234,24 @@ class AiohttpTransport:
         byte of the answer."""
         trace: dict[str, Any] = {}
         headers = [*request.headers, *self._extra_headers]
+        url = URL(request.url, encoded=True)  # sent as written: `//`, `..` are probes
+        tls_options: dict[str, Any] = {}
+        if request.tls is not None and url.scheme == "https":
+            # aiohttp pools by context and server name too (ConnectionKey): a request never
+            # rides on a connection made with other TLS settings.
+            tls_options["ssl"] = self._contexts.get(request.tls)
+            if request.tls.sni:
+                tls_options["server_hostname"] = request.tls.sni.rstrip(".")
         _CURRENT_HANDLER.set(None)
         try:
             async with session.request(
                 request.method,
-                URL(request.url, encoded=True),  # sent as written: `//`, `..` are probes
+                url,
                 headers=CIMultiDict(headers) if headers else None,
                 data=_body(request.body),
                 allow_redirects=False,
                 trace_request_ctx=trace,
+                **tls_options,
             ) as response:
                 first_byte_ns = time.perf_counter_ns()
                 head_bytes = sum(len(name) + len(value) + 4 for name, value in response.raw_headers)

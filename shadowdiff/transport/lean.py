@@ -16,7 +16,6 @@ import socket
 import ssl
 import time
 from collections import deque
-from collections.abc import Callable
 from typing import Final
 
 import httptools
@@ -25,16 +24,19 @@ from yarl import URL
 from shadowdiff.observation import ErrorClass, Observation, Timings, TlsSession, TransportFailure
 from shadowdiff.scenario.load import Scenario
 from shadowdiff.scenario.model import ResponseLimits
-from shadowdiff.spec import RequestSpec, Side
+from shadowdiff.spec import RequestSpec, RequestTls, Side
 from shadowdiff.transport import USER_AGENT, may_retry
 from shadowdiff.transport.failures import classify_os_error
-from shadowdiff.transport.tls import client_context, tls_session
+from shadowdiff.transport.tls import ClientContexts, tls_session
 from shadowdiff.wire import refusal
 
 # Copied for each response: creating a hash object makes OpenSSL 3 look the algorithm up under
 # a lock every time, which showed as several percent of a replay's CPU.
 _SHA256: Final = hashlib.sha256()
 _DEFAULT_PORTS: Final = {"http": 80, "https": 443}
+# Connections are pooled by scheme, host, port and the request's TLS settings: a request never
+# rides on a connection made with another CA, verification, versions or SNI.
+_Key = tuple[str, str, int, RequestTls | None]
 
 
 class _Failure(Exception):
@@ -314,25 +316,19 @@ class _Pool:
         loop: asyncio.AbstractEventLoop,
         address: str,
         port_map: dict[int, int],
-        make_ssl_context: Callable[[], ssl.SSLContext],
+        contexts: ClientContexts,
         connect_timeout_s: float,
         limits: ResponseLimits,
     ) -> None:
         self.loop = loop
         self.address = address
         self.port_map = port_map
-        self._make_ssl_context = make_ssl_context
-        self._ssl_context: ssl.SSLContext | None = None
+        self.contexts = contexts
         self.connect_timeout_s = connect_timeout_s
         self.limits = limits
-        self.idle: dict[tuple[str, str, int], deque[_Connection]] = {}
+        self.idle: dict[_Key, deque[_Connection]] = {}
 
-    def prepare_tls(self) -> None:
-        """Build the TLS context now, so that unusable TLS files stop the run before it starts."""
-        if self._ssl_context is None:
-            self._ssl_context = self._make_ssl_context()
-
-    def take(self, key: tuple[str, str, int]) -> _Connection | None:
+    def take(self, key: _Key) -> _Connection | None:
         idle = self.idle.get(key)
         while idle:
             connection = idle.pop()
@@ -344,12 +340,14 @@ class _Pool:
                 return connection
         return None
 
-    def give_back(self, key: tuple[str, str, int], connection: _Connection) -> None:
+    def give_back(self, key: _Key, connection: _Connection) -> None:
         if not connection.closed:
             self.idle.setdefault(key, deque()).append(connection)
 
-    async def open(self, scheme: str, host: str, port: int, timings: dict[str, int]) -> _Connection:
-        """Connect (timed), then handshake TLS (timed apart) with SNI = the production host."""
+    async def open(self, key: _Key, timings: dict[str, int]) -> _Connection:
+        """Connect (timed), then handshake TLS (timed apart) with SNI = the production host, or
+        the request's `tls.sni`."""
+        scheme, host, port, tls = key
         connection = _Connection(self)
         connect_port = self.port_map.get(port, port)
         started = time.perf_counter_ns()
@@ -364,10 +362,12 @@ class _Pool:
                 connected = time.perf_counter_ns()
                 timings["connect_ns"] = connected - started
                 if scheme == "https":
-                    if self._ssl_context is None:
-                        self._ssl_context = self._make_ssl_context()
+                    server_name = tls.sni if tls is not None and tls.sni else host
                     tls_transport = await self.loop.start_tls(
-                        transport, connection, self._ssl_context, server_hostname=host.rstrip(".")
+                        transport,
+                        connection,
+                        self.contexts.get(tls),
+                        server_hostname=server_name.rstrip("."),
                     )
                     assert tls_transport is not None
                     connection.transport = tls_transport
@@ -396,14 +396,14 @@ class LeanTransport:
             self._loop,
             target.address,
             scenario.port_map(side),
-            # Built before the run when any request is HTTPS; never when none is (loading the
-            # trust store is slow, and a plain HTTP run needs none).
-            lambda: client_context(target.tls, scenario.resolve_path),
+            ClientContexts(target.tls, scenario.resolve_path),
             scenario.defaults.timeouts.connect_s,
             scenario.defaults.response_limits,
         )
+        # Built before the run when any request is HTTPS; never when none is (loading the
+        # trust store is slow, and a plain HTTP run needs none).
         if scenario.https_hosts():
-            self._pool.prepare_tls()
+            self._pool.contexts.prepare(scenario.requests)
         # Total timeouts: busy connections carry a deadline that one sweeper checks, rather
         # than a timer created and cancelled for every request.
         self._total_timeout_ns = int(self._total_timeout_s * 1e9)
@@ -413,9 +413,9 @@ class LeanTransport:
         # Serialised requests, per request spec: built once, sent many times. Keyed by id for
         # speed, with the spec kept beside its bytes: an id is reused once its spec is freed,
         # and the bytes of a freed spec must never go out for a new one.
-        self._wire: dict[int, tuple[RequestSpec, tuple[str, str, int], bytes, bool]] = {}
+        self._wire: dict[int, tuple[RequestSpec, _Key, bytes, bool]] = {}
 
-    def _serialise(self, request: RequestSpec) -> tuple[tuple[str, str, int], bytes, bool]:
+    def _serialise(self, request: RequestSpec) -> tuple[_Key, bytes, bool]:
         # The last line of defence: a CR or LF written here would end the header block and
         # let the rest of a value become a second request that nobody allowed.
         reason = refusal(
@@ -451,7 +451,8 @@ class LeanTransport:
             lines.append("Content-Length: 0")
         head = ("\r\n".join(lines) + "\r\n\r\n").encode("ascii")
         retry = may_retry(request, self._extra_headers)
-        return (scheme, host, port), head + (request.body or b""), retry
+        tls = request.tls if scheme == "https" else None
+        return (scheme, host, port, tls), head + (request.body or b""), retry
 
     async def send(self, request: RequestSpec) -> Observation:
         started_ns = time.perf_counter_ns()
@@ -483,7 +484,7 @@ class LeanTransport:
     async def _exchange(
         self,
         connection: _Connection | None,
-        key: tuple[str, str, int],
+        key: _Key,
         payload: bytes,
         head_only: bool,
         started_ns: int,
@@ -497,7 +498,7 @@ class LeanTransport:
         exchange: _Exchange | None = None
         try:
             if connection is None:
-                connection = await self._pool.open(key[0], key[1], key[2], timings)
+                connection = await self._pool.open(key, timings)
             exchange = _Exchange(self._body_capture, head_only, started_ns, self._loop)
             connection.exchange = exchange
             connection.deadline_ns = started_ns + self._total_timeout_ns
