@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import uvloop
 
 from shadowdiff.engine import replay
 from shadowdiff.report import RunCollector, build_report
@@ -268,3 +269,31 @@ async def test_failure_on_a_new_connection_is_not_retried(
     assert observation.failure is not None and observation.failure.error_class == "reset"
     assert not observation.retried
     assert (entry.connections, len(entry.requests)) == (1, 1)
+
+
+async def test_server_closing_after_each_answer_costs_no_reset_on_uvloop(
+    transport_name: str, write_scenario: Callable[..., Path]
+) -> None:
+    """The CLI runs on uvloop, where a client nearly always takes the connection back out of
+    the pool before the server's close is read: every reuse was a `reset` before."""
+    async with closer_server(close_after_answer, "127.0.0.57") as entry:
+        path = write_scenario(
+            _target(entry, "127.0.0.57"),
+            _target(entry, "127.0.0.57"),
+            "requests:\n  - {name: a, url: 'http://app.example.com/'}\n",
+        )
+        scenario = load_scenario(path)
+
+        async def send_all() -> list[Any]:
+            transport = open_transport(scenario, "baseline", 4, transport_name)  # type: ignore[arg-type]
+            try:
+                return [await transport.send(scenario.requests[0]) for _ in range(200)]
+            finally:
+                await transport.close()
+
+        # The servers keep serving on the test's loop while the client runs on a uvloop of
+        # its own, in a thread.
+        observations = await asyncio.to_thread(uvloop.run, send_all())
+    assert [o.failure for o in observations if o.failure is not None] == []
+    assert sum(o.retried for o in observations) > 0
+    assert entry.connections == 200  # one answer per connection, retries included
