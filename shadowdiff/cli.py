@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from rich.console import Console
+from rich.markup import escape
 
 from shadowdiff import __version__
 from shadowdiff.engine import LoadOutcome
@@ -60,6 +61,13 @@ def _warn_insecure(scenario: Scenario) -> None:
             _stderr.print(
                 f"[yellow]warning:[/] certificate verification is off for the {side} "
                 "(tls.insecure); a wrong certificate will not be reported",
+            )
+    for request in scenario.requests:
+        if request.tls is not None and request.tls.insecure:
+            _stderr.print(
+                "[yellow]warning:[/] certificate verification is off for request "
+                f"{escape(repr(request.name))} (tls.insecure); a wrong certificate will not be "
+                "reported",
             )
 
 

@@ -72,6 +72,9 @@ class Observation:
     timings: Timings = field(default_factory=lambda: Timings(started_ns=0))
     tls: TlsSession | None = None
     connection_reused: bool = False
+    # Sent a second time, on a new connection, after a reused one failed before any byte of
+    # the answer (see `shadowdiff.transport.may_retry`); the answer is the second attempt's.
+    retried: bool = False
 
     @property
     def ok(self) -> bool:

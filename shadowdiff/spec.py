@@ -12,11 +12,28 @@ SIDES: tuple[Side, Side] = ("baseline", "candidate")
 
 
 @dataclass(frozen=True, slots=True)
+class RequestTls:
+    """One request's TLS settings, on both targets: each field given replaces the target's
+    own (None keeps it); the target's client certificate always stays.
+
+    `sni` is sent instead of the URL's host, and the certificate is checked against it; the
+    Host header still comes from the URL. Versions are names such as "TLSv1.2".
+    """
+
+    ca: str | None = None  # path of a PEM CA bundle
+    insecure: bool | None = None
+    min_version: str | None = None
+    max_version: str | None = None
+    sni: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class RequestSpec:
     """One request as both entry points receive it (before per-target headers are added).
 
     `url` keeps the production hostname: it becomes the Host header, the TLS SNI and the name
-    the certificate is checked against; only the connection goes to a target's own address.
+    the certificate is checked against (unless `tls.sni` says another); only the connection
+    goes to a target's own address.
     """
 
     name: str
@@ -29,6 +46,8 @@ class RequestSpec:
     # even then it is sent exactly `repeat` times unless a load model may cycle it too.
     allow_unsafe: bool = False
     repeat_under_load: bool = False
+    # Overrides the targets' TLS settings for this request (HTTPS only).
+    tls: RequestTls | None = None
 
     @property
     def unsafe_reason(self) -> str | None:

@@ -13,6 +13,7 @@ import trustme
 import yaml
 
 from shadowdiff.scenario import parse_scenario
+from shadowdiff.spec import RequestTls
 
 README = Path(__file__).parents[1] / "README.md"
 ENVIRON = {"GATEWAY_IP": "198.51.100.7", "TOKEN": "example-token"}
@@ -49,7 +50,12 @@ def test_readme_full_example_is_valid(tmp_path: Path, ca: trustme.CA) -> None:
     ca.cert_pem.write_to_path(str(tmp_path / "gateway-ca.pem"))
     scenario = parse_scenario(yaml_blocks()[0], "README.md", base_dir=tmp_path, environ=ENVIRON)
     assert scenario.targets.candidate.address == "198.51.100.7"
-    assert len(scenario.requests) == 4 + 2 * 3 * 2 * 2  # four requests, and the matrix
+    assert len(scenario.requests) == 6 + 2 * 3 * 2 * 2  # six requests, and the matrix
+    tls = {spec.name: spec.tls for spec in scenario.requests if spec.tls is not None}
+    assert tls == {
+        "behind the expired certificate": RequestTls(insecure=True),
+        "misdirected": RequestTls(sni="api.example.com"),
+    }
 
 
 def _comparable(text: str) -> list[str]:

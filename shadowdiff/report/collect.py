@@ -124,6 +124,9 @@ class RequestTally:
     failure_messages: dict[Side, dict[str, str]] = field(
         default_factory=lambda: {side: {} for side in SIDES}
     )
+    # Answers that came on a second attempt, after a reused connection was closed under the
+    # request (see `shadowdiff.transport.may_retry`).
+    retries: Counter[Side] = field(default_factory=Counter)
     # Total time per side; measured from the intended start in the open model.
     latency: dict[Side, _Buffered] = field(
         default_factory=lambda: {side: _Buffered(LatencyHistogram()) for side in SIDES}
@@ -147,6 +150,7 @@ class RequestTally:
         other.flush()
         self.pairs += other.pairs
         self.noise_samples += other.noise_samples
+        self.retries.update(other.retries)
         for side in SIDES:
             self.statuses[side].update(other.statuses[side])
             self.failures[side].update(other.failures[side])
@@ -231,6 +235,8 @@ class RunCollector:
 
     def _tally_observation(self, tally: RequestTally, observation: Observation, pair: Pair) -> None:
         side = observation.side
+        if observation.retried:
+            tally.retries[side] += 1
         if observation.failure:
             tally.failures[side][observation.failure.error_class] += 1
             tally.failure_messages[side].setdefault(

@@ -249,6 +249,9 @@ def build_report(
         "tls_hosts": len(collector.tls_hosts),
         # Requests that may change state on the backends, sent to each side (never calibrated).
         "unsafe_pairs_sent": sum(t.pairs for t in tallies if t.request.unsafe_reason is not None),
+        # Safe requests sent again on a new connection after a reused one was closed under
+        # them before any answer (an idle timeout on the server's side), per side.
+        "retries": {side: sum(t.retries[side] for t in tallies) for side in SIDES},
     }
     thresholds = evaluate_thresholds(scenario.thresholds, tallies, differing_pairs)
     totals["thresholds_failed"] = sum(not result["passed"] for result in thresholds)

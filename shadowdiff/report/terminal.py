@@ -158,6 +158,9 @@ def render_report(report: dict[str, Any], *, all_tls_tables: bool = False) -> Gr
     load = _load(report)
     if load is not None:
         parts += [Text(), load]
+    retries = _retries(report)
+    if retries is not None:
+        parts += [Text(), retries]
     parts += [Text(), _verdict(report)]
     return Group(*parts)
 
@@ -332,6 +335,19 @@ def _load(report: dict[str, Any]) -> Text | None:
                 f"(95% {result['low']:.3f}-{result['high']:.3f}, {result['verdict']})\n"
             )
     return text
+
+
+def _retries(report: dict[str, Any]) -> Text | None:
+    """How often a safe request was sent again because an idle connection had been closed."""
+    retries = report["totals"].get("retries") or {}
+    if not any(retries.values()):
+        return None
+    counts = ", ".join(f"{side} {retries.get(side, 0)}" for side in ("baseline", "candidate"))
+    return Text(
+        f"retried on a new connection after the server closed an idle one: {counts} "
+        "(safe requests only, before any answer)",
+        style="dim",
+    )
 
 
 def _verdict(report: dict[str, Any]) -> Text:

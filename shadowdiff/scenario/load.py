@@ -27,12 +27,14 @@ from shadowdiff.errors import Problem, ScenarioError
 from shadowdiff.redaction import DEFAULT_SENSITIVE_HEADERS, Redactor, Secrets, sensitive_literals
 from shadowdiff.scenario.model import (
     MAX_GENERATED_BODY_BYTES,
+    TLS_VERSIONS,
     Acceptance,
     Body,
     CompareSettings,
     Defaults,
     LoadSettings,
     Matrix,
+    Request,
     ScenarioFile,
     Targets,
     Threshold,
@@ -41,7 +43,7 @@ from shadowdiff.scenario.model import (
 from shadowdiff.scenario.tls_files import tls_file_problems
 from shadowdiff.scenario.yamlsource import FieldPath, SourceDocument, format_path, read_yaml
 from shadowdiff.sources import SourceSummary, records, select, selection_for
-from shadowdiff.spec import RequestSpec
+from shadowdiff.spec import RequestSpec, RequestTls
 from shadowdiff.wire import SAFE_METHODS, WireError, prepare_url, unsafe_reason
 
 # Distinct requests a scenario may expand to. Each one holds its own report entry and
@@ -52,8 +54,8 @@ MAX_SCENARIO_BYTES: Final = 16 * 1024**2
 
 # Headers a scenario may not set, and why.
 _FORBIDDEN_HEADERS = {
-    "host": "the Host header comes from the URL, and SNI is kept equal to it; "
-    "put the production hostname in the URL",
+    "host": "the Host header comes from the URL (and so does SNI, unless tls.sni says "
+    "otherwise); put the production hostname in the URL",
     "content-length": "it is computed from the body",
     "transfer-encoding": "it is chosen by the transport",
 }
@@ -467,6 +469,43 @@ def _check_targets(
         )
 
 
+def _request_tls(
+    request: Request,
+    url: str,
+    url_valid: bool,
+    path: FieldPath,
+    document: SourceDocument,
+    base_dir: Path,
+) -> tuple[RequestTls | None, list[Problem]]:
+    """A request's `tls` as plain data for the transports (its CA path resolved), and its
+    problems: TLS on a plain HTTP URL, a CA that is missing or unusable."""
+    settings = request.tls
+    if settings is None:
+        return None, []
+    where: FieldPath = (*path, "tls")
+    problems = []
+    if url_valid and URL(url, encoded=True).scheme != "https":
+        problems.append(document.problem(where, "tls applies to https:// URLs only"))
+    ca = None
+    if settings.ca is not None:
+        ca_path = _resolve(base_dir, settings.ca)
+        if not ca_path.is_file():
+            problems.append(document.problem((*where, "ca"), f"file not found: {ca_path}"))
+        ca = str(ca_path)
+    problems += tls_file_problems(settings, where, document, lambda v: _resolve(base_dir, v))
+    versions = sorted(settings.versions or (), key=TLS_VERSIONS.index)
+    return (
+        RequestTls(
+            ca=ca,
+            insecure=settings.insecure,
+            min_version=versions[0] if versions else None,
+            max_version=versions[-1] if versions else None,
+            sni=settings.sni,
+        ),
+        problems,
+    )
+
+
 def _resolve(base_dir: Path, value: str) -> Path:
     path = Path(value).expanduser()
     return path if path.is_absolute() else base_dir / path
@@ -526,6 +565,8 @@ def _expand(
         url, userinfo, url_problems = _check_url(request.url, (*path, "url"), document)
         problems += url_problems
         problems += _check_headers(request.headers, (*path, "headers"), document)
+        tls, tls_problems = _request_tls(request, url, not url_problems, path, document, base_dir)
+        problems += tls_problems
         body: bytes | None = None
         body_headers: dict[str, str] = {}
         if userinfo:
@@ -545,6 +586,7 @@ def _expand(
             repeat=request.repeat,
             allow_unsafe=request.allow_unsafe,
             repeat_under_load=request.repeat_under_load,
+            tls=tls,
         )
         problems += _check_unsafe(spec, config, path, document)
         specs.append(spec)

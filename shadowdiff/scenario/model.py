@@ -12,7 +12,15 @@ import ipaddress
 import re
 from typing import Annotated, Any, Final, Literal
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    field_validator,
+    model_validator,
+)
 
 from shadowdiff.compare.difference import DifferenceKind, Severity
 from shadowdiff.wire import (
@@ -146,6 +154,44 @@ class TargetTls(_Strict):
     insecure: bool = Field(False, description="skip certificate verification (prints a warning)")
 
 
+TlsVersion = Literal["TLSv1.0", "TLSv1.1", "TLSv1.2", "TLSv1.3"]
+TLS_VERSIONS: Final[tuple[TlsVersion, ...]] = ("TLSv1.0", "TLSv1.1", "TLSv1.2", "TLSv1.3")
+CipherFamily = Literal["ECDHE-ECDSA-AESGCM", "ECDHE-RSA-AESGCM", "ECDHE-CHACHA20", "DHE", "RSA"]
+
+
+class RequestTls(_Strict):
+    """One request's TLS, on both targets: each field given replaces the target's setting."""
+
+    ca: str | None = Field(
+        None, description="PEM CA bundle to verify against instead of the target's"
+    )
+    insecure: bool | None = Field(
+        None,
+        description="true: skip certificate verification (prints a warning); false: verify "
+        "even where the target says insecure",
+    )
+    versions: list[TlsVersion] | None = Field(
+        None, min_length=1, description="the TLS versions offered, consecutive: [TLSv1.2]"
+    )
+    sni: Hostname | None = Field(
+        None,
+        description="SNI to send instead of the URL's host (Host is unchanged; the certificate "
+        "is checked against this name): probes 421 Misdirected Request",
+    )
+
+    @field_validator("versions")
+    @classmethod
+    def _consecutive(cls, versions: list[TlsVersion] | None) -> list[TlsVersion] | None:
+        if versions:
+            positions = sorted({TLS_VERSIONS.index(version) for version in versions})
+            if positions != list(range(positions[0], positions[-1] + 1)):
+                raise ValueError(
+                    "list consecutive versions, such as [TLSv1.2, TLSv1.3]: a TLS client "
+                    "offers a range"
+                )
+        return versions
+
+
 class Target(_Strict):
     """One entry point: where to connect, while URLs keep the production hostname."""
 
@@ -250,6 +296,9 @@ class Request(_Strict):
         False,
         description="with allow_unsafe: a load model may send it again and again; without "
         "this, an unsafe request is sent exactly `repeat` times",
+    )
+    tls: RequestTls | None = Field(
+        None, description="HTTPS only: TLS settings replacing both targets' for this request"
     )
 
 
@@ -373,10 +422,6 @@ class Acceptance(_Strict):
     candidate: str | None = Field(None, description="only when the candidate value is this")
     reason: str = Field(min_length=1)
     until: datetime.date | None = Field(None, description="expiry date; after it the run fails")
-
-
-TlsVersion = Literal["TLSv1.0", "TLSv1.1", "TLSv1.2", "TLSv1.3"]
-CipherFamily = Literal["ECDHE-ECDSA-AESGCM", "ECDHE-RSA-AESGCM", "ECDHE-CHACHA20", "DHE", "RSA"]
 
 
 class ClientsNeed(_Strict):

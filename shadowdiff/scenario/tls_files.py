@@ -1,6 +1,7 @@
-"""The TLS files a target names (CA bundle, client certificate and key), loaded at validate
-time the way the transports (Python's ssl) and the TLS probe (pyOpenSSL) will load them, so
-that an unusable file is a located scenario error instead of a traceback during the run.
+"""The TLS files a target or a request names (CA bundle, client certificate and key), loaded
+at validate time the way the transports (Python's ssl) and the TLS probe (pyOpenSSL) will load
+them, so that an unusable file is a located scenario error instead of a traceback during the
+run.
 Reads files; no network."""
 
 from __future__ import annotations
@@ -12,19 +13,25 @@ from pathlib import Path
 from OpenSSL import SSL
 
 from shadowdiff.errors import Problem
-from shadowdiff.scenario.model import TargetTls
+from shadowdiff.scenario.model import RequestTls, TargetTls
 from shadowdiff.scenario.yamlsource import FieldPath, SourceDocument
 
 
 def tls_file_problems(
-    tls: TargetTls, where: FieldPath, document: SourceDocument, resolve: Callable[[str], Path]
+    tls: TargetTls | RequestTls,
+    where: FieldPath,
+    document: SourceDocument,
+    resolve: Callable[[str], Path],
 ) -> Iterator[Problem]:
-    """One problem per unusable setting under `where` (`targets.<side>.tls`). Files that do not
-    exist are reported by the loader already and skipped here."""
+    """One problem per unusable setting under `where` (`targets.<side>.tls`, or a request's
+    `tls`, which names a CA only). Files that do not exist are reported by the loader already
+    and skipped here."""
     if tls.ca is not None and resolve(tls.ca).is_file():
         reason = _ca_problem(resolve(tls.ca))
         if reason:
             yield document.problem((*where, "ca"), f"not a usable CA bundle: {reason}")
+    if not isinstance(tls, TargetTls):
+        return
     if tls.client_cert is not None and resolve(tls.client_cert).is_file():
         key = resolve(tls.client_key) if tls.client_key else None
         if key is None or key.is_file():

@@ -3,11 +3,13 @@ anything that happens on the wire. The engine only knows the `Transport` protoco
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Final, Literal, Protocol
 
 from shadowdiff import __version__
 from shadowdiff.observation import Observation
 from shadowdiff.spec import RequestSpec, Side
+from shadowdiff.wire import unsafe_reason
 
 if TYPE_CHECKING:
     from shadowdiff.scenario import Scenario
@@ -17,6 +19,21 @@ USER_AGENT: Final = f"shadowdiff/{__version__}"
 
 TransportName = Literal["lean", "aiohttp"]
 TRANSPORT_NAMES: Final[tuple[TransportName, ...]] = ("lean", "aiohttp")
+
+
+def may_retry(request: RequestSpec, extra_headers: Iterable[tuple[str, str]]) -> bool:
+    """Whether a request that failed on a reused keep-alive connection before any byte of the
+    answer may be sent once more, on a new connection.
+
+    The server may have closed the idle connection while the request was on its way (nginx's
+    keepalive_timeout, Envoy's idle_timeout, a load balancer's): RFC 9112 section 9.3.1 lets a
+    client retry an idempotent request then, and browsers and curl do. Only what is safe to
+    send twice qualifies (GET, HEAD, OPTIONS, no body, no method override, the target's headers
+    included), whatever `allow_unsafe` or `repeat_under_load` say: an allowed POST is sent
+    exactly as often as written. A failure on a new connection is the server's answer, and
+    is never retried.
+    """
+    return unsafe_reason(request.method, (*request.headers, *extra_headers), request.body) is None
 
 
 class Transport(Protocol):

@@ -7,25 +7,28 @@ This is the only module that imports aiohttp's client; its exceptions are transl
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import io
 import socket
 import ssl
 import time
 from collections.abc import Mapping
+from contextvars import ContextVar
 from typing import Any
 
 import aiohttp
 from aiohttp.abc import AbstractResolver, ResolveResult
+from aiohttp.client_proto import ResponseHandler
 from multidict import CIMultiDict
 from yarl import URL
 
 from shadowdiff.observation import ErrorClass, Observation, Timings, TransportFailure
 from shadowdiff.scenario.load import Scenario
 from shadowdiff.spec import RequestSpec, Side
-from shadowdiff.transport import USER_AGENT
+from shadowdiff.transport import USER_AGENT, may_retry
 from shadowdiff.transport.failures import classify_os_error
-from shadowdiff.transport.tls import client_context, tls_session
+from shadowdiff.transport.tls import ClientContexts, tls_session
 from shadowdiff.wire import refusal
 
 _READ_CHUNK_BYTES = 64 * 1024
@@ -120,6 +123,33 @@ def _trace_config() -> aiohttp.TraceConfig:
     return config
 
 
+# The connection protocol the current request went out on, set in the sending task when
+# aiohttp hands the request to it: after a failure, it says whether any answer began.
+_CURRENT_HANDLER: ContextVar[_CountingHandler | None] = ContextVar(
+    "shadowdiff_aiohttp_handler", default=None
+)
+
+
+class _CountingHandler(ResponseHandler):
+    """aiohttp's connection protocol, counting the bytes of each answer as they arrive.
+
+    aiohttp says "Server disconnected" alike whether the server closed an idle connection
+    under the request or in the middle of an answer; only the first may be retried.
+    """
+
+    answer_bytes = 0
+
+    def set_response_params(self, **kwargs: Any) -> None:
+        # Called by ClientSession._request for every request, in the sending task.
+        self.answer_bytes = 0
+        _CURRENT_HANDLER.set(self)
+        super().set_response_params(**kwargs)
+
+    def data_received(self, data: bytes) -> None:
+        self.answer_bytes += len(data)
+        super().data_received(data)
+
+
 class AiohttpTransport:
     """Sends requests to one target through its own pool."""
 
@@ -128,15 +158,31 @@ class AiohttpTransport:
         self.side: Side = side
         self._body_capture = scenario.defaults.body_capture
         self._extra_headers = tuple(target.headers.items())
-        timeouts = scenario.defaults.timeouts
-        limits = scenario.defaults.response_limits
+        self._pool_size = pool_size
+        self._contexts = ClientContexts(target.tls, scenario.resolve_path)
+        self._contexts.prepare(scenario.requests)
+        self._resolver = PinnedResolver(target.address, scenario.port_map(side))
+        self._timeouts = scenario.defaults.timeouts
+        self._limits = scenario.defaults.response_limits
+        self._session = self._open_session(force_close=False)
+        # Retries go out on a connection of their own (see `may_retry`): opened when first
+        # needed, never pooled.
+        self._fresh_session: aiohttp.ClientSession | None = None
+        self._header_bytes = self._limits.header_bytes
+
+    def _open_session(self, *, force_close: bool) -> aiohttp.ClientSession:
+        timeouts, limits = self._timeouts, self._limits
         connector = aiohttp.TCPConnector(
-            limit=pool_size,
+            limit=self._pool_size,
             limit_per_host=0,
-            ssl=client_context(target.tls, scenario.resolve_path),
-            resolver=PinnedResolver(target.address, scenario.port_map(side)),
+            ssl=self._contexts.get(),
+            resolver=self._resolver,
+            force_close=force_close,
         )
-        self._session = aiohttp.ClientSession(
+        # aiohttp builds each connection's protocol with this factory (BaseConnector.__init__
+        # in aiohttp 3.x); no public switch exists.
+        connector._factory = functools.partial(_CountingHandler, loop=connector._loop)  # type: ignore[assignment]
+        session = aiohttp.ClientSession(
             connector=connector,
             timeout=aiohttp.ClientTimeout(total=timeouts.total_s, sock_connect=timeouts.connect_s),
             cookie_jar=aiohttp.DummyCookieJar(),  # every request stands alone
@@ -150,14 +196,14 @@ class AiohttpTransport:
             max_headers=limits.header_fields,
         )
         # aiohttp sends an idempotent request (GET, HEAD, but also PUT and DELETE) a second
-        # time when a reused connection fails: an allowed DELETE would reach a backend twice
-        # more, and a retried GET would hide a reset on one side. No public switch exists
-        # (aiohttp 3.9+ reads this attribute in ClientSession._request).
-        self._session._retry_connection = False
-        self._header_bytes = limits.header_bytes
+        # time when a connection fails, reused or not: an allowed DELETE would reach a backend
+        # twice, and a retry after a fresh connection failed would hide a reset on one side.
+        # `send` retries by shadowdiff's rule instead. No public switch exists (aiohttp 3.9+
+        # reads this attribute in ClientSession._request).
+        session._retry_connection = False
+        return session
 
     async def send(self, request: RequestSpec) -> Observation:
-        trace: dict[str, Any] = {}
         started_ns = time.perf_counter_ns()
         headers = [*request.headers, *self._extra_headers]
         # The last line of defence, as in the lean transport: never write what the loader
@@ -171,14 +217,41 @@ class AiohttpTransport:
                 failure=TransportFailure("not_sent", f"not sent: {reason}"),
                 timings=Timings(started_ns=started_ns, total_ns=0),
             )
+        observation, before_answer = await self._attempt(self._session, request, started_ns)
+        if before_answer and may_retry(request, self._extra_headers):
+            # The reused connection was closed under the request before any answer began: the
+            # server had timed it out. Once more on a new connection, timed from the first try.
+            if self._fresh_session is None:
+                self._fresh_session = self._open_session(force_close=True)
+            observation, _ = await self._attempt(self._fresh_session, request, started_ns)
+            observation.retried = True
+        return observation
+
+    async def _attempt(
+        self, session: aiohttp.ClientSession, request: RequestSpec, started_ns: int
+    ) -> tuple[Observation, bool]:
+        """The observation, and whether it is a failure on a reused connection before any
+        byte of the answer."""
+        trace: dict[str, Any] = {}
+        headers = [*request.headers, *self._extra_headers]
+        url = URL(request.url, encoded=True)  # sent as written: `//`, `..` are probes
+        tls_options: dict[str, Any] = {}
+        if request.tls is not None and url.scheme == "https":
+            # aiohttp pools by context and server name too (ConnectionKey): a request never
+            # rides on a connection made with other TLS settings.
+            tls_options["ssl"] = self._contexts.get(request.tls)
+            if request.tls.sni:
+                tls_options["server_hostname"] = request.tls.sni.rstrip(".")
+        _CURRENT_HANDLER.set(None)
         try:
-            async with self._session.request(
+            async with session.request(
                 request.method,
-                URL(request.url, encoded=True),  # sent as written: `//`, `..` are probes
+                url,
                 headers=CIMultiDict(headers) if headers else None,
                 data=_body(request.body),
                 allow_redirects=False,
                 trace_request_ctx=trace,
+                **tls_options,
             ) as response:
                 first_byte_ns = time.perf_counter_ns()
                 head_bytes = sum(len(name) + len(value) + 4 for name, value in response.raw_headers)
@@ -190,7 +263,7 @@ class AiohttpTransport:
                         "malformed_response",
                         f"response head over header_bytes ({self._header_bytes} bytes)",
                     )
-                    return self._failed(failure, trace, started_ns)
+                    return self._failed(failure, trace, started_ns), False
                 tls = tls_session(response.connection.transport if response.connection else None)
                 digest = hashlib.sha256()
                 captured = bytearray()
@@ -218,9 +291,17 @@ class AiohttpTransport:
                     timings=_timings(trace, started_ns, first_byte_ns, ended_ns),
                     tls=tls,
                     connection_reused=bool(trace.get("reused")),
-                )
+                ), False
         except (TimeoutError, aiohttp.ClientError, OSError, ssl.SSLError) as exc:
-            return self._failed(classify_failure(exc), trace, started_ns)
+            failure = classify_failure(exc)
+            handler = _CURRENT_HANDLER.get()
+            before_answer = (
+                failure.error_class == "reset"
+                and bool(trace.get("reused"))
+                and handler is not None
+                and handler.answer_bytes == 0
+            )
+            return self._failed(failure, trace, started_ns), before_answer
 
     def _failed(
         self, failure: TransportFailure, trace: Mapping[str, Any], started_ns: int
@@ -233,6 +314,8 @@ class AiohttpTransport:
 
     async def close(self) -> None:
         await self._session.close()
+        if self._fresh_session is not None:
+            await self._fresh_session.close()
 
 
 def _body(body: bytes | None) -> bytes | io.BytesIO | None:
