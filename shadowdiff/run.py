@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import datetime
 import os
-import resource
 import time
 from collections.abc import Sequence
 from typing import Any
 
 from shadowdiff.engine import LoadOutcome, replay
+from shadowdiff.memory import peak_rss_kb
 from shadowdiff.redaction import load_key
 from shadowdiff.report.collect import RunCollector
 from shadowdiff.report.document import build_report, redactor_for
@@ -119,7 +119,7 @@ def finish_report(
             }
         )
     if resources is not None:
-        peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        peak_mb = peak_rss_kb() / 1024
         report["resources"] = {**resources, "peak_rss_mb": round(peak_mb, 1)}
     return report
 

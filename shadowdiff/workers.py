@@ -25,7 +25,6 @@ import datetime
 import multiprocessing
 import os
 import pickle
-import resource
 import signal
 import threading
 from collections.abc import Iterator
@@ -38,6 +37,7 @@ from typing import Any, Final
 
 from shadowdiff import worker_start
 from shadowdiff.engine import LoadOutcome, replay, tune_garbage_collection
+from shadowdiff.memory import peak_rss_kb
 from shadowdiff.report.collect import RunCollector
 from shadowdiff.scenario import Scenario
 from shadowdiff.spec import SIDES
@@ -150,7 +150,7 @@ def run_worker(
     if parent_gone:
         return  # nobody to report to
     collector.flush()
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    peak = peak_rss_kb()
     with contextlib.suppress(OSError):  # the parent ended meanwhile
         results.send(WorkerResult(collector, outcome, peak, interrupted))
     results.close()
