@@ -174,3 +174,26 @@ def test_tls_probe_finds_refused_handshake_for_unknown_sni(lab: Lab) -> None:
             result.candidate.unknown_sni is not None and not result.candidate.unknown_sni.accepted
         )
         assert result.baseline.verified and result.candidate.verified
+
+
+def test_clean_routes_stay_clean_run_after_run(lab: Lab) -> None:
+    """Replicas named any way, split list headers and a candidate that closes idle connections
+    after a second: nothing reported on a route configured alike, of any kind or severity
+    (latency included), in three runs in a row."""
+    import asyncio
+    import dataclasses
+
+    scenario = load_scenario(LAB_SCENARIO, environ=lab.environ())
+    alike = tuple(spec for spec in scenario.requests if spec.name.startswith("alike:"))
+    scenario = dataclasses.replace(scenario, requests=alike)
+    for run in range(3):
+        collector = RunCollector()
+        asyncio.run(replay(scenario, collector, seed=run))
+        report = build_report(scenario, collector, started_at="t", duration_s=1.0)
+        found = [
+            (line["requests"], line["kind"], line["field"], line["severity"])
+            for line in report["signatures"]
+            if line["status"] in ("reported", "expired")
+        ]
+        assert found == [], f"run {run + 1}: {found}"
+        assert report["totals"]["failures"]["candidate"]["total"] == 0

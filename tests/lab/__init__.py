@@ -32,6 +32,9 @@ SERVICES: Final = {
     "shop": ("shop-7d9c5b6f4-x2k4q", "shop-7d9c5b6f4-m8n2p"),
     "api-v1": ("api-v1-6c4d8b7f5-kq9wz", "api-v1-6c4d8b7f5-t4r7s"),
     "api-v2": ("api-v2-84c7f9d6b-p2m7n", "api-v2-84c7f9d6b-w2x9c"),
+    # Replicas named as a StatefulSet names them, and by hand (a custom POD_NAME).
+    "stateful": ("web-0", "web-1"),
+    "custom": ("echo-green", "echo-blue"),
 }
 START_TIMEOUT_S: Final = 15.0
 
@@ -185,6 +188,8 @@ def run_lab(folder: Path) -> Iterator[Lab]:
                 "SHOP": upstreams["shop"],
                 "API_V1": upstreams["api-v1"],
                 "API_V2": upstreams["api-v2"],
+                "STATEFUL": upstreams["stateful"],
+                "CUSTOM": upstreams["custom"],
                 # Workers of a root master would run as nobody, who may not read this folder.
                 "USER": "user root;" if os.geteuid() == 0 else "",
             }
