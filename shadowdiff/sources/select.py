@@ -57,8 +57,9 @@ class Selection:
     sample_count: int | None = None  # the first N that pass every other rule
     allow_unsafe: bool = False
     replay_credentials: bool = False
-    # Specs held in memory for one run; past it, requests are counted as sampled out.
-    max_kept: int = 100_000
+    # Specs held in memory for one run; past it, requests are counted as sampled out. None
+    # for a stream that holds nothing (`sources export`).
+    max_kept: int | None = 100_000
 
 
 @dataclass
@@ -98,6 +99,14 @@ def select(
     recorded: Iterable[Recorded | Skipped], selection: Selection, summary: SourceSummary
 ) -> Iterator[RequestSpec]:
     """The specs to replay, in recorded order; `summary` counts everything else."""
+    for _, spec in select_recorded(recorded, selection, summary):
+        yield spec
+
+
+def select_recorded(
+    recorded: Iterable[Recorded | Skipped], selection: Selection, summary: SourceSummary
+) -> Iterator[tuple[Recorded, RequestSpec]]:
+    """As `select`, each spec beside the recorded request it came from (for `export`)."""
     per_template: Counter[str] = Counter()
     kept = 0
     for item in recorded:
@@ -121,7 +130,7 @@ def select(
         if selection.sample_count is not None and kept >= selection.sample_count:
             summary.skip(Skipped(item.location, "sampled_out", "sample"))
             continue
-        if kept >= selection.max_kept:
+        if selection.max_kept is not None and kept >= selection.max_kept:
             if not summary.skipped["sampled_out"]:
                 summary.first_problems.append(
                     f"{item.location}: more than {selection.max_kept:,} requests selected; the "
@@ -133,7 +142,7 @@ def select(
         kept += 1
         summary.replayed += 1
         summary.templates[template] += 1
-        yield spec
+        yield item, spec
 
 
 def _to_spec(item: Recorded, selection: Selection) -> tuple[RequestSpec, str] | Skipped:
