@@ -280,15 +280,26 @@ def recorded_logs(lab: Lab, tmp_path_factory: pytest.TempPathFactory) -> dict[st
 
 
 def _replay_log(lab: Lab, log: Path, source: str, folder: Path) -> dict[str, Any]:
-    import asyncio
+    """Replay `log` as the only source of the lab's scenario, through the CLI (a process of
+    its own: every connection is gone when it exits), and return its JSON report."""
+    import subprocess
 
     head = LAB_SCENARIO.read_text().split("\nrequests:", 1)[0]
     scenario_file = folder / f"{log.name}.yaml"
     scenario_file.write_text(f"{head}\nsources:\n  - ingress_nginx_log: {log}\n{source}")
-    scenario = load_scenario(scenario_file, environ=lab.environ())
-    collector = RunCollector()
-    asyncio.run(replay(scenario, collector, seed=7))
-    return build_report(scenario, collector, started_at="t", duration_s=1.0)
+    report_path = folder / f"{log.name}.report.json"
+    command = [sys.executable, "-m", "shadowdiff", "run", str(scenario_file), "-q", "--seed", "7"]
+    result = subprocess.run(
+        [*command, "--json", str(report_path)],
+        env={**os.environ, **lab.environ()},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 1, result.stdout + result.stderr  # differences found
+    report: dict[str, Any] = json.loads(report_path.read_text())
+    return report
 
 
 @pytest.mark.parametrize(
