@@ -31,6 +31,7 @@ from shadowdiff.report.terminal import print_report
 from shadowdiff.report.verdict import exit_code_table
 from shadowdiff.scenario import Scenario, load_scenario
 from shadowdiff.scenario.schema import scenario_json_schema
+from shadowdiff.sources import SourceSummary
 from shadowdiff.spec import SIDES
 from shadowdiff.stop import STOP, StopRequested
 from shadowdiff.workers import SharedProgress
@@ -247,6 +248,21 @@ def command_report(args: argparse.Namespace) -> int:
     return code
 
 
+def command_sources_export(args: argparse.Namespace) -> int:
+    from shadowdiff.redaction import load_key
+    from shadowdiff.sources.export import export_requests, export_summary
+
+    scenario = load_scenario(args.scenario, read_sources=False)
+    summaries: list[SourceSummary] = []
+    out = sys.stdout
+    for line in export_requests(scenario, summaries, key=load_key(os.environ)[0]):
+        out.write(line + "\n")
+    out.flush()
+    for line in export_summary(scenario, summaries):
+        print(line, file=sys.stderr)
+    return ExitCode.IDENTICAL
+
+
 def command_echo(args: argparse.Namespace) -> int:
     from aiohttp import web
 
@@ -320,6 +336,18 @@ def build_parser() -> argparse.ArgumentParser:
     report = commands.add_parser("report", help="render a saved JSON report")
     report.add_argument("report", metavar="REPORT.json")
     report.set_defaults(handler=command_report)
+
+    sources = commands.add_parser("sources", help="work with recorded traffic")
+    source_commands = sources.add_subparsers(
+        dest="sources_command", required=True, metavar="COMMAND"
+    )
+    export = source_commands.add_parser(
+        "export",
+        help="write the scenario's selected recorded requests as JSONL to stdout "
+        "(credentials never written)",
+    )
+    export.add_argument("scenario", help="scenario file (YAML) with a sources section")
+    export.set_defaults(handler=command_sources_export)
 
     echo = commands.add_parser("echo", help="serve an echo backend (echo-basic JSON)")
     echo.add_argument("--host", default="0.0.0.0", help="address to listen on (default 0.0.0.0)")

@@ -20,11 +20,19 @@ _ID_SEGMENTS: Final = (
 
 def path_template(path: str) -> str:
     """`path` (no query) with identifier segments replaced by placeholders."""
-    segments = []
-    for segment in (path or "/").split("/"):
+    segments = (path or "/").split("/")
+    for index, segment in enumerate(segments):
+        # Called for every line of a recorded log: most segments are settled without a regex.
+        # `isdecimal` is what `\d+` matches; a segment under 16 characters is no UUID or hex
+        # ID; a newline (which `$` lets through at the end) takes the full rules.
+        if "\n" not in segment:
+            if segment.isdecimal():
+                segments[index] = "{n}"
+                continue
+            if len(segment) < 16:
+                continue
         for pattern, placeholder in _ID_SEGMENTS:
             if pattern.match(segment):
-                segment = placeholder
+                segments[index] = placeholder
                 break
-        segments.append(segment)
     return "/".join(segments)

@@ -119,8 +119,7 @@ def finish_report(
             }
         )
     if resources is not None:
-        peak_mb = peak_rss_kb() / 1024
-        report["resources"] = {**resources, "peak_rss_mb": round(peak_mb, 1)}
+        report["resources"] = {**resources, "peak_rss_mb": round(peak_rss_kb() / 1024, 1)}
     return report
 
 

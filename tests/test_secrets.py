@@ -39,6 +39,16 @@ LITERALS = (
     "server-set-cookie-secret-7",
     "server-api-key-secret-8",
 )
+# A browser session with a cookie, a bearer token, an API key and proxy credentials (the cookie
+# also in a query string), replayed with its credentials and exported (`sources export`).
+HAR = Path(__file__).parent / "recorded" / "credentials-ours.har"
+HAR_LITERALS = (
+    "har-cookie-secret-9",
+    "har-bearer-secret-10",
+    "har-api-key-secret-11",
+    "har-set-cookie-secret-12",
+    "har-proxy-secret-13",
+)
 
 
 def spellings(secret: str) -> set[str]:
@@ -102,6 +112,15 @@ requests:
 """
 
 
+SOURCES_SCENARIO = f"""\
+compare: {{noise: {{share: 0}}}}
+sources:
+  - har: {HAR}
+select:
+  replay_credentials: true      # sent to both echoes: reflected, compared, never printed
+"""
+
+
 async def test_no_secret_reaches_any_output(
     start_entry_point: Callable[..., Any],
     write_scenario: Callable[..., Path],
@@ -126,10 +145,14 @@ async def test_no_secret_reaches_any_output(
         ca_file,
         name="broken-number.yaml",
     )
+    recorded = write_scenario(baseline, candidate, SOURCES_SCENARIO, ca_file, name="har.yaml")
     report_path = tmp_path / "report.json"
+    recorded_report_path = tmp_path / "recorded-report.json"
     os.environ.update(ENVIRONMENT)
     try:
         run = await shadowdiff("run", str(scenario), "--json", str(report_path))
+        recorded_run = await shadowdiff("run", str(recorded), "--json", str(recorded_report_path))
+        exported = await shadowdiff("sources", "export", str(recorded))
         rendered = await shadowdiff("report", str(report_path))
         validated = await shadowdiff("validate", str(broken_url))
         validated_number = await shadowdiff("validate", str(broken_number))
@@ -147,6 +170,22 @@ async def test_no_secret_reaches_any_output(
     assert "+Authorization = [redacted " in diffs[0] and "+X-Token = ${TOKEN}" in diffs[0], diffs
     assert validated[0] == 2 and "requests[1].url" in validated[2], validated
     assert validated_number[0] == 2 and "${SHORT}" in validated_number[2], validated_number
+    # The recorded credentials were replayed, differ, and are shown as fingerprints...
+    assert recorded_run[0] == 1, recorded_run[2]
+    recorded_fields = {
+        (s["kind"], s["field"]) for s in json.loads(recorded_report_path.read_text())["signatures"]
+    }
+    assert ("json_field", "$.headers.Authorization") in recorded_fields, recorded_fields
+    # ...and the export holds both requests, without them.
+    assert exported[0] == 0, exported[2]
+    lines = [json.loads(line) for line in exported[1].splitlines()]
+    assert [line["url"].split("?")[0] for line in lines] == [
+        "https://app.example.com/account",
+        "https://app.example.com/api/orders/7",
+    ]
+    assert ["accept", "text/html"] in lines[0]["headers"]
+    written = {name.lower() for line in lines for name, _ in line["headers"]}
+    assert not written & {"authorization", "proxy-authorization", "cookie", "x-api-key"}, written
 
     outputs = {
         "run stdout": run[1],
@@ -156,8 +195,13 @@ async def test_no_secret_reaches_any_output(
         "report stderr": rendered[2],
         "validate stderr": validated[2],
         "validate stderr (number)": validated_number[2],
+        "recorded run stdout": recorded_run[1],
+        "recorded run stderr": recorded_run[2],
+        "recorded --json": recorded_report_path.read_text(),
+        "sources export stdout": exported[1],
+        "sources export stderr": exported[2],
     }
-    secrets = [*ENVIRONMENT.values(), *LITERALS, "alice:userinfo-pass-3"]
+    secrets = [*ENVIRONMENT.values(), *LITERALS, *HAR_LITERALS, "alice:userinfo-pass-3"]
     leaks = [
         (output, secret, spelling)
         for output, text in outputs.items()

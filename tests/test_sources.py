@@ -223,3 +223,40 @@ async def test_the_report_sources_section_shows_the_same_numbers(
         "GET api.example.com/v2",
     }
     assert len(baseline.requests) == 23
+
+
+def test_sources_export_reads_back_as_the_same_requests(tmp_path: Path) -> None:
+    """`sources export` writes what a run would replay; fed back as `- jsonl:`, the scenario
+    replays the same requests (URL, method, headers) in the same order."""
+    from shadowdiff.errors import UsageError
+    from shadowdiff.sources.export import export_requests
+
+    targets = "targets:\n  baseline: {address: 127.0.0.1}\n  candidate: {address: 127.0.0.2}\n"
+    recorded = tmp_path / "recorded.yaml"
+    recorded.write_text(
+        targets
+        + f"sources:\n  - ingress_nginx_log: {LOG}\n"
+        + "    hosts: {default-web-8080: shop.example.com, default-web2-8080: api.example.com}\n"
+        + f"  - har: {RECORDED / 'har' / 'firefox.har'}\n"
+        + "select: {paths_exclude: ['/favicon.ico'], per_route: 3}\n"
+    )
+    scenario = load_scenario(recorded, environ={})
+    summaries: list[SourceSummary] = []
+    lines = list(
+        export_requests(load_scenario(recorded, environ={}, read_sources=False), summaries)
+    )
+    assert len(lines) == len(scenario.requests) > 14
+    assert [s.as_report() for s in summaries] == list(scenario.sources)
+    exported = tmp_path / "requests.jsonl"
+    exported.write_text("".join(line + "\n" for line in lines))
+    replayed = tmp_path / "replayed.yaml"
+    replayed.write_text(targets + f"sources:\n  - jsonl: {exported}\n")
+    again = load_scenario(replayed, environ={})
+    assert [(r.method, r.url, r.headers) for r in again.requests] == [
+        (r.method, r.url, r.headers) for r in scenario.requests
+    ]
+    assert json.loads(lines[0])["upstream"] == "default-web-8080"
+    no_sources = tmp_path / "plain.yaml"
+    no_sources.write_text(targets + "requests: [{name: a, url: 'https://a.example.com/'}]\n")
+    with pytest.raises(UsageError, match="no sources to export"):
+        list(export_requests(load_scenario(no_sources, environ={})))

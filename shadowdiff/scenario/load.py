@@ -15,7 +15,7 @@ import re
 import secrets
 import types
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, Final, Union, get_args, get_origin
 from urllib.parse import unquote
@@ -34,8 +34,10 @@ from shadowdiff.scenario.model import (
     Defaults,
     LoadSettings,
     Matrix,
+    RecordedSource,
     Request,
     ScenarioFile,
+    SourceSelection,
     Targets,
     Threshold,
     TlsProbeSettings,
@@ -81,6 +83,9 @@ class Scenario:
     secrets: Secrets
     # What each recorded source held and what became of it (the report's `sources` section).
     sources: tuple[dict[str, Any], ...] = ()
+    # The recorded sources and the selection as written, for `sources export` to read again.
+    recorded: tuple[RecordedSource, ...] = ()
+    selection: SourceSelection = field(default_factory=SourceSelection)
 
     @property
     def environment_values(self) -> Mapping[str, str]:
@@ -127,9 +132,14 @@ class Scenario:
 
 
 def load_scenario(
-    path: str | os.PathLike[str], environ: Mapping[str, str] | None = None
+    path: str | os.PathLike[str],
+    environ: Mapping[str, str] | None = None,
+    *,
+    read_sources: bool = True,
 ) -> Scenario:
-    """Read and validate the scenario at `path`. Raises `ScenarioError` listing every problem."""
+    """Read and validate the scenario at `path`. Raises `ScenarioError` listing every problem.
+    With `read_sources=False` recorded sources are named, not read (nothing in `requests`
+    comes from them): for a caller that streams them itself."""
     file = str(path)
     try:
         if Path(path).stat().st_size > MAX_SCENARIO_BYTES:
@@ -139,11 +149,22 @@ def load_scenario(
         raise ScenarioError([Problem(file, 0, 0, "", "no such file")]) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ScenarioError([Problem(file, 0, 0, "", f"cannot read: {exc}")]) from None
-    return parse_scenario(text, file, base_dir=Path(path).resolve().parent, environ=environ)
+    return parse_scenario(
+        text,
+        file,
+        base_dir=Path(path).resolve().parent,
+        environ=environ,
+        read_sources=read_sources,
+    )
 
 
 def parse_scenario(
-    text: str, file: str, *, base_dir: Path, environ: Mapping[str, str] | None = None
+    text: str,
+    file: str,
+    *,
+    base_dir: Path,
+    environ: Mapping[str, str] | None = None,
+    read_sources: bool = True,
 ) -> Scenario:
     """Validate scenario `text` (named `file` in messages)."""
     document, problems = read_yaml(text, file, os.environ if environ is None else environ)
@@ -167,7 +188,9 @@ def parse_scenario(
             document, also(_located(document, _without_typo_echoes(exc)))
         ) from None
     requests, expand_problems = _expand(config, document, base_dir)
-    summaries = _read_sources(config, document, base_dir, requests, expand_problems)
+    summaries = (
+        _read_sources(config, document, base_dir, requests, expand_problems) if read_sources else []
+    )
     problems = also([*expand_problems, *_check_targets(config, document, base_dir)])
     if problems:
         raise _scenario_error(document, problems)
@@ -185,6 +208,8 @@ def parse_scenario(
         base_dir=base_dir,
         secrets=_secrets(config, document, requests),
         sources=tuple(summary.as_report() for summary in summaries),
+        recorded=tuple(config.sources),
+        selection=config.select,
     )
 
 

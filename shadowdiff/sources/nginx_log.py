@@ -10,6 +10,7 @@ expected, never an exception.
 from __future__ import annotations
 
 import datetime
+import functools
 import json
 import re
 from collections.abc import Iterable, Iterator, Mapping
@@ -57,12 +58,27 @@ DEFAULT_JSON_KEYS: Final = {
 }
 
 _VARIABLE: Final = re.compile(r"\$(?:\{(\w+)\}|(\w+))")
-_QUOTED_VALUE: Final = r'(?:[^"\\]|\\.)*'
+# `\"`-escaped text, written unrolled (runs of plain characters between escapes) rather than as
+# `(?:[^"\\]|\\.)*`: the same strings, without one alternation per character.
+_QUOTED_VALUE: Final = r'[^"\\]*(?:\\.[^"\\]*)*'
 # Upstream fields are lists when nginx tried several upstreams: `a:1, b:2` (or `a : b` across
 # upstream groups); a lazy `\S+` would cut them in the wrong place.
 _LIST_VALUE: Final = r"[^\s,]+(?:(?:, | : )[^\s,]+)*"
+# What nginx writes for a variable with no value.
+_BLANK: Final = ("", "-")
 _ESCAPE: Final = re.compile(r"\\x([0-9A-Fa-f]{2})")
 _TIME_LOCAL: Final = "%d/%b/%Y:%H:%M:%S %z"
+_TIME_LOCAL_PARTS: Final = re.compile(
+    r"(\d\d)/(Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec)/(\d{4}):(\d\d):(\d\d):(\d\d) "
+    r"([+-])(\d\d)(\d\d)"
+)
+_MONTHS: Final = {
+    name: number
+    for number, name in enumerate(
+        ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"),
+        start=1,
+    )
+}
 
 
 def compile_format(log_format: str) -> re.Pattern[str]:
@@ -101,6 +117,27 @@ def _unescape(value: str) -> str:
         return raw
 
 
+@functools.lru_cache(maxsize=256)
+def _time_local(text: str) -> float:
+    """`$time_local` (`07/Feb/2020:11:48:51 +0000`) in seconds. Every line of a second carries
+    the same text, hence the cache; the common spelling is taken apart by hand, as strptime
+    costs more than the rest of the line's reading, and anything else goes to strptime."""
+    parts = _TIME_LOCAL_PARTS.fullmatch(text)
+    if parts is None:
+        return datetime.datetime.strptime(text, _TIME_LOCAL).timestamp()
+    day, month, year, hour, minute, second, sign, offset_h, offset_m = parts.groups()
+    offset = datetime.timedelta(hours=int(offset_h), minutes=int(offset_m))
+    return datetime.datetime(
+        int(year),
+        _MONTHS[month],
+        int(day),
+        int(hour),
+        int(minute),
+        int(second),
+        tzinfo=datetime.timezone(-offset if sign == "-" else offset),
+    ).timestamp()
+
+
 def _time(fields: Mapping[str, str]) -> float | None:
     try:
         if fields.get("msec") not in (None, "", "-"):
@@ -108,59 +145,62 @@ def _time(fields: Mapping[str, str]) -> float | None:
         if fields.get("time_iso8601") not in (None, "", "-"):
             return datetime.datetime.fromisoformat(fields["time_iso8601"]).timestamp()
         if fields.get("time_local") not in (None, "", "-"):
-            return datetime.datetime.strptime(fields["time_local"], _TIME_LOCAL).timestamp()
+            return _time_local(fields["time_local"])
     except ValueError:
         return None
     return None
 
 
-def _missing(value: str | None) -> bool:
-    return value is None or value in ("", "-")
-
-
 def recorded_from_fields(fields: Mapping[str, str], location: str) -> Recorded | Skipped:
-    """One request from nginx variables (name -> value as logged)."""
-    method = fields.get("request_method")
-    target = fields.get("request_uri")
-    version = fields.get("server_protocol")
-    request_line = fields.get("request")
+    """One request from nginx variables (name -> value as logged). Called once per line of a
+    log that may hold millions: lookups are kept few and inline."""
+    get = fields.get
+    method = get("request_method")
+    target = get("request_uri")
+    version = get("server_protocol")
+    request_line = get("request")
     if request_line is not None and (method is None or target is None):
         parts = _unescape(request_line).split(" ")
         if len(parts) != 3 or not parts[2].startswith("HTTP/"):
             return Skipped(location, "never_reached_backend", "a request line nginx refused")
         method, target, version = parts[0], parts[1], parts[2]
-    if target is None and fields.get("uri") is not None:
-        args = fields.get("args")
-        target = fields["uri"] + ("" if _missing(args) else f"?{args}")
+    if target is None:
+        uri = get("uri")
+        if uri is not None:
+            args = get("args")
+            target = uri if args is None or args in _BLANK else f"{uri}?{args}"
     if not method or not target:
         return Skipped(
             location,
             "malformed",
             "no method and path ($request, or $request_method and $request_uri)",
         )
-    upstream = fields.get("proxy_upstream_name")
-    if ("proxy_upstream_name" in fields and _missing(upstream)) or (
-        "upstream_addr" in fields and _missing(fields.get("upstream_addr"))
+    upstream = get("proxy_upstream_name")
+    address = get("upstream_addr")
+    if ("proxy_upstream_name" in fields and (upstream is None or upstream in _BLANK)) or (
+        "upstream_addr" in fields and (address is None or address in _BLANK)
     ):
         # No upstream: nginx answered itself (a bad request line, a redirect, a 404 with no
         # route); replaying it says nothing about the backends.
         return Skipped(location, "never_reached_backend", "no upstream served it")
-    headers = []
-    for variable, name in (("http_user_agent", "User-Agent"), ("http_referer", "Referer")):
-        value = fields.get(variable)
-        if not _missing(value):
-            headers.append((name, _unescape(value or "")))
-    status = fields.get("status")
-    host = fields.get("host")
+    headers: tuple[tuple[str, str], ...] = ()
+    agent, referer = get("http_user_agent"), get("http_referer")
+    if agent is not None and agent not in _BLANK:
+        headers = (("User-Agent", _unescape(agent)),)
+    if referer is not None and referer not in _BLANK:
+        headers += (("Referer", _unescape(referer)),)
+    status = get("status")
+    host = get("host")
+    scheme = get("scheme")
     return Recorded(
         location=location,
         method=method,
         target=_unescape(target),
-        host=None if _missing(host) else host,
-        scheme=None if _missing(fields.get("scheme")) else fields.get("scheme"),
-        headers=tuple(headers),
+        host=None if host is None or host in _BLANK else host,
+        scheme=None if scheme is None or scheme in _BLANK else scheme,
+        headers=headers,
         time_s=_time(fields),
-        upstream=None if _missing(upstream) else upstream,
+        upstream=None if upstream is None or upstream in _BLANK else upstream,
         http_version=(version or "").removeprefix("HTTP/") or None,
         status=int(status) if status and status.isdigit() else None,
     )
@@ -171,17 +211,22 @@ def read_log(
 ) -> Iterator[Recorded | Skipped]:
     """Each line of an nginx access log written with `log_format`."""
     pattern = compile_format(log_format)
+    # A variable logged twice has its later groups renamed `name__N`; the last one counts.
+    renamed = any("__" in name for name in pattern.groupindex)
     for number, line in enumerate(lines, start=1):
-        location = f"{file}:{number}"
         text = line.rstrip("\r\n")
-        if not text.strip():
+        if not text or text.isspace():
             continue
         match = pattern.fullmatch(text)
         if match is None:
-            yield Skipped(location, "malformed", "a line in the log_format given for this source")
+            yield Skipped(
+                f"{file}:{number}", "malformed", "a line in the log_format given for this source"
+            )
             continue
-        fields = {name.split("__")[0]: value for name, value in match.groupdict().items()}
-        yield recorded_from_fields(fields, location)
+        fields = match.groupdict()
+        if renamed:
+            fields = {name.split("__")[0]: value for name, value in fields.items()}
+        yield recorded_from_fields(fields, f"{file}:{number}")
 
 
 def read_json_log(

@@ -38,6 +38,7 @@ HOP_BY_HOP: Final = frozenset(
     }
 )
 CREDENTIAL_HEADERS: Final = frozenset({"authorization", "proxy-authorization", "cookie"})
+_NOT_REPLAYED: Final = HOP_BY_HOP | CREDENTIAL_HEADERS  # unless replay_credentials
 # Templates named in the report: the busiest, so that a huge log keeps a small report.
 TEMPLATES_SHOWN: Final = 200
 
@@ -57,8 +58,9 @@ class Selection:
     sample_count: int | None = None  # the first N that pass every other rule
     allow_unsafe: bool = False
     replay_credentials: bool = False
-    # Specs held in memory for one run; past it, requests are counted as sampled out.
-    max_kept: int = 100_000
+    # Specs held in memory for one run; past it, requests are counted as sampled out. None
+    # for a stream that holds nothing (`sources export`).
+    max_kept: int | None = 100_000
 
 
 @dataclass
@@ -98,45 +100,74 @@ def select(
     recorded: Iterable[Recorded | Skipped], selection: Selection, summary: SourceSummary
 ) -> Iterator[RequestSpec]:
     """The specs to replay, in recorded order; `summary` counts everything else."""
+    for _, spec in select_recorded(recorded, selection, summary):
+        yield spec
+
+
+def select_recorded(
+    recorded: Iterable[Recorded | Skipped], selection: Selection, summary: SourceSummary
+) -> Iterator[tuple[Recorded, RequestSpec]]:
+    """As `select`, each spec beside the recorded request it came from (for `export`).
+
+    The rules run cheapest first, so that a large log is mostly decided before the URL is
+    built and checked: host, filters and safety; then `sample: N%` and `per_route`; then
+    whether the request can be sent at all; then `sample: N` (which counts sendable requests
+    only) and the cap on kept requests. A request that is both past its route's quota and not
+    sendable is counted as sampled out."""
     per_template: Counter[str] = Counter()
+    per_route = selection.per_route
+    share = selection.sample_share
+    skipped = summary.skipped
     kept = 0
     for item in recorded:
         summary.lines += 1
         if isinstance(item, Skipped):
             summary.skip(item)
             continue
-        spec_or_reason = _to_spec(item, selection)
-        if isinstance(spec_or_reason, Skipped):
-            summary.skip(spec_or_reason)
+        resolved = _resolve(item, selection)
+        if isinstance(resolved, Skipped):
+            summary.skip(resolved)
             continue
-        spec, template = spec_or_reason
-        if selection.sample_share is not None and _sampled_out(
-            item.location, selection.sample_share
+        template = resolved.template
+        if (share is not None and _sampled_out(item.location, share)) or (
+            per_route is not None and per_template[template] >= per_route
         ):
-            summary.skip(Skipped(item.location, "sampled_out", "sample"))
+            skipped["sampled_out"] += 1
             continue
-        if selection.per_route is not None and per_template[template] >= selection.per_route:
-            summary.skip(Skipped(item.location, "sampled_out", "per_route"))
+        spec = _spec(item, resolved, selection)
+        if isinstance(spec, Skipped):
+            summary.skip(spec)
             continue
         if selection.sample_count is not None and kept >= selection.sample_count:
-            summary.skip(Skipped(item.location, "sampled_out", "sample"))
+            skipped["sampled_out"] += 1
             continue
-        if kept >= selection.max_kept:
-            if not summary.skipped["sampled_out"]:
+        if selection.max_kept is not None and kept >= selection.max_kept:
+            if not skipped["sampled_out"]:
                 summary.first_problems.append(
                     f"{item.location}: more than {selection.max_kept:,} requests selected; the "
                     "rest are counted, not replayed (use select.per_route or select.sample)"
                 )
-            summary.skip(Skipped(item.location, "sampled_out", "limit"))
+            skipped["sampled_out"] += 1
             continue
         per_template[template] += 1
         kept += 1
         summary.replayed += 1
         summary.templates[template] += 1
-        yield spec
+        yield item, spec
 
 
-def _to_spec(item: Recorded, selection: Selection) -> tuple[RequestSpec, str] | Skipped:
+@dataclass(slots=True)  # not frozen: built once per line, and a frozen __init__ costs more
+class _Resolved:
+    """What the cheap rules settled for one recorded request."""
+
+    host: str
+    headers: tuple[tuple[str, str], ...]
+    unsafe: str | None
+    template: str
+
+
+def _resolve(item: Recorded, selection: Selection) -> _Resolved | Skipped:
+    """Host, filters, hygiene and safety: everything decided without building the URL."""
     host = item.host
     if host is None and item.upstream is not None:
         host = selection.hosts_by_upstream.get(item.upstream)
@@ -148,36 +179,40 @@ def _to_spec(item: Recorded, selection: Selection) -> tuple[RequestSpec, str] | 
     if selection.hosts and not any(fnmatch.fnmatchcase(host, glob) for glob in selection.hosts):
         return Skipped(item.location, "filtered", "hosts")
     path = item.target.split("?", 1)[0]
-    if any(fnmatch.fnmatchcase(path, glob) for glob in selection.paths_exclude):
+    if selection.paths_exclude and any(
+        fnmatch.fnmatchcase(path, glob) for glob in selection.paths_exclude
+    ):
         return Skipped(item.location, "filtered", "paths_exclude")
-    headers = tuple(
-        (name, value)
-        for name, value in item.headers
-        if name.lower() not in HOP_BY_HOP
-        and (selection.replay_credentials or name.lower() not in CREDENTIAL_HEADERS)
-    )
+    headers = item.headers
+    dropped = HOP_BY_HOP if selection.replay_credentials else _NOT_REPLAYED
+    if headers and any(name.lower() in dropped for name, _ in headers):
+        headers = tuple((name, value) for name, value in headers if name.lower() not in dropped)
     unsafe = unsafe_reason(item.method, headers, item.body)
     if unsafe is not None and not selection.allow_unsafe:
         return Skipped(item.location, "unsafe", unsafe)
+    return _Resolved(host, headers, unsafe, f"{item.method} {host}{path_template(path)}")
+
+
+def _spec(item: Recorded, resolved: _Resolved, selection: Selection) -> RequestSpec | Skipped:
+    """The request as it will be sent, or why it cannot be."""
     scheme = item.scheme or selection.default_scheme
     target = item.target if item.target.startswith("/") else f"/{item.target}"
     try:
-        url, userinfo = prepare_url(f"{scheme}://{host}{target}")
+        url, userinfo = prepare_url(f"{scheme}://{resolved.host}{target}")
     except WireError as exc:
         return Skipped(item.location, "not_sendable", str(exc))
     if userinfo is not None:
         return Skipped(item.location, "not_sendable", "credentials in the URL")
+    headers = resolved.headers
     reason = refusal(item.method, url, headers, item.body, allow_unsafe=selection.allow_unsafe)
     if reason is not None:
         return Skipped(item.location, "not_sendable", reason)
-    template = f"{item.method} {host}{path_template(path)}"
-    spec = RequestSpec(
-        name=template,
+    return RequestSpec(
+        name=resolved.template,
         method=item.method,
         url=url,
         headers=headers,
         body=item.body,
         # Recorded unsafe requests, when allowed, go out once each: never cycled under load.
-        allow_unsafe=unsafe is not None,
+        allow_unsafe=resolved.unsafe is not None,
     )
-    return spec, template
