@@ -3,8 +3,7 @@ or the reason one was skipped. Plain data; the readers fill it, `select` turns i
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, NamedTuple
 
 SkipReason = Literal[
     "malformed",  # the line or entry is not what the format says
@@ -26,9 +25,10 @@ SKIP_REASONS: tuple[SkipReason, ...] = (
 )
 
 
-@dataclass(frozen=True, slots=True)
-class Recorded:
-    """One request as a source recorded it."""
+class Recorded(NamedTuple):
+    """One request as a source recorded it. Immutable plain data, as a named tuple rather
+    than a frozen dataclass: one is built per log line, and building a frozen dataclass was
+    the largest single cost of reading a log (benchmarks/sources.py)."""
 
     location: str  # `file:line` or `file#entry`: where to look when it matters
     method: str
@@ -43,8 +43,10 @@ class Recorded:
     status: int | None = None  # what the recorded entry point answered
 
 
-@dataclass(frozen=True, slots=True)
-class Skipped:
+class Skipped(NamedTuple):
+    """A line or entry that is not replayed, and why (built for most lines of a sampled log,
+    so a named tuple for the same reason as `Recorded`)."""
+
     location: str
     reason: SkipReason
     detail: str  # what was expected, for a person; never a header value
