@@ -260,3 +260,20 @@ def test_sources_export_reads_back_as_the_same_requests(tmp_path: Path) -> None:
     no_sources.write_text(targets + "requests: [{name: a, url: 'https://a.example.com/'}]\n")
     with pytest.raises(UsageError, match="no sources to export"):
         list(export_requests(load_scenario(no_sources, environ={})))
+
+
+def test_a_line_without_end_is_skipped_without_being_held(tmp_path: Path) -> None:
+    """A log with a 3 MiB line (or no newline at all) is read a bounded piece at a time; the
+    long line is counted as malformed and the next one still read."""
+    from shadowdiff.scenario.model import RecordedSource
+    from shadowdiff.sources import records
+
+    good = LOG.read_text().splitlines()[1]
+    path = tmp_path / "long.log"
+    path.write_bytes(
+        b"x" * (3 * 1024 * 1024) + b"\n" + good.encode() + b"\n" + b"y" * (2 * 1024 * 1024)
+    )
+    source = RecordedSource.model_validate({"ingress_nginx_log": str(path)})
+    items = list(records(source, tmp_path))
+    assert [type(i).__name__ for i in items] == ["Skipped", "Recorded", "Skipped"]
+    assert all(i.reason == "malformed" for i in items if isinstance(i, Skipped))

@@ -6,12 +6,11 @@ opens files (plain, .gz, or `-` for standard input)."""
 from __future__ import annotations
 
 import gzip
-import io
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import IO, TYPE_CHECKING
+from typing import IO, TYPE_CHECKING, Final
 
 from shadowdiff.sources.goreplay import read_gor
 from shadowdiff.sources.har import MAX_HAR_BYTES, read_har
@@ -39,13 +38,26 @@ def _binary(path: str, base_dir: Path) -> Iterator[IO[bytes]]:
             yield unpacked  # type: ignore[misc]  # GzipFile reads bytes like any binary IO
 
 
+# A line longer than this is no log line: it is skipped (counted as malformed) without ever
+# being held whole, so a file with no newline cannot take the memory of its size.
+MAX_LINE_BYTES: Final = 1024 * 1024
+_OVERLONG: Final = b"\x00a line longer than 1 MiB\n"
+
+
+def _bounded_lines(stream: IO[bytes]) -> Iterator[bytes]:
+    while line := stream.readline(MAX_LINE_BYTES + 1):
+        if len(line) > MAX_LINE_BYTES and not line.endswith(b"\n"):
+            while (rest := stream.readline(MAX_LINE_BYTES)) and not rest.endswith(b"\n"):
+                pass
+            yield _OVERLONG
+            continue
+        yield line
+
+
 def _text_lines(stream: IO[bytes]) -> Iterator[str]:
     # Undecodable bytes survive as surrogates; the wire rules refuse them later, counted.
-    text = io.TextIOWrapper(stream, encoding="utf-8", errors="surrogateescape", newline="")
-    try:
-        yield from text
-    finally:
-        text.detach()  # the caller owns the stream (and stdin is never closed)
+    for line in _bounded_lines(stream):
+        yield line.decode("utf-8", "surrogateescape")
 
 
 def records(source: RecordedSource, base_dir: Path) -> Iterator[Recorded | Skipped]:
@@ -56,7 +68,7 @@ def records(source: RecordedSource, base_dir: Path) -> Iterator[Recorded | Skipp
         if source.kind == "har":
             yield from read_har(stream.read(MAX_HAR_BYTES + 1), name)
         elif source.kind == "goreplay":
-            yield from read_gor(stream, name)
+            yield from read_gor(_bounded_lines(stream), name)
         elif source.kind == "jsonl":
             yield from read_jsonl(_text_lines(stream), name)
         elif source.format == "json":
