@@ -171,7 +171,9 @@ def _finish(
 def command_run(args: argparse.Namespace) -> int:
     from shadowdiff.engine import tune_garbage_collection
 
-    scenario = load_scenario(args.scenario)
+    # A signal while a large recorded log is read stops the reading; the run then reports
+    # that it was interrupted before its first pair.
+    scenario = load_scenario(args.scenario, keep_reading=lambda: STOP.received is None)
     if args.tls_only and not scenario.https_hosts():
         raise UsageError(
             f"{args.scenario}: --tls-only has nothing to check: no request has an https:// URL"

@@ -277,3 +277,44 @@ def test_a_line_without_end_is_skipped_without_being_held(tmp_path: Path) -> Non
     items = list(records(source, tmp_path))
     assert [type(i).__name__ for i in items] == ["Skipped", "Recorded", "Skipped"]
     assert all(i.reason == "malformed" for i in items if isinstance(i, Skipped))
+
+
+def test_a_signal_while_a_log_is_read_stops_the_reading_and_leaves_a_report(tmp_path: Path) -> None:
+    """Before: Ctrl-C during the reading of a large log waited for the whole log to be read
+    (11 s for 300 MB here) before the report said the run was interrupted."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    fifo = tmp_path / "live.log"
+    os.mkfifo(fifo)
+    scenario = tmp_path / "s.yaml"
+    scenario.write_text(
+        "targets:\n"
+        "  baseline: {address: 127.0.0.1, ports: {http: 9, https: 9}}\n"
+        "  candidate: {address: 127.0.0.2, ports: {http: 9, https: 9}}\n"
+        f"sources:\n  - {{ingress_nginx_log: {fifo}, default_host: shop.example.com}}\n"
+        "select: {per_route: 5}\n"
+    )
+    report = tmp_path / "r.json"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "shadowdiff", "run", str(scenario), "-q", "--json", str(report)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    line = LOG.read_text().splitlines()[1].encode() + b"\n"
+    with fifo.open("wb") as writer:
+        # Over a pipe's buffer: when this write returns, the reader has read most of it.
+        writer.write(line * 6000)
+        writer.flush()
+        process.send_signal(signal.SIGINT)
+        try:
+            for _ in range(100):  # the reader looks at the signal every 4096 lines
+                writer.write(line * 1000)
+                writer.flush()
+        except BrokenPipeError:
+            pass  # it stopped reading and ended, as it should
+    assert process.wait(timeout=30) == 130
+    sources = json.loads(report.read_text())["sources"][0]
+    assert sources["lines"] < 100_000 and "reading stopped" in sources["problems"][-1]

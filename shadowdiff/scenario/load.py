@@ -14,7 +14,7 @@ import os
 import re
 import secrets
 import types
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, Final, Union, get_args, get_origin
@@ -44,7 +44,7 @@ from shadowdiff.scenario.model import (
 )
 from shadowdiff.scenario.tls_files import tls_file_problems
 from shadowdiff.scenario.yamlsource import FieldPath, SourceDocument, format_path, read_yaml
-from shadowdiff.sources import SourceSummary, records, select, selection_for
+from shadowdiff.sources import Recorded, Skipped, SourceSummary, records, select, selection_for
 from shadowdiff.spec import RequestSpec, RequestTls
 from shadowdiff.wire import SAFE_METHODS, WireError, prepare_url, unsafe_reason
 
@@ -136,10 +136,13 @@ def load_scenario(
     environ: Mapping[str, str] | None = None,
     *,
     read_sources: bool = True,
+    keep_reading: Callable[[], bool] | None = None,
 ) -> Scenario:
     """Read and validate the scenario at `path`. Raises `ScenarioError` listing every problem.
     With `read_sources=False` recorded sources are named, not read (nothing in `requests`
-    comes from them): for a caller that streams them itself."""
+    comes from them): for a caller that streams them itself. `keep_reading`, when given, is
+    asked every few thousand recorded lines whether to go on (a Ctrl-C while a large log is
+    read stops the reading, not just the run after it)."""
     file = str(path)
     try:
         if Path(path).stat().st_size > MAX_SCENARIO_BYTES:
@@ -155,6 +158,7 @@ def load_scenario(
         base_dir=Path(path).resolve().parent,
         environ=environ,
         read_sources=read_sources,
+        keep_reading=keep_reading,
     )
 
 
@@ -165,6 +169,7 @@ def parse_scenario(
     base_dir: Path,
     environ: Mapping[str, str] | None = None,
     read_sources: bool = True,
+    keep_reading: Callable[[], bool] | None = None,
 ) -> Scenario:
     """Validate scenario `text` (named `file` in messages)."""
     document, problems = read_yaml(text, file, os.environ if environ is None else environ)
@@ -189,7 +194,9 @@ def parse_scenario(
         ) from None
     requests, expand_problems = _expand(config, document, base_dir)
     summaries = (
-        _read_sources(config, document, base_dir, requests, expand_problems) if read_sources else []
+        _read_sources(config, document, base_dir, requests, expand_problems, keep_reading)
+        if read_sources
+        else []
     )
     problems = also([*expand_problems, *_check_targets(config, document, base_dir)])
     if problems:
@@ -219,15 +226,17 @@ def _read_sources(
     base_dir: Path,
     requests: list[RequestSpec],
     problems: list[Problem],
+    keep_reading: Callable[[], bool] | None = None,
 ) -> list[SourceSummary]:
     """Append the selected requests of every recorded source to `requests`."""
     summaries = []
     for index, source in enumerate(config.sources):
         summary = SourceSummary(source.path)
+        items = records(source, base_dir)
+        if keep_reading is not None:
+            items = _while(items, keep_reading, summary)
         try:
-            requests.extend(
-                select(records(source, base_dir), selection_for(source, config.select), summary)
-            )
+            requests.extend(select(items, selection_for(source, config.select), summary))
         except OSError as exc:
             where = ("sources", index, source.kind)
             problems.append(
@@ -235,6 +244,17 @@ def _read_sources(
             )
         summaries.append(summary)
     return summaries
+
+
+def _while(
+    items: Iterator[Recorded | Skipped], keep_reading: Callable[[], bool], summary: SourceSummary
+) -> Iterator[Recorded | Skipped]:
+    """`items` until `keep_reading()` says no (asked every 4096 items); the summary says so."""
+    for count, item in enumerate(items):
+        if count % 4096 == 0 and not keep_reading():
+            summary.first_problems.append(f"{summary.name}: reading stopped after {count} lines")
+            return
+        yield item
 
 
 # Where an environment value can travel to the wire or into a report. A value shorter than
