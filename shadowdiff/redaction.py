@@ -52,8 +52,10 @@ KEY_VARIABLE: Final = "SHADOWDIFF_REDACTION_KEY"
 # a number), so that a two-digit value does not garble every figure of a report.
 _SHORT_VALUE_CHARS: Final = 4
 # Difference kinds whose `field` is a header name and whose values are that header's values.
+# (Not `cookie`: its field is a cookie's name and its values are attribute shapes such as
+# `httponly; secure`, never the cookie's value, and hiding them would hide what was lost.)
 _HEADER_KINDS: Final = frozenset(
-    {"header_missing", "header_added", "header_changed", "backend_header", "cookie"}
+    {"header_missing", "header_added", "header_changed", "backend_header"}
 )
 # The last name in a JSON path such as `$.headers.Authorization[0]` or `$['x-api-key']`.
 _LAST_JSON_NAME: Final = re.compile(r"""(?:\.|\[['"])([^.\[\]'"]+)['"]?\]?(?:\[\d+\])*$""")

@@ -278,3 +278,17 @@ async def test_the_terminal_shows_names_as_text_without_markup_or_escape_sequenc
     print_report(report, Console(file=output, width=200))
     assert "filter [/] probe \\x1b[2J" in output.getvalue()
     assert "\x1b" not in output.getvalue()
+
+
+def test_a_cookie_difference_keeps_its_attributes_readable() -> None:
+    """Cookie differences show attribute shapes, never values: a cookie named `session` that
+    lost HttpOnly must still say so, not show two fingerprints."""
+    from shadowdiff.redaction import Redactor, Secrets
+
+    line = {
+        "kind": "cookie",
+        "field": "session",
+        "examples": [{"baseline": "httponly; path=/; secure", "candidate": "path=/; secure"}],
+    }
+    shown = Redactor(Secrets(), b"k").walk(line)
+    assert shown["examples"][0]["candidate"] == "path=/; secure"
