@@ -337,3 +337,42 @@ async def test_broken_answers_are_classified(
     observation = await send_plain(port, write_scenario, transport_name)
     assert observation.failure is not None
     assert observation.failure.error_class == error_class, observation.failure
+
+
+def test_run_ends_with_every_socket_closed_when_servers_ignore_close_notify(
+    transport_name: str,
+    write_scenario: Callable[..., Path],
+    ca_file: Path,
+    server_cert: trustme.LeafCert,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A server that never answers TLS close_notify (or stops reading) must not keep a socket
+    open past the end of the run: such a socket outlives its event loop, and Python reports it
+    as a leaked resource when it is collected."""
+    import gc
+    import sys
+
+    from shadowdiff.report import RunCollector
+
+    from .tls_servers import mute_after_answer_server
+
+    leaked: list[str] = []
+    monkeypatch.setattr(sys, "unraisablehook", lambda hook: leaked.append(repr(hook.exc_value)))
+    with mute_after_answer_server(server_cert) as port:
+        target = f"address: 127.0.0.1\n    ports: {{https: {port}}}\n    tls: {{ca: {ca_file}}}"
+        scenario = load_scenario(
+            write_scenario(
+                target,
+                target,
+                f"""
+                defaults: {{transport: {transport_name}, concurrency: 4}}
+                requests:
+                  - {{name: home, url: "https://app.example.com/", repeat: 8}}
+                """,
+            )
+        )
+        collector = RunCollector()
+        asyncio.run(replay(scenario, collector))
+        gc.collect()
+    assert collector.pairs_done == 8 and collector.failures == {"baseline": 0, "candidate": 0}
+    assert leaked == []

@@ -142,3 +142,57 @@ def issue_with_hash(
         )
     )
     return cert_file, key_file
+
+
+@contextmanager
+def mute_after_answer_server(
+    certificate: trustme.LeafCert, address: str = "127.0.0.1"
+) -> Iterator[int]:
+    """A keep-alive HTTPS server that answers every request, but neither answers a client's
+    TLS close_notify nor closes: the socket stays open until the block ends. Yields the port."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    certificate.configure_cert(context)
+    listener = socket.socket()
+    listener.bind((address, 0))
+    listener.listen(64)
+    listener.settimeout(0.05)
+    stopping = threading.Event()
+    held: list[socket.socket] = []
+
+    def handle(connection: socket.socket) -> None:
+        connection.settimeout(5)
+        try:
+            tls = context.wrap_socket(connection, server_side=True)
+            held.append(tls)
+            head = b""
+            while not stopping.is_set():
+                chunk = tls.recv(4096)
+                if not chunk:
+                    return  # close_notify or EOF: left unanswered, the socket kept open
+                head += chunk
+                while b"\r\n\r\n" in head:
+                    _, head = head.split(b"\r\n\r\n", 1)
+                    tls.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+        except (OSError, ssl.SSLError):
+            return
+
+    def serve() -> None:
+        while not stopping.is_set():
+            try:
+                connection, _ = listener.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            threading.Thread(target=handle, args=(connection,), daemon=True).start()
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        yield int(listener.getsockname()[1])
+    finally:
+        stopping.set()
+        listener.close()
+        thread.join(timeout=1)
+        for tls in held:
+            tls.close()

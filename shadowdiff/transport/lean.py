@@ -30,6 +30,9 @@ from shadowdiff.transport.tls import ClientContexts, tls_session
 from shadowdiff.wire import refusal
 
 _DEFAULT_PORTS: Final = {"http": 80, "https": 443}
+# How long closing waits for servers to answer TLS close_notify before cutting the rest: a
+# server that never answers would otherwise hold a socket open past the end of the run.
+_CLOSE_GRACE_S: Final = 0.5
 # Connections are pooled by scheme, host, port and the request's TLS settings: a request never
 # rides on a connection made with another CA, verification, versions or SNI.
 _Key = tuple[str, str, int, RequestTls | None]
@@ -54,6 +57,8 @@ class _Pool:
         self.connect_timeout_s = connect_timeout_s
         self.limits = limits
         self.idle: dict[_Key, deque[Connection]] = {}
+        # Every connection whose socket is still open, pooled, busy or closing.
+        self.open_connections: set[Connection] = set()
 
     def take(self, key: _Key) -> Connection | None:
         idle = self.idle.get(key)
@@ -82,6 +87,10 @@ class _Pool:
             async with asyncio.timeout(self.connect_timeout_s):
                 transport, _ = await self.loop.create_connection(
                     lambda: connection, self.address, connect_port
+                )
+                self.open_connections.add(connection)
+                connection.lost.add_done_callback(
+                    lambda _: self.open_connections.discard(connection)
                 )
                 transport.get_extra_info("socket").setsockopt(
                     socket.IPPROTO_TCP, socket.TCP_NODELAY, 1
@@ -243,6 +252,12 @@ class LeanTransport:
                 and failure.failure.error_class == "reset"
             )
             raise
+        except asyncio.CancelledError:
+            # Stopped mid-request (Ctrl-C, the end of a timed load): the connection's state
+            # is unknown, so it is cut now rather than waited on at the run's end.
+            if connection is not None:
+                connection.abort()
+            raise
         except Exception as exc:
             if connection is not None:
                 connection.abort()
@@ -315,6 +330,11 @@ class LeanTransport:
                 _expire(connection, self._total_timeout_s)
 
     async def close(self) -> None:
+        """Close every connection, and return once their sockets are closed: idle ones
+        politely (TLS close_notify) for at most `_CLOSE_GRACE_S`, then the rest cut.
+
+        Returning earlier would leave sockets to close after the event loop has ended (a TLS
+        close waits on the server), and Python reports those as leaked."""
         if self._sweeper is not None:
             self._sweeper.cancel()
             await asyncio.gather(self._sweeper, return_exceptions=True)
@@ -323,6 +343,18 @@ class LeanTransport:
                 if connection.transport is not None:
                     connection.transport.close()
         self._pool.idle.clear()
+        for connection in self._busy:
+            connection.abort()
+        for cut in (False, True):
+            still_open = [c.lost for c in self._pool.open_connections]
+            if not still_open:
+                return
+            if cut:
+                for connection in list(self._pool.open_connections):
+                    connection.abort()
+            # An aborted socket closes on the loop's next turns; a polite close may wait on the
+            # server. Both waits are bounded, so a stalled server cannot hold the run open.
+            await asyncio.wait(still_open, timeout=_CLOSE_GRACE_S)
 
 
 def _set_up_failure(

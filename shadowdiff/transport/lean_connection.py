@@ -123,6 +123,7 @@ class Connection(asyncio.Protocol):
         "exchange",
         "limits",
         "loop",
+        "lost",
         "parser",
         "tls",
         "transport",
@@ -137,6 +138,9 @@ class Connection(asyncio.Protocol):
         self.deadline_ns = 0
         self.closed = False
         self.tls: TlsSession | None = None
+        # Resolved once the loop has closed the socket: `closed` is set as soon as a close is
+        # asked for, the socket goes later (after TLS's close_notify, or a loop turn).
+        self.lost: asyncio.Future[None] = loop.create_future()
 
     # asyncio.Protocol
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -184,6 +188,8 @@ class Connection(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
+        if not self.lost.done():
+            self.lost.set_result(None)
         exchange = self.exchange
         if exchange is not None and not exchange.done.done():
             if exchange.status is not None and not exchange.head_only and _ends_at_close(exchange):
