@@ -10,7 +10,7 @@ The library does everything the CLI does:
     report = asyncio.run(run_scenario(scenario))
     print(report["outcome"])  # {"exit_code": 1, "reason": "4 of 14 pairs differ (...)"}
 
-The stages are separate too: `shadowdiff.engine.replay` sends pairs to a sink,
+The stages are separate too: `shadowdiff.replay.engine.replay` sends pairs to a sink,
 `shadowdiff.compare.compare` diffs two observations, `shadowdiff.report.RunCollector` tallies,
 `shadowdiff.report.build_report` makes the versioned report, `shadowdiff.tls.probe_scenario`
 probes TLS.

@@ -23,18 +23,18 @@ from rich.console import Console
 from rich.markup import escape
 
 from shadowdiff import __version__
-from shadowdiff.engine import LoadOutcome
 from shadowdiff.errors import ScenarioError, UsageError, describe_exception
+from shadowdiff.pair import LoadOutcome
+from shadowdiff.render.progress import show_progress
+from shadowdiff.render.terminal import print_report
+from shadowdiff.replay.workers import SharedProgress
 from shadowdiff.report import ExitCode, RunCollector, read_report, write_report
-from shadowdiff.report.progress import show_progress
-from shadowdiff.report.terminal import print_report
 from shadowdiff.report.verdict import exit_code_table
 from shadowdiff.scenario import Scenario, load_scenario
 from shadowdiff.scenario.schema import scenario_json_schema
 from shadowdiff.sources import SourceSummary
 from shadowdiff.spec import SIDES
 from shadowdiff.stop import STOP, StopRequested
-from shadowdiff.workers import SharedProgress
 
 T = TypeVar("T")
 _stderr = Console(stderr=True, highlight=False)
@@ -169,7 +169,7 @@ def _finish(
 
 
 def command_run(args: argparse.Namespace) -> int:
-    from shadowdiff.engine import tune_garbage_collection
+    from shadowdiff.replay.engine import tune_garbage_collection
 
     # A signal while a large recorded log is read stops the reading; the run then reports
     # that it was interrupted before its first pair.

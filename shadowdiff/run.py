@@ -9,15 +9,16 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from shadowdiff.engine import LoadOutcome, replay
 from shadowdiff.memory import peak_rss_kb
+from shadowdiff.pair import LoadOutcome
 from shadowdiff.redaction import load_key
+from shadowdiff.replay.engine import replay
+from shadowdiff.replay.workers import SharedProgress, replay_in_workers
 from shadowdiff.report.collect import RunCollector
 from shadowdiff.report.document import build_report, redactor_for
 from shadowdiff.report.verdict import stop_verdict
 from shadowdiff.scenario import Scenario
 from shadowdiff.tls import probe_scenario
-from shadowdiff.workers import SharedProgress, replay_in_workers
 
 
 async def execute(

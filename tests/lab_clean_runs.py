@@ -10,7 +10,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from shadowdiff.engine import replay
+from shadowdiff.replay.engine import replay
 from shadowdiff.report import RunCollector, build_report
 from shadowdiff.scenario import load_scenario
 from tests.lab import run_lab

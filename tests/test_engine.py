@@ -7,8 +7,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from shadowdiff.engine import Pair, replay
 from shadowdiff.observation import Observation, Timings
+from shadowdiff.pair import Pair
+from shadowdiff.replay.engine import replay
 from shadowdiff.report import ExitCode, RunCollector, build_report
 from shadowdiff.scenario import Scenario, load_scenario
 from shadowdiff.spec import RequestSpec, Side

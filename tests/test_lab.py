@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from shadowdiff.engine import replay
+from shadowdiff.replay.engine import replay
 from shadowdiff.report import RunCollector, build_report
 from shadowdiff.scenario import load_scenario
 

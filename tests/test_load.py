@@ -14,7 +14,8 @@ import numpy as np
 import pytest
 from aiohttp import web
 
-from shadowdiff.engine import arrival_offsets, expected_pairs, replay
+from shadowdiff.replay.engine import replay
+from shadowdiff.replay.pacing import arrival_offsets, expected_pairs
 from shadowdiff.report import ExitCode, RunCollector, build_report
 from shadowdiff.scenario import load_scenario
 from shadowdiff.scenario.model import LoadSettings

@@ -75,7 +75,7 @@ async def test_readme_report_is_what_the_demo_prints(tmp_path: Path) -> None:
 
     from rich.console import Console
 
-    from shadowdiff.report.terminal import print_report
+    from shadowdiff.render.terminal import print_report
 
     from .test_cli import shadowdiff
 

@@ -12,8 +12,9 @@ import pytest
 import trustme
 from aiohttp import web
 
-from shadowdiff.engine import Pair, replay
 from shadowdiff.errors import ScenarioError
+from shadowdiff.pair import Pair
+from shadowdiff.replay.engine import replay
 from shadowdiff.scenario import load_scenario
 from shadowdiff.spec import RequestTls
 from shadowdiff.transport import TRANSPORT_NAMES, open_transport

@@ -14,9 +14,9 @@ from typing import Any
 import pytest
 import uvloop
 
-from shadowdiff.engine import replay
+from shadowdiff.render.terminal import render_report
+from shadowdiff.replay.engine import replay
 from shadowdiff.report import RunCollector, build_report
-from shadowdiff.report.terminal import render_report
 from shadowdiff.scenario import load_scenario
 from shadowdiff.transport import TRANSPORT_NAMES, open_transport
 

@@ -265,7 +265,7 @@ async def test_the_terminal_shows_names_as_text_without_markup_or_escape_sequenc
 
     from rich.console import Console
 
-    from shadowdiff.report.terminal import displayable, print_report
+    from shadowdiff.render.terminal import displayable, print_report
 
     assert displayable("a\x1b]0;TITLE\x07b") == "a\\x1b]0;TITLE\\x07b"
     code, _, _ = await shadowdiff("demo", "--json", str(tmp_path / "demo.json"))

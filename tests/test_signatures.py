@@ -8,8 +8,8 @@ import pytest
 
 from shadowdiff.compare import Difference
 from shadowdiff.compare.acceptance import find_acceptance
-from shadowdiff.engine import Pair
 from shadowdiff.observation import Observation
+from shadowdiff.pair import Pair
 from shadowdiff.report.collect import RunCollector
 from shadowdiff.report.signatures import NoiseThresholds, fold_signatures, route_pattern
 from shadowdiff.scenario.model import Acceptance

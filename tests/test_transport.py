@@ -15,7 +15,8 @@ from aiohttp import web
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
-from shadowdiff.engine import Pair, replay
+from shadowdiff.pair import Pair
+from shadowdiff.replay.engine import replay
 from shadowdiff.scenario import Scenario, load_scenario
 from shadowdiff.transport import TRANSPORT_NAMES, open_transport
 

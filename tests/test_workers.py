@@ -52,8 +52,8 @@ async def test_two_workers_send_exactly_one_run_and_merge_it(
 
 def test_collectors_merge_like_one_run() -> None:
     """What --workers relies on: collectors of disjoint shares merge into the single run's."""
-    from shadowdiff.engine import Pair
     from shadowdiff.observation import Observation, Timings
+    from shadowdiff.pair import Pair
     from shadowdiff.spec import RequestSpec
 
     spec = RequestSpec("r", "GET", "http://a.example.com/", (), None)
@@ -153,7 +153,7 @@ async def test_each_worker_sends_the_mix_in_a_time_bounded_run(
 
 
 def test_workers_deal_each_request_in_turn_and_together_make_the_run() -> None:
-    from shadowdiff.engine import deal
+    from shadowdiff.replay.pacing import deal
 
     # Two requests cycled, as a time-bounded run does: index modulo 2 gave each worker one.
     run = ["a", "b"] * 10 + ["c"] * 5

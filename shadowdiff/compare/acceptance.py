@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 from yarl import URL
 
-from shadowdiff.compare.difference import Difference
+from shadowdiff.difference import Difference
 from shadowdiff.spec import RequestSpec
 
 if TYPE_CHECKING:

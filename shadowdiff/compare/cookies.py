@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Final
 
-from shadowdiff.compare.difference import Difference, Severity
+from shadowdiff.difference import Difference, Severity
 
 # Attributes whose loss weakens the cookie: a finding of error severity.
 PROTECTIVE: Final = ("secure", "httponly", "samesite")

@@ -10,7 +10,7 @@ import re
 from collections.abc import Iterable
 from typing import Final
 
-from shadowdiff.compare.difference import Severity
+from shadowdiff.difference import Severity
 
 # Framing and hop-by-hop headers: they change with how the bytes travel, not with what was
 # answered (chunked vs Content-Length is the proxy's choice). Neither presence nor value counts.

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from typing import Final
 
-from shadowdiff.compare.difference import Difference, Severity
 from shadowdiff.compare.options import CompareOptions
+from shadowdiff.difference import Difference, Severity
 from shadowdiff.markers import EchoMarkers
 from shadowdiff.spec import RequestSpec
 

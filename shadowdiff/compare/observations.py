@@ -8,7 +8,6 @@ from yarl import URL
 
 from shadowdiff.compare.content_coding import Decoded, content_codings, decode
 from shadowdiff.compare.cookies import compare_cookies
-from shadowdiff.compare.difference import Difference, DifferenceKind
 from shadowdiff.compare.headers import (
     combined,
     group_by_name,
@@ -20,6 +19,7 @@ from shadowdiff.compare.json_body import is_json, json_differences, parse_json, 
 from shadowdiff.compare.markers import compare_markers
 from shadowdiff.compare.options import CompareOptions
 from shadowdiff.compare.text_diff import text_diff
+from shadowdiff.difference import Difference, DifferenceKind
 from shadowdiff.markers import extract_markers
 from shadowdiff.observation import Observation
 from shadowdiff.spec import RequestSpec

@@ -18,7 +18,7 @@ import trustme
 from aiohttp import web
 
 from shadowdiff.demo.entrypoints import BASELINE, CANDIDATE, EntryPointProfile, make_entry_point
-from shadowdiff.engine import LoadOutcome
+from shadowdiff.pair import LoadOutcome
 from shadowdiff.report import RunCollector
 from shadowdiff.run import execute, finish_report
 from shadowdiff.scenario import Scenario, load_scenario

@@ -17,8 +17,8 @@ from typing import TYPE_CHECKING, Any, Final
 
 from shadowdiff.compare import Difference
 from shadowdiff.compare.acceptance import AcceptanceMatch, find_acceptance
-from shadowdiff.engine import Pair
 from shadowdiff.observation import Observation
+from shadowdiff.pair import Pair
 from shadowdiff.spec import SIDES, RequestSpec, Side
 from shadowdiff.stats.histogram import DifferenceHistogram, LatencyHistogram
 

@@ -16,9 +16,9 @@ from pathlib import Path
 from typing import Any, Final
 
 from shadowdiff import __version__
-from shadowdiff.compare.difference import SEVERITY_ORDER
-from shadowdiff.engine import LoadOutcome
+from shadowdiff.difference import SEVERITY_ORDER
 from shadowdiff.errors import UsageError
+from shadowdiff.pair import LoadOutcome
 from shadowdiff.redaction import KeySource, Redactor, sensitive_literals
 from shadowdiff.report.collect import PHASES, RequestTally, RunCollector
 from shadowdiff.report.latency_finding import LatencyRules, with_latency_finding

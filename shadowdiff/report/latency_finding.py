@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from shadowdiff.compare.acceptance import find_acceptance
-from shadowdiff.compare.difference import Difference, Severity
+from shadowdiff.difference import Difference, Severity
 from shadowdiff.report.collect import RequestTally, SignatureTally
 from shadowdiff.stats.latency import MIN_SAMPLES, paired_shift
 

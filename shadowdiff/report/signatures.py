@@ -9,7 +9,7 @@ from typing import Any, Final, Literal
 
 from yarl import URL
 
-from shadowdiff.compare.difference import SEVERITY_ORDER
+from shadowdiff.difference import SEVERITY_ORDER
 from shadowdiff.report.collect import RequestTally, SignatureTally
 from shadowdiff.routes import path_template
 

@@ -22,7 +22,7 @@ from pydantic import (
     model_validator,
 )
 
-from shadowdiff.compare.difference import DifferenceKind, Severity
+from shadowdiff.difference import DifferenceKind, Severity
 from shadowdiff.wire import (
     WireError,
     header_name_problem,

@@ -6,7 +6,7 @@ from __future__ import annotations
 import datetime
 from dataclasses import dataclass
 
-from shadowdiff.compare.difference import Difference
+from shadowdiff.difference import Difference
 from shadowdiff.scenario import Scenario
 from shadowdiff.spec import SIDES
 from shadowdiff.tls.compare import TlsRules, compare_tls

@@ -16,7 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Final
 
-from shadowdiff.compare.difference import Difference, Severity
+from shadowdiff.difference import Difference, Severity
 from shadowdiff.tls.probe import DefaultCertificate, TlsPosture
 
 # Accepting these is a weakness, not a feature: the candidate should not start.

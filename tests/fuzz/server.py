@@ -36,8 +36,9 @@ import trustme
 import uvloop
 from hypothesis import HealthCheck, Phase, given, seed, settings
 
-from shadowdiff.engine import Pair, replay
 from shadowdiff.observation import ErrorClass, Observation
+from shadowdiff.pair import Pair
+from shadowdiff.replay.engine import replay
 from shadowdiff.report.collect import RunCollector
 from shadowdiff.report.document import build_report
 from shadowdiff.scenario import Scenario, load_scenario

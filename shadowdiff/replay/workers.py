@@ -35,9 +35,10 @@ from multiprocessing.process import BaseProcess
 from multiprocessing.sharedctypes import SynchronizedArray
 from typing import Any, Final
 
-from shadowdiff import worker_start
-from shadowdiff.engine import LoadOutcome, replay, tune_garbage_collection
 from shadowdiff.memory import peak_rss_kb
+from shadowdiff.pair import LoadOutcome
+from shadowdiff.replay import worker_start
+from shadowdiff.replay.engine import replay, tune_garbage_collection
 from shadowdiff.report.collect import RunCollector
 from shadowdiff.scenario import Scenario
 from shadowdiff.spec import SIDES

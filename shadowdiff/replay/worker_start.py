@@ -17,7 +17,7 @@ from shadowdiff.stop import STOP
 def start(arguments: bytes, counters: Any, results: Any) -> None:
     STOP.install()
     with STOP.deferred():
-        from shadowdiff.workers import run_worker
+        from shadowdiff.replay.workers import run_worker
 
     run_worker(*pickle.loads(arguments), counters=counters, results=results)
     STOP.ignore_from_now()  # its results are sent: nothing a signal could still change

@@ -13,62 +13,23 @@ from __future__ import annotations
 
 import asyncio
 import gc
-import itertools
 import math
 import random
 import time
-from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable
 from typing import TypeVar
 
-from shadowdiff.compare import Difference, compare
+from shadowdiff.compare import compare
 from shadowdiff.compare.options import CompareOptions, compare_options
 from shadowdiff.errors import RequestRefused
-from shadowdiff.observation import Observation
+from shadowdiff.pair import LoadOutcome, Pair, PairSink
+from shadowdiff.replay.pacing import arrival_offsets, deal, expected_pairs, work_items
 from shadowdiff.scenario import Scenario
 from shadowdiff.scenario.model import LoadSettings
 from shadowdiff.spec import SIDES, RequestSpec, Side
 from shadowdiff.transport import Transport, open_transport
 from shadowdiff.wire import refusal, unsafe_reason
 
-
-@dataclass(slots=True)  # built per pair: not frozen, for the same reason as Observation
-class Pair:
-    """One request sent to both targets, the two answers and what differs between them."""
-
-    index: int  # 0-based position in the run's order of requests
-    request: RequestSpec
-    baseline: Observation
-    candidate: Observation
-    differences: tuple[Difference, ...]
-    # Noise calibration: how a second baseline answer differed from the first (None when this
-    # pair was not calibrated).
-    noise: tuple[Difference, ...] | None = None
-    # Open model: when the pair was meant to start (perf_counter_ns). Latency measured from
-    # here includes any wait for the client, so a stall cannot hide (coordinated omission).
-    intended_ns: int | None = None
-    measured: bool = True  # False during warm-up: compared, but left out of latency figures
-
-
-@dataclass(frozen=True, slots=True)
-class LoadOutcome:
-    """How the run was paced and whether it held its target."""
-
-    model: str  # "requests" (each request its repeat count), "closed" or "open"
-    pairs: int  # pairs completed by this process
-    elapsed_s: float
-    measured_s: float  # elapsed minus warm-up
-    target_rate: float | None = None  # pairs per second the schedule asked for, after warm-up
-    started_on_time: int = 0  # open: pairs whose send started within the schedule's window
-    interrupted: bool = False
-
-    @property
-    def achieved_rate(self) -> float:
-        pairs = self.started_on_time if self.model == "open" else self.pairs
-        return pairs / self.measured_s if self.measured_s > 0 else 0.0
-
-
-PairSink = Callable[[Pair], None]
 T = TypeVar("T")
 TransportFactory = Callable[[Scenario, Side, int], Transport]
 
@@ -85,13 +46,6 @@ def tune_garbage_collection() -> None:
 
 def _default_transport(scenario: Scenario, side: Side, pool_size: int) -> Transport:
     return open_transport(scenario, side, pool_size)
-
-
-def iter_requests(scenario: Scenario) -> Iterator[tuple[RequestSpec, int]]:
-    """Each request of the scenario with its repetition number, in file order."""
-    for request in scenario.requests:
-        for repetition in range(request.repeat):
-            yield request, repetition
 
 
 def refuse_unsendable(scenario: Scenario) -> None:
@@ -122,110 +76,6 @@ def refuse_unsendable(scenario: Scenario) -> None:
             reasons.append(f"{spec.name}: {reason}")
     if reasons:
         raise RequestRefused(reasons)
-
-
-def _work(scenario: Scenario, load: LoadSettings | None) -> Iterator[tuple[RequestSpec, int]]:
-    """The requests to send: the scenario once, or cycled when the load bounds the run.
-
-    An unsafe request goes out in the first lap only (as often as it is written), unless it
-    says `repeat_under_load`: a POST allowed once must not become thousands under load.
-    """
-    if load is None or (load.total_duration_s is None and load.max_pairs is None):
-        return iter_requests(scenario)
-    again = [spec for spec in scenario.requests if spec.may_repeat]
-
-    def laps() -> Iterator[tuple[RequestSpec, int]]:
-        yield from iter_requests(scenario)
-        if not again:
-            return
-        while True:
-            for request in again:
-                for repetition in range(request.repeat):
-                    yield request, repetition + 1
-
-    return itertools.islice(laps(), load.max_pairs) if load.max_pairs else laps()
-
-
-def deal(
-    items: Iterable[T], share: tuple[int, int], request_name: Callable[[T], str]
-) -> Iterator[tuple[int, T]]:
-    """Worker k of n's items of the run (`share` = (k, n)), with their index in the whole run.
-
-    Each request's occurrences are dealt to the workers in turn, and each new request starts
-    one worker further along. So every worker sends the scenario's mix, whatever the order
-    of the run (two requests cycled by a time-bounded run would otherwise give each of two
-    workers one request only), and the n shares together are exactly the run. Every worker
-    walks the whole run, so all of them deal alike."""
-    worker, workers = share
-    if workers == 1:
-        yield from enumerate(items)
-        return
-    turns: dict[str, int] = {}  # grows with the distinct requests, like the scenario itself
-    for index, item in enumerate(items):
-        name = request_name(item)
-        turn = turns.get(name, len(turns))
-        turns[name] = turn + 1
-        if turn % workers == worker:
-            yield index, item
-
-
-def rate_at(load: LoadSettings, elapsed_s: float) -> float:
-    """The open model's target rate (pairs per second) at `elapsed_s` into the run."""
-    if not load.stages:
-        return load.rate or 0.0
-    previous, start = 0.0, 0.0
-    for stage in load.stages:
-        if elapsed_s < start + stage.duration_s:
-            return previous + (stage.rate - previous) * (elapsed_s - start) / stage.duration_s
-        previous, start = stage.rate, start + stage.duration_s
-    return previous
-
-
-def _segments(load: LoadSettings) -> list[tuple[float, float, float, float]]:
-    """(start_s, duration_s, rate at start, rate at end) of each linear piece of the schedule."""
-    if not load.stages:
-        rate = load.rate or 0.0
-        return [(0.0, load.duration_s or math.inf, rate, rate)]
-    segments, start, previous = [], 0.0, 0.0
-    for stage in load.stages:
-        segments.append((start, stage.duration_s, previous, stage.rate))
-        start, previous = start + stage.duration_s, stage.rate
-    return segments
-
-
-def arrival_offsets(load: LoadSettings, rng: random.Random) -> Iterator[float]:
-    """Intended start times (seconds from the start) of successive pairs.
-
-    Arrivals fall where the integral of the rate crosses 0, 1, 2, ... (constant) or the sums
-    of exponential draws (Poisson); on each linear stage that point is solved exactly, so a
-    ramp from zero starts slowly and smoothly instead of waiting out a huge first gap.
-    """
-    threshold = rng.expovariate(1.0) if load.arrivals == "poisson" else 0.0
-    done = 0.0  # the rate's integral up to the current segment's start
-    for start, duration, rate_start, rate_end in _segments(load):
-        slope = 0.0 if math.isinf(duration) else (rate_end - rate_start) / duration
-        area = math.inf if math.isinf(duration) else (rate_start + rate_end) / 2 * duration
-        if area <= 0:
-            continue  # a pause: no pairs start in it
-        # The end is exclusive: a stage worth five pairs starts five, the next begins at its end.
-        while threshold < done + area:
-            need = threshold - done
-            if abs(slope) < 1e-12:
-                offset = need / rate_start if rate_start > 0 else 0.0
-            else:
-                offset = (
-                    -rate_start + math.sqrt(max(rate_start**2 + 2 * slope * need, 0.0))
-                ) / slope
-            yield start + offset
-            threshold += rng.expovariate(1.0) if load.arrivals == "poisson" else 1.0
-        done += area
-
-
-def expected_pairs(load: LoadSettings, start_s: float, end_s: float, step_s: float = 0.01) -> float:
-    """Pairs the schedule asks for between two moments (the rate's integral)."""
-    steps = max(1, math.ceil((end_s - start_s) / step_s))
-    width = (end_s - start_s) / steps
-    return sum(rate_at(load, start_s + (i + 0.5) * width) * width for i in range(steps))
 
 
 class _PairRunner:
@@ -394,7 +244,9 @@ async def _closed_model(
 ) -> None:
     work = (
         (index, request, repetition)
-        for index, (request, repetition) in deal(_work(scenario, load), share, lambda w: w[0].name)
+        for index, (request, repetition) in deal(
+            work_items(scenario, load), share, lambda w: w[0].name
+        )
     )
     started_ns = time.perf_counter_ns()
     deadline_ns = (
@@ -431,7 +283,7 @@ async def _open_model(
     started_ns = time.perf_counter_ns()
     end_ns = started_ns + int(load.total_duration_s * 1e9) if load.total_duration_s else None
     warmup_ns = int(load.warmup_s * 1e9)
-    work = _work(scenario, load)
+    work = work_items(scenario, load)
     try:
         # Every worker walks the whole schedule and keeps its share, so that n workers together
         # follow exactly the schedule one would.

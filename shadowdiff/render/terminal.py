@@ -12,7 +12,7 @@ from rich.console import Console, Group
 from rich.table import Table
 from rich.text import Text
 
-from shadowdiff.report.tls_table import tls_table
+from shadowdiff.render.tls_table import tls_table
 
 _SEVERITY_STYLE: Final = {
     "error": "bold red",

@@ -1,0 +1,51 @@
+"""What a replay hands on: a `Pair` per request sent to both targets, and the `LoadOutcome` of the
+whole run. Plain data: the replay builds them, the report reads them; neither imports the other.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from shadowdiff.difference import Difference
+from shadowdiff.observation import Observation
+from shadowdiff.spec import RequestSpec
+
+
+@dataclass(slots=True)  # built per pair: not frozen, for the same reason as Observation
+class Pair:
+    """One request sent to both targets, the two answers and what differs between them."""
+
+    index: int  # 0-based position in the run's order of requests
+    request: RequestSpec
+    baseline: Observation
+    candidate: Observation
+    differences: tuple[Difference, ...]
+    # Noise calibration: how a second baseline answer differed from the first (None when this
+    # pair was not calibrated).
+    noise: tuple[Difference, ...] | None = None
+    # Open model: when the pair was meant to start (perf_counter_ns). Latency measured from
+    # here includes any wait for the client, so a stall cannot hide (coordinated omission).
+    intended_ns: int | None = None
+    measured: bool = True  # False during warm-up: compared, but left out of latency figures
+
+
+@dataclass(frozen=True, slots=True)
+class LoadOutcome:
+    """How the run was paced and whether it held its target."""
+
+    model: str  # "requests" (each request its repeat count), "closed" or "open"
+    pairs: int  # pairs completed by this process
+    elapsed_s: float
+    measured_s: float  # elapsed minus warm-up
+    target_rate: float | None = None  # pairs per second the schedule asked for, after warm-up
+    started_on_time: int = 0  # open: pairs whose send started within the schedule's window
+    interrupted: bool = False
+
+    @property
+    def achieved_rate(self) -> float:
+        pairs = self.started_on_time if self.model == "open" else self.pairs
+        return pairs / self.measured_s if self.measured_s > 0 else 0.0
+
+
+PairSink = Callable[[Pair], None]

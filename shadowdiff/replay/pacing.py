@@ -1,0 +1,127 @@
+"""The order and timing of a run's pairs: which requests, how often, in which worker, and when
+(the open model's arrival schedule). Pure: no clock, no network."""
+
+from __future__ import annotations
+
+import itertools
+import math
+import random
+from collections.abc import Callable, Iterable, Iterator
+from typing import TypeVar
+
+from shadowdiff.scenario import Scenario
+from shadowdiff.scenario.model import LoadSettings
+from shadowdiff.spec import RequestSpec
+
+T = TypeVar("T")
+
+
+def iter_requests(scenario: Scenario) -> Iterator[tuple[RequestSpec, int]]:
+    """Each request of the scenario with its repetition number, in file order."""
+    for request in scenario.requests:
+        for repetition in range(request.repeat):
+            yield request, repetition
+
+
+def work_items(scenario: Scenario, load: LoadSettings | None) -> Iterator[tuple[RequestSpec, int]]:
+    """The requests to send: the scenario once, or cycled when the load bounds the run.
+
+    An unsafe request goes out in the first lap only (as often as it is written), unless it
+    says `repeat_under_load`: a POST allowed once must not become thousands under load.
+    """
+    if load is None or (load.total_duration_s is None and load.max_pairs is None):
+        return iter_requests(scenario)
+    again = [spec for spec in scenario.requests if spec.may_repeat]
+
+    def laps() -> Iterator[tuple[RequestSpec, int]]:
+        yield from iter_requests(scenario)
+        if not again:
+            return
+        while True:
+            for request in again:
+                for repetition in range(request.repeat):
+                    yield request, repetition + 1
+
+    return itertools.islice(laps(), load.max_pairs) if load.max_pairs else laps()
+
+
+def deal(
+    items: Iterable[T], share: tuple[int, int], request_name: Callable[[T], str]
+) -> Iterator[tuple[int, T]]:
+    """Worker k of n's items of the run (`share` = (k, n)), with their index in the whole run.
+
+    Each request's occurrences are dealt to the workers in turn, and each new request starts
+    one worker further along. So every worker sends the scenario's mix, whatever the order
+    of the run (two requests cycled by a time-bounded run would otherwise give each of two
+    workers one request only), and the n shares together are exactly the run. Every worker
+    walks the whole run, so all of them deal alike."""
+    worker, workers = share
+    if workers == 1:
+        yield from enumerate(items)
+        return
+    turns: dict[str, int] = {}  # grows with the distinct requests, like the scenario itself
+    for index, item in enumerate(items):
+        name = request_name(item)
+        turn = turns.get(name, len(turns))
+        turns[name] = turn + 1
+        if turn % workers == worker:
+            yield index, item
+
+
+def rate_at(load: LoadSettings, elapsed_s: float) -> float:
+    """The open model's target rate (pairs per second) at `elapsed_s` into the run."""
+    if not load.stages:
+        return load.rate or 0.0
+    previous, start = 0.0, 0.0
+    for stage in load.stages:
+        if elapsed_s < start + stage.duration_s:
+            return previous + (stage.rate - previous) * (elapsed_s - start) / stage.duration_s
+        previous, start = stage.rate, start + stage.duration_s
+    return previous
+
+
+def _segments(load: LoadSettings) -> list[tuple[float, float, float, float]]:
+    """(start_s, duration_s, rate at start, rate at end) of each linear piece of the schedule."""
+    if not load.stages:
+        rate = load.rate or 0.0
+        return [(0.0, load.duration_s or math.inf, rate, rate)]
+    segments, start, previous = [], 0.0, 0.0
+    for stage in load.stages:
+        segments.append((start, stage.duration_s, previous, stage.rate))
+        start, previous = start + stage.duration_s, stage.rate
+    return segments
+
+
+def arrival_offsets(load: LoadSettings, rng: random.Random) -> Iterator[float]:
+    """Intended start times (seconds from the start) of successive pairs.
+
+    Arrivals fall where the integral of the rate crosses 0, 1, 2, ... (constant) or the sums
+    of exponential draws (Poisson); on each linear stage that point is solved exactly, so a
+    ramp from zero starts slowly and smoothly instead of waiting out a huge first gap.
+    """
+    threshold = rng.expovariate(1.0) if load.arrivals == "poisson" else 0.0
+    done = 0.0  # the rate's integral up to the current segment's start
+    for start, duration, rate_start, rate_end in _segments(load):
+        slope = 0.0 if math.isinf(duration) else (rate_end - rate_start) / duration
+        area = math.inf if math.isinf(duration) else (rate_start + rate_end) / 2 * duration
+        if area <= 0:
+            continue  # a pause: no pairs start in it
+        # The end is exclusive: a stage worth five pairs starts five, the next begins at its end.
+        while threshold < done + area:
+            need = threshold - done
+            if abs(slope) < 1e-12:
+                offset = need / rate_start if rate_start > 0 else 0.0
+            else:
+                offset = (
+                    -rate_start + math.sqrt(max(rate_start**2 + 2 * slope * need, 0.0))
+                ) / slope
+            yield start + offset
+            threshold += rng.expovariate(1.0) if load.arrivals == "poisson" else 1.0
+        done += area
+
+
+def expected_pairs(load: LoadSettings, start_s: float, end_s: float, step_s: float = 0.01) -> float:
+    """Pairs the schedule asks for between two moments (the rate's integral)."""
+    steps = max(1, math.ceil((end_s - start_s) / step_s))
+    width = (end_s - start_s) / steps
+    return sum(rate_at(load, start_s + (i + 0.5) * width) * width for i in range(steps))
