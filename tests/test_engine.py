@@ -148,7 +148,7 @@ async def test_pairs_start_together_in_both_orders_within_concurrency(
     await replay(
         scenario,
         pairs.append,
-        transport_factory=lambda s, side, n: RecordingTransport(side, events, in_flight),
+        transport_factory=lambda endpoint, n: RecordingTransport(endpoint.side, events, in_flight),
         seed=1,
     )
     assert len(pairs) == 200

@@ -159,7 +159,7 @@ async def observe(
     scenario = load_scenario(path)
 
     async def send() -> Any:
-        transport = open_transport(scenario, "baseline", 2, transport_name)  # type: ignore[arg-type]
+        transport = open_transport(scenario.endpoint("baseline"), 2, transport_name)  # type: ignore[arg-type]
         try:
             return await transport.send(scenario.requests[0])
         finally:
@@ -233,7 +233,7 @@ async def test_reset_while_the_request_body_is_sent_is_a_reset_on_both_transport
         async def send_with_each() -> dict[str, Any]:
             seen = {}
             for name in TRANSPORT_NAMES:
-                transport = open_transport(scenario, "baseline", 2, name)
+                transport = open_transport(scenario.endpoint("baseline"), 2, name)
                 observation = await transport.send(scenario.requests[0])
                 await transport.close()
                 failure = observation.failure
@@ -267,7 +267,7 @@ async def test_response_limits_are_configurable(
             )
             scenario = load_scenario(path)
             for name in TRANSPORT_NAMES:
-                transport = open_transport(scenario, "baseline", 2, name)
+                transport = open_transport(scenario.endpoint("baseline"), 2, name)
                 observation = await transport.send(scenario.requests[0])
                 await transport.close()
                 failure = observation.failure

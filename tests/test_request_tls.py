@@ -34,7 +34,7 @@ async def _replay(path: Path, transport_name: str) -> dict[str, list[Pair]]:
     await replay(
         scenario,
         pairs.append,
-        transport_factory=lambda s, side, n: open_transport(s, side, n, transport_name),  # type: ignore[arg-type]
+        transport_factory=lambda endpoint, n: open_transport(endpoint, n, transport_name),  # type: ignore[arg-type]
     )
     by_name: dict[str, list[Pair]] = {}
     for pair in pairs:
@@ -131,7 +131,7 @@ async def test_sni_other_than_host_reaches_the_server_with_host_unchanged(
     )
     scenario = load_scenario(path)
     assert scenario.requests[0].tls == RequestTls(sni="api.example.com")
-    transport = open_transport(scenario, "baseline", 4, transport_name)  # type: ignore[arg-type]
+    transport = open_transport(scenario.endpoint("baseline"), 4, transport_name)  # type: ignore[arg-type]
     try:
         for request in scenario.requests:
             observation = await transport.send(request)
@@ -170,7 +170,7 @@ async def test_request_versions_limit_the_handshake(
         ca_file,
     )
     scenario = load_scenario(path)
-    transport = open_transport(scenario, "baseline", 4, transport_name)  # type: ignore[arg-type]
+    transport = open_transport(scenario.endpoint("baseline"), 4, transport_name)  # type: ignore[arg-type]
     try:
         versions = []
         for request in scenario.requests:

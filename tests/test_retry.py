@@ -151,7 +151,7 @@ async def _run(scenario_path: Path, transport_name: str) -> tuple[list[Any], dic
     await replay(
         scenario,
         sink,
-        transport_factory=lambda s, side, n: open_transport(s, side, n, transport_name),  # type: ignore[arg-type]
+        transport_factory=lambda endpoint, n: open_transport(endpoint, n, transport_name),  # type: ignore[arg-type]
     )
     return pairs, build_report(scenario, collector, duration_s=1.0, started_at="now")
 
@@ -261,7 +261,7 @@ async def test_failure_on_a_new_connection_is_not_retried(
             "requests:\n  - {name: a, url: 'http://app.example.com/'}\n",
         )
         scenario = load_scenario(path)
-        transport = open_transport(scenario, "baseline", 4, transport_name)  # type: ignore[arg-type]
+        transport = open_transport(scenario.endpoint("baseline"), 4, transport_name)  # type: ignore[arg-type]
         try:
             observation = await transport.send(scenario.requests[0])
         finally:
@@ -285,7 +285,7 @@ async def test_server_closing_after_each_answer_costs_no_reset_on_uvloop(
         scenario = load_scenario(path)
 
         async def send_all() -> list[Any]:
-            transport = open_transport(scenario, "baseline", 4, transport_name)  # type: ignore[arg-type]
+            transport = open_transport(scenario.endpoint("baseline"), 4, transport_name)  # type: ignore[arg-type]
             try:
                 return [await transport.send(scenario.requests[0]) for _ in range(200)]
             finally:

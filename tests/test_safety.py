@@ -339,7 +339,7 @@ async def test_each_transport_refuses_to_write_an_unsendable_request(
     aiohttp transport raised out of the run."""
     async with wire_server() as baseline, wire_server("127.0.0.2") as candidate:
         scenario = await _library_scenario(tmp_path, baseline, candidate, spec)
-        sender = open_transport(scenario, "baseline", 1, transport)
+        sender = open_transport(scenario.endpoint("baseline"), 1, transport)
         try:
             observation = await sender.send(spec)
         finally:
@@ -389,7 +389,7 @@ async def test_a_freed_spec_never_lends_its_bytes_to_a_new_one(tmp_path: Path) -
             "d", "DELETE", "http://x.example.com/orders/7", (), None, allow_unsafe=True
         )
         scenario = await _library_scenario(tmp_path, baseline, candidate, delete)
-        sender = open_transport(scenario, "baseline", 1, "lean")
+        sender = open_transport(scenario.endpoint("baseline"), 1, "lean")
         try:
             await sender.send(delete)
             del delete

@@ -30,7 +30,7 @@ def transport_name(request: pytest.FixtureRequest) -> str:
 
 
 async def send_one(scenario: Scenario, transport_name: str, side: str = "baseline") -> Any:
-    transport = open_transport(scenario, side, 4, transport_name)  # type: ignore[arg-type]
+    transport = open_transport(scenario.endpoint(side), 4, transport_name)  # type: ignore[arg-type]
     try:
         return await transport.send(scenario.requests[0])
     finally:
@@ -71,7 +71,7 @@ async def test_host_sni_and_address_are_each_targets_own(
     await replay(
         scenario,
         pairs.append,
-        transport_factory=lambda s, side, n: open_transport(s, side, n, transport_name),  # type: ignore[arg-type]
+        transport_factory=lambda endpoint, n: open_transport(endpoint, n, transport_name),  # type: ignore[arg-type]
     )
 
     assert len(pairs) == 2
@@ -377,3 +377,51 @@ def test_run_ends_with_every_socket_closed_when_servers_ignore_close_notify(
         gc.collect()
     assert collector.pairs_done == 8 and collector.failures == {"baseline": 0, "candidate": 0}
     assert leaked == []
+
+
+async def test_pool_size_bounds_the_connections_kept_open(
+    transport_name: str, write_scenario: Callable[..., Path]
+) -> None:
+    """A transport opened for at most N sends in flight keeps at most N connections open to its
+    target once a burst of more sends is over: connections do not pile up on the entry point."""
+    open_now = 0
+    settled = asyncio.Event()
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal open_now
+        open_now += 1
+        try:
+            while await reader.readuntil(b"\r\n\r\n"):
+                await asyncio.sleep(0.05)  # long enough for the burst to need many connections
+                writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+                await writer.drain()
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        finally:
+            open_now -= 1
+            writer.close()
+            if open_now <= 2:
+                settled.set()
+
+    server = await asyncio.start_server(handle, "127.0.0.1", 0)
+    port = int(server.sockets[0].getsockname()[1])
+    target = f"address: 127.0.0.1\n    ports: {{http: {port}}}"
+    scenario = scenario_for(
+        write_scenario,
+        target,
+        target,
+        "requests:\n  - {name: a, url: 'http://app.example.com/'}\n",
+        None,
+    )
+    transport = open_transport(scenario.endpoint("baseline"), 2, transport_name)  # type: ignore[arg-type]
+    try:
+        answers = await asyncio.gather(*(transport.send(scenario.requests[0]) for _ in range(8)))
+        assert [answer.status for answer in answers] == [200] * 8
+        if open_now > 2:
+            async with asyncio.timeout(5):
+                await settled.wait()
+        assert open_now <= 2
+    finally:
+        await transport.close()
+        server.close()
+        await server.wait_closed()

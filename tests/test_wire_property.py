@@ -44,7 +44,7 @@ async def _send_once(transport: TransportName, text: str, environ: dict[str, str
             assert server.connections == 0
             return
         spec = scenario.requests[0]
-        sender = open_transport(scenario, "baseline", 1, transport)
+        sender = open_transport(scenario.endpoint("baseline"), 1, transport)
         try:
             observation = await sender.send(spec)
         finally:

@@ -21,17 +21,19 @@ from typing import TypeVar
 
 from shadowdiff.compare import compare
 from shadowdiff.compare.options import CompareOptions, compare_options
+from shadowdiff.endpoint import Endpoint
 from shadowdiff.errors import RequestRefused
 from shadowdiff.pair import LoadOutcome, Pair, PairSink
 from shadowdiff.replay.pacing import arrival_offsets, deal, expected_pairs, work_items
 from shadowdiff.scenario import Scenario
 from shadowdiff.scenario.model import LoadSettings
-from shadowdiff.spec import SIDES, RequestSpec, Side
+from shadowdiff.spec import SIDES, RequestSpec
 from shadowdiff.transport import Transport, open_transport
 from shadowdiff.wire import refusal, unsafe_reason
 
 T = TypeVar("T")
-TransportFactory = Callable[[Scenario, Side, int], Transport]
+# Opens a transport for an endpoint and the most sends it will have in flight at once.
+TransportFactory = Callable[[Endpoint, int], Transport]
 
 
 def tune_garbage_collection() -> None:
@@ -42,10 +44,6 @@ def tune_garbage_collection() -> None:
     gc.collect()
     gc.freeze()
     gc.set_threshold(50_000, 20, 100)
-
-
-def _default_transport(scenario: Scenario, side: Side, pool_size: int) -> Transport:
-    return open_transport(scenario, side, pool_size)
 
 
 def refuse_unsendable(scenario: Scenario) -> None:
@@ -161,7 +159,7 @@ async def replay(
     sink: PairSink,
     *,
     concurrency: int | None = None,
-    transport_factory: TransportFactory = _default_transport,
+    transport_factory: TransportFactory = open_transport,
     seed: int | None = None,
     share: tuple[int, int] = (0, 1),
     load: LoadSettings | None = None,
@@ -184,8 +182,13 @@ async def replay(
     if load is not None and load.model == "open":
         total_in_flight = load.max_in_flight
     pairs_in_flight = max(1, math.ceil(total_in_flight / worker_count))
-    baseline = transport_factory(scenario, "baseline", pairs_in_flight)
-    candidate = transport_factory(scenario, "candidate", pairs_in_flight)
+    # A calibrated pair sends to the baseline twice at once: its pool must hold both sends,
+    # or the second would wait for a connection and the baseline would look slower.
+    calibrating = scenario.compare.noise.share > 0
+    baseline = transport_factory(
+        scenario.endpoint("baseline"), pairs_in_flight * (2 if calibrating else 1)
+    )
+    candidate = transport_factory(scenario.endpoint("candidate"), pairs_in_flight)
     runner = _PairRunner(
         scenario, baseline, candidate, sink, random.Random(seed if seed is None else seed + worker)
     )

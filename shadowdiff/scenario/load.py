@@ -23,6 +23,7 @@ from urllib.parse import unquote
 import pydantic
 from yarl import URL
 
+from shadowdiff.endpoint import ClientTls, Endpoint, HeadLimits
 from shadowdiff.errors import Problem, ScenarioError
 from shadowdiff.redaction import DEFAULT_SENSITIVE_HEADERS, Redactor, Secrets, sensitive_literals
 from shadowdiff.scenario.model import (
@@ -45,7 +46,7 @@ from shadowdiff.scenario.model import (
 from shadowdiff.scenario.tls_files import tls_file_problems
 from shadowdiff.scenario.yamlsource import FieldPath, SourceDocument, format_path, read_yaml
 from shadowdiff.sources import Recorded, Skipped, SourceSummary, records, select, selection_for
-from shadowdiff.spec import RequestSpec, RequestTls
+from shadowdiff.spec import RequestSpec, RequestTls, Side
 from shadowdiff.wire import SAFE_METHODS, WireError, prepare_url, unsafe_reason
 
 # Distinct requests a scenario may expand to. Each one holds its own report entry and
@@ -129,6 +130,32 @@ class Scenario:
         """A path named in the scenario, relative to the scenario file's folder."""
         candidate = Path(path).expanduser()
         return candidate if candidate.is_absolute() else self.base_dir / candidate
+
+    def endpoint(self, side: Side) -> Endpoint:
+        """What a transport needs to send this scenario's requests to `side`."""
+        target = getattr(self.targets, side)
+        tls, defaults = target.tls, self.defaults
+        limits = defaults.response_limits
+        return Endpoint(
+            side=side,
+            address=target.address,
+            port_map=self.port_map(side),
+            tls=ClientTls(
+                ca=self.resolve_path(tls.ca) if tls.ca else None,
+                insecure=tls.insecure,
+                client_cert=self.resolve_path(tls.client_cert) if tls.client_cert else None,
+                client_key=self.resolve_path(tls.client_key) if tls.client_key else None,
+                base_dir=self.base_dir,
+            ),
+            headers=tuple(target.headers.items()),
+            connect_timeout_s=defaults.timeouts.connect_s,
+            total_timeout_s=defaults.timeouts.total_s,
+            body_capture_bytes=defaults.body_capture,
+            limits=HeadLimits(limits.header_line_bytes, limits.header_bytes, limits.header_fields),
+            transport=defaults.transport,
+            tls_overrides=tuple(dict.fromkeys(r.tls for r in self.requests if r.tls is not None)),
+            any_https=bool(self.https_hosts()),
+        )
 
 
 def load_scenario(

@@ -4,20 +4,17 @@ anything that happens on the wire. The engine only knows the `Transport` protoco
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Final, Literal, Protocol
+from typing import Final, Protocol
 
 from shadowdiff import __version__
+from shadowdiff.endpoint import Endpoint, TransportName
 from shadowdiff.observation import Observation
-from shadowdiff.spec import RequestSpec, Side
+from shadowdiff.spec import RequestSpec
 from shadowdiff.wire import unsafe_reason
-
-if TYPE_CHECKING:
-    from shadowdiff.scenario import Scenario
 
 # Both transports send it, so the two entry points cannot tell them apart.
 USER_AGENT: Final = f"shadowdiff/{__version__}"
 
-TransportName = Literal["lean", "aiohttp"]
 TRANSPORT_NAMES: Final[tuple[TransportName, ...]] = ("lean", "aiohttp")
 
 
@@ -43,15 +40,15 @@ class Transport(Protocol):
 
 
 def open_transport(
-    scenario: Scenario, side: Side, pool_size: int, name: TransportName | None = None
+    endpoint: Endpoint, pool_size: int, name: TransportName | None = None
 ) -> Transport:
-    """The scenario's transport (`defaults.transport`) for one target. Call inside a running
-    event loop."""
-    chosen = name or scenario.defaults.transport
+    """The endpoint's transport (`defaults.transport` of its scenario, unless `name` says
+    another), for at most `pool_size` sends in flight. Call inside a running event loop."""
+    chosen = name or endpoint.transport
     if chosen == "aiohttp":
         from shadowdiff.transport.aiohttp_client import AiohttpTransport
 
-        return AiohttpTransport(scenario, side, pool_size=pool_size)
+        return AiohttpTransport(endpoint, pool_size=pool_size)
     from shadowdiff.transport.lean import LeanTransport
 
-    return LeanTransport(scenario, side, pool_size=pool_size)
+    return LeanTransport(endpoint, pool_size=pool_size)

@@ -23,8 +23,8 @@ from aiohttp.client_proto import ResponseHandler
 from multidict import CIMultiDict
 from yarl import URL
 
+from shadowdiff.endpoint import Endpoint
 from shadowdiff.observation import ErrorClass, Observation, Timings, TransportFailure
-from shadowdiff.scenario.load import Scenario
 from shadowdiff.spec import RequestSpec, Side
 from shadowdiff.transport import USER_AGENT, may_retry
 from shadowdiff.transport.failures import classify_os_error
@@ -153,17 +153,17 @@ class _CountingHandler(ResponseHandler):
 class AiohttpTransport:
     """Sends requests to one target through its own pool."""
 
-    def __init__(self, scenario: Scenario, side: Side, *, pool_size: int) -> None:
-        target = getattr(scenario.targets, side)
-        self.side: Side = side
-        self._body_capture = scenario.defaults.body_capture
-        self._extra_headers = tuple(target.headers.items())
+    def __init__(self, endpoint: Endpoint, *, pool_size: int) -> None:
+        self.side: Side = endpoint.side
+        self._body_capture = endpoint.body_capture_bytes
+        self._extra_headers = endpoint.headers
         self._pool_size = pool_size
-        self._contexts = ClientContexts(target.tls, scenario.resolve_path)
-        self._contexts.prepare(scenario.requests)
-        self._resolver = PinnedResolver(target.address, scenario.port_map(side))
-        self._timeouts = scenario.defaults.timeouts
-        self._limits = scenario.defaults.response_limits
+        self._contexts = ClientContexts(endpoint.tls)
+        self._contexts.prepare(endpoint.tls_overrides)
+        self._resolver = PinnedResolver(endpoint.address, endpoint.port_map)
+        self._connect_timeout_s = endpoint.connect_timeout_s
+        self._total_timeout_s = endpoint.total_timeout_s
+        self._limits = endpoint.limits
         self._session = self._open_session(force_close=False)
         # Retries go out on a connection of their own (see `may_retry`): opened when first
         # needed, never pooled.
@@ -171,7 +171,7 @@ class AiohttpTransport:
         self._header_bytes = self._limits.header_bytes
 
     def _open_session(self, *, force_close: bool) -> aiohttp.ClientSession:
-        timeouts, limits = self._timeouts, self._limits
+        limits = self._limits
         connector = aiohttp.TCPConnector(
             limit=self._pool_size,
             limit_per_host=0,
@@ -184,7 +184,9 @@ class AiohttpTransport:
         connector._factory = functools.partial(_CountingHandler, loop=connector._loop)  # type: ignore[assignment]
         session = aiohttp.ClientSession(
             connector=connector,
-            timeout=aiohttp.ClientTimeout(total=timeouts.total_s, sock_connect=timeouts.connect_s),
+            timeout=aiohttp.ClientTimeout(
+                total=self._total_timeout_s, sock_connect=self._connect_timeout_s
+            ),
             cookie_jar=aiohttp.DummyCookieJar(),  # every request stands alone
             auto_decompress=False,  # compare the bytes as sent; decoding is the comparer's job
             headers={"User-Agent": USER_AGENT},

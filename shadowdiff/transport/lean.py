@@ -19,9 +19,8 @@ from typing import Final
 
 from yarl import URL
 
+from shadowdiff.endpoint import Endpoint, HeadLimits
 from shadowdiff.observation import ErrorClass, Observation, Timings, TransportFailure
-from shadowdiff.scenario.load import Scenario
-from shadowdiff.scenario.model import ResponseLimits
 from shadowdiff.spec import RequestSpec, RequestTls, Side
 from shadowdiff.transport import USER_AGENT, may_retry
 from shadowdiff.transport.failures import classify_os_error
@@ -39,24 +38,25 @@ _Key = tuple[str, str, int, RequestTls | None]
 
 
 class _Pool:
-    """Idle keep-alive connections to one target, and how to open a new one."""
+    """Idle keep-alive connections to one target (at most `max_idle`), and how to open a new
+    one."""
 
     def __init__(
         self,
         loop: asyncio.AbstractEventLoop,
-        address: str,
-        port_map: dict[int, int],
+        endpoint: Endpoint,
         contexts: ClientContexts,
-        connect_timeout_s: float,
-        limits: ResponseLimits,
+        max_idle: int,
     ) -> None:
         self.loop = loop
-        self.address = address
-        self.port_map = port_map
+        self.address = endpoint.address
+        self.port_map = endpoint.port_map
         self.contexts = contexts
-        self.connect_timeout_s = connect_timeout_s
-        self.limits = limits
+        self.connect_timeout_s = endpoint.connect_timeout_s
+        self.limits: HeadLimits = endpoint.limits
         self.idle: dict[_Key, deque[Connection]] = {}
+        self.idle_count = 0
+        self.max_idle = max_idle
         # Every connection whose socket is still open, pooled, busy or closing.
         self.open_connections: set[Connection] = set()
 
@@ -64,6 +64,7 @@ class _Pool:
         idle = self.idle.get(key)
         while idle:
             connection = idle.pop()
+            self.idle_count -= 1
             if (
                 not connection.closed
                 and connection.transport is not None
@@ -73,8 +74,15 @@ class _Pool:
         return None
 
     def give_back(self, key: _Key, connection: Connection) -> None:
-        if not connection.closed:
-            self.idle.setdefault(key, deque()).append(connection)
+        if connection.closed:
+            return
+        if self.idle_count >= self.max_idle:
+            # More connections than the sends that can be in flight at once: one is surplus.
+            if connection.transport is not None:
+                connection.transport.close()
+            return
+        self.idle.setdefault(key, deque()).append(connection)
+        self.idle_count += 1
 
     async def open(self, key: _Key, timings: dict[str, int]) -> Connection:
         """Connect (timed), then handshake TLS (timed apart) with SNI = the production host, or
@@ -119,27 +127,20 @@ class _Pool:
 
 
 class LeanTransport:
-    """Sends requests to one target over pooled HTTP/1.1 connections."""
+    """Sends requests to one target over pooled HTTP/1.1 connections. `pool_size` is the most
+    sends in flight at once; as many connections are kept open between them."""
 
-    def __init__(self, scenario: Scenario, side: Side, *, pool_size: int) -> None:
-        target = getattr(scenario.targets, side)
-        self.side: Side = side
+    def __init__(self, endpoint: Endpoint, *, pool_size: int) -> None:
+        self.side: Side = endpoint.side
         self._loop = asyncio.get_running_loop()
-        self._body_capture = scenario.defaults.body_capture
-        self._total_timeout_s = scenario.defaults.timeouts.total_s
-        self._extra_headers = tuple(target.headers.items())
-        self._pool = _Pool(
-            self._loop,
-            target.address,
-            scenario.port_map(side),
-            ClientContexts(target.tls, scenario.resolve_path),
-            scenario.defaults.timeouts.connect_s,
-            scenario.defaults.response_limits,
-        )
+        self._body_capture = endpoint.body_capture_bytes
+        self._total_timeout_s = endpoint.total_timeout_s
+        self._extra_headers = endpoint.headers
+        self._pool = _Pool(self._loop, endpoint, ClientContexts(endpoint.tls), pool_size)
         # Built before the run when any request is HTTPS; never when none is (loading the
         # trust store is slow, and a plain HTTP run needs none).
-        if scenario.https_hosts():
-            self._pool.contexts.prepare(scenario.requests)
+        if endpoint.any_https:
+            self._pool.contexts.prepare(endpoint.tls_overrides)
         # Total timeouts: busy connections carry a deadline that one sweeper checks, rather
         # than a timer created and cancelled for every request.
         self._total_timeout_ns = int(self._total_timeout_s * 1e9)
@@ -343,6 +344,7 @@ class LeanTransport:
                 if connection.transport is not None:
                     connection.transport.close()
         self._pool.idle.clear()
+        self._pool.idle_count = 0
         for connection in self._busy:
             connection.abort()
         for cut in (False, True):

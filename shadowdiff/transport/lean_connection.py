@@ -12,8 +12,8 @@ from typing import Final
 
 import httptools
 
+from shadowdiff.endpoint import HeadLimits
 from shadowdiff.observation import ErrorClass, TlsSession, TransportFailure
-from shadowdiff.scenario.model import ResponseLimits
 
 # Copied for each response: creating a hash object makes OpenSSL 3 look the algorithm up under
 # a lock every time, which showed as several percent of a replay's CPU.
@@ -129,7 +129,7 @@ class Connection(asyncio.Protocol):
         "transport",
     )
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, limits: ResponseLimits) -> None:
+    def __init__(self, loop: asyncio.AbstractEventLoop, limits: HeadLimits) -> None:
         self.loop = loop
         self.limits = limits
         self.transport: asyncio.Transport | None = None
@@ -305,7 +305,7 @@ class Connection(asyncio.Protocol):
             self.transport.abort()
 
 
-def _head_too_large(limits: ResponseLimits) -> Failure:
+def _head_too_large(limits: HeadLimits) -> Failure:
     return Failure(
         "malformed_response", f"response head over header_bytes ({limits.header_bytes} bytes)"
     )

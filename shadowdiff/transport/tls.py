@@ -1,5 +1,5 @@
-"""Client TLS for the transports: contexts built from the scenario's settings (a target's,
-and a request's overrides), and what a negotiated session says. No network of its own."""
+"""Client TLS for the transports: contexts built from a target's settings and a request's
+overrides, and what a negotiated session says. No network of its own."""
 
 from __future__ import annotations
 
@@ -7,14 +7,13 @@ import asyncio
 import dataclasses
 import ssl
 import warnings
-from collections.abc import Callable, Iterable
-from pathlib import Path
+from collections.abc import Iterable
 from typing import Final
 
+from shadowdiff.endpoint import ClientTls
 from shadowdiff.errors import UsageError
 from shadowdiff.observation import TlsSession
-from shadowdiff.scenario.model import TargetTls
-from shadowdiff.spec import RequestSpec, RequestTls
+from shadowdiff.spec import RequestTls
 
 _VERSIONS: Final = {
     "TLSv1.0": ssl.TLSVersion.TLSv1,
@@ -25,8 +24,7 @@ _VERSIONS: Final = {
 
 
 def client_context(
-    settings: TargetTls,
-    resolve_path: Callable[[str], Path],
+    settings: ClientTls,
     alpn: tuple[str, ...] = ("http/1.1",),
     override: RequestTls | None = None,
 ) -> ssl.SSLContext:
@@ -39,14 +37,14 @@ def client_context(
     ca = settings.ca
     insecure = settings.insecure
     if override is not None:
-        ca = override.ca if override.ca is not None else ca
+        ca = settings.resolve(override.ca) if override.ca is not None else ca
         insecure = override.insecure if override.insecure is not None else insecure
     try:
-        context = ssl.create_default_context(cafile=str(resolve_path(ca)) if ca else None)
+        context = ssl.create_default_context(cafile=str(ca) if ca else None)
         if settings.client_cert:
             context.load_cert_chain(
-                str(resolve_path(settings.client_cert)),
-                str(resolve_path(settings.client_key)) if settings.client_key else None,
+                str(settings.client_cert),
+                str(settings.client_key) if settings.client_key else None,
             )
     except (ssl.SSLError, OSError) as exc:
         raise UsageError(f"cannot load TLS files: {exc}") from exc
@@ -74,14 +72,8 @@ class ClientContexts:
     once (loading a trust store is slow). SNI is no part of a context: it is given per
     connection."""
 
-    def __init__(
-        self,
-        settings: TargetTls,
-        resolve_path: Callable[[str], Path],
-        alpn: tuple[str, ...] = ("http/1.1",),
-    ) -> None:
+    def __init__(self, settings: ClientTls, alpn: tuple[str, ...] = ("http/1.1",)) -> None:
         self._settings = settings
-        self._resolve_path = resolve_path
         self._alpn = alpn
         self._built: dict[RequestTls | None, ssl.SSLContext] = {}
 
@@ -91,18 +83,15 @@ class ClientContexts:
             key = None
         context = self._built.get(key)
         if context is None:
-            context = self._built[key] = client_context(
-                self._settings, self._resolve_path, self._alpn, key
-            )
+            context = self._built[key] = client_context(self._settings, self._alpn, key)
         return context
 
-    def prepare(self, requests: Iterable[RequestSpec]) -> None:
-        """Build every context `requests` need now, so that an unusable TLS file stops the
-        run before it starts."""
+    def prepare(self, overrides: Iterable[RequestTls]) -> None:
+        """Build the target's context and one per override now, so that an unusable TLS file
+        stops the run before it starts."""
         self.get()
-        for request in requests:
-            if request.tls is not None:
-                self.get(request.tls)
+        for override in overrides:
+            self.get(override)
 
 
 def tls_session(transport: asyncio.BaseTransport | None) -> TlsSession | None:

@@ -319,8 +319,8 @@ async def _replay_once(scenario: Scenario) -> list[Pair]:
     await replay(
         scenario,
         sink,
-        transport_factory=lambda s, side, n: open_transport(
-            s, side, n, "lean" if side == "baseline" else "aiohttp"
+        transport_factory=lambda endpoint, n: open_transport(
+            endpoint, n, "lean" if endpoint.side == "baseline" else "aiohttp"
         ),
     )
     build_report(
