@@ -12,10 +12,8 @@ import json
 import os
 import re
 import sys
-import time
 import traceback
 from collections.abc import Awaitable, Callable, Sequence
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -24,12 +22,10 @@ from rich.markup import escape
 
 from shadowdiff import __version__
 from shadowdiff.errors import ScenarioError, UsageError, describe_exception
-from shadowdiff.pair import LoadOutcome
-from shadowdiff.render.progress import show_progress
 from shadowdiff.render.terminal import print_report
-from shadowdiff.replay.workers import SharedProgress
-from shadowdiff.report import ExitCode, RunCollector, read_report, write_report
+from shadowdiff.report import ExitCode, read_report, write_report
 from shadowdiff.report.verdict import exit_code_table
+from shadowdiff.run import RunOptions, RunResult, check_options, run
 from shadowdiff.scenario import Scenario, load_scenario
 from shadowdiff.scenario.schema import scenario_json_schema
 from shadowdiff.sources import SourceSummary
@@ -72,82 +68,31 @@ def _warn_insecure(scenario: Scenario) -> None:
             )
 
 
-async def _replay_with_report(
-    scenario: Scenario,
-    *,
-    concurrency: int | None,
-    quiet: bool,
-    seed: int | None,
-    tls_only: bool = False,
-    workers: int = 1,
-) -> tuple[dict[str, Any], Exception | None]:
-    """Probe TLS, then replay; on SIGINT or SIGTERM (at any moment, even before this starts)
-    stop and still build the report of what completed. An unexpected exception stops the run
-    the same way and is returned beside the report, for the caller to raise once it is saved."""
-    from shadowdiff.run import execute, finish_report
+async def _run_with_signals(scenario: Scenario, options: RunOptions, *, quiet: bool) -> RunResult:
+    """`run`, stopped by SIGINT or SIGTERM at any moment (even before it starts) with the
+    report of what completed, and a progress line on a terminal unless `quiet`."""
+    from shadowdiff.render.progress import ProgressLine
 
-    now = datetime.now(UTC)
-    collector = RunCollector(accept=scenario.accept, today=now.date())
-    started = time.perf_counter()
-    outcome: list[LoadOutcome] = []
-    shared_progress: list[SharedProgress] = []
-    worker_peaks_kb: list[int] = []
-    worker_failures: list[str] = []
-    work = asyncio.ensure_future(
-        execute(
+    display = None if quiet or options.tls_only else ProgressLine()
+    task = asyncio.ensure_future(
+        run(
             scenario,
-            collector,
-            now=now,
-            concurrency=concurrency,
-            seed=seed,
-            tls_only=tls_only,
-            outcome=outcome,
-            workers=workers,
-            progress=shared_progress,
-            worker_peaks_kb=worker_peaks_kb,
-            worker_failures=worker_failures,
+            options,
+            on_progress=display.update if display is not None else None,
+            stop_cause=lambda: STOP.received.name if STOP.received is not None else None,
+            resources=True,
         )
     )
-    progress = None
-    if not quiet and not tls_only:
-        progress = asyncio.ensure_future(
-            show_progress(
-                collector,
-                scenario.pair_count,
-                wait_for=shared_progress if workers > 1 else None,
-            )
-        )
     loop = asyncio.get_running_loop()
     # The handler runs between two bytecodes of this thread, possibly inside the loop's own
     # code: hand the cancellation to the loop rather than cancel from there.
-    STOP.listen(lambda: loop.call_soon_threadsafe(work.cancel))
-    failure: Exception | None = None
+    STOP.listen(lambda: loop.call_soon_threadsafe(task.cancel))
     try:
-        await work
-    except asyncio.CancelledError:
-        pass
-    except Exception as exc:  # a bug: keep what completed, say so, exit with its own code
-        failure = exc
+        return await task
     finally:
         STOP.listen(None)
-        if progress is not None:
-            progress.cancel()
-            await asyncio.gather(progress, return_exceptions=True)
-    report = finish_report(
-        scenario,
-        collector,
-        started_at=now,
-        started=started,
-        outcome=outcome,
-        stopped_by=STOP.received.name if STOP.received is not None else None,
-        internal_error=describe_exception(failure) if failure is not None else None,
-        worker_failures=worker_failures,
-        resources={
-            "workers": workers,
-            "workers_peak_rss_mb": [round(kb / 1024, 1) for kb in worker_peaks_kb],
-        },
-    )
-    return report, failure
+        if display is not None:
+            display.close()
 
 
 def _finish(
@@ -174,31 +119,27 @@ def command_run(args: argparse.Namespace) -> int:
     # A signal while a large recorded log is read stops the reading; the run then reports
     # that it was interrupted before its first pair.
     scenario = load_scenario(args.scenario, keep_reading=lambda: STOP.received is None)
-    if args.tls_only and not scenario.https_hosts():
-        raise UsageError(
-            f"{args.scenario}: --tls-only has nothing to check: no request has an https:// URL"
-        )
+    options = RunOptions(
+        concurrency=args.concurrency, seed=args.seed, tls_only=args.tls_only, workers=args.workers
+    )
+    try:
+        check_options(scenario, options)
+    except UsageError as exc:
+        raise UsageError(f"{args.scenario}: {exc}") from None
     tune_garbage_collection()
     _check_output_path(args.json)
     _warn_insecure(scenario)
-    report, failure = _run_async(
-        lambda: _replay_with_report(
-            scenario,
-            concurrency=args.concurrency,
-            quiet=args.quiet,
-            seed=args.seed,
-            tls_only=args.tls_only,
-            workers=args.workers,
-        )
-    )
-    code = _finish(report, args.json, args.quiet, all_tls_tables=args.tls_only)
-    if failure is not None:
+    result = _run_async(lambda: _run_with_signals(scenario, options, quiet=args.quiet))
+    code = _finish(result.report, args.json, args.quiet, all_tls_tables=args.tls_only)
+    if result.internal_error is not None:
         # The report is saved; `main` says what went wrong, in one line with no secret in it.
         from shadowdiff.redaction import load_key
         from shadowdiff.report.document import redactor_for
 
         redactor = redactor_for(scenario, load_key(os.environ)[0])
-        raise InternalFailure(redactor.text(describe_exception(failure))) from failure
+        raise InternalFailure(
+            redactor.text(describe_exception(result.internal_error))
+        ) from result.internal_error
     return code
 
 
@@ -375,10 +316,6 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _main(argv: Sequence[str] | None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    if getattr(args, "concurrency", None) is not None and args.concurrency < 1:
-        parser.error("--concurrency must be at least 1")
-    if getattr(args, "workers", 1) < 1:
-        parser.error("--workers must be at least 1")
     if args.handler is not command_run:
         # Nothing to save: a signal ends these commands at once.
         if STOP.exit_code is not None:

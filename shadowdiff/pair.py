@@ -6,10 +6,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from shadowdiff.difference import Difference
 from shadowdiff.observation import Observation
-from shadowdiff.spec import RequestSpec
+from shadowdiff.spec import RequestSpec, Side
 
 
 @dataclass(slots=True)  # built per pair: not frozen, for the same reason as Observation
@@ -49,3 +50,13 @@ class LoadOutcome:
 
 
 PairSink = Callable[[Pair], None]
+
+
+class RunProgress(NamedTuple):
+    """Counts while the run goes on, for a progress display."""
+
+    pairs_done: int
+    pairs_planned: int | None  # None: bounded by time, not by a count
+    pairs_with_differences: int
+    failures: dict[Side, int]
+    elapsed_s: float

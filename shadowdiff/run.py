@@ -1,71 +1,216 @@
-"""One whole run as the CLI and the demo do it: the TLS probe, then the replay, into a
-collector the caller owns (so that an interrupted run still has everything that completed)."""
+"""The one way to carry out a run: check the options against the scenario, probe TLS, replay
+(in this process or in workers), and build the report of what completed. The CLI, the demo and
+`run_scenario` all call `run`.
+
+Cancelling the task that awaits `run` (Ctrl-C in the CLI) stops the replay and still returns a
+`RunResult` whose report covers the pairs that completed.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import datetime
 import os
 import time
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Final
 
+from shadowdiff.errors import UsageError, describe_exception
 from shadowdiff.memory import peak_rss_kb
-from shadowdiff.pair import LoadOutcome
+from shadowdiff.pair import LoadOutcome, RunProgress
 from shadowdiff.redaction import load_key
 from shadowdiff.replay.engine import replay
-from shadowdiff.replay.workers import SharedProgress, replay_in_workers
+from shadowdiff.replay.pacing import pairs_in_flight
+from shadowdiff.replay.workers import replay_in_workers
 from shadowdiff.report.collect import RunCollector
 from shadowdiff.report.document import build_report, redactor_for
 from shadowdiff.report.verdict import stop_verdict
 from shadowdiff.scenario import Scenario
+from shadowdiff.spec import SIDES
 from shadowdiff.tls import probe_scenario
 
+PROGRESS_EVERY_S: Final = 0.1
 
-async def execute(
+
+@dataclass(frozen=True, slots=True)
+class RunOptions:
+    """How to carry out a run beyond what the scenario says; the CLI's flags, one to one."""
+
+    concurrency: int | None = None  # pairs in flight; None: the scenario's (see pairs_in_flight)
+    seed: int | None = None  # the send order within pairs, and the open model's arrivals
+    tls_only: bool = False  # probe TLS only: no request is sent
+    workers: int = 1  # processes sending requests, each a share of the pairs
+
+
+@dataclass(slots=True)
+class RunResult:
+    report: dict[str, Any]  # the versioned report (docs/report-format.md)
+    collector: RunCollector  # every tally the report was built from
+    load: LoadOutcome | None  # how the replay was paced; None for a TLS-only run
+    # A bug that stopped the run (the report says so too); the caller decides what to raise.
+    internal_error: Exception | None = None
+    worker_failures: list[str] = field(default_factory=list)
+
+    @property
+    def exit_code(self) -> int:
+        code: int = self.report["outcome"]["exit_code"]
+        return code
+
+
+def check_options(scenario: Scenario, options: RunOptions) -> None:
+    """Refuse, with a `UsageError`, options that cannot apply to this scenario instead of
+    silently ignoring them."""
+    problems = []
+    if options.concurrency is not None and options.concurrency < 1:
+        problems.append("--concurrency must be at least 1")
+    if options.workers < 1:
+        problems.append("--workers must be at least 1")
+    if options.tls_only:
+        if not scenario.https_hosts():
+            problems.append("--tls-only has nothing to check: no request has an https:// URL")
+        unused = [
+            flag
+            for flag, given in (
+                ("--concurrency", options.concurrency is not None),
+                ("--workers", options.workers != 1),
+                ("--seed", options.seed is not None),
+            )
+            if given
+        ]
+        if unused:
+            problems.append(f"--tls-only sends no request: {', '.join(unused)} cannot apply")
+    if problems:
+        raise UsageError("\n".join(problems))
+    if not options.tls_only:
+        pairs_in_flight(scenario, scenario.load, options.concurrency)  # refuses what cannot apply
+
+
+async def run(
     scenario: Scenario,
-    collector: RunCollector,
+    options: RunOptions = RunOptions(),
     *,
-    now: datetime.datetime,
-    concurrency: int | None = None,
-    seed: int | None = None,
-    tls_only: bool = False,
-    outcome: list[LoadOutcome] | None = None,
-    workers: int = 1,
-    progress: list[SharedProgress] | None = None,
-    worker_peaks_kb: list[int] | None = None,
-    worker_failures: list[str] | None = None,
-) -> None:
-    """Probe TLS (unless the scenario turns it off), then replay every request (unless
-    `tls_only`). Cancel the calling task to stop; the collector keeps what completed, and
-    `outcome` (when given) receives how the replay was paced, and `worker_failures` a line for
-    each worker process that died."""
-    if tls_only or scenario.tls_probe.probe:
-        for host_tls in await probe_scenario(scenario, now):
-            collector.add_tls(host_tls)
-    if tls_only:
-        return
-    if workers > 1:
-        merged, peaks, _ = await replay_in_workers(
+    on_progress: Callable[[RunProgress], None] | None = None,
+    stop_cause: Callable[[], str | None] = lambda: None,
+    now: datetime.datetime | None = None,
+    resources: bool = False,
+) -> RunResult:
+    """Carry out one run and return its result, also when cancelled (then the report covers
+    what completed, and says why it stopped: `stop_cause()`, e.g. "SIGTERM", or "cancelled").
+
+    `on_progress` is called about ten times a second while pairs are sent. `now` is the
+    run's start as the report and the certificate checks see it. With `resources`, the report
+    says how much memory the run took.
+    """
+    check_options(scenario, options)
+    now = now or datetime.datetime.now(datetime.UTC)
+    collector = RunCollector(accept=scenario.accept, today=now.date())
+    started = time.perf_counter()
+    counters: list[Any] = [collector]  # the workers' shared counters replace it once they exist
+    outcome: list[LoadOutcome] = []
+    worker_peaks_kb: list[int] = []
+    worker_failures: list[str] = []
+
+    async def carry_out() -> None:
+        if options.tls_only or scenario.tls_probe.probe:
+            for host_tls in await probe_scenario(scenario, now):
+                collector.add_tls(host_tls)
+        if options.tls_only:
+            return
+        if options.workers > 1:
+            done = await replay_in_workers(
+                scenario,
+                collector,
+                workers=options.workers,
+                concurrency=options.concurrency,
+                seed=options.seed,
+                on_started=lambda shared: counters.__setitem__(0, shared),
+            )
+            worker_peaks_kb.extend(done.peak_rss_kb)
+            worker_failures.extend(done.failures)
+            if done.load is not None:
+                outcome.append(done.load)
+            return
+        await replay(
             scenario,
             collector,
-            workers=workers,
-            concurrency=concurrency,
-            seed=seed,
-            progress=progress,
-            failures=worker_failures,
+            concurrency=options.concurrency,
+            seed=options.seed,
+            on_outcome=outcome.append,
         )
-        if worker_peaks_kb is not None:
-            worker_peaks_kb.extend(peaks)
-        if outcome is not None and merged is not None:
-            outcome.append(merged)
-        return
-    await replay(
+
+    def progress() -> RunProgress:
+        source = counters[0]
+        return RunProgress(
+            source.pairs_done,
+            scenario.pair_count,
+            source.pairs_with_differences,
+            {side: source.failures[side] for side in SIDES},
+            time.perf_counter() - started,
+        )
+
+    work = asyncio.ensure_future(carry_out())
+    ticker = None
+    if on_progress is not None and not options.tls_only:
+        ticker = asyncio.ensure_future(_tick(progress, on_progress))
+    cancelled = await _finish_despite_cancel(work)
+    if ticker is not None:
+        ticker.cancel()
+        cancelled |= await _finish_despite_cancel(ticker)
+    failure: Exception | None = None
+    if work.cancelled():
+        cancelled = True
+    elif (error := work.exception()) is not None:
+        if not isinstance(error, Exception):
+            raise error  # SystemExit and the like are not the run's to report
+        failure = error  # a bug: the report keeps what completed, and says so
+    if ticker is not None and not ticker.cancelled() and failure is None:
+        display_error = ticker.exception()  # a progress display that broke is a bug too
+        if isinstance(display_error, Exception):
+            failure = display_error
+    stopped_by = (stop_cause() or "cancelled") if cancelled else None
+    report = finish_report(
         scenario,
         collector,
-        concurrency=concurrency,
-        seed=seed,
-        on_outcome=outcome.append if outcome is not None else None,
+        started_at=now,
+        started=started,
+        outcome=outcome,
+        stopped_by=stopped_by,
+        internal_error=describe_exception(failure) if failure is not None else None,
+        worker_failures=worker_failures,
+        resources={
+            "workers": options.workers,
+            "workers_peak_rss_mb": [round(kb / 1024, 1) for kb in worker_peaks_kb],
+        }
+        if resources
+        else None,
     )
+    return RunResult(report, collector, outcome[0] if outcome else None, failure, worker_failures)
+
+
+async def _finish_despite_cancel(task: asyncio.Future[Any]) -> bool:
+    """Wait until `task` has finished, whatever its outcome. A cancellation of the waiting task
+    (a Ctrl-C, or a second one) is passed on to `task` and absorbed here, so that the caller
+    goes on to report; returns whether one arrived."""
+    cancelled = False
+    current = asyncio.current_task()
+    while not task.done():
+        try:
+            await asyncio.wait([task])
+        except asyncio.CancelledError:
+            cancelled = True
+            task.cancel()
+            if current is not None:
+                current.uncancel()
+    return cancelled
+
+
+async def _tick(
+    read: Callable[[], RunProgress], on_progress: Callable[[RunProgress], None]
+) -> None:
+    while True:
+        on_progress(read())
+        await asyncio.sleep(PROGRESS_EVERY_S)
 
 
 def finish_report(
@@ -77,16 +222,17 @@ def finish_report(
     outcome: list[LoadOutcome],
     stopped_by: str | None = None,
     internal_error: str | None = None,
-    worker_failures: Sequence[str] = (),
+    worker_failures: list[str] | None = None,
     resources: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """The report of a run that `execute` filled in (`started` is its time.perf_counter()).
+    """The report of a run (`started` is its time.perf_counter()).
 
-    A run that did not end by itself says why: `stopped_by` a signal (its name), an
-    `internal_error` (one line), or `worker_failures`. Then `interrupted` is true, `stop` says
-    the cause and whether any pair had completed, and the outcome carries that cause's exit
-    code. `resources`, when given, gains the peak RSS measured once the report is built, since
-    building it can cost more memory than the replay."""
+    A run that did not end by itself says why: `stopped_by` a signal's name or "cancelled",
+    an `internal_error` (one line), or `worker_failures`. Then `interrupted` is true, `stop`
+    says the cause and whether any pair had completed, and the outcome carries that cause's
+    exit code. `resources`, when given, gains the peak RSS measured once the report is built,
+    since building it can cost more memory than the replay."""
+    worker_failures = worker_failures or []
     verdict = stop_verdict(
         collector.pairs_done,
         signal_name=stopped_by,
@@ -132,20 +278,10 @@ async def run_scenario(
     tls_only: bool = False,
     workers: int = 1,
 ) -> dict[str, Any]:
-    """The whole run as a library call: TLS probe, replay, and the report as data (what
-    `shadowdiff run --json` writes). No progress display, no signal handling."""
-    now = datetime.datetime.now(datetime.UTC)
-    collector = RunCollector(accept=scenario.accept, today=now.date())
-    outcome: list[LoadOutcome] = []
-    started = time.perf_counter()
-    await execute(
-        scenario,
-        collector,
-        now=now,
-        concurrency=concurrency,
-        seed=seed,
-        tls_only=tls_only,
-        outcome=outcome,
-        workers=workers,
-    )
-    return finish_report(scenario, collector, started_at=now, started=started, outcome=outcome)
+    """The whole run as a library call returning the report as data (what `shadowdiff run
+    --json` writes). No progress display, no signal handling; a bug that stopped the run is
+    raised once the report is built."""
+    result = await run(scenario, RunOptions(concurrency, seed, tls_only, workers))
+    if result.internal_error is not None:
+        raise result.internal_error
+    return result.report

@@ -6,7 +6,6 @@ from __future__ import annotations
 import dataclasses
 import ssl
 import tempfile
-import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
@@ -18,9 +17,7 @@ import trustme
 from aiohttp import web
 
 from shadowdiff.demo.entrypoints import BASELINE, CANDIDATE, EntryPointProfile, make_entry_point
-from shadowdiff.pair import LoadOutcome
-from shadowdiff.report import RunCollector
-from shadowdiff.run import execute, finish_report
+from shadowdiff.run import RunOptions, run
 from shadowdiff.scenario import Scenario, load_scenario
 from shadowdiff.scenario.model import Ports, Targets, TargetTls
 
@@ -90,11 +87,5 @@ async def run_demo(scenario_path: Path | None = None) -> tuple[Scenario, dict[st
                     ),
                 ),
             )
-            collector = RunCollector(accept=scenario.accept, today=now.date())
-            started = time.perf_counter()
-            outcome: list[LoadOutcome] = []
-            await execute(scenario, collector, now=now, seed=0, outcome=outcome)
-            report = finish_report(
-                scenario, collector, started_at=now, started=started, outcome=outcome
-            )
-    return scenario, report
+            result = await run(scenario, RunOptions(seed=0), now=now)
+    return scenario, result.report

@@ -6,53 +6,60 @@ whether it is wanted at all (`--quiet`).
 
 from __future__ import annotations
 
-import asyncio
-from typing import Any, Final
+from typing import Final
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+)
+
+from shadowdiff.pair import RunProgress
 
 SHOW_AFTER_S: Final = 1.0
-REFRESH_S: Final = 0.1
 
 
-async def show_progress(
-    collector: Any,
-    total_pairs: int | None,
-    console: Console | None = None,
-    wait_for: Any = None,
-) -> None:
-    """Run until cancelled, drawing progress from counters: a `RunCollector`, or anything
-    with the same `pairs_done`, `pairs_with_differences` and `failures`. `wait_for`, when
-    given, is a list that holds the counters once they exist (worker processes start later)."""
-    console = console or Console(stderr=True)
-    if not console.is_terminal:
-        return
-    await asyncio.sleep(SHOW_AFTER_S)
-    while isinstance(wait_for, list) and not wait_for:
-        await asyncio.sleep(REFRESH_S)
-    if isinstance(wait_for, list):
-        collector = wait_for[0]
-    loop = asyncio.get_running_loop()
-    started = loop.time() - SHOW_AFTER_S
-    with Progress(
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("pairs  {task.fields[rate]:>7.0f}/s"),
-        TextColumn("[red]{task.fields[differing]}[/] differ"),
-        TextColumn("errors b/c {task.fields[errors]}"),
-        TimeElapsedColumn(),
-        console=console,
-        transient=True,
-    ) as progress:
-        task = progress.add_task("replay", total=total_pairs, rate=0.0, differing=0, errors="0/0")
-        while True:
-            elapsed = max(loop.time() - started, 1e-9)
-            progress.update(
-                task,
-                completed=collector.pairs_done,
-                rate=collector.pairs_done / elapsed,
-                differing=collector.pairs_with_differences,
-                errors=f"{collector.failures['baseline']}/{collector.failures['candidate']}",
+class ProgressLine:
+    """Draws `RunProgress` counts as they come (`update`), on a terminal only, and only once
+    the run has lasted `SHOW_AFTER_S`; `close` removes the line."""
+
+    def __init__(self, console: Console | None = None) -> None:
+        self._console = console or Console(stderr=True)
+        self._progress: Progress | None = None
+        self._task: TaskID | None = None
+
+    def update(self, counts: RunProgress) -> None:
+        if counts.elapsed_s < SHOW_AFTER_S or not self._console.is_terminal:
+            return
+        if self._progress is None:
+            self._progress = Progress(
+                BarColumn(),
+                MofNCompleteColumn(),
+                TextColumn("pairs  {task.fields[rate]:>7.0f}/s"),
+                TextColumn("[red]{task.fields[differing]}[/] differ"),
+                TextColumn("errors b/c {task.fields[errors]}"),
+                TimeElapsedColumn(),
+                console=self._console,
+                transient=True,
             )
-            await asyncio.sleep(REFRESH_S)
+            self._progress.start()
+            self._task = self._progress.add_task(
+                "replay", total=counts.pairs_planned, rate=0.0, differing=0, errors="0/0"
+            )
+        assert self._task is not None
+        self._progress.update(
+            self._task,
+            completed=counts.pairs_done,
+            rate=counts.pairs_done / max(counts.elapsed_s, 1e-9),
+            differing=counts.pairs_with_differences,
+            errors=f"{counts.failures['baseline']}/{counts.failures['candidate']}",
+        )
+
+    def close(self) -> None:
+        if self._progress is not None:
+            self._progress.stop()
+            self._progress = None

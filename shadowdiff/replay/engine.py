@@ -24,7 +24,13 @@ from shadowdiff.compare.options import CompareOptions, compare_options
 from shadowdiff.endpoint import Endpoint
 from shadowdiff.errors import RequestRefused
 from shadowdiff.pair import LoadOutcome, Pair, PairSink
-from shadowdiff.replay.pacing import arrival_offsets, deal, expected_pairs, work_items
+from shadowdiff.replay.pacing import (
+    arrival_offsets,
+    deal,
+    expected_pairs,
+    pairs_in_flight,
+    work_items,
+)
 from shadowdiff.scenario import Scenario
 from shadowdiff.scenario.model import LoadSettings
 from shadowdiff.spec import SIDES, RequestSpec
@@ -176,19 +182,15 @@ async def replay(
     refuse_unsendable(scenario)
     load = load if load is not None else scenario.load
     worker_count, worker = share[1], share[0]
-    # Pairs in flight for the whole run; each of n workers takes its share of them.
-    total_in_flight = concurrency or (load.concurrency if load and load.concurrency else None)
-    total_in_flight = total_in_flight or scenario.defaults.concurrency
-    if load is not None and load.model == "open":
-        total_in_flight = load.max_in_flight
-    pairs_in_flight = max(1, math.ceil(total_in_flight / worker_count))
+    # Each of n workers takes its share of the run's pairs in flight.
+    in_flight = max(1, math.ceil(pairs_in_flight(scenario, load, concurrency) / worker_count))
     # A calibrated pair sends to the baseline twice at once: its pool must hold both sends,
     # or the second would wait for a connection and the baseline would look slower.
     calibrating = scenario.compare.noise.share > 0
     baseline = transport_factory(
-        scenario.endpoint("baseline"), pairs_in_flight * (2 if calibrating else 1)
+        scenario.endpoint("baseline"), in_flight * (2 if calibrating else 1)
     )
-    candidate = transport_factory(scenario.endpoint("candidate"), pairs_in_flight)
+    candidate = transport_factory(scenario.endpoint("candidate"), in_flight)
     runner = _PairRunner(
         scenario, baseline, candidate, sink, random.Random(seed if seed is None else seed + worker)
     )
@@ -196,9 +198,9 @@ async def replay(
     interrupted = True
     try:
         if load is not None and load.model == "open":
-            await _open_model(runner, scenario, load, share, random.Random(seed), pairs_in_flight)
+            await _open_model(runner, scenario, load, share, random.Random(seed), in_flight)
         else:
-            await _closed_model(runner, scenario, load, share, pairs_in_flight)
+            await _closed_model(runner, scenario, load, share, in_flight)
         interrupted = False
         return _outcome(load, runner, time.perf_counter() - started, interrupted)
     finally:

@@ -9,6 +9,7 @@ import random
 from collections.abc import Callable, Iterable, Iterator
 from typing import TypeVar
 
+from shadowdiff.errors import UsageError
 from shadowdiff.scenario import Scenario
 from shadowdiff.scenario.model import LoadSettings
 from shadowdiff.spec import RequestSpec
@@ -125,3 +126,23 @@ def expected_pairs(load: LoadSettings, start_s: float, end_s: float, step_s: flo
     steps = max(1, math.ceil((end_s - start_s) / step_s))
     width = (end_s - start_s) / steps
     return sum(rate_at(load, start_s + (i + 0.5) * width) * width for i in range(steps))
+
+
+def pairs_in_flight(
+    scenario: Scenario, load: LoadSettings | None, concurrency: int | None = None
+) -> int:
+    """Pairs in flight for the whole run, decided here and nowhere else.
+
+    The open model starts pairs on schedule and holds at most `load.max_in_flight`: a
+    concurrency has no say there, and one given anyway is refused rather than ignored.
+    Otherwise the first given wins: `concurrency` (the --concurrency flag), then
+    `load.concurrency`, then `defaults.concurrency`.
+    """
+    if load is not None and load.model == "open":
+        if concurrency is not None:
+            raise UsageError(
+                "--concurrency does not apply to the open load model, which starts pairs on "
+                "schedule; set load.max_in_flight in the scenario to bound the pairs in flight"
+            )
+        return load.max_in_flight
+    return concurrency or (load.concurrency if load else None) or scenario.defaults.concurrency

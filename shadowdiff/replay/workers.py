@@ -27,13 +27,13 @@ import os
 import pickle
 import signal
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from multiprocessing import resource_tracker
 from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
 from multiprocessing.sharedctypes import SynchronizedArray
-from typing import Any, Final
+from typing import Any, Final, NamedTuple
 
 from shadowdiff.memory import peak_rss_kb
 from shadowdiff.pair import LoadOutcome
@@ -172,6 +172,15 @@ def merge_outcomes(outcomes: list[LoadOutcome]) -> LoadOutcome | None:
     )
 
 
+class WorkersOutcome(NamedTuple):
+    """What `replay_in_workers` hands back besides the pairs merged into the collector."""
+
+    load: LoadOutcome | None  # the workers' outcomes merged; None when none reported one
+    peak_rss_kb: list[int]  # one per worker that reported
+    interrupted: bool  # any worker was stopped before its share was done
+    failures: list[str]  # one line per worker that died
+
+
 async def replay_in_workers(
     scenario: Scenario,
     collector: RunCollector,
@@ -179,18 +188,17 @@ async def replay_in_workers(
     workers: int,
     concurrency: int | None = None,
     seed: int | None = None,
-    progress: list[SharedProgress] | None = None,
-    failures: list[str] | None = None,
-) -> tuple[LoadOutcome | None, list[int], bool]:
-    """Replay with `workers` processes, merging into `collector`. Returns the merged load
-    outcome, each worker's peak RSS in KiB, and whether any worker was interrupted; a worker
-    that died adds a line to `failures`. Cancelling stops the workers and still merges what
-    they completed (then returns normally)."""
+    on_started: Callable[[SharedProgress], None] | None = None,
+) -> WorkersOutcome:
+    """Replay with `workers` processes, merging into `collector`. `on_started` receives the
+    workers' live counters once they exist. Cancelling stops the workers and still merges
+    what they completed (then returns normally)."""
     # spawn, not fork: the parent already runs an event loop (and possibly threads).
     context = multiprocessing.get_context("spawn")
     counters = context.Array("q", workers * _COUNTERS_PER_WORKER, lock=False)
-    if progress is not None:
-        progress.append(SharedProgress(counters, workers))
+    if on_started is not None:
+        on_started(SharedProgress(counters, workers))
+    failures: list[str] = []
     processes: list[BaseProcess] = []
     connections: list[Connection] = []
     # The first spawn starts multiprocessing's resource tracker, and that unblocks SIGINT and
@@ -217,15 +225,16 @@ async def replay_in_workers(
     for result in gathered:
         collector.merge(result.collector)
     outcomes = [r.outcome for r in gathered if r.outcome is not None]
-    return (
+    return WorkersOutcome(
         merge_outcomes(outcomes),
         [r.peak_rss_kb for r in gathered],
         any(r.interrupted for r in gathered),
+        failures,
     )
 
 
 async def _gather(
-    processes: list[BaseProcess], connections: list[Connection], failures: list[str] | None
+    processes: list[BaseProcess], connections: list[Connection], failures: list[str]
 ) -> list[WorkerResult]:
     """Each worker's result; the others are stopped when the run is cancelled or one dies."""
     loop = asyncio.get_running_loop()
@@ -276,8 +285,7 @@ async def _gather(
             for answer in done:
                 if answer.result() is None and deadline is None:
                     worker = answers.index(answer)
-                    if failures is not None:
-                        failures.append(_death_line(worker, processes[worker]))
+                    failures.append(_death_line(worker, processes[worker]))
                     stop_all()
     finally:
         for connection in connections:

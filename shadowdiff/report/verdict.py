@@ -73,6 +73,8 @@ def stop_verdict(
         return StopVerdict(
             "internal_error", ExitCode.INTERNAL_ERROR, f"internal error {after}: {internal_error}"
         )
+    if signal_name == "cancelled":  # by the caller of the library, not by a signal
+        return StopVerdict("cancelled", ExitCode.INTERRUPTED, f"cancelled {after}")
     if signal_name is not None:
         code = ExitCode.TERMINATED if signal_name == "SIGTERM" else ExitCode.INTERRUPTED
         return StopVerdict(signal_name, code, f"interrupted by {signal_name} {after}")

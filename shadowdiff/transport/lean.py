@@ -38,8 +38,8 @@ _Key = tuple[str, str, int, RequestTls | None]
 
 
 class _Pool:
-    """Idle keep-alive connections to one target (at most `max_idle`), and how to open a new
-    one."""
+    """Idle keep-alive connections to one target (at most `max_idle` per scheme, host, port
+    and TLS settings), and how to open a new one."""
 
     def __init__(
         self,
@@ -55,7 +55,8 @@ class _Pool:
         self.connect_timeout_s = endpoint.connect_timeout_s
         self.limits: HeadLimits = endpoint.limits
         self.idle: dict[_Key, deque[Connection]] = {}
-        self.idle_count = 0
+        # Per key, not in all: a cap shared by several hosts would close one host's
+        # connections to make room for another's, and every new one costs a handshake.
         self.max_idle = max_idle
         # Every connection whose socket is still open, pooled, busy or closing.
         self.open_connections: set[Connection] = set()
@@ -64,7 +65,6 @@ class _Pool:
         idle = self.idle.get(key)
         while idle:
             connection = idle.pop()
-            self.idle_count -= 1
             if (
                 not connection.closed
                 and connection.transport is not None
@@ -76,13 +76,13 @@ class _Pool:
     def give_back(self, key: _Key, connection: Connection) -> None:
         if connection.closed:
             return
-        if self.idle_count >= self.max_idle:
+        idle = self.idle.setdefault(key, deque())
+        if len(idle) >= self.max_idle:
             # More connections than the sends that can be in flight at once: one is surplus.
             if connection.transport is not None:
                 connection.transport.close()
             return
-        self.idle.setdefault(key, deque()).append(connection)
-        self.idle_count += 1
+        idle.append(connection)
 
     async def open(self, key: _Key, timings: dict[str, int]) -> Connection:
         """Connect (timed), then handshake TLS (timed apart) with SNI = the production host, or
@@ -128,7 +128,8 @@ class _Pool:
 
 class LeanTransport:
     """Sends requests to one target over pooled HTTP/1.1 connections. `pool_size` is the most
-    sends in flight at once; as many connections are kept open between them."""
+    sends in flight at once; as many idle connections are kept per host (and TLS settings)
+    between them, and a surplus one is closed."""
 
     def __init__(self, endpoint: Endpoint, *, pool_size: int) -> None:
         self.side: Side = endpoint.side
@@ -344,7 +345,6 @@ class LeanTransport:
                 if connection.transport is not None:
                     connection.transport.close()
         self._pool.idle.clear()
-        self._pool.idle_count = 0
         for connection in self._busy:
             connection.abort()
         for cut in (False, True):
