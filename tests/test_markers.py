@@ -12,7 +12,7 @@ from shadowdiff.markers import EchoMarkers, extract_markers, pod_workload
 from shadowdiff.markers.custom import CustomExtractor, resolve_pointer
 from shadowdiff.observation import Observation
 from shadowdiff.scenario.model import MarkerSpec
-from shadowdiff.spec import RequestSpec
+from shadowdiff.spec import RequestSpec, Side
 
 ECHO_BASIC = json.dumps(
     echo_document(
@@ -182,14 +182,14 @@ def test_custom_markers_read_pointer_header_and_regex() -> None:
     assert resolve_pointer({"a/b": [0, {"~k": 1}]}, "/a~1b/1/~0k") == 1
 
 
-def echo(side: str, body: bytes) -> Observation:
+def echo(side: Side, body: bytes) -> Observation:
     import hashlib
 
     return Observation(
         side=side,
         status=200,
         body=body,
-        body_bytes=len(body),  # type: ignore[arg-type]
+        body_bytes=len(body),
         body_sha256=hashlib.sha256(body).hexdigest(),
     )
 

@@ -69,7 +69,7 @@ def tls_server(spec: ServerSpec, address: str = "127.0.0.1") -> Iterator[int]:
             return ssl.ALERT_DESCRIPTION_UNRECOGNIZED_NAME  # like nginx ssl_reject_handshake on
         return None
 
-    base.sni_callback = choose  # type: ignore[assignment]
+    base.sni_callback = choose
     listener = socket.socket()
     listener.bind((address, 0))
     listener.listen(64)
@@ -83,9 +83,11 @@ def tls_server(spec: ServerSpec, address: str = "127.0.0.1") -> Iterator[int]:
             with base.wrap_socket(connection, server_side=True) as tls:
                 peer = tls.getpeercert()
                 if peer:
-                    spec.client_subjects.append(
-                        dict(item[0] for item in peer["subject"])["commonName"]
-                    )
+                    # The subject is relative names of (name, value) pairs; typeshed types
+                    # every getpeercert() field as one union, hence the isinstance.
+                    first = [relative_name[0] for relative_name in peer["subject"]]
+                    attributes = dict(pair for pair in first if isinstance(pair, tuple))
+                    spec.client_subjects.append(attributes["commonName"])
                 tls.recv(1)
         except (OSError, ssl.SSLError):
             pass
