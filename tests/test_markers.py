@@ -314,12 +314,18 @@ def test_a_named_workload_field_makes_custom_names_exact() -> None:
         {"name": "app", "pod": {"json": "/pod"}, "workload": {"json": "/app"}}
     )
     extract = CustomExtractor(spec)
+
+    def markers(body: bytes) -> EchoMarkers:
+        found = extract((), body)
+        assert found is not None, body
+        return found
+
     same = backend_differences(
-        extract((), b'{"pod": "echo-green", "app": "cart"}'),  # type: ignore[arg-type]
-        extract((), b'{"pod": "echo-blue", "app": "cart"}'),  # type: ignore[arg-type]
+        markers(b'{"pod": "echo-green", "app": "cart"}'),
+        markers(b'{"pod": "echo-blue", "app": "cart"}'),
     )
     other = backend_differences(
-        extract((), b'{"pod": "echo-green", "app": "cart"}'),  # type: ignore[arg-type]
-        extract((), b'{"pod": "echo-green", "app": "orders"}'),  # type: ignore[arg-type]
+        markers(b'{"pod": "echo-green", "app": "cart"}'),
+        markers(b'{"pod": "echo-green", "app": "orders"}'),
     )
     assert same == set() and other == {("backend", "workload", "error")}
