@@ -62,12 +62,21 @@ def run_measured(command: list[str]) -> tuple[str, int]:
     return stdout, usage.ru_maxrss
 
 
+def found(pattern: str, output: str, tool: str) -> re.Match[str]:
+    """The first match of `pattern` in a tool's output; a tool that printed something else is
+    named with the end of what it printed."""
+    match = re.search(pattern, output)
+    if match is None:
+        raise RuntimeError(f"{tool} printed no {pattern!r}: {output.strip()[-400:]}")
+    return match
+
+
 def wrk(connections: int, seconds: int) -> dict[str, float]:
     out, rss = run_measured(["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency", URL])
-    rate = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+    rate = float(found(r"Requests/sec:\s+([\d.]+)", out, "wrk").group(1))
 
     def latency(q: str) -> float:
-        value, unit = re.search(rf"\s{q}%\s+([\d.]+)(us|ms|s)", out).groups()  # type: ignore[union-attr]
+        value, unit = found(rf"\s{q}%\s+([\d.]+)(us|ms|s)", out, "wrk").groups()
         return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
 
     return {
@@ -81,10 +90,10 @@ def wrk(connections: int, seconds: int) -> dict[str, float]:
 
 def hey(connections: int, seconds: int) -> dict[str, float]:
     out, rss = run_measured(["hey", "-z", f"{seconds}s", "-c", str(connections), URL])
-    rate = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+    rate = float(found(r"Requests/sec:\s+([\d.]+)", out, "hey").group(1))
 
     def latency(q: str) -> float:
-        return float(re.search(rf"{q}% in ([\d.]+) secs", out).group(1)) * 1000  # type: ignore[union-attr]
+        return float(found(rf"{q}% in ([\d.]+) secs", out, "hey").group(1)) * 1000
 
     return {
         "requests_s": rate,

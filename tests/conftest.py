@@ -8,7 +8,7 @@ import os
 import ssl
 import tempfile
 import textwrap
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -72,7 +72,8 @@ class EntryPoint:
         )
 
 
-Handler = Callable[[web.Request], Any]
+# A test handler answers directly or as a coroutine, as aiohttp handlers and plain functions do.
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse] | web.StreamResponse]
 
 
 def echo_handler(name: str) -> Handler:
@@ -131,7 +132,7 @@ async def start_entry_point(
                 )
             )
             result = respond(request)
-            return await result if hasattr(result, "__await__") else result
+            return result if isinstance(result, web.StreamResponse) else await result
 
         context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         (cert or server_cert).configure_cert(context)

@@ -9,23 +9,23 @@ import pytest
 
 from shadowdiff.compare import compare
 from shadowdiff.compare.observations import normalize_location
-from shadowdiff.observation import Observation, TransportFailure
-from shadowdiff.spec import RequestSpec
+from shadowdiff.observation import ErrorClass, Observation, TransportFailure
+from shadowdiff.spec import RequestSpec, Side
 
 REQUEST = RequestSpec("r", "GET", "https://app.example.com/shop/cart", (), None)
 
 
 def answer(
-    side: str = "baseline",
+    side: Side = "baseline",
     status: int = 200,
     headers: list[tuple[str, str]] | None = None,
     body: bytes = b"",
-    failure: str | None = None,
+    failure: ErrorClass | None = None,
 ) -> Observation:
     if failure:
-        return Observation(side=side, failure=TransportFailure(failure, "boom"))  # type: ignore[arg-type]
+        return Observation(side=side, failure=TransportFailure(failure, "boom"))
     return Observation(
-        side=side,  # type: ignore[arg-type]
+        side=side,
         status=status,
         headers=tuple(headers or ()),
         body=body,

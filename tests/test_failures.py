@@ -231,7 +231,7 @@ async def test_reset_while_the_request_body_is_sent_is_a_reset_on_both_transport
         scenario = load_scenario(path)
 
         async def send_with_each() -> dict[str, Any]:
-            seen = {}
+            seen: dict[str, Any] = {}
             for name in TRANSPORT_NAMES:
                 transport = open_transport(scenario.endpoint("baseline"), 2, name)
                 observation = await transport.send(scenario.requests[0])

@@ -11,9 +11,10 @@ from pathlib import Path
 
 import pytest
 
+from shadowdiff.endpoint import TransportName
 from shadowdiff.run import run_scenario
 from shadowdiff.scenario import load_scenario
-from shadowdiff.transport import TRANSPORT_NAMES, TransportName
+from shadowdiff.transport import TRANSPORT_NAMES
 
 ANSWER = b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 5\r\n\r\nhello"
 EARLY_HINTS = b"HTTP/1.1 103 Early Hints\r\nLink: </app.css>; rel=preload; as=style\r\n\r\n"

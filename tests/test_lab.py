@@ -103,7 +103,8 @@ def test_alike_routes_really_vary_in_what_the_comparison_ignores(lab: Lab) -> No
     import ssl
 
     context = ssl.create_default_context(cafile=str(lab.ca_file))
-    pods, cookies = set(), set()
+    pods: set[str] = set()
+    cookies: set[bytes] = set()
     for _ in range(4):
         with (
             socket.create_connection(

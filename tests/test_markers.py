@@ -12,7 +12,7 @@ from shadowdiff.markers import EchoMarkers, extract_markers, pod_workload
 from shadowdiff.markers.custom import CustomExtractor, resolve_pointer
 from shadowdiff.observation import Observation
 from shadowdiff.scenario.model import MarkerSpec
-from shadowdiff.spec import RequestSpec
+from shadowdiff.spec import RequestSpec, Side
 
 ECHO_BASIC = json.dumps(
     echo_document(
@@ -182,14 +182,14 @@ def test_custom_markers_read_pointer_header_and_regex() -> None:
     assert resolve_pointer({"a/b": [0, {"~k": 1}]}, "/a~1b/1/~0k") == 1
 
 
-def echo(side: str, body: bytes) -> Observation:
+def echo(side: Side, body: bytes) -> Observation:
     import hashlib
 
     return Observation(
         side=side,
         status=200,
         body=body,
-        body_bytes=len(body),  # type: ignore[arg-type]
+        body_bytes=len(body),
         body_sha256=hashlib.sha256(body).hexdigest(),
     )
 
@@ -314,12 +314,18 @@ def test_a_named_workload_field_makes_custom_names_exact() -> None:
         {"name": "app", "pod": {"json": "/pod"}, "workload": {"json": "/app"}}
     )
     extract = CustomExtractor(spec)
+
+    def markers(body: bytes) -> EchoMarkers:
+        found = extract((), body)
+        assert found is not None, body
+        return found
+
     same = backend_differences(
-        extract((), b'{"pod": "echo-green", "app": "cart"}'),  # type: ignore[arg-type]
-        extract((), b'{"pod": "echo-blue", "app": "cart"}'),  # type: ignore[arg-type]
+        markers(b'{"pod": "echo-green", "app": "cart"}'),
+        markers(b'{"pod": "echo-blue", "app": "cart"}'),
     )
     other = backend_differences(
-        extract((), b'{"pod": "echo-green", "app": "cart"}'),  # type: ignore[arg-type]
-        extract((), b'{"pod": "echo-green", "app": "orders"}'),  # type: ignore[arg-type]
+        markers(b'{"pod": "echo-green", "app": "cart"}'),
+        markers(b'{"pod": "echo-green", "app": "orders"}'),
     )
     assert same == set() and other == {("backend", "workload", "error")}

@@ -10,11 +10,12 @@ from pathlib import Path
 
 import pytest
 
+from shadowdiff.endpoint import TransportName
 from shadowdiff.errors import RequestRefused, ScenarioError
 from shadowdiff.run import run_scenario
 from shadowdiff.scenario import Scenario, load_scenario, parse_scenario
 from shadowdiff.spec import RequestSpec
-from shadowdiff.transport import TRANSPORT_NAMES, TransportName, open_transport
+from shadowdiff.transport import TRANSPORT_NAMES, open_transport
 
 from .wire_server import WireServer, wire_server
 

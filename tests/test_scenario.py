@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from shadowdiff.errors import ScenarioError
-from shadowdiff.scenario import ScenarioFile, load_scenario, parse_scenario
+from shadowdiff.scenario import Scenario, ScenarioFile, load_scenario, parse_scenario
 
 TARGETS = """\
 targets:
@@ -18,7 +18,7 @@ targets:
 """
 
 
-def parse(body: str, environ: dict[str, str] | None = None) -> object:
+def parse(body: str, environ: dict[str, str] | None = None) -> Scenario:
     text = TARGETS + textwrap.dedent(body)
     return parse_scenario(text, "s.yaml", base_dir=Path("/nonexistent"), environ=environ or {})
 
@@ -123,7 +123,7 @@ def test_unsafe_method_is_refused_unless_allowed(method: str) -> None:
     assert "allow_unsafe: true" in line
     allowed = request.replace("}", ", allow_unsafe: true}")
     scenario = parse(allowed)
-    assert scenario.requests[0].method == method  # type: ignore[attr-defined]
+    assert scenario.requests[0].method == method
 
 
 def test_unsafe_method_in_matrix_is_refused() -> None:
@@ -143,10 +143,10 @@ def test_environment_values_are_substituted_and_remembered() -> None:
         """,
         environ={"TOKEN": "s3cr3t-token", "HOST": "app.example.com"},
     )
-    (request,) = scenario.requests  # type: ignore[attr-defined]
+    (request,) = scenario.requests
     assert request.url == "https://app.example.com/"
     assert dict(request.headers) == {"Authorization": "Bearer s3cr3t-token", "X-Env": "staging"}
-    assert scenario.environment_values == {  # type: ignore[attr-defined]
+    assert scenario.environment_values == {
         "s3cr3t-token": "TOKEN",
         "app.example.com": "HOST",
     }
@@ -170,7 +170,7 @@ def test_matrix_expands_every_combination_and_merges_headers() -> None:
             header_sets: [{}, {x-team: other}]
         """
     )
-    requests = scenario.requests  # type: ignore[attr-defined]
+    requests = scenario.requests
     assert len(requests) == 2 * 2 * 2 * 2 * 2
     assert len({r.name for r in requests}) == len(requests)
     overridden = [r for r in requests if ("x-team", "other") in r.headers]

@@ -125,7 +125,7 @@ def test_other_issuer_is_a_warning(authorities: dict[str, Any]) -> None:
 def test_candidate_certificate_expiry(
     authorities: dict[str, Any], baseline_days: int, candidate_days: int, expected: str | None
 ) -> None:
-    authority = authorities["first"]
+    authority: trustme.CA = authorities["first"]
 
     def expiring(days: int) -> trustme.LeafCert:
         # Half a day more, so that whole days to expiry read `days` during the test.

@@ -16,9 +16,10 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from shadowdiff.endpoint import TransportName
 from shadowdiff.errors import ScenarioError
 from shadowdiff.scenario import parse_scenario
-from shadowdiff.transport import TRANSPORT_NAMES, USER_AGENT, TransportName, open_transport
+from shadowdiff.transport import TRANSPORT_NAMES, USER_AGENT, open_transport
 
 from .wire_server import wire_server
 

@@ -81,8 +81,9 @@ def test_collectors_merge_like_one_run() -> None:
         merged.merge(part)
     single.flush()
     for side in ("baseline", "candidate"):
-        one: LatencyHistogram = single.requests["r"].latency[side].histogram  # type: ignore[assignment]
-        four: LatencyHistogram = merged.requests["r"].latency[side].histogram  # type: ignore[assignment]
+        one = single.requests["r"].latency[side].histogram
+        four = merged.requests["r"].latency[side].histogram
+        assert isinstance(one, LatencyHistogram) and isinstance(four, LatencyHistogram)
         assert four == one and four.count == 1000
     assert merged.pairs_done == 1000 and merged.requests["r"].pairs == 1000
 

@@ -16,7 +16,7 @@ from pathlib import Path
 import trustme
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import NameOID
 
 
@@ -69,7 +69,7 @@ def tls_server(spec: ServerSpec, address: str = "127.0.0.1") -> Iterator[int]:
             return ssl.ALERT_DESCRIPTION_UNRECOGNIZED_NAME  # like nginx ssl_reject_handshake on
         return None
 
-    base.sni_callback = choose  # type: ignore[assignment]
+    base.sni_callback = choose
     listener = socket.socket()
     listener.bind((address, 0))
     listener.listen(64)
@@ -83,9 +83,11 @@ def tls_server(spec: ServerSpec, address: str = "127.0.0.1") -> Iterator[int]:
             with base.wrap_socket(connection, server_side=True) as tls:
                 peer = tls.getpeercert()
                 if peer:
-                    spec.client_subjects.append(
-                        dict(item[0] for item in peer["subject"])["commonName"]
-                    )
+                    # The subject is relative names of (name, value) pairs; typeshed types
+                    # every getpeercert() field as one union, hence the isinstance.
+                    first = [relative_name[0] for relative_name in peer["subject"]]
+                    attributes = dict(pair for pair in first if isinstance(pair, tuple))
+                    spec.client_subjects.append(attributes["commonName"])
                 tls.recv(1)
         except (OSError, ssl.SSLError):
             pass
@@ -113,10 +115,15 @@ def tls_server(spec: ServerSpec, address: str = "127.0.0.1") -> Iterator[int]:
 
 
 def issue_with_hash(
-    authority: trustme.CA, folder: Path, name: str, algorithm: hashes.HashAlgorithm
+    authority: trustme.CA,
+    folder: Path,
+    name: str,
+    algorithm: hashes.SHA256 | hashes.SHA384 | hashes.SHA512,
 ) -> tuple[Path, Path]:
     """A leaf for `name` signed by `authority` with a chosen hash (trustme always uses SHA-256)."""
     ca_key = serialization.load_pem_private_key(authority.private_key_pem.bytes(), password=None)
+    # trustme's CAs have ECDSA keys, RSA ones when asked: both sign certificates.
+    assert isinstance(ca_key, ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey)
     ca_cert = x509.load_pem_x509_certificate(authority.cert_pem.bytes())
     key = ec.generate_private_key(ec.SECP256R1())
     now = datetime.datetime.now(datetime.UTC)
@@ -129,7 +136,7 @@ def issue_with_hash(
         .not_valid_before(now - datetime.timedelta(days=1))
         .not_valid_after(now + datetime.timedelta(days=90))
         .add_extension(x509.SubjectAlternativeName([x509.DNSName(name)]), critical=False)
-        .sign(ca_key, algorithm)  # type: ignore[arg-type]
+        .sign(ca_key, algorithm)
     )
     cert_file = folder / f"{name}-{algorithm.name}.pem"
     key_file = folder / f"{name}-{algorithm.name}.key"

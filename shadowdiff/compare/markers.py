@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Final
 
 from shadowdiff.compare.options import CompareOptions
-from shadowdiff.difference import Difference, Severity
+from shadowdiff.difference import Difference, DifferenceKind, Severity
 from shadowdiff.markers import EchoMarkers
 from shadowdiff.spec import RequestSpec
 
@@ -51,10 +51,14 @@ def compare_markers(
     backend = _compare_backend(baseline, candidate)
     if backend is not None:
         differences.append(backend)
-    for field in ("path", "host", "method"):
-        before, after = getattr(baseline, field), getattr(candidate, field)
+    seen: tuple[tuple[DifferenceKind, str, str | None, str | None], ...] = (
+        ("backend_path", "path", baseline.path, candidate.path),
+        ("backend_host", "host", baseline.host, candidate.host),
+        ("backend_method", "method", baseline.method, candidate.method),
+    )
+    for kind, field, before, after in seen:
         if before is not None and after is not None and before != after:
-            differences.append(Difference(f"backend_{field}", field, before, after, "error"))  # type: ignore[arg-type]
+            differences.append(Difference(kind, field, before, after, "error"))
     if baseline.headers is not None and candidate.headers is not None:
         differences += _compare_seen_headers(request, baseline, candidate, options)
     return differences

@@ -291,7 +291,7 @@ async def _gather(
         for connection in connections:
             with contextlib.suppress(OSError, ValueError):
                 loop.remove_reader(connection.fileno())
-    return [a.result() for a in answers if a.done() and a.result() is not None]  # type: ignore[misc]
+    return [result for a in answers if a.done() and (result := a.result()) is not None]
 
 
 @contextlib.contextmanager

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import Any, Final, Protocol
 
 import yaml
 
@@ -99,6 +99,12 @@ def format_path(path: FieldPath) -> str:
     return text
 
 
+class _TagResolver(Protocol):
+    """The one method of PyYAML's Resolver used here, typed: types-PyYAML leaves it untyped."""
+
+    def resolve(self, kind: type[yaml.Node], value: str, implicit: tuple[bool, bool]) -> str: ...
+
+
 def _mark(node: yaml.Node) -> tuple[int, int]:
     return (node.start_mark.line + 1, node.start_mark.column + 1)
 
@@ -109,7 +115,7 @@ class _Builder:
         self.environ = environ
         self.problems: list[Problem] = []
         self.constructor = yaml.constructor.SafeConstructor()
-        self.resolver = yaml.resolver.Resolver()
+        self.resolver: _TagResolver = yaml.resolver.Resolver()
         self.values_built = 0
 
     def build(self, node: yaml.Node, path: FieldPath) -> Any:
@@ -168,9 +174,7 @@ class _Builder:
     def _scalar(self, node: yaml.Node) -> Any:
         """A scalar as plain data; explicit tags and unconstructible values are refused."""
         plain = not getattr(node, "style", None)  # None from PyYAML, "" from libyaml
-        implicit = self.resolver.resolve(  # type: ignore[no-untyped-call]  # untyped in stubs
-            yaml.ScalarNode, node.value, (plain, not plain)
-        )
+        implicit = self.resolver.resolve(yaml.ScalarNode, node.value, (plain, not plain))
         if node.tag != implicit:
             raise _Unreadable(node, f"YAML tags are not supported here ({node.tag})")
         if node.tag == _STR_TAG or node.tag == _TIMESTAMP_TAG:

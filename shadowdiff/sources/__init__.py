@@ -10,7 +10,7 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Final, Protocol
 
 from shadowdiff.sources.goreplay import read_gor
 from shadowdiff.sources.har import MAX_HAR_BYTES, read_har
@@ -23,8 +23,17 @@ if TYPE_CHECKING:
     from shadowdiff.scenario.model import RecordedSource, SourceSelection
 
 
+class _ByteStream(Protocol):
+    """What the readers use of a file: a plain one, a GzipFile (no IO[bytes] to typeshed) and
+    standard input alike."""
+
+    def read(self, size: int = -1, /) -> bytes: ...
+
+    def readline(self, size: int = -1, /) -> bytes: ...
+
+
 @contextmanager
-def _binary(path: str, base_dir: Path) -> Iterator[IO[bytes]]:
+def _binary(path: str, base_dir: Path) -> Iterator[_ByteStream]:
     if path == "-":
         yield sys.stdin.buffer
         return
@@ -35,7 +44,7 @@ def _binary(path: str, base_dir: Path) -> Iterator[IO[bytes]]:
             yield raw
             return
         with gzip.GzipFile(fileobj=raw) as unpacked:
-            yield unpacked  # type: ignore[misc]  # GzipFile reads bytes like any binary IO
+            yield unpacked
 
 
 # A line longer than this is no log line: it is skipped (counted as malformed) without ever
@@ -44,7 +53,7 @@ MAX_LINE_BYTES: Final = 1024 * 1024
 _OVERLONG: Final = b"\x00a line longer than 1 MiB\n"
 
 
-def _bounded_lines(stream: IO[bytes]) -> Iterator[bytes]:
+def _bounded_lines(stream: _ByteStream) -> Iterator[bytes]:
     while line := stream.readline(MAX_LINE_BYTES + 1):
         if len(line) > MAX_LINE_BYTES and not line.endswith(b"\n"):
             while (rest := stream.readline(MAX_LINE_BYTES)) and not rest.endswith(b"\n"):
@@ -54,7 +63,7 @@ def _bounded_lines(stream: IO[bytes]) -> Iterator[bytes]:
         yield line
 
 
-def _text_lines(stream: IO[bytes]) -> Iterator[str]:
+def _text_lines(stream: _ByteStream) -> Iterator[str]:
     # Undecodable bytes survive as surrogates; the wire rules refuse them later, counted.
     for line in _bounded_lines(stream):
         yield line.decode("utf-8", "surrogateescape")

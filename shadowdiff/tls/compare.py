@@ -16,7 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Final
 
-from shadowdiff.difference import Difference, Severity
+from shadowdiff.difference import Difference, DifferenceKind, Severity
 from shadowdiff.tls.probe import DefaultCertificate, TlsPosture
 
 # Accepting these is a weakness, not a feature: the candidate should not start.
@@ -194,7 +194,7 @@ def _covered(posture: TlsPosture) -> str:
 
 
 def _accepted(
-    kind: str,
+    kind: DifferenceKind,
     baseline: dict[str, bool],
     candidate: dict[str, bool],
     needed: frozenset[str],
@@ -213,7 +213,7 @@ def _accepted(
             severity = "warning" if name in weak else "info"
         differences.append(
             Difference(
-                kind,  # type: ignore[arg-type]
+                kind,
                 name,
                 "accepted" if before else "refused",
                 "accepted" if after else "refused",

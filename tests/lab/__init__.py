@@ -101,7 +101,7 @@ def _stop(process: subprocess.Popen[bytes], stop_signal: int = signal.SIGTERM) -
             process.wait()
 
 
-def _start_echo(stack: ExitStack, service: str, pod: str) -> str:
+def _start_echo(stack: ExitStack, service: str, pod: str) -> tuple[str, subprocess.Popen[bytes]]:
     port = free_port(BACKEND_ADDRESS)
     process = subprocess.Popen(
         [
@@ -123,7 +123,7 @@ def _start_echo(stack: ExitStack, service: str, pod: str) -> str:
         env={**os.environ, "NAMESPACE": "lab"},
     )
     stack.callback(_stop, process)
-    return f"{BACKEND_ADDRESS}:{port}", process  # type: ignore[return-value]
+    return f"{BACKEND_ADDRESS}:{port}", process
 
 
 def _render(template: str, values: dict[str, str]) -> str:
@@ -164,7 +164,7 @@ def run_lab(folder: Path) -> Iterator[Lab]:
         for service, pods in SERVICES.items():
             servers = []
             for pod in pods:
-                address, process = _start_echo(stack, service, pod)  # type: ignore[misc]
+                address, process = _start_echo(stack, service, pod)
                 started.append((address, process, f"echo {pod}"))
                 servers.append(f"server {address};")
             upstreams[service] = " ".join(servers)
