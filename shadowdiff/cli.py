@@ -13,7 +13,7 @@ import os
 import re
 import sys
 import traceback
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -36,13 +36,13 @@ T = TypeVar("T")
 _stderr = Console(stderr=True, highlight=False)
 
 
-def _run_async(main: Callable[[], Awaitable[T]]) -> T:
+def _run_async(main: Callable[[], Coroutine[Any, Any, T]]) -> T:
     """Run on uvloop when it is installed (faster sockets and TLS), else on asyncio's loop."""
     try:
         import uvloop
     except ImportError:
-        return asyncio.run(main())  # type: ignore[arg-type]
-    return uvloop.run(main())  # type: ignore[arg-type]
+        return asyncio.run(main())
+    return uvloop.run(main())
 
 
 def _check_output_path(path: str | None) -> None:

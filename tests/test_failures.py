@@ -15,6 +15,7 @@ import pytest
 import trustme
 import uvloop
 
+from shadowdiff.endpoint import TransportName
 from shadowdiff.errors import ScenarioError
 from shadowdiff.scenario import load_scenario
 from shadowdiff.transport import TRANSPORT_NAMES, open_transport
@@ -140,7 +141,7 @@ FAULTS: list[tuple[str, str, Behaviour, str | int]] = [
 
 
 async def observe(
-    transport_name: str,
+    transport_name: TransportName,
     scheme: str,
     port: int,
     write_scenario: Callable[..., Path],
@@ -159,7 +160,7 @@ async def observe(
     scenario = load_scenario(path)
 
     async def send() -> Any:
-        transport = open_transport(scenario.endpoint("baseline"), 2, transport_name)  # type: ignore[arg-type]
+        transport = open_transport(scenario.endpoint("baseline"), 2, transport_name)
         try:
             return await transport.send(scenario.requests[0])
         finally:

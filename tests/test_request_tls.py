@@ -12,6 +12,7 @@ import pytest
 import trustme
 from aiohttp import web
 
+from shadowdiff.endpoint import TransportName
 from shadowdiff.errors import ScenarioError
 from shadowdiff.pair import Pair
 from shadowdiff.replay.engine import replay
@@ -24,17 +25,18 @@ from .test_cli import shadowdiff
 
 
 @pytest.fixture(params=TRANSPORT_NAMES)
-def transport_name(request: pytest.FixtureRequest) -> str:
-    return str(request.param)
+def transport_name(request: pytest.FixtureRequest) -> TransportName:
+    name: TransportName = request.param
+    return name
 
 
-async def _replay(path: Path, transport_name: str) -> dict[str, list[Pair]]:
+async def _replay(path: Path, transport_name: TransportName) -> dict[str, list[Pair]]:
     scenario = load_scenario(path)
     pairs: list[Pair] = []
     await replay(
         scenario,
         pairs.append,
-        transport_factory=lambda endpoint, n: open_transport(endpoint, n, transport_name),  # type: ignore[arg-type]
+        transport_factory=lambda endpoint, n: open_transport(endpoint, n, transport_name),
     )
     by_name: dict[str, list[Pair]] = {}
     for pair in pairs:
@@ -43,7 +45,7 @@ async def _replay(path: Path, transport_name: str) -> dict[str, list[Pair]]:
 
 
 async def test_one_scenario_looks_behind_an_untrusted_certificate_and_checks_another(
-    transport_name: str,
+    transport_name: TransportName,
     start_entry_point: Callable[..., Any],
     write_scenario: Callable[..., Path],
     ca_file: Path,
@@ -81,7 +83,7 @@ async def test_one_scenario_looks_behind_an_untrusted_certificate_and_checks_ano
 
 
 async def test_request_ca_replaces_the_targets(
-    transport_name: str,
+    transport_name: TransportName,
     start_entry_point: Callable[..., Any],
     write_scenario: Callable[..., Path],
     ca_file: Path,
@@ -110,7 +112,7 @@ async def test_request_ca_replaces_the_targets(
 
 
 async def test_sni_other_than_host_reaches_the_server_with_host_unchanged(
-    transport_name: str,
+    transport_name: TransportName,
     start_entry_point: Callable[..., Any],
     write_scenario: Callable[..., Path],
     ca_file: Path,
@@ -131,7 +133,7 @@ async def test_sni_other_than_host_reaches_the_server_with_host_unchanged(
     )
     scenario = load_scenario(path)
     assert scenario.requests[0].tls == RequestTls(sni="api.example.com")
-    transport = open_transport(scenario.endpoint("baseline"), 4, transport_name)  # type: ignore[arg-type]
+    transport = open_transport(scenario.endpoint("baseline"), 4, transport_name)
     try:
         for request in scenario.requests:
             observation = await transport.send(request)
@@ -148,7 +150,7 @@ async def test_sni_other_than_host_reaches_the_server_with_host_unchanged(
 
 
 async def test_request_versions_limit_the_handshake(
-    transport_name: str,
+    transport_name: TransportName,
     start_entry_point: Callable[..., Any],
     write_scenario: Callable[..., Path],
     ca_file: Path,
@@ -170,7 +172,7 @@ async def test_request_versions_limit_the_handshake(
         ca_file,
     )
     scenario = load_scenario(path)
-    transport = open_transport(scenario.endpoint("baseline"), 4, transport_name)  # type: ignore[arg-type]
+    transport = open_transport(scenario.endpoint("baseline"), 4, transport_name)
     try:
         versions = []
         for request in scenario.requests:

@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 import uvloop
 
+from shadowdiff.endpoint import TransportName
 from shadowdiff.render.terminal import render_report
 from shadowdiff.replay.engine import replay
 from shadowdiff.report import RunCollector, build_report
@@ -26,8 +27,9 @@ ANSWER = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Type: text/plain\r\n\
 
 
 @pytest.fixture(params=TRANSPORT_NAMES)
-def transport_name(request: pytest.FixtureRequest) -> str:
-    return str(request.param)
+def transport_name(request: pytest.FixtureRequest) -> TransportName:
+    name: TransportName = request.param
+    return name
 
 
 @dataclass
@@ -139,7 +141,9 @@ def _target(closer: Closer, address: str) -> str:
     return f"address: {address}\n    ports: {{http: {closer.port}}}"
 
 
-async def _run(scenario_path: Path, transport_name: str) -> tuple[list[Any], dict[str, Any]]:
+async def _run(
+    scenario_path: Path, transport_name: TransportName
+) -> tuple[list[Any], dict[str, Any]]:
     scenario = load_scenario(scenario_path)
     collector = RunCollector()
     pairs: list[Any] = []
@@ -151,7 +155,7 @@ async def _run(scenario_path: Path, transport_name: str) -> tuple[list[Any], dic
     await replay(
         scenario,
         sink,
-        transport_factory=lambda endpoint, n: open_transport(endpoint, n, transport_name),  # type: ignore[arg-type]
+        transport_factory=lambda endpoint, n: open_transport(endpoint, n, transport_name),
     )
     return pairs, build_report(scenario, collector, duration_s=1.0, started_at="now")
 
@@ -162,7 +166,7 @@ async def _run(scenario_path: Path, transport_name: str) -> tuple[list[Any], dic
     ids=["close-after-answer", "short-idle-timeout", "close-when-next-request-arrives"],
 )
 async def test_closed_idle_connections_are_no_difference(
-    transport_name: str, write_scenario: Callable[..., Path], behaviour: Behaviour
+    transport_name: TransportName, write_scenario: Callable[..., Path], behaviour: Behaviour
 ) -> None:
     exact = behaviour is close_when_next_request_arrives
     async with (
@@ -216,7 +220,7 @@ def _rendered(report: dict[str, Any]) -> str:
 
 
 async def test_unsafe_request_on_a_closed_connection_is_not_sent_again(
-    transport_name: str, write_scenario: Callable[..., Path]
+    transport_name: TransportName, write_scenario: Callable[..., Path]
 ) -> None:
     async with (
         closer_server(close_when_next_request_arrives, "127.0.0.53") as baseline,
@@ -252,7 +256,7 @@ async def test_unsafe_request_on_a_closed_connection_is_not_sent_again(
 
 
 async def test_failure_on_a_new_connection_is_not_retried(
-    transport_name: str, write_scenario: Callable[..., Path]
+    transport_name: TransportName, write_scenario: Callable[..., Path]
 ) -> None:
     async with closer_server(close_without_answer, "127.0.0.55") as entry:
         path = write_scenario(
@@ -261,7 +265,7 @@ async def test_failure_on_a_new_connection_is_not_retried(
             "requests:\n  - {name: a, url: 'http://app.example.com/'}\n",
         )
         scenario = load_scenario(path)
-        transport = open_transport(scenario.endpoint("baseline"), 4, transport_name)  # type: ignore[arg-type]
+        transport = open_transport(scenario.endpoint("baseline"), 4, transport_name)
         try:
             observation = await transport.send(scenario.requests[0])
         finally:
@@ -272,7 +276,7 @@ async def test_failure_on_a_new_connection_is_not_retried(
 
 
 async def test_server_closing_after_each_answer_costs_no_reset_on_uvloop(
-    transport_name: str, write_scenario: Callable[..., Path]
+    transport_name: TransportName, write_scenario: Callable[..., Path]
 ) -> None:
     """The CLI runs on uvloop, where a client nearly always takes the connection back out of
     the pool before the server's close is read: every reuse was a `reset` before."""
@@ -285,7 +289,7 @@ async def test_server_closing_after_each_answer_costs_no_reset_on_uvloop(
         scenario = load_scenario(path)
 
         async def send_all() -> list[Any]:
-            transport = open_transport(scenario.endpoint("baseline"), 4, transport_name)  # type: ignore[arg-type]
+            transport = open_transport(scenario.endpoint("baseline"), 4, transport_name)
             try:
                 return [await transport.send(scenario.requests[0]) for _ in range(200)]
             finally:

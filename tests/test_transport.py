@@ -15,22 +15,27 @@ from aiohttp import web
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
+from shadowdiff.endpoint import TransportName
 from shadowdiff.pair import Pair
 from shadowdiff.replay.engine import replay
 from shadowdiff.scenario import Scenario, load_scenario
+from shadowdiff.spec import Side
 from shadowdiff.transport import TRANSPORT_NAMES, open_transport
 
 from .conftest import EntryPoint, unused_port
 
 
 @pytest.fixture(params=TRANSPORT_NAMES)
-def transport_name(request: pytest.FixtureRequest) -> str:
+def transport_name(request: pytest.FixtureRequest) -> TransportName:
     """Every test here runs against each transport: they must observe the same things."""
-    return str(request.param)
+    name: TransportName = request.param
+    return name
 
 
-async def send_one(scenario: Scenario, transport_name: str, side: str = "baseline") -> Any:
-    transport = open_transport(scenario.endpoint(side), 4, transport_name)  # type: ignore[arg-type]
+async def send_one(
+    scenario: Scenario, transport_name: TransportName, side: Side = "baseline"
+) -> Any:
+    transport = open_transport(scenario.endpoint(side), 4, transport_name)
     try:
         return await transport.send(scenario.requests[0])
     finally:
@@ -48,7 +53,7 @@ def scenario_for(
 
 
 async def test_host_sni_and_address_are_each_targets_own(
-    transport_name: str,
+    transport_name: TransportName,
     start_entry_point: Callable[..., Any],
     write_scenario: Callable[..., Path],
     ca_file: Path,
@@ -71,7 +76,7 @@ async def test_host_sni_and_address_are_each_targets_own(
     await replay(
         scenario,
         pairs.append,
-        transport_factory=lambda endpoint, n: open_transport(endpoint, n, transport_name),  # type: ignore[arg-type]
+        transport_factory=lambda endpoint, n: open_transport(endpoint, n, transport_name),
     )
 
     assert len(pairs) == 2
@@ -92,7 +97,7 @@ async def test_host_sni_and_address_are_each_targets_own(
 
 
 async def test_ipv6_target_is_reached(
-    transport_name: str,
+    transport_name: TransportName,
     start_entry_point: Callable[..., Any],
     write_scenario: Callable[..., Path],
     ca_file: Path,
@@ -116,7 +121,7 @@ async def test_ipv6_target_is_reached(
 
 
 async def test_raw_path_and_headers_are_sent_as_written(
-    transport_name: str,
+    transport_name: TransportName,
     start_entry_point: Callable[..., Any],
     write_scenario: Callable[..., Path],
     ca_file: Path,
@@ -143,7 +148,7 @@ async def test_raw_path_and_headers_are_sent_as_written(
 
 
 async def test_observation_keeps_header_order_case_body_hash_and_certificate(
-    transport_name: str,
+    transport_name: TransportName,
     start_entry_point: Callable[..., Any],
     write_scenario: Callable[..., Path],
     ca_file: Path,
@@ -188,7 +193,7 @@ async def test_observation_keeps_header_order_case_body_hash_and_certificate(
 
 
 async def test_refused_connection_is_recorded(
-    transport_name: str, write_scenario: Callable[..., Path], ca_file: Path
+    transport_name: TransportName, write_scenario: Callable[..., Path], ca_file: Path
 ) -> None:
     closed = f"address: 127.0.0.1\n    ports: {{http: {unused_port()}, https: {unused_port()}}}"
     scenario = scenario_for(
@@ -204,7 +209,7 @@ async def test_refused_connection_is_recorded(
 
 
 async def test_certificate_from_another_ca_fails_verification(
-    transport_name: str,
+    transport_name: TransportName,
     start_entry_point: Callable[..., Any],
     write_scenario: Callable[..., Path],
     ca_file: Path,
@@ -223,7 +228,7 @@ async def test_certificate_from_another_ca_fails_verification(
 
 
 async def test_certificate_is_checked_against_the_production_hostname(
-    transport_name: str,
+    transport_name: TransportName,
     start_entry_point: Callable[..., Any],
     write_scenario: Callable[..., Path],
     ca_file: Path,
@@ -243,7 +248,7 @@ async def test_certificate_is_checked_against_the_production_hostname(
 
 
 async def test_slow_answer_is_a_timeout(
-    transport_name: str,
+    transport_name: TransportName,
     start_entry_point: Callable[..., Any],
     write_scenario: Callable[..., Path],
     ca_file: Path,
@@ -288,7 +293,9 @@ async def raw_server() -> AsyncIterator[Callable[[bytes | None], Any]]:
         await server.wait_closed()
 
 
-async def send_plain(port: int, write_scenario: Callable[..., Path], transport_name: str) -> Any:
+async def send_plain(
+    port: int, write_scenario: Callable[..., Path], transport_name: TransportName
+) -> Any:
     """One plain-HTTP request to a raw server on `port`, through `transport_name`."""
     target = f"address: 127.0.0.1\n    ports: {{http: {port}}}"
     scenario = scenario_for(
@@ -302,7 +309,7 @@ async def send_plain(port: int, write_scenario: Callable[..., Path], transport_n
 
 
 async def test_body_delimited_by_close_is_complete(
-    transport_name: str,
+    transport_name: TransportName,
     raw_server: Callable[[bytes | None], Any],
     write_scenario: Callable[..., Path],
 ) -> None:
@@ -313,7 +320,7 @@ async def test_body_delimited_by_close_is_complete(
 
 
 async def test_truncated_body_is_a_reset(
-    transport_name: str,
+    transport_name: TransportName,
     raw_server: Callable[[bytes | None], Any],
     write_scenario: Callable[..., Path],
 ) -> None:
@@ -328,7 +335,7 @@ async def test_truncated_body_is_a_reset(
     ids=["garbage-status-line", "closed-without-answer"],
 )
 async def test_broken_answers_are_classified(
-    transport_name: str,
+    transport_name: TransportName,
     raw_server: Callable[[bytes | None], Any],
     write_scenario: Callable[..., Path],
     answer: bytes | None,
@@ -341,7 +348,7 @@ async def test_broken_answers_are_classified(
 
 
 def test_run_ends_with_every_socket_closed_when_servers_ignore_close_notify(
-    transport_name: str,
+    transport_name: TransportName,
     write_scenario: Callable[..., Path],
     ca_file: Path,
     server_cert: trustme.LeafCert,
@@ -380,7 +387,7 @@ def test_run_ends_with_every_socket_closed_when_servers_ignore_close_notify(
 
 
 async def test_pool_size_bounds_the_connections_kept_open(
-    transport_name: str, write_scenario: Callable[..., Path]
+    transport_name: TransportName, write_scenario: Callable[..., Path]
 ) -> None:
     """A transport opened for at most N sends in flight keeps at most N connections open to its
     target once a burst of more sends is over: connections do not pile up on the entry point."""
@@ -413,7 +420,7 @@ async def test_pool_size_bounds_the_connections_kept_open(
         "requests:\n  - {name: a, url: 'http://app.example.com/'}\n",
         None,
     )
-    transport = open_transport(scenario.endpoint("baseline"), 2, transport_name)  # type: ignore[arg-type]
+    transport = open_transport(scenario.endpoint("baseline"), 2, transport_name)
     try:
         answers = await asyncio.gather(*(transport.send(scenario.requests[0]) for _ in range(8)))
         assert [answer.status for answer in answers] == [200] * 8

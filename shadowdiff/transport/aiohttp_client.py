@@ -181,7 +181,7 @@ class AiohttpTransport:
         )
         # aiohttp builds each connection's protocol with this factory (BaseConnector.__init__
         # in aiohttp 3.x); no public switch exists.
-        connector._factory = functools.partial(_CountingHandler, loop=connector._loop)  # type: ignore[assignment]
+        connector._factory = functools.partial(_CountingHandler, loop=connector._loop)  # type: ignore[assignment]  # a private attribute, typed for aiohttp's own handler
         session = aiohttp.ClientSession(
             connector=connector,
             timeout=aiohttp.ClientTimeout(
