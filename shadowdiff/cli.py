@@ -171,7 +171,9 @@ def command_validate(args: argparse.Namespace) -> int:
                 print(f"{file}: ok without the environment, apart from those")
             continue
         size = f"{scenario.pair_count} pairs"
-        if scenario.pair_count is None and scenario.load is not None:
+        if scenario.load is not None and scenario.load.pace == "recorded":
+            size += f" at the recorded pace, speed {scenario.load.speed:g}"
+        elif scenario.pair_count is None and scenario.load is not None:
             size = f"{scenario.load.total_duration_s:g} s of {scenario.load.model}-model load"
         print(f"{file}: ok, {len(scenario.requests)} requests, {size}")
     if problems:

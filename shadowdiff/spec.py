@@ -48,6 +48,9 @@ class RequestSpec:
     repeat_under_load: bool = False
     # Overrides the targets' TLS settings for this request (HTTPS only).
     tls: RequestTls | None = None
+    # Recorded traffic: when the request was recorded (seconds since the epoch), for
+    # `load.pace: recorded`; None for a request written by hand or a source without times.
+    recorded_at_s: float | None = None
 
     @property
     def unsafe_reason(self) -> str | None:

@@ -37,6 +37,13 @@ def test_readme_fragment_is_valid_in_the_full_example(
         (tmp_path / name).write_text("")  # named by the recorded-traffic example; empty here
     full: dict[str, Any] = yaml.safe_load(yaml_blocks()[0])
     fragment: dict[str, Any] = yaml.safe_load(yaml_blocks()[index])
+    if fragment.get("load", {}).get("pace") == "recorded":
+        # Paced by a recording: every request must carry a recorded time, so the example's
+        # hand-written ones make way for one recorded request.
+        full.pop("requests"), full.pop("matrix")
+        (tmp_path / "requests.jsonl").write_text(
+            '{"method": "GET", "url": "https://shop.example.com/", "time": 1733137200.5}\n'
+        )
     for key, value in fragment.items():
         if isinstance(value, dict) and isinstance(full.get(key), dict):
             full[key] = {**full[key], **value}

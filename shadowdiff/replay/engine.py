@@ -25,10 +25,10 @@ from shadowdiff.endpoint import Endpoint
 from shadowdiff.errors import RequestRefused
 from shadowdiff.pair import LoadOutcome, Pair, PairSink
 from shadowdiff.replay.pacing import (
-    arrival_offsets,
+    Schedule,
     deal,
-    expected_pairs,
     pairs_in_flight,
+    schedule_for,
     work_items,
 )
 from shadowdiff.scenario import Scenario
@@ -194,26 +194,31 @@ async def replay(
     runner = _PairRunner(
         scenario, baseline, candidate, sink, random.Random(seed if seed is None else seed + worker)
     )
+    schedule = schedule_for(scenario, load, random.Random(seed))
     started = time.perf_counter()
     interrupted = True
     try:
-        if load is not None and load.model == "open":
-            await _open_model(runner, scenario, load, share, random.Random(seed), in_flight)
+        if schedule is not None and load is not None:
+            await _scheduled(runner, scenario, load, schedule, share, in_flight)
         else:
             await _closed_model(runner, scenario, load, share, in_flight)
         interrupted = False
-        return _outcome(load, runner, time.perf_counter() - started, interrupted)
+        return _outcome(load, schedule, runner, time.perf_counter() - started, interrupted)
     finally:
         await asyncio.gather(baseline.close(), candidate.close(), return_exceptions=True)
         if on_outcome is not None:
             # Also when cancelled: an interrupted run still says how it was paced so far.
-            on_outcome(_outcome(load, runner, time.perf_counter() - started, interrupted))
+            on_outcome(_outcome(load, schedule, runner, time.perf_counter() - started, interrupted))
 
 
 def _outcome(
-    load: LoadSettings | None, runner: _PairRunner, elapsed_s: float, interrupted: bool
+    load: LoadSettings | None,
+    schedule: Schedule | None,
+    runner: _PairRunner,
+    elapsed_s: float,
+    interrupted: bool,
 ) -> LoadOutcome:
-    if load is None or load.model == "closed":
+    if load is None or schedule is None:
         warmup = load.warmup_s if load else 0.0
         model = "closed" if load else "requests"
         return LoadOutcome(
@@ -225,18 +230,15 @@ def _outcome(
         )
     # The schedule's window: to its end, or to the interruption.
     end = (
-        min(load.total_duration_s or elapsed_s, elapsed_s)
+        min(schedule.end_s or elapsed_s, elapsed_s)
         if interrupted
-        else (load.total_duration_s or elapsed_s)
+        else (schedule.end_s or elapsed_s)
     )
     measured_s = max(min(elapsed_s, end) - load.warmup_s, 0.0)
-    target = (
-        expected_pairs(load, load.warmup_s, end) / max(end - load.warmup_s, 1e-9)
-        if end > load.warmup_s
-        else None
-    )
+    planned = schedule.planned_between(load.warmup_s, end) if end > load.warmup_s else None
+    target = None if planned is None else planned / max(end - load.warmup_s, 1e-9)
     return LoadOutcome(
-        "open", runner.completed, elapsed_s, measured_s, target, runner.on_time, interrupted
+        schedule.model, runner.completed, elapsed_s, measured_s, target, runner.on_time, interrupted
     )
 
 
@@ -273,27 +275,27 @@ async def _closed_model(
             group.create_task(loop())
 
 
-async def _open_model(
+async def _scheduled(
     runner: _PairRunner,
     scenario: Scenario,
     load: LoadSettings,
+    schedule: Schedule,
     share: tuple[int, int],
-    rng: random.Random,
     max_in_flight: int,
 ) -> None:
-    """Start pairs on schedule, counting in `runner.on_time` those started within the
-    schedule's window."""
+    """Start pairs on schedule (open model, or pace: recorded), counting in `runner.on_time`
+    those started within the schedule's window."""
     in_flight = asyncio.Semaphore(max_in_flight)
     tasks: set[asyncio.Task[None]] = set()
     started_ns = time.perf_counter_ns()
-    end_ns = started_ns + int(load.total_duration_s * 1e9) if load.total_duration_s else None
+    end_ns = started_ns + int(schedule.end_s * 1e9) if schedule.end_s else None
     warmup_ns = int(load.warmup_s * 1e9)
     work = work_items(scenario, load)
     try:
         # Every worker walks the whole schedule and keeps its share, so that n workers together
         # follow exactly the schedule one would.
         for index, (offset_s, (request, repetition)) in deal(
-            zip(arrival_offsets(load, rng), work, strict=False), share, lambda a: a[1][0].name
+            zip(schedule.offsets, work, strict=False), share, lambda a: a[1][0].name
         ):
             intended_ns = started_ns + int(offset_s * 1e9)
             delay_ns = intended_ns - time.perf_counter_ns()

@@ -6,7 +6,9 @@ from __future__ import annotations
 import itertools
 import math
 import random
-from collections.abc import Callable, Iterable, Iterator
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
 from typing import TypeVar
 
 from shadowdiff.errors import UsageError
@@ -138,11 +140,85 @@ def pairs_in_flight(
     Otherwise the first given wins: `concurrency` (the --concurrency flag), then
     `load.concurrency`, then `defaults.concurrency`.
     """
-    if load is not None and load.model == "open":
+    if load is not None and (load.model == "open" or load.pace == "recorded"):
         if concurrency is not None:
+            which = "the open load model" if load.model == "open" else "load.pace: recorded"
             raise UsageError(
-                "--concurrency does not apply to the open load model, which starts pairs on "
-                "schedule; set load.max_in_flight in the scenario to bound the pairs in flight"
+                f"--concurrency does not apply to {which}, which starts pairs on schedule; "
+                "set load.max_in_flight in the scenario to bound the pairs in flight"
             )
         return load.max_in_flight
     return concurrency or (load.concurrency if load else None) or scenario.defaults.concurrency
+
+
+def recorded_offsets(requests: Sequence[RequestSpec], speed: float) -> list[float]:
+    """`load.pace: recorded`: when each request starts (seconds from the run's start), from
+    its recorded time divided by `speed`, in the order of `requests`.
+
+    Times of whole seconds (`$time_local` has nothing finer) are spread: the n requests of
+    one second start k/n of a second apart, instead of n at once and then nothing. Times that
+    go back (nginx logs a request when it ends, so a slow one comes after later ones) start
+    the moment they are read: the schedule never goes back either.
+    """
+    if not requests:
+        return []
+    times = [float(request.recorded_at_s or 0.0) for request in requests]
+    whole = all(time.is_integer() for time in times)
+    if whole:
+        per_second = Counter(times)
+        seen: Counter[float] = Counter()
+        spread = []
+        for time in times:
+            spread.append(time + seen[time] / per_second[time])
+            seen[time] += 1
+        times = spread
+    first = times[0]
+    offsets, latest = [], 0.0
+    for time in times:
+        latest = max(latest, (time - first) / speed)
+        offsets.append(latest)
+    return offsets
+
+
+# A recorded schedule's window ends this long after its last start: a pair that starts a
+# moment late at the very end still counts as on time.
+_RECORDED_GRACE_S = 0.25
+# Below this span a recorded schedule asks for no rate: a few requests recorded within a
+# fraction of a second say nothing about one.
+_RECORDED_MIN_SPAN_S = 1.0
+
+
+@dataclass(frozen=True, slots=True)
+class Schedule:
+    """When pairs start, for the models that start them on schedule (open, pace: recorded)."""
+
+    model: str  # "open" or "recorded", as the report names it
+    offsets: Iterable[float]  # intended starts, in seconds from the run's start, in order
+    end_s: float | None  # where the schedule's window ends; None when bounded by a count
+    planned_between: Callable[[float, float], float | None]  # pairs asked for in [a, b)
+
+
+def schedule_for(
+    scenario: Scenario, load: LoadSettings | None, rng: random.Random
+) -> Schedule | None:
+    """The schedule of an open-model or recorded-pace run; None for a closed run."""
+    if load is None:
+        return None
+    if load.pace == "recorded":
+        offsets = recorded_offsets([request for request, _ in iter_requests(scenario)], load.speed)
+        span_s = offsets[-1] if offsets else 0.0
+
+        def recorded_between(start_s: float, end_s: float) -> float | None:
+            if span_s < _RECORDED_MIN_SPAN_S:
+                return None
+            return float(sum(1 for offset in offsets if start_s <= offset < end_s))
+
+        return Schedule("recorded", offsets, span_s + _RECORDED_GRACE_S, recorded_between)
+    if load.model == "open":
+        return Schedule(
+            "open",
+            arrival_offsets(load, rng),
+            load.total_duration_s,
+            lambda start_s, end_s: expected_pairs(load, start_s, end_s),
+        )
+    return None

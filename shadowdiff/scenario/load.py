@@ -225,7 +225,13 @@ def parse_scenario(
         if read_sources
         else []
     )
-    problems = also([*expand_problems, *_check_targets(config, document, base_dir)])
+    problems = also(
+        [
+            *expand_problems,
+            *_check_targets(config, document, base_dir),
+            *_check_pace(config, document, requests),
+        ]
+    )
     if problems:
         raise _scenario_error(document, problems)
     return Scenario(
@@ -512,6 +518,36 @@ def _credentials_header(userinfo: str) -> tuple[str, str]:
     user, _, password = userinfo.partition(":")
     pair = f"{unquote(user)}:{unquote(password)}".encode()
     return "Authorization", "Basic " + base64.b64encode(pair).decode("ascii")
+
+
+# As long as a load's duration_s may be: a recording that would take longer to replay is most
+# likely one stray line with a wrong clock, and would otherwise hold the run for years.
+MAX_RECORDED_SPAN_S: Final = 7 * 24 * 3600
+
+
+def _check_pace(
+    config: ScenarioFile, document: SourceDocument, requests: list[RequestSpec]
+) -> Iterable[Problem]:
+    if config.load is None or config.load.pace != "recorded":
+        return
+    untimed = [request.name for request in requests if request.recorded_at_s is None]
+    if untimed:
+        yield document.problem(
+            ("load", "pace"),
+            f"pace: recorded needs a recorded time on every request; {len(untimed)} have none "
+            f"(first: {untimed[0]!r}): requests written by hand, or a log format without "
+            "$time_local, $time_iso8601 or $msec",
+        )
+        return
+    times = [request.recorded_at_s or 0.0 for request in requests]
+    if times and (max(times) - min(times)) / config.load.speed > MAX_RECORDED_SPAN_S:
+        days = (max(times) - min(times)) / 86400
+        yield document.problem(
+            ("load", "pace"),
+            f"the recorded times span {days:.1f} days: at speed {config.load.speed:g} the "
+            f"replay would last more than {MAX_RECORDED_SPAN_S // 86400} days; raise "
+            "load.speed, or select a shorter stretch of the recording",
+        )
 
 
 def _check_targets(

@@ -471,9 +471,36 @@ class LoadSettings(_Strict):
     rate_tolerance: float = Field(
         0.05, gt=0, lt=1, description="a run short of its target rate by more is invalid"
     )
+    pace: Literal["recorded"] | None = Field(
+        None,
+        description="recorded: start each recorded request at its recorded time (scaled by "
+        "speed), measured like the open model; every request needs a recorded time",
+    )
+    speed: float = Field(
+        1.0, gt=0, le=1000, description="pace: recorded: 2 (or 2x) replays twice as fast"
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _speed_as_written(cls, data: Any) -> Any:
+        speed = data.get("speed") if isinstance(data, dict) else None
+        if isinstance(speed, str) and re.fullmatch(r"\s*[0-9]*\.?[0-9]+\s*x\s*", speed):
+            data = {**data, "speed": float(speed.strip()[:-1])}
+        return data
 
     @model_validator(mode="after")
     def _consistent(self) -> LoadSettings:
+        if self.pace == "recorded":
+            timed = {"model", "concurrency", "rate", "stages", "duration_s", "max_pairs"}
+            given = sorted(timed & self.model_fields_set)
+            if given:
+                raise ValueError(
+                    "pace: recorded takes its timing from the recording; leave out "
+                    + ", ".join(given)
+                )
+            return self
+        if "speed" in self.model_fields_set:
+            raise ValueError("speed applies to pace: recorded only")
         if self.model == "open" and self.rate is None and not self.stages:
             raise ValueError("an open model needs a rate or stages")
         if (

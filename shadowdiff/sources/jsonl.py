@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import math
 from collections.abc import Iterable, Iterator
 from typing import Any
 from urllib.parse import urlsplit
@@ -56,7 +57,8 @@ def recorded_from_json(document: Any, location: str) -> Recorded | Skipped:
         scheme=parts.scheme or None,
         headers=headers,
         body=body,
-        time_s=float(time) if isinstance(time, int | float) else None,
+        # JSON allows NaN and Infinity here: no moment, so no time.
+        time_s=float(time) if isinstance(time, int | float) and math.isfinite(time) else None,
         upstream=document.get("upstream") if isinstance(document.get("upstream"), str) else None,
         http_version=str(document["http_version"]) if document.get("http_version") else None,
         status=status if isinstance(status, int) else None,

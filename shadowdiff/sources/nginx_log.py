@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime
 import functools
 import json
+import math
 import re
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any, Final
@@ -141,7 +142,8 @@ def _time_local(text: str) -> float:
 def _time(fields: Mapping[str, str]) -> float | None:
     try:
         if fields.get("msec") not in (None, "", "-"):
-            return float(fields["msec"])
+            msec = float(fields["msec"])
+            return msec if math.isfinite(msec) else None  # float() reads "nan" and "inf"
         if fields.get("time_iso8601") not in (None, "", "-"):
             return datetime.datetime.fromisoformat(fields["time_iso8601"]).timestamp()
         if fields.get("time_local") not in (None, "", "-"):

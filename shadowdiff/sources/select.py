@@ -215,4 +215,5 @@ def _spec(item: Recorded, resolved: _Resolved, selection: Selection) -> RequestS
         body=item.body,
         # Recorded unsafe requests, when allowed, go out once each: never cycled under load.
         allow_unsafe=resolved.unsafe is not None,
+        recorded_at_s=item.time_s,
     )
