@@ -48,26 +48,21 @@ COMPARED_ROUTES: Final = 50
 COMPARED_ROUTE_MIN_SAMPLES: Final = 100
 
 
-def _histogram(buffered: Any) -> LatencyHistogram:
-    histogram: LatencyHistogram = buffered.histogram
-    return histogram
-
-
 def _request_latency(
     tally: RequestTally, compared: bool, regression_ratio: float
 ) -> dict[str, Any]:
     latency: dict[str, Any] = {
-        side: summarize(_histogram(tally.latency[side]), sum(tally.failures[side].values()))
+        side: summarize(tally.latency[side].histogram, sum(tally.failures[side].values()))
         for side in SIDES
     }
-    latency["difference"] = summarize_differences(tally.difference.histogram)  # type: ignore[arg-type]
-    shift = paired_shift(tally.difference.histogram, resamples=200)  # type: ignore[arg-type]
+    latency["difference"] = summarize_differences(tally.difference.histogram)
+    shift = paired_shift(tally.difference.histogram, resamples=200)
     if shift is not None:
         latency["difference"]["p50_interval"] = [shift["low_ms"], shift["high_ms"]]
     if compared:
         latency["comparison"] = compare_latency(
-            _histogram(tally.latency["baseline"]),
-            _histogram(tally.latency["candidate"]),
+            tally.latency["baseline"].histogram,
+            tally.latency["candidate"].histogram,
             regression_ratio=regression_ratio,
             resamples=200,
         )
@@ -82,13 +77,13 @@ def _overall_latency(
     difference = DifferenceHistogram()
     for tally in tallies:
         for side in SIDES:
-            totals[side].merge(_histogram(tally.latency[side]))
-            uncorrected[side].merge(_histogram(tally.uncorrected[side]))
-        difference.merge(tally.difference.histogram)  # type: ignore[arg-type]
+            totals[side].merge(tally.latency[side].histogram)
+            uncorrected[side].merge(tally.uncorrected[side].histogram)
+        difference.merge(tally.difference.histogram)
     overall: dict[str, Any] = {"corrected": collector.open_model}
     for side in SIDES:
         errors = sum(sum(t.failures[side].values()) for t in tallies)
-        phases = {phase: summarize(_histogram(collector.phases[side][phase])) for phase in PHASES}
+        phases = {phase: summarize(collector.phases[side][phase].histogram) for phase in PHASES}
         overall[side] = {"total": summarize(totals[side], errors), **phases}
         if collector.open_model:
             overall[side]["total_uncorrected"] = summarize(uncorrected[side], errors)
@@ -206,7 +201,7 @@ def build_report(
         (
             t
             for t in tallies
-            if min(_histogram(t.latency[s]).count for s in SIDES) >= COMPARED_ROUTE_MIN_SAMPLES
+            if min(t.latency[s].histogram.count for s in SIDES) >= COMPARED_ROUTE_MIN_SAMPLES
         ),
         key=lambda t: -t.pairs,
     )[:COMPARED_ROUTES]

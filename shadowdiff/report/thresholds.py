@@ -23,7 +23,7 @@ _OPERATORS: Final[dict[str, Callable[[float, float], bool]]] = {
 def _latency(tallies: Sequence[RequestTally], side: Side) -> LatencyHistogram:
     merged = LatencyHistogram()
     for tally in tallies:
-        merged.merge(tally.latency[side].histogram)  # type: ignore[arg-type]
+        merged.merge(tally.latency[side].histogram)
     return merged
 
 
