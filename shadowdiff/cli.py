@@ -17,7 +17,7 @@ import traceback
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from rich.console import Console
 from rich.markup import escape
@@ -29,6 +29,7 @@ from shadowdiff.render.progress import show_progress
 from shadowdiff.render.terminal import print_report
 from shadowdiff.replay.workers import SharedProgress
 from shadowdiff.report import ExitCode, RunCollector, read_report, write_report
+from shadowdiff.report.schema import Report
 from shadowdiff.report.verdict import exit_code_table
 from shadowdiff.scenario import Scenario, load_scenario
 from shadowdiff.scenario.schema import scenario_json_schema
@@ -80,7 +81,7 @@ async def _replay_with_report(
     seed: int | None,
     tls_only: bool = False,
     workers: int = 1,
-) -> tuple[dict[str, Any], Exception | None]:
+) -> tuple[Report, Exception | None]:
     """Probe TLS, then replay; on SIGINT or SIGTERM (at any moment, even before this starts)
     stop and still build the report of what completed. An unexpected exception stops the run
     the same way and is returned beside the report, for the caller to raise once it is saved."""
@@ -151,7 +152,7 @@ async def _replay_with_report(
 
 
 def _finish(
-    report: dict[str, Any], json_path: str | None, quiet: bool, *, all_tls_tables: bool = False
+    report: Report, json_path: str | None, quiet: bool, *, all_tls_tables: bool = False
 ) -> int:
     if json_path == "-":
         # The JSON takes standard output, for a pipe; the terminal report goes to stderr.

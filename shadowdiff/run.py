@@ -7,7 +7,6 @@ import datetime
 import os
 import time
 from collections.abc import Sequence
-from typing import Any
 
 from shadowdiff.memory import peak_rss_kb
 from shadowdiff.pair import LoadOutcome
@@ -16,6 +15,7 @@ from shadowdiff.replay.engine import replay
 from shadowdiff.replay.workers import SharedProgress, replay_in_workers
 from shadowdiff.report.collect import RunCollector
 from shadowdiff.report.document import build_report, redactor_for
+from shadowdiff.report.schema import Report, Resources
 from shadowdiff.report.verdict import stop_verdict
 from shadowdiff.scenario import Scenario
 from shadowdiff.tls import probe_scenario
@@ -78,8 +78,8 @@ def finish_report(
     stopped_by: str | None = None,
     internal_error: str | None = None,
     worker_failures: Sequence[str] = (),
-    resources: dict[str, Any] | None = None,
-) -> dict[str, Any]:
+    resources: Resources | None = None,
+) -> Report:
     """The report of a run that `execute` filled in (`started` is its time.perf_counter()).
 
     A run that did not end by itself says why: `stopped_by` a signal (its name), an
@@ -131,7 +131,7 @@ async def run_scenario(
     seed: int | None = None,
     tls_only: bool = False,
     workers: int = 1,
-) -> dict[str, Any]:
+) -> Report:
     """The whole run as a library call: TLS probe, replay, and the report as data (what
     `shadowdiff run --json` writes). No progress display, no signal handling."""
     now = datetime.datetime.now(datetime.UTC)

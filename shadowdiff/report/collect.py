@@ -13,12 +13,13 @@ from array import array
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Final, Generic, TypeVar
+from typing import TYPE_CHECKING, Final, Generic, TypeVar
 
 from shadowdiff.compare import Difference
 from shadowdiff.compare.acceptance import AcceptanceMatch, find_acceptance
 from shadowdiff.observation import Observation
 from shadowdiff.pair import Pair
+from shadowdiff.report.schema import PairRecord, PairSide, RequestExample
 from shadowdiff.spec import SIDES, RequestSpec, Side
 from shadowdiff.stats.histogram import DifferenceHistogram, LatencyHistogram
 
@@ -69,7 +70,7 @@ class SignatureTally:
     expired: int = 0  # of those, matched only by an expired rule
     acceptance: AcceptanceMatch | None = None
     noise: int = 0  # calibrated baseline pairs showing it
-    examples: list[dict[str, Any]] = field(default_factory=list)
+    examples: list[RequestExample] = field(default_factory=list)
 
     def add(self, difference: Difference, pair_index: int, match: AcceptanceMatch | None) -> None:
         self.count += 1
@@ -92,7 +93,11 @@ class SignatureTally:
             example["baseline"] == baseline and example["candidate"] == candidate
             for example in self.examples
         ):
-            example = {"pair": pair_index, "baseline": baseline, "candidate": candidate}
+            example: RequestExample = {
+                "pair": pair_index,
+                "baseline": baseline,
+                "candidate": candidate,
+            }
             if detail is not None:
                 example["diff"] = detail
             self.examples.append(example)
@@ -191,7 +196,7 @@ class RunCollector:
         self.accept = tuple(accept)
         self.today = today or datetime.date.min
         self.keep_pairs = keep_pairs
-        self.pair_records: list[dict[str, Any]] = []
+        self.pair_records: list[PairRecord] = []
         self.phases: dict[Side, dict[str, _Buffered[LatencyHistogram]]] = {
             side: {phase: _Buffered(LatencyHistogram()) for phase in PHASES} for side in SIDES
         }
@@ -317,7 +322,7 @@ class RunCollector:
         return signature
 
 
-def _side_record(observation: Observation) -> dict[str, Any]:
+def _side_record(observation: Observation) -> PairSide:
     return {
         "status": observation.status,
         "error": observation.failure.error_class if observation.failure else None,
@@ -325,7 +330,7 @@ def _side_record(observation: Observation) -> dict[str, Any]:
     }
 
 
-def _pair_record(pair: Pair) -> dict[str, Any]:
+def _pair_record(pair: Pair) -> PairRecord:
     return {
         "index": pair.index,
         "request": pair.request.name,
