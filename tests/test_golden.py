@@ -3,7 +3,9 @@
 
 The demo runs as a user runs it, `python -m shadowdiff demo --json PATH` in a subprocess, at a
 terminal width of 100 and without colour. What changes from run to run is masked, and only
-that: the JSON fields in `MASKED_FIELDS`, the terminal text in `MASKED_TERMINAL_TEXT`.
+that: the JSON fields in `MASKED_FIELDS`, the terminal text in `MASKED_TERMINAL_TEXT`. The
+terminal text is kept as tests/test_readme.py compares the README's report with the demo's:
+one line per printed line, without table drawing and padding.
 
 After a change that is meant to show, rewrite both files and read the diff before committing:
 
@@ -75,6 +77,7 @@ MASKED_FIELDS: Final[dict[str, re.Pattern[str] | None]] = {
     "redaction/key_id": None,
     # An absolute path: where the checkout is.
     "scenario/file": None,
+    # Peak RSS needs no mask: the demo measures no resources (`resources` is null).
 }
 # Not a mask: `pairs[]` is in completion order, and pairs sent at once may complete in either
 # order on a busy machine, so the shape lists them by `index`.
