@@ -62,7 +62,7 @@ def _documented(section: str) -> list[str]:
 def _fields(names: list[str], prefix: str = "") -> set[str]:
     """The first part of each name under `prefix` (`totals.failures.<side>` -> `failures`),
     with `<side>` read as both sides; names continuing the one before (`.tls`) are parts."""
-    fields = set()
+    fields: set[str] = set()
     for name in names:
         if not name.startswith(prefix) or name.startswith("."):
             continue

@@ -47,7 +47,8 @@ class Outcome(TypedDict):
 
 
 class Stop(TypedDict):
-    cause: Literal["SIGINT", "SIGTERM", "internal_error", "worker_died"]
+    # `cancelled`: a library caller cancelled the run (shadowdiff.run.run on main, 1e80a2c).
+    cause: Literal["SIGINT", "SIGTERM", "cancelled", "internal_error", "worker_died"]
     before_first_pair: bool
     worker_failures: list[str]
 
