@@ -24,6 +24,7 @@ from shadowdiff import __version__
 from shadowdiff.errors import ScenarioError, UsageError, describe_exception
 from shadowdiff.render.terminal import print_report
 from shadowdiff.report import ExitCode, read_report, write_report
+from shadowdiff.report.schema import Report
 from shadowdiff.report.verdict import exit_code_table
 from shadowdiff.run import RunOptions, RunResult, check_options, run
 from shadowdiff.scenario import Scenario, load_scenario
@@ -96,7 +97,7 @@ async def _run_with_signals(scenario: Scenario, options: RunOptions, *, quiet: b
 
 
 def _finish(
-    report: dict[str, Any], json_path: str | None, quiet: bool, *, all_tls_tables: bool = False
+    report: Report, json_path: str | None, quiet: bool, *, all_tls_tables: bool = False
 ) -> int:
     if json_path == "-":
         # The JSON takes standard output, for a pipe; the terminal report goes to stderr.

@@ -25,6 +25,7 @@ from shadowdiff.replay.pacing import pairs_in_flight
 from shadowdiff.replay.workers import replay_in_workers
 from shadowdiff.report.collect import RunCollector
 from shadowdiff.report.document import build_report, redactor_for
+from shadowdiff.report.schema import Report, Resources
 from shadowdiff.report.verdict import stop_verdict
 from shadowdiff.scenario import Scenario
 from shadowdiff.spec import SIDES
@@ -45,7 +46,7 @@ class RunOptions:
 
 @dataclass(slots=True)
 class RunResult:
-    report: dict[str, Any]  # the versioned report (docs/report-format.md)
+    report: Report  # the versioned report (docs/report-format.md)
     collector: RunCollector  # every tally the report was built from
     load: LoadOutcome | None  # how the replay was paced; None for a TLS-only run
     # A bug that stopped the run (the report says so too); the caller decides what to raise.
@@ -223,8 +224,8 @@ def finish_report(
     stopped_by: str | None = None,
     internal_error: str | None = None,
     worker_failures: list[str] | None = None,
-    resources: dict[str, Any] | None = None,
-) -> dict[str, Any]:
+    resources: Resources | None = None,
+) -> Report:
     """The report of a run (`started` is its time.perf_counter()).
 
     A run that did not end by itself says why: `stopped_by` a signal's name or "cancelled",
@@ -277,7 +278,7 @@ async def run_scenario(
     seed: int | None = None,
     tls_only: bool = False,
     workers: int = 1,
-) -> dict[str, Any]:
+) -> Report:
     """The whole run as a library call returning the report as data (what `shadowdiff run
     --json` writes). No progress display, no signal handling; a bug that stopped the run is
     raised once the report is built."""

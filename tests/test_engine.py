@@ -43,6 +43,7 @@ async def test_thousand_pairs_are_all_accounted_for(
     assert outcome.pairs == scenario.pair_count == 1000 and outcome.model == "requests"
     assert report["totals"]["pairs"] == 1000
     assert sum(entry["pairs"] for entry in report["requests"]) == 1000
+    assert report["pairs"] is not None
     assert sorted(record["index"] for record in report["pairs"]) == list(range(1000))
     # Noise calibration sends the first of each request, and about a tenth of the rest, to the
     # baseline a second time; nothing else is sent.

@@ -14,6 +14,7 @@ import pytest
 
 from shadowdiff.replay.engine import replay
 from shadowdiff.report import RunCollector, build_report
+from shadowdiff.report.schema import Report
 from shadowdiff.scenario import load_scenario
 
 from .lab import Lab, nginx_binary, run_lab
@@ -55,7 +56,7 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
 
 
 @pytest.fixture(scope="module")
-def lab_report(lab: Lab) -> dict[str, Any]:
+def lab_report(lab: Lab) -> Report:
     import asyncio
 
     scenario = load_scenario(LAB_SCENARIO, environ=lab.environ())

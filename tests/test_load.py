@@ -17,13 +17,14 @@ from aiohttp import web
 from shadowdiff.replay.engine import replay
 from shadowdiff.replay.pacing import arrival_offsets, expected_pairs
 from shadowdiff.report import ExitCode, RunCollector, build_report
+from shadowdiff.report.schema import Report
 from shadowdiff.scenario import load_scenario
 from shadowdiff.scenario.model import LoadSettings
 
 QUIET = "compare: {noise: {share: 0}}\ntls_probe: {probe: false}\n"
 
 
-async def run(scenario_path: Path) -> dict[str, Any]:
+async def run(scenario_path: Path) -> Report:
     scenario = load_scenario(scenario_path)
     collector = RunCollector()
     outcome = await replay(scenario, collector, seed=3)
@@ -77,7 +78,7 @@ async def test_open_model_holds_its_rate(
         )
     )
     load = report["load"]
-    assert load["model"] == "open" and load["valid"], load
+    assert load is not None and load["model"] == "open" and load["valid"], load
     assert load["target_rate"] == pytest.approx(200, rel=0.02)
     assert load["achieved_rate"] == pytest.approx(200, rel=0.05)
     assert report["totals"]["pairs"] == pytest.approx(400, abs=3)
@@ -103,7 +104,7 @@ async def test_run_that_cannot_hold_its_rate_is_invalid(
             "requests:\n  - {name: a, url: 'http://app.example.com/'}\n",
         )
     )
-    assert report["load"]["valid"] is False
+    assert report["load"] is not None and report["load"]["valid"] is False
     assert report["outcome"]["exit_code"] == ExitCode.RUN_FAILED
     assert report["outcome"]["reason"].startswith("target rate not held")
 
@@ -120,7 +121,8 @@ async def test_closed_model_with_a_duration_cycles_the_requests(
             "requests:\n  - {name: a, url: 'http://app.example.com/'}\n",
         )
     )
-    assert report["load"]["model"] == "closed" and report["load"]["elapsed_s"] >= 1.0
+    load = report["load"]
+    assert load is not None and load["model"] == "closed" and load["elapsed_s"] >= 1.0
     assert report["totals"]["pairs"] > 50  # far more than the one request the file lists
 
 

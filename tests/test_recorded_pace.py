@@ -167,5 +167,6 @@ async def test_requests_arrive_at_the_recorded_gaps_divided_by_speed(
     expected = [(t - recorded[0]) / 2 for t in recorded]
     assert gaps == pytest.approx(expected, abs=0.1)
     load = result.report["load"]
+    assert load is not None
     assert load["model"] == "recorded" and load["pairs"] == 4 and load["valid"], load
     assert result.report["totals"]["pairs"] == 4

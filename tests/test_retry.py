@@ -18,6 +18,7 @@ from shadowdiff.endpoint import TransportName
 from shadowdiff.render.terminal import render_report
 from shadowdiff.replay.engine import replay
 from shadowdiff.report import RunCollector, build_report
+from shadowdiff.report.schema import Report
 from shadowdiff.scenario import load_scenario
 from shadowdiff.transport import TRANSPORT_NAMES, open_transport
 
@@ -141,9 +142,7 @@ def _target(closer: Closer, address: str) -> str:
     return f"address: {address}\n    ports: {{http: {closer.port}}}"
 
 
-async def _run(
-    scenario_path: Path, transport_name: TransportName
-) -> tuple[list[Any], dict[str, Any]]:
+async def _run(scenario_path: Path, transport_name: TransportName) -> tuple[list[Any], Report]:
     scenario = load_scenario(scenario_path)
     collector = RunCollector()
     pairs: list[Any] = []
@@ -211,7 +210,7 @@ async def test_closed_idle_connections_are_no_difference(
         assert f"baseline {expected}, candidate {expected}" in text
 
 
-def _rendered(report: dict[str, Any]) -> str:
+def _rendered(report: Report) -> str:
     from rich.console import Console
 
     console = Console(width=200, record=True)

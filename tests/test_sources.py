@@ -210,6 +210,7 @@ async def test_the_report_sources_section_shows_the_same_numbers(
         """
     path = write_scenario(baseline, candidate, body, ca_file)
     report = await run_scenario(load_scenario(path, environ={}))
+    assert report["sources"] is not None
     log, har = report["sources"]
     assert (log["lines"], log["replayed"], log["skipped"]) == (
         29,

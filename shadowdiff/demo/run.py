@@ -11,12 +11,12 @@ from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from importlib import resources
 from pathlib import Path
-from typing import Any
 
 import trustme
 from aiohttp import web
 
 from shadowdiff.demo.entrypoints import BASELINE, CANDIDATE, EntryPointProfile, make_entry_point
+from shadowdiff.report.schema import Report
 from shadowdiff.run import RunOptions, run
 from shadowdiff.scenario import Scenario, load_scenario
 from shadowdiff.scenario.model import Ports, Targets, TargetTls
@@ -56,7 +56,7 @@ async def serve_entry_point(
             await runner.cleanup()
 
 
-async def run_demo(scenario_path: Path | None = None) -> tuple[Scenario, dict[str, Any]]:
+async def run_demo(scenario_path: Path | None = None) -> tuple[Scenario, Report]:
     """Replay the demo scenario against the embedded entry points; return the report."""
     authority = trustme.CA()
     now = datetime.now(UTC)

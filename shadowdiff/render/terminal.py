@@ -6,13 +6,22 @@ Reads only the report data, so a saved report renders the same as a live run.
 from __future__ import annotations
 
 import re
-from typing import Any, Final
+from typing import Any, Final, Literal
 
-from rich.console import Console, Group
+from rich.console import Console, Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
 from shadowdiff.render.tls_table import tls_table
+from shadowdiff.report.schema import (
+    Report,
+    RequestDifference,
+    RequestEntry,
+    Signature,
+    SignatureExample,
+    Target,
+)
+from shadowdiff.spec import SIDES, Side
 
 _SEVERITY_STYLE: Final = {
     "error": "bold red",
@@ -22,18 +31,19 @@ _SEVERITY_STYLE: Final = {
     "noise": "dim",
 }
 _VALUE_CHARS: Final = 40
+_SCHEMES: Final[tuple[Literal["http", "https"], ...]] = ("http", "https")
 
 
-def _outcomes(request: dict[str, Any], side: str) -> Text:
+def _outcomes(request: RequestEntry, side: Side) -> Text:
     parts = [f"{status} ×{count}" for status, count in sorted(request["status"][side].items())]
     parts += [f"{cls} ×{f['count']}" for cls, f in sorted(request["failures"][side].items())]
     style = "red" if request["failures"][side] else ""
     return Text(", ".join(parts) or "—", style=style)
 
 
-def _latency(request: dict[str, Any]) -> str:
+def _latency(request: RequestEntry) -> str:
     values = []
-    for side in ("baseline", "candidate"):
+    for side in SIDES:
         stats = request["latency_ms"][side]
         values.append(f"{stats['p50']:.1f}" if stats.get("count") else "—")
     return " / ".join(values)
@@ -47,7 +57,7 @@ def _shorten(value: str | None) -> Text:
     return Text(value)
 
 
-def _differences_cell(request: dict[str, Any]) -> Text:
+def _differences_cell(request: RequestEntry) -> Text:
     counts: dict[str, int] = {}
     for difference in request["differences"]:
         key = (
@@ -74,7 +84,8 @@ _CONTROL: Final = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 
 
 def displayable(data: Any) -> Any:
-    """`data` with every control character in its strings shown as a `\\xNN` escape."""
+    """`data` with every control character in its strings shown as a `\\xNN` escape. Any
+    JSON-ready data: the whole report, or any part of it."""
     if isinstance(data, str):
         return _CONTROL.sub(lambda match: f"\\x{ord(match.group()):02x}", data)
     if isinstance(data, list):
@@ -84,7 +95,7 @@ def displayable(data: Any) -> Any:
     return data
 
 
-def render_report(report: dict[str, Any], *, all_tls_tables: bool = False) -> Group:
+def render_report(report: Report, *, all_tls_tables: bool = False) -> Group:
     """The whole report: header, per-request table, TLS tables, differences, and the verdict.
 
     A TLS table is shown for each hostname whose TLS differs, or for every one with
@@ -123,7 +134,7 @@ def render_report(report: dict[str, Any], *, all_tls_tables: bool = False) -> Gr
             _differences_cell(request),
         )
 
-    parts: list[Any] = [header]
+    parts: list[RenderableType] = [header]
     sources = _sources(report)
     if sources is not None:
         parts += [Text(), sources]
@@ -165,7 +176,7 @@ def render_report(report: dict[str, Any], *, all_tls_tables: bool = False) -> Gr
     return Group(*parts)
 
 
-def _sources(report: dict[str, Any]) -> Text | None:
+def _sources(report: Report) -> Text | None:
     """One line per recorded source: what it held and why any of it was not replayed."""
     sources = report.get("sources") or []
     if not sources:
@@ -186,20 +197,20 @@ def _sources(report: dict[str, Any]) -> Text | None:
     return text
 
 
-def _address(target: dict[str, Any], schemes: set[str]) -> str:
+def _address(target: Target, schemes: set[str]) -> str:
     """The target's address with the ports of the schemes the run used."""
     ports = ", ".join(
-        f"{scheme} {target['ports'][scheme]}" for scheme in ("http", "https") if scheme in schemes
+        f"{scheme} {target['ports'][scheme]}" for scheme in _SCHEMES if scheme in schemes
     )
     return f"{target['address']} ({ports})" if ports else target["address"]
 
 
-def _place(line: dict[str, Any]) -> str:
+def _place(line: Signature) -> str:
     route = line["route"]
     return f"{line['host']} {route}" if route.startswith("(") else f"{line['host']}{route}"
 
 
-def _where(line: dict[str, Any]) -> str:
+def _where(line: Signature) -> str:
     requests = line["requests"]
     shown = _place(line)
     if len(requests) > 1:
@@ -209,7 +220,7 @@ def _where(line: dict[str, Any]) -> str:
     return shown
 
 
-def _differences_table(report: dict[str, Any]) -> Table | None:
+def _differences_table(report: Report) -> Table | None:
     """One row per reported signature: where, what differs with an example, how often."""
     # Info-level findings are listed below the table, one line each: they inform, not alarm.
     lines = [
@@ -226,14 +237,14 @@ def _differences_table(report: dict[str, Any]) -> Table | None:
     table.add_column("difference (example: baseline → candidate)", overflow="fold")
     table.add_column("pairs", justify="right")
     for line in lines:
-        example = line["examples"][0] if line["examples"] else {}
+        example: SignatureExample | None = line["examples"][0] if line["examples"] else None
         detail = Text(_what(line), style="bold")
         detail.append("\n")
-        detail.append_text(_shorten(example.get("baseline")))
+        detail.append_text(_shorten(example["baseline"] if example else None))
         detail.append(" → ", style="dim")
-        detail.append_text(_shorten(example.get("candidate")))
-        if example.get("diff"):
-            for diff_line in example["diff"].splitlines():
+        detail.append_text(_shorten(example["candidate"] if example else None))
+        if example and (diff := example.get("diff")):
+            for diff_line in diff.splitlines():
                 style = (
                     "red"
                     if diff_line.startswith("-")
@@ -242,8 +253,9 @@ def _differences_table(report: dict[str, Any]) -> Table | None:
                     else "dim"
                 )
                 detail.append("\n" + diff_line, style=style)
-        if line["status"] == "expired":
-            accepted = line["accepted"]
+        accepted = line["accepted"]
+        # An expired line always carries the rule that expired (signatures._line).
+        if line["status"] == "expired" and accepted is not None:
             detail.append(
                 f"\nacceptance expired {accepted['until']}: {accepted['reason']}", style="red"
             )
@@ -252,7 +264,7 @@ def _differences_table(report: dict[str, Any]) -> Table | None:
     return table
 
 
-def _set_aside(report: dict[str, Any]) -> Text | None:
+def _set_aside(report: Report) -> Text | None:
     """Info findings, accepted and noisy signatures: one line each, so nothing is hidden."""
     text = Text()
     for line in report["signatures"]:
@@ -260,8 +272,8 @@ def _set_aside(report: dict[str, Any]) -> Text | None:
             # Values are in the TLS tables and the JSON report; here only what and where.
             text.append("info     ", style="dim")
             text.append(f"{_what(line)} on {_place(line)} ({line['count']}/{line['pairs']})\n")
-        elif line["status"] == "accepted":
-            accepted = line["accepted"]
+        elif line["status"] == "accepted" and (accepted := line["accepted"]) is not None:
+            # Every accepted line carries its rule (signatures._line).
             until = f" until {accepted['until']}" if accepted["until"] else ""
             text.append("accepted ", style="cyan")
             text.append(f"{_what(line)} on {_place(line)} ({line['count']}/{line['pairs']}): ")
@@ -277,13 +289,13 @@ def _set_aside(report: dict[str, Any]) -> Text | None:
     return text if text else None
 
 
-def _what(difference: dict[str, Any]) -> str:
+def _what(difference: Signature | RequestDifference) -> str:
     kind = difference["kind"].replace("_", " ")
     field = difference["field"]
     return kind if field == difference["kind"] or kind.endswith(f" {field}") else f"{kind}: {field}"
 
 
-def _thresholds(report: dict[str, Any]) -> Text | None:
+def _thresholds(report: Report) -> Text | None:
     results = report.get("thresholds") or []
     if not results:
         return None
@@ -305,7 +317,7 @@ def _thresholds(report: dict[str, Any]) -> Text | None:
     return text
 
 
-def _load(report: dict[str, Any]) -> Text | None:
+def _load(report: Report) -> Text | None:
     load = report.get("load")
     if not load or load["model"] == "requests":
         return None
@@ -316,7 +328,7 @@ def _load(report: dict[str, Any]) -> Text | None:
     if load["target_rate"]:
         rate += f" of {load['target_rate']:.1f} targeted"
     text.append(rate + "\n", style="" if load["valid"] else "bold red")
-    for side in ("baseline", "candidate"):
+    for side in SIDES:
         total = latency[side]["total"]
         if not total.get("count"):
             continue
@@ -337,12 +349,12 @@ def _load(report: dict[str, Any]) -> Text | None:
     return text
 
 
-def _retries(report: dict[str, Any]) -> Text | None:
+def _retries(report: Report) -> Text | None:
     """How often a safe request was sent again because an idle connection had been closed."""
     retries = report["totals"].get("retries") or {}
     if not any(retries.values()):
         return None
-    counts = ", ".join(f"{side} {retries.get(side, 0)}" for side in ("baseline", "candidate"))
+    counts = ", ".join(f"{side} {retries.get(side, 0)}" for side in SIDES)
     return Text(
         f"retried on a new connection after the server closed an idle one: {counts} "
         "(safe requests only, before any answer)",
@@ -350,7 +362,7 @@ def _retries(report: dict[str, Any]) -> Text | None:
     )
 
 
-def _verdict(report: dict[str, Any]) -> Text:
+def _verdict(report: Report) -> Text:
     outcome = report["outcome"]
     style = {0: "bold green", 1: "bold red", 3: "bold red", 4: "bold red"}.get(
         outcome["exit_code"], "bold yellow"
@@ -359,7 +371,7 @@ def _verdict(report: dict[str, Any]) -> Text:
 
 
 def print_report(
-    report: dict[str, Any], console: Console | None = None, *, all_tls_tables: bool = False
+    report: Report, console: Console | None = None, *, all_tls_tables: bool = False
 ) -> None:
     console = console or Console(width=None if _is_terminal() else 100)
     console.print(render_report(report, all_tls_tables=all_tls_tables))

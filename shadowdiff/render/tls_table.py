@@ -4,19 +4,27 @@ Rows that differ between the two sides are highlighted."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, Final
+from typing import Final, Literal
 
 from rich.table import Table
 from rich.text import Text
 
-Row = tuple[str, Callable[[dict[str, Any]], str]]
+from shadowdiff.report.schema import Posture, TlsHost
+
+Row = tuple[str, Callable[[Posture], str]]
 
 
-def _leaf(field: str) -> Callable[[dict[str, Any]], str]:
-    return lambda posture: str((posture.get("leaf") or {}).get(field) or "—")
+def _leaf(
+    field: Literal["subject", "issuer", "serial", "signature_algorithm"],
+) -> Callable[[Posture], str]:
+    def show(posture: Posture) -> str:
+        leaf = posture.get("leaf")
+        return str((leaf[field] if leaf else None) or "—")
+
+    return show
 
 
-def _expiry(posture: dict[str, Any]) -> str:
+def _expiry(posture: Posture) -> str:
     leaf = posture.get("leaf")
     if not leaf:
         return "—"
@@ -25,12 +33,12 @@ def _expiry(posture: dict[str, Any]) -> str:
     return f"{leaf['not_after'][:10]} ({when})"
 
 
-def _key(posture: dict[str, Any]) -> str:
+def _key(posture: Posture) -> str:
     leaf = posture.get("leaf")
     return f"{leaf['key_type']} {leaf['key_bits']}" if leaf else "—"
 
 
-def _chain(posture: dict[str, Any]) -> str:
+def _chain(posture: Posture) -> str:
     chain = posture.get("chain") or []
     if not chain:
         return "—"
@@ -38,19 +46,20 @@ def _chain(posture: dict[str, Any]) -> str:
     return f"{len(chain)} certificate{'s' if len(chain) != 1 else ''}, {order}"
 
 
-def _accepted(field: str) -> Callable[[dict[str, Any]], str]:
+def _accepted(field: Literal["versions", "cipher_families"]) -> Callable[[Posture], str]:
     return lambda posture: (
         ", ".join(name for name, ok in (posture.get(field) or {}).items() if ok) or "none"
     )
 
 
-def _default(field: str) -> Callable[[dict[str, Any]], str]:
-    def show(posture: dict[str, Any]) -> str:
+def _default(field: Literal["no_sni", "unknown_sni"]) -> Callable[[Posture], str]:
+    def show(posture: Posture) -> str:
         outcome = posture.get(field)
         if not outcome:
             return "—"
         if outcome["accepted"]:
-            return f"{outcome['subject']} ({outcome['sha256'][:12]})"
+            # An accepted handshake always names its certificate (tls.probe).
+            return f"{outcome['subject']} ({(outcome['sha256'] or '')[:12]})"
         return "refused"
 
     return show
@@ -60,13 +69,13 @@ ROWS: Final[tuple[Row, ...]] = (
     ("handshake", lambda p: p.get("failure") or f"{p.get('version')}, {p.get('cipher')}"),
     ("ALPN (h2, http/1.1 offered)", lambda p: str(p.get("alpn") or "none")),
     ("subject", _leaf("subject")),
-    ("names", lambda p: ", ".join((p.get("leaf") or {}).get("names") or []) or "—"),
+    ("names", lambda p: ", ".join(leaf["names"] if (leaf := p.get("leaf")) else ()) or "—"),
     ("issuer", _leaf("issuer")),
     ("serial", _leaf("serial")),
     ("valid until", _expiry),
     ("key", _key),
     ("signature", _leaf("signature_algorithm")),
-    ("sha256", lambda p: ((p.get("leaf") or {}).get("sha256") or "—")[:32]),
+    ("sha256", lambda p: ((leaf["sha256"] if (leaf := p.get("leaf")) else None) or "—")[:32]),
     ("verification", lambda p: "ok" if p.get("verified") else str(p.get("verify_error") or "—")),
     ("hostname", lambda p: "covered" if p.get("hostname_covered") else "NOT covered"),
     ("chain as presented", _chain),
@@ -77,7 +86,7 @@ ROWS: Final[tuple[Row, ...]] = (
 )
 
 
-def tls_table(entry: dict[str, Any]) -> Table:
+def tls_table(entry: TlsHost) -> Table:
     table = Table(title=f"TLS {entry['host']}", title_justify="left", pad_edge=False)
     table.add_column("", style="dim", no_wrap=True)
     table.add_column("baseline", overflow="fold")

@@ -13,12 +13,13 @@ from array import array
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Final, Generic, TypeVar
 
 from shadowdiff.compare import Difference
 from shadowdiff.compare.acceptance import AcceptanceMatch, find_acceptance
 from shadowdiff.observation import Observation
 from shadowdiff.pair import Pair
+from shadowdiff.report.schema import PairRecord, PairSide, RequestExample
 from shadowdiff.spec import SIDES, RequestSpec, Side
 from shadowdiff.stats.histogram import DifferenceHistogram, LatencyHistogram
 
@@ -35,15 +36,17 @@ _BATCH: Final = 4096
 PHASES: Final = ("connect", "tls", "first_byte")
 
 SignatureKey = tuple[str, str]  # (kind, field)
+# Either kind of histogram; a buffer's type says which, so that merging needs no cast.
+HistogramT = TypeVar("HistogramT", LatencyHistogram, DifferenceHistogram)
 
 
-class _Buffered:
+class _Buffered(Generic[HistogramT]):
     """A histogram with a small buffer in front: appending is cheap, recording is batched."""
 
     __slots__ = ("histogram", "pending")
 
-    def __init__(self, histogram: LatencyHistogram | DifferenceHistogram) -> None:
-        self.histogram = histogram
+    def __init__(self, histogram: HistogramT) -> None:
+        self.histogram: HistogramT = histogram
         self.pending: array[int] = array("q")
 
     def add(self, value_us: int) -> None:
@@ -67,7 +70,7 @@ class SignatureTally:
     expired: int = 0  # of those, matched only by an expired rule
     acceptance: AcceptanceMatch | None = None
     noise: int = 0  # calibrated baseline pairs showing it
-    examples: list[dict[str, Any]] = field(default_factory=list)
+    examples: list[RequestExample] = field(default_factory=list)
 
     def add(self, difference: Difference, pair_index: int, match: AcceptanceMatch | None) -> None:
         self.count += 1
@@ -90,7 +93,11 @@ class SignatureTally:
             example["baseline"] == baseline and example["candidate"] == candidate
             for example in self.examples
         ):
-            example = {"pair": pair_index, "baseline": baseline, "candidate": candidate}
+            example: RequestExample = {
+                "pair": pair_index,
+                "baseline": baseline,
+                "candidate": candidate,
+            }
             if detail is not None:
                 example["diff"] = detail
             self.examples.append(example)
@@ -128,22 +135,25 @@ class RequestTally:
     # request (see `shadowdiff.transport.may_retry`).
     retries: Counter[Side] = field(default_factory=Counter)
     # Total time per side; measured from the intended start in the open model.
-    latency: dict[Side, _Buffered] = field(
+    latency: dict[Side, _Buffered[LatencyHistogram]] = field(
         default_factory=lambda: {side: _Buffered(LatencyHistogram()) for side in SIDES}
     )
     # From the actual start: differs from `latency` only in the open model.
-    uncorrected: dict[Side, _Buffered] = field(
+    uncorrected: dict[Side, _Buffered[LatencyHistogram]] = field(
         default_factory=lambda: {side: _Buffered(LatencyHistogram()) for side in SIDES}
     )
-    difference: _Buffered = field(default_factory=lambda: _Buffered(DifferenceHistogram()))
+    difference: _Buffered[DifferenceHistogram] = field(
+        default_factory=lambda: _Buffered(DifferenceHistogram())
+    )
     signatures: dict[SignatureKey, SignatureTally] = field(default_factory=dict)
     # How many pairs showed exactly this set of signatures: enough to count differing pairs
     # once noise and acceptance are decided, without a record per pair.
     combinations: Counter[frozenset[SignatureKey]] = field(default_factory=Counter)
 
     def flush(self) -> None:
-        for buffered in (*self.latency.values(), *self.uncorrected.values(), self.difference):
+        for buffered in (*self.latency.values(), *self.uncorrected.values()):
             buffered.flush()
+        self.difference.flush()
 
     def merge(self, other: RequestTally) -> None:
         self.flush()
@@ -156,9 +166,9 @@ class RequestTally:
             self.failures[side].update(other.failures[side])
             for error_class, message in other.failure_messages[side].items():
                 self.failure_messages[side].setdefault(error_class, message)
-            self.latency[side].histogram.merge(other.latency[side].histogram)  # type: ignore[arg-type]
-            self.uncorrected[side].histogram.merge(other.uncorrected[side].histogram)  # type: ignore[arg-type]
-        self.difference.histogram.merge(other.difference.histogram)  # type: ignore[arg-type]
+            self.latency[side].histogram.merge(other.latency[side].histogram)
+            self.uncorrected[side].histogram.merge(other.uncorrected[side].histogram)
+        self.difference.histogram.merge(other.difference.histogram)
         for key, signature in other.signatures.items():
             if key in self.signatures:
                 self.signatures[key].merge(signature)
@@ -186,8 +196,8 @@ class RunCollector:
         self.accept = tuple(accept)
         self.today = today or datetime.date.min
         self.keep_pairs = keep_pairs
-        self.pair_records: list[dict[str, Any]] = []
-        self.phases: dict[Side, dict[str, _Buffered]] = {
+        self.pair_records: list[PairRecord] = []
+        self.phases: dict[Side, dict[str, _Buffered[LatencyHistogram]]] = {
             side: {phase: _Buffered(LatencyHistogram()) for phase in PHASES} for side in SIDES
         }
         self.open_model = False  # set when any pair carried an intended start time
@@ -297,7 +307,7 @@ class RunCollector:
         for side in SIDES:
             self.failures[side] += other.failures[side]
             for phase in PHASES:
-                self.phases[side][phase].histogram.merge(other.phases[side][phase].histogram)  # type: ignore[arg-type]
+                self.phases[side][phase].histogram.merge(other.phases[side][phase].histogram)
         self.open_model = self.open_model or other.open_model
         room = PAIR_RECORD_LIMIT - len(self.pair_records)
         self.pair_records = sorted(
@@ -312,7 +322,7 @@ class RunCollector:
         return signature
 
 
-def _side_record(observation: Observation) -> dict[str, Any]:
+def _side_record(observation: Observation) -> PairSide:
     return {
         "status": observation.status,
         "error": observation.failure.error_class if observation.failure else None,
@@ -320,7 +330,7 @@ def _side_record(observation: Observation) -> dict[str, Any]:
     }
 
 
-def _pair_record(pair: Pair) -> dict[str, Any]:
+def _pair_record(pair: Pair) -> PairRecord:
     return {
         "index": pair.index,
         "request": pair.request.name,

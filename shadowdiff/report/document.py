@@ -13,22 +13,42 @@ import secrets
 from collections import Counter
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Final
+from typing import Final, cast
 
 from shadowdiff import __version__
 from shadowdiff.difference import SEVERITY_ORDER
 from shadowdiff.errors import UsageError
 from shadowdiff.pair import LoadOutcome
 from shadowdiff.redaction import KeySource, Redactor, sensitive_literals
-from shadowdiff.report.collect import PHASES, RequestTally, RunCollector
+from shadowdiff.report.collect import RequestTally, RunCollector
 from shadowdiff.report.latency_finding import LatencyRules, with_latency_finding
+from shadowdiff.report.schema import (
+    DifferenceSummary,
+    Histogram,
+    Latency,
+    LatencyComparison,
+    LatencySummary,
+    Load,
+    Posture,
+    Report,
+    RequestEntry,
+    RequestLatency,
+    Resources,
+    SideFailures,
+    SideLatency,
+    SignatureStatus,
+    SourceEntry,
+    TlsHost,
+    Totals,
+)
 from shadowdiff.report.signatures import NoiseThresholds, fold_signatures
 from shadowdiff.report.thresholds import evaluate_thresholds
 from shadowdiff.report.verdict import FAILING_STATUSES, decide
 from shadowdiff.scenario import Scenario
-from shadowdiff.spec import SIDES
+from shadowdiff.spec import SIDES, Side
 from shadowdiff.stats.histogram import DifferenceHistogram, LatencyHistogram
 from shadowdiff.stats.latency import (
+    BOOTSTRAP_RESAMPLES,
     compare_latency,
     paired_shift,
     summarize,
@@ -48,27 +68,49 @@ COMPARED_ROUTES: Final = 50
 COMPARED_ROUTE_MIN_SAMPLES: Final = 100
 
 
-def _histogram(buffered: Any) -> LatencyHistogram:
-    histogram: LatencyHistogram = buffered.histogram
-    return histogram
+# shadowdiff.stats.latency builds its summaries as plain dicts, with keys made from its
+# quantiles; these three give them the report's types (tests/test_report_schema.py checks
+# that the keys agree, so that the casts cannot drift from what is built).
+def _summary(histogram: LatencyHistogram, errors: int = 0) -> LatencySummary:
+    return cast(LatencySummary, summarize(histogram, errors))
+
+
+def _difference_summary(histogram: DifferenceHistogram) -> DifferenceSummary:
+    return cast(DifferenceSummary, summarize_differences(histogram))
+
+
+def _comparison(
+    baseline: LatencyHistogram,
+    candidate: LatencyHistogram,
+    regression_ratio: float,
+    resamples: int = BOOTSTRAP_RESAMPLES,
+) -> LatencyComparison:
+    compared = compare_latency(
+        baseline, candidate, regression_ratio=regression_ratio, resamples=resamples
+    )
+    return cast(LatencyComparison, compared)
 
 
 def _request_latency(
     tally: RequestTally, compared: bool, regression_ratio: float
-) -> dict[str, Any]:
-    latency: dict[str, Any] = {
-        side: summarize(_histogram(tally.latency[side]), sum(tally.failures[side].values()))
+) -> RequestLatency:
+    summaries = {
+        side: _summary(tally.latency[side].histogram, sum(tally.failures[side].values()))
         for side in SIDES
     }
-    latency["difference"] = summarize_differences(tally.difference.histogram)  # type: ignore[arg-type]
-    shift = paired_shift(tally.difference.histogram, resamples=200)  # type: ignore[arg-type]
+    latency: RequestLatency = {
+        "baseline": summaries["baseline"],
+        "candidate": summaries["candidate"],
+        "difference": _difference_summary(tally.difference.histogram),
+    }
+    shift = paired_shift(tally.difference.histogram, resamples=200)
     if shift is not None:
         latency["difference"]["p50_interval"] = [shift["low_ms"], shift["high_ms"]]
     if compared:
-        latency["comparison"] = compare_latency(
-            _histogram(tally.latency["baseline"]),
-            _histogram(tally.latency["candidate"]),
-            regression_ratio=regression_ratio,
+        latency["comparison"] = _comparison(
+            tally.latency["baseline"].histogram,
+            tally.latency["candidate"].histogram,
+            regression_ratio,
             resamples=200,
         )
     return latency
@@ -76,36 +118,44 @@ def _request_latency(
 
 def _overall_latency(
     tallies: list[RequestTally], collector: RunCollector, regression_ratio: float
-) -> dict[str, Any]:
+) -> Latency:
     totals = {side: LatencyHistogram() for side in SIDES}
     uncorrected = {side: LatencyHistogram() for side in SIDES}
     difference = DifferenceHistogram()
     for tally in tallies:
         for side in SIDES:
-            totals[side].merge(_histogram(tally.latency[side]))
-            uncorrected[side].merge(_histogram(tally.uncorrected[side]))
-        difference.merge(tally.difference.histogram)  # type: ignore[arg-type]
-    overall: dict[str, Any] = {"corrected": collector.open_model}
+            totals[side].merge(tally.latency[side].histogram)
+            uncorrected[side].merge(tally.uncorrected[side].histogram)
+        difference.merge(tally.difference.histogram)
+    sides: dict[Side, SideLatency] = {}
     for side in SIDES:
         errors = sum(sum(t.failures[side].values()) for t in tallies)
-        phases = {phase: summarize(_histogram(collector.phases[side][phase])) for phase in PHASES}
-        overall[side] = {"total": summarize(totals[side], errors), **phases}
+        phases = collector.phases[side]
+        sides[side] = {
+            "total": _summary(totals[side], errors),
+            "connect": _summary(phases["connect"].histogram),
+            "tls": _summary(phases["tls"].histogram),
+            "first_byte": _summary(phases["first_byte"].histogram),
+        }
         if collector.open_model:
-            overall[side]["total_uncorrected"] = summarize(uncorrected[side], errors)
-    overall["difference"] = summarize_differences(difference)
-    overall["comparison"] = compare_latency(
-        totals["baseline"], totals["candidate"], regression_ratio=regression_ratio
-    )
-    overall["histograms"] = {side: totals[side].to_dict() for side in SIDES}
-    return overall
+            sides[side]["total_uncorrected"] = _summary(uncorrected[side], errors)
+    return {
+        "corrected": collector.open_model,
+        "baseline": sides["baseline"],
+        "candidate": sides["candidate"],
+        "difference": _difference_summary(difference),
+        "comparison": _comparison(totals["baseline"], totals["candidate"], regression_ratio),
+        # LatencyHistogram.to_dict() is the Histogram shape (tests/test_report_schema.py).
+        "histograms": {side: cast(Histogram, totals[side].to_dict()) for side in SIDES},
+    }
 
 
 def _request_entry(
     tally: RequestTally,
-    decided: Mapping[tuple[str, str], str],
+    decided: Mapping[tuple[str, str], SignatureStatus],
     compared: bool = False,
     regression_ratio: float = 1.1,
-) -> dict[str, Any]:
+) -> RequestEntry:
     signatures = sorted(
         tally.signatures.values(),
         key=lambda s: (SEVERITY_ORDER[s.difference.severity], -s.count, s.difference.field),
@@ -161,7 +211,9 @@ def _shown_requests(tallies: list[RequestTally], differing_pairs: Mapping[str, i
     return {t.request.name for t in ranked[:REQUEST_ENTRY_LIMIT]}
 
 
-def _differing_pairs(tally: RequestTally, decided: Mapping[tuple[str, str], str]) -> int:
+def _differing_pairs(
+    tally: RequestTally, decided: Mapping[tuple[str, str], SignatureStatus]
+) -> int:
     """Pairs with at least one difference that is neither noise nor accepted."""
     return sum(
         count
@@ -178,9 +230,9 @@ def build_report(
     duration_s: float,
     interrupted: bool = False,
     load: LoadOutcome | None = None,
-    resources: dict[str, Any] | None = None,
+    resources: Resources | None = None,
     redaction_key: tuple[bytes, KeySource] | None = None,
-) -> dict[str, Any]:
+) -> Report:
     """The report as JSON-ready data, with every secret of the scenario hidden (see
     `shadowdiff.redaction`). `redaction_key` is the fingerprint key and where it came from;
     without one, fingerprints compare within this report only."""
@@ -206,7 +258,7 @@ def build_report(
         (
             t
             for t in tallies
-            if min(_histogram(t.latency[s]).count for s in SIDES) >= COMPARED_ROUTE_MIN_SAMPLES
+            if min(t.latency[s].histogram.count for s in SIDES) >= COMPARED_ROUTE_MIN_SAMPLES
         ),
         key=lambda t: -t.pairs,
     )[:COMPARED_ROUTES]
@@ -224,7 +276,7 @@ def build_report(
         if t.request.name in shown
     ]
     folded = [t for t in tallies if t.request.name not in shown]
-    failures: dict[str, dict[str, Any]] = {}
+    failures: dict[Side, SideFailures] = {}
     for side in SIDES:
         by_class: Counter[str] = Counter()
         for tally in tallies:
@@ -235,16 +287,24 @@ def build_report(
         line["severity"] for line in signatures if line["status"] in FAILING_STATUSES
     )
     differing = sum(differing_pairs.values())
-    totals = {
+    thresholds = evaluate_thresholds(scenario.thresholds, tallies, differing_pairs)
+    load_entry = _load_entry(scenario, load)
+    totals: Totals = {
         "pairs": collector.pairs_done,
         "pairs_planned": scenario.pair_count,
         "pairs_with_differences": differing,
         "pairs_alike": collector.pairs_done - differing,
         "signatures": {
-            status: by_status.get(status, 0)
-            for status in ("reported", "expired", "accepted", "noise")
+            "reported": by_status["reported"],
+            "expired": by_status["expired"],
+            "accepted": by_status["accepted"],
+            "noise": by_status["noise"],
         },
-        "signatures_by_severity": {s: by_severity.get(s, 0) for s in SEVERITY_ORDER},
+        "signatures_by_severity": {
+            "error": by_severity["error"],
+            "warning": by_severity["warning"],
+            "info": by_severity["info"],
+        },
         "failures": failures,
         "tls_hosts": len(collector.tls_hosts),
         # Requests that may change state on the backends, sent to each side (never calibrated).
@@ -252,21 +312,24 @@ def build_report(
         # Safe requests sent again on a new connection after a reused one was closed under
         # them before any answer (an idle timeout on the server's side), per side.
         "retries": {side: sum(t.retries[side] for t in tallies) for side in SIDES},
+        "thresholds_failed": sum(not result["passed"] for result in thresholds),
+        "load_valid": load_entry is None or load_entry["valid"],
+        "load_reason": load_entry["reason"] if load_entry else None,
     }
-    thresholds = evaluate_thresholds(scenario.thresholds, tallies, differing_pairs)
-    totals["thresholds_failed"] = sum(not result["passed"] for result in thresholds)
-    load_entry = _load_entry(scenario, load)
-    totals["load_valid"] = load_entry is None or load_entry["valid"]
-    totals["load_reason"] = load_entry["reason"] if load_entry else None
     exit_code, reason = decide(totals, fail_on=scenario.compare.fail_on, interrupted=interrupted)
-    report = {
+    key, key_source = redaction_key or (secrets.token_bytes(32), "ephemeral")
+    redactor = redactor_for(scenario, key)
+    report: Report = {
         "schema": REPORT_SCHEMA,
         "tool": {"name": "shadowdiff", "version": __version__},
         "scenario": {"name": scenario.name, "file": scenario.source},
         "targets": {
             side: {
                 "address": getattr(scenario.targets, side).address,
-                "ports": getattr(scenario.targets, side).ports.model_dump(),
+                "ports": {
+                    "http": getattr(scenario.targets, side).ports.http,
+                    "https": getattr(scenario.targets, side).ports.https,
+                },
             }
             for side in SIDES
         },
@@ -290,19 +353,18 @@ def build_report(
             "pairs": sum(t.pairs for t in folded),
             "pairs_with_differences": sum(differing_pairs[t.request.name] for t in folded),
         },
-        # Recorded traffic: lines read, requests replayed, skipped by reason, templates.
-        "sources": list(scenario.sources) or None,
+        # Recorded traffic: lines read, requests replayed, skipped by reason, templates. The
+        # scenario holds `SourceSummary.as_report()` dicts, typed loosely there.
+        "sources": cast(list[SourceEntry], list(scenario.sources)) or None,
         # The first pairs, in order (at most PAIR_RECORD_LIMIT); null when not kept.
         "pairs": collector.pair_records if collector.keep_pairs else None,
+        "redaction": {
+            "key": key_source,
+            "key_id": redactor.key_id,
+            "headers": sorted(scenario.secrets.headers),
+        },
     }
-    key, key_source = redaction_key or (secrets.token_bytes(32), "ephemeral")
-    redactor = redactor_for(scenario, key)
-    report["redaction"] = {
-        "key": key_source,
-        "key_id": redactor.key_id,
-        "headers": sorted(scenario.secrets.headers),
-    }
-    redacted: dict[str, Any] = redactor.walk(report)
+    redacted: Report = redactor.walk(report)
     return redacted
 
 
@@ -316,11 +378,11 @@ def redactor_for(scenario: Scenario, key: bytes) -> Redactor:
     return Redactor(dataclasses.replace(known, literals=frozenset(literals)), key)
 
 
-def _load_entry(scenario: Scenario, load: LoadOutcome | None) -> dict[str, Any] | None:
+def _load_entry(scenario: Scenario, load: LoadOutcome | None) -> Load | None:
     if load is None:
         return None
     settings = scenario.load
-    entry: dict[str, Any] = {
+    entry: Load = {
         "model": load.model,
         "pairs": load.pairs,
         "elapsed_s": round(load.elapsed_s, 3),
@@ -344,22 +406,34 @@ def _load_entry(scenario: Scenario, load: LoadOutcome | None) -> dict[str, Any] 
     return entry
 
 
-def _posture(posture: TlsPosture) -> dict[str, Any]:
-    entry = dataclasses.asdict(posture)
+def _posture(posture: TlsPosture) -> Posture:
+    # The dataclass's fields, recursively, are Posture's keys but `days_to_expiry`, a property
+    # (tests/test_report_schema.py checks that they agree).
+    entry = cast(Posture, dataclasses.asdict(posture))
     entry["days_to_expiry"] = posture.days_to_expiry
     return entry
 
 
-def _tls_entry(host_tls: HostTls) -> dict[str, Any]:
+def _tls_entry(host_tls: HostTls) -> TlsHost:
     return {
         "host": host_tls.host,
         "baseline": _posture(host_tls.baseline),
         "candidate": _posture(host_tls.candidate),
-        "differences": [dataclasses.asdict(d) for d in host_tls.differences],
+        "differences": [
+            {
+                "kind": d.kind,
+                "field": d.field,
+                "baseline": d.baseline,
+                "candidate": d.candidate,
+                "severity": d.severity,
+                "detail": d.detail,
+            }
+            for d in host_tls.differences
+        ],
     }
 
 
-def write_report(path: str | os.PathLike[str], report: dict[str, Any]) -> None:
+def write_report(path: str | os.PathLike[str], report: Report) -> None:
     """Write atomically, so an interrupted write never leaves half a report behind."""
     target = Path(path)
     temporary = target.with_name(f".{target.name}.partial")
@@ -367,7 +441,7 @@ def write_report(path: str | os.PathLike[str], report: dict[str, Any]) -> None:
     temporary.replace(target)
 
 
-def read_report(path: str | os.PathLike[str]) -> dict[str, Any]:
+def read_report(path: str | os.PathLike[str]) -> Report:
     """Read a report written by `write_report`, refusing other schemas by name."""
     try:
         data = json.loads(Path(path).read_text(encoding="utf-8"))
@@ -378,5 +452,6 @@ def read_report(path: str | os.PathLike[str]) -> dict[str, Any]:
     schema = data.get("schema") if isinstance(data, dict) else None
     if schema != REPORT_SCHEMA:
         raise UsageError(f"{path}: schema {schema!r} is not {REPORT_SCHEMA!r}")
-    report: dict[str, Any] = data
+    # Trusted as a Report once its schema is ours: a reader checks fields no further.
+    report: Report = data
     return report

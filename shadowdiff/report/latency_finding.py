@@ -38,7 +38,7 @@ def latency_difference(tally: RequestTally, rules: LatencyRules) -> Difference |
     baseline, candidate = (tally.latency[side].histogram for side in ("baseline", "candidate"))
     if min(baseline.count, candidate.count) < MIN_SAMPLES:
         return None
-    shift = paired_shift(tally.difference.histogram, resamples=200)  # type: ignore[arg-type]
+    shift = paired_shift(tally.difference.histogram, resamples=200)
     if shift is None or shift["low_ms"] <= rules.min_difference_ms:
         return None
     before, after = baseline.percentiles((50,))[0] / 1000, candidate.percentiles((50,))[0] / 1000

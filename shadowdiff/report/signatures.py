@@ -5,15 +5,23 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any, Final, Literal
+from typing import Final
 
 from yarl import URL
 
-from shadowdiff.difference import SEVERITY_ORDER
+from shadowdiff.difference import SEVERITY_ORDER, DifferenceKind, Severity
 from shadowdiff.report.collect import RequestTally, SignatureTally
+from shadowdiff.report.schema import (
+    RequestExample,
+    Signature,
+    SignatureExample,
+    SignatureStatus,
+)
 from shadowdiff.routes import path_template
 
-SignatureStatus = Literal["reported", "expired", "accepted", "noise"]
+# (kind, field, severity, status, host, baseline value, candidate value): one folded line.
+_GroupKey = tuple[DifferenceKind, str, Severity, SignatureStatus, str, str | None, str | None]
+
 # Routes with the same finding fold into one `prefix*` line from this many routes on.
 FOLD_ROUTES_AT: Final = 3
 
@@ -60,11 +68,11 @@ def _common_prefix(routes: Iterable[str]) -> str:
 
 def fold_signatures(
     tallies: Iterable[RequestTally], thresholds: NoiseThresholds
-) -> tuple[list[dict[str, Any]], dict[str, dict[tuple[str, str], SignatureStatus]]]:
+) -> tuple[list[Signature], dict[str, dict[tuple[str, str], SignatureStatus]]]:
     """Report-level signatures, most severe and most frequent first, and the status of each
     request's signatures (for counting differing pairs)."""
     statuses: dict[str, dict[tuple[str, str], SignatureStatus]] = {}
-    groups: dict[tuple[Any, ...], list[tuple[RequestTally, SignatureTally, str]]] = {}
+    groups: dict[_GroupKey, list[tuple[RequestTally, SignatureTally, str]]] = {}
     for tally in tallies:
         decided = statuses.setdefault(tally.request.name, {})
         host = URL(tally.request.url, encoded=True).host or ""
@@ -78,7 +86,7 @@ def fold_signatures(
             group_key = (d.kind, d.field, d.severity, status, host, d.baseline, d.candidate)
             groups.setdefault(group_key, []).append((tally, signature, route))
 
-    lines = []
+    lines: list[Signature] = []
     for (kind, field, severity, status, host, _, _), members in groups.items():
         by_route: dict[str, list[tuple[RequestTally, SignatureTally, str]]] = {}
         for member in members:
@@ -93,22 +101,35 @@ def fold_signatures(
     return lines, statuses
 
 
+def _example(request: str, example: RequestExample) -> SignatureExample:
+    """A request's example, named by its request."""
+    named: SignatureExample = {
+        "request": request,
+        "pair": example["pair"],
+        "baseline": example["baseline"],
+        "candidate": example["candidate"],
+    }
+    if "diff" in example:
+        named["diff"] = example["diff"]
+    return named
+
+
 def _line(
-    kind: str,
+    kind: DifferenceKind,
     field: str,
-    severity: str,
+    severity: Severity,
     status: SignatureStatus,
     host: str,
     route: str,
     group: list[tuple[RequestTally, SignatureTally, str]],
     thresholds: NoiseThresholds,
-) -> dict[str, Any]:
+) -> Signature:
     count = sum(signature.count for _, signature, _ in group)
     pairs = sum(tally.pairs for tally, _, _ in group)
     noise = sum(signature.noise for _, signature, _ in group)
     samples = sum(tally.noise_samples for tally, _, _ in group)
     examples = [
-        {"request": tally.request.name, **example}
+        _example(tally.request.name, example)
         for tally, signature, _ in group
         for example in signature.examples
     ][:3]

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import operator
 from collections.abc import Callable, Sequence
-from typing import Any, Final
+from typing import Final, Literal
 
 from shadowdiff.compare.acceptance import glob_pattern
 from shadowdiff.report.collect import RequestTally
+from shadowdiff.report.schema import ThresholdResult
 from shadowdiff.scenario.model import Threshold
 from shadowdiff.spec import Side
 from shadowdiff.stats.histogram import LatencyHistogram
@@ -23,7 +24,7 @@ _OPERATORS: Final[dict[str, Callable[[float, float], bool]]] = {
 def _latency(tallies: Sequence[RequestTally], side: Side) -> LatencyHistogram:
     merged = LatencyHistogram()
     for tally in tallies:
-        merged.merge(tally.latency[side].histogram)  # type: ignore[arg-type]
+        merged.merge(tally.latency[side].histogram)
     return merged
 
 
@@ -55,10 +56,10 @@ def evaluate_thresholds(
     thresholds: Sequence[Threshold],
     tallies: Sequence[RequestTally],
     differing_pairs: dict[str, int],
-) -> list[dict[str, Any]]:
+) -> list[ThresholdResult]:
     """One result per threshold: what was measured, the limit, and whether it passed. A
     threshold whose requests produced no data fails: a bound that checked nothing is no pass."""
-    results = []
+    results: list[ThresholdResult] = []
     for threshold in thresholds:
         subject, metric, op, limit = threshold.parsed
         chosen = [
@@ -68,7 +69,7 @@ def evaluate_thresholds(
         ]
         differing = sum(differing_pairs.get(t.request.name, 0) for t in chosen)
         measured = _measure(subject, metric, chosen, differing) if chosen else None
-        unit = (
+        unit: Literal["ms", ""] = (
             "ms" if metric not in ("error_rate", "difference_rate") and subject != "ratio" else ""
         )
         results.append(

@@ -5,9 +5,15 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import IntEnum
-from typing import Any, Final
+from typing import TYPE_CHECKING, Final
 
-SEVERITIES: Final = ("error", "warning", "info")
+from shadowdiff.difference import Severity
+from shadowdiff.spec import SIDES
+
+if TYPE_CHECKING:
+    from shadowdiff.report.schema import Totals
+
+SEVERITIES: Final[tuple[Severity, ...]] = ("error", "warning", "info")
 
 
 class ExitCode(IntEnum):
@@ -93,15 +99,16 @@ def _hosts(count: int) -> str:
 
 
 def decide(
-    totals: dict[str, Any], *, fail_on: str = "error", interrupted: bool = False
+    totals: Totals, *, fail_on: str = "error", interrupted: bool = False
 ) -> tuple[ExitCode, str]:
     """The exit code and a one-line reason, from a report's `totals`."""
     pairs = totals["pairs"]
     if interrupted:
         return ExitCode.INTERRUPTED, f"interrupted after {pairs} pairs"
     if not totals.get("load_valid", True):
-        return ExitCode.RUN_FAILED, totals["load_reason"]
-    for side in ("baseline", "candidate"):
+        # An invalid load always carries its reason (document._load_entry).
+        return ExitCode.RUN_FAILED, totals["load_reason"] or "target rate not held"
+    for side in SIDES:
         failures = totals["failures"][side]
         if pairs and failures["total"] == pairs:
             common = max(failures["by_class"].items(), key=lambda item: item[1])[0]

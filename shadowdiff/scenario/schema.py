@@ -25,6 +25,11 @@ BYTE_SIZE: Final = {
     "description": "a size such as 64KiB or 2MiB",
 }
 _SIZE_FIELDS: Final = frozenset({"body_capture", "size", "header_line_bytes", "header_bytes"})
+SPEED: Final = {
+    "type": "string",
+    "pattern": r"^\s*[0-9]*\.?[0-9]+\s*x\s*$",
+    "description": "a speed such as 2x",
+}
 _NOT_TEXT: Final = frozenset({"integer", "number", "boolean"})
 
 
@@ -59,6 +64,8 @@ def _widen(node: Any, name: str | None = None) -> Any:
         alternatives = [result, ENVIRONMENT_REFERENCE]
         if name in _SIZE_FIELDS:
             alternatives.append(BYTE_SIZE)
+        if name == "speed":
+            alternatives.append(SPEED)
         # Keep the annotations editors show on the outside.
         outer = {key: result[key] for key in ("title", "description", "default") if key in result}
         return {**outer, "anyOf": alternatives}
