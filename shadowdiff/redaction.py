@@ -189,7 +189,9 @@ class Redactor:
         fields as fingerprints, and every known secret in every string."""
         if isinstance(data, str):
             return self.text(data)
-        if isinstance(data, list):
+        if isinstance(data, list | tuple):
+            # Tuples too (dataclasses.asdict keeps them, e.g. a certificate's names): JSON
+            # writes them as lists, and a secret in one would otherwise pass unseen.
             return [self.walk(item) for item in data]
         if not isinstance(data, dict):
             return data

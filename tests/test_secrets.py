@@ -292,3 +292,14 @@ def test_a_cookie_difference_keeps_its_attributes_readable() -> None:
     }
     shown = Redactor(Secrets(), b"k").walk(line)
     assert shown["examples"][0]["candidate"] == "path=/; secure"
+
+
+def test_secrets_inside_tuples_are_hidden_too() -> None:
+    """`dataclasses.asdict` keeps tuples (a TLS posture's chain and names); JSON writes them as
+    lists, so a secret inside one must be hidden like anywhere else."""
+    from shadowdiff.redaction import Redactor, Secrets
+
+    redactor = Redactor(Secrets(environment={"s3cr3t-token-value": "TOKEN"}), key=b"k" * 32)
+    walked = redactor.walk({"names": ("a.example.com", "x-s3cr3t-token-value-y")})
+    assert "s3cr3t-token-value" not in str(walked)
+    assert walked["names"][0] == "a.example.com"
