@@ -209,6 +209,20 @@ def command_sources_export(args: argparse.Namespace) -> int:
     return ExitCode.IDENTICAL
 
 
+def command_plan(args: argparse.Namespace) -> int:
+    from shadowdiff.plan import plan_files
+
+    try:
+        text, notes = plan_files(args.manifests, allow_unsafe=args.allow_unsafe)
+    except ScenarioError as exc:
+        raise UsageError("\n".join(str(problem) for problem in exc.problems)) from None
+    sys.stdout.write(text)
+    sys.stdout.flush()
+    for note in notes:
+        print(f"note: {note}", file=sys.stderr)
+    return ExitCode.IDENTICAL
+
+
 def command_echo(args: argparse.Namespace) -> int:
     from aiohttp import web
 
@@ -282,6 +296,20 @@ def build_parser() -> argparse.ArgumentParser:
     report = commands.add_parser("report", help="render a saved JSON report")
     report.add_argument("report", metavar="REPORT.json")
     report.set_defaults(handler=command_report)
+
+    plan = commands.add_parser(
+        "plan",
+        help="write a scenario that probes every rule and annotation of Ingress manifests",
+    )
+    plan.add_argument(
+        "manifests", nargs="+", metavar="INGRESS.yaml", help="kubectl get ingress -A -o yaml"
+    )
+    plan.add_argument(
+        "--allow-unsafe",
+        action="store_true",
+        help="also write probes that send a body (proxy-body-size: a POST one byte over)",
+    )
+    plan.set_defaults(handler=command_plan)
 
     sources = commands.add_parser("sources", help="work with recorded traffic")
     source_commands = sources.add_subparsers(

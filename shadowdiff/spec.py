@@ -51,6 +51,9 @@ class RequestSpec:
     # Recorded traffic: when the request was recorded (seconds since the epoch), for
     # `load.pace: recorded`; None for a request written by hand or a source without times.
     recorded_at_s: float | None = None
+    # Where a generated request comes from (`shadowdiff plan`: namespace/ingress, rule,
+    # annotation), for reports to point back to.
+    origin: str | None = None
 
     @property
     def unsafe_reason(self) -> str | None:

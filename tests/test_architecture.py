@@ -45,6 +45,14 @@ FORBIDDEN: dict[str, tuple[str, ...]] = {
         "shadowdiff.render",
         *ORCHESTRATION,
     ),
+    "shadowdiff.plan": (
+        "shadowdiff.transport",
+        "shadowdiff.replay",
+        "shadowdiff.compare",
+        "shadowdiff.report",
+        "shadowdiff.render",
+        *ORCHESTRATION,
+    ),
     "shadowdiff.transport": (
         "shadowdiff.scenario",
         "shadowdiff.sources",

@@ -164,6 +164,7 @@ def _request_entry(
         "name": tally.request.name,
         "method": tally.request.method,
         "url": tally.request.url,
+        "origin": tally.request.origin,
         "pairs": tally.pairs,
         "pairs_with_differences": _differing_pairs(tally, decided),
         "noise_samples": tally.noise_samples,

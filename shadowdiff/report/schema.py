@@ -337,6 +337,7 @@ class RequestEntry(TypedDict):
     name: str
     method: str
     url: str
+    origin: str | None  # where a generated request comes from (`shadowdiff plan`)
     pairs: int
     pairs_with_differences: int
     noise_samples: int

@@ -695,6 +695,7 @@ def _expand(
             allow_unsafe=request.allow_unsafe,
             repeat_under_load=request.repeat_under_load,
             tls=tls,
+            origin=request.origin,
         )
         problems += _check_unsafe(spec, config, path, document)
         specs.append(spec)

@@ -300,6 +300,12 @@ class Request(_Strict):
     tls: RequestTls | None = Field(
         None, description="HTTPS only: TLS settings replacing both targets' for this request"
     )
+    origin: str | None = Field(
+        None,
+        max_length=2000,
+        description="where the request comes from, for reports to point back to: `shadowdiff "
+        "plan` writes namespace/ingress, rule and annotation",
+    )
 
 
 class Matrix(_Strict):

@@ -110,9 +110,12 @@ def _mark(node: yaml.Node) -> tuple[int, int]:
 
 
 class _Builder:
-    def __init__(self, file: str, environ: Mapping[str, str]) -> None:
+    def __init__(
+        self, file: str, environ: Mapping[str, str], *, expand_environment: bool = True
+    ) -> None:
         self.document = SourceDocument(file=file, data=None)
         self.environ = environ
+        self.expand_environment = expand_environment
         self.problems: list[Problem] = []
         self.constructor = yaml.constructor.SafeConstructor()
         self.resolver: _TagResolver = yaml.resolver.Resolver()
@@ -167,7 +170,7 @@ class _Builder:
                 raise _Unreadable(node, f"YAML tags are not supported here ({node.tag})")
             return [self.build(item, (*path, index)) for index, item in enumerate(node.value)]
         value = self._scalar(node)
-        if isinstance(value, str) and "${" in value:
+        if self.expand_environment and isinstance(value, str) and "${" in value:
             return self._expand(value, node, path)
         return value
 
@@ -255,6 +258,40 @@ def read_yaml(
         except _Unreadable as exc:
             return empty, [Problem(file, *exc.mark, "", str(exc))]
     return builder.document, builder.problems
+
+
+def read_yaml_documents(text: str, file: str) -> tuple[list[Any], list[Problem]]:
+    """Every document of a multi-document YAML stream (`---`), as plain data, with the same
+    limits and refusals as `read_yaml` (depth, aliases, tags) over the whole stream, and no
+    `${VAR}` expansion: for files other tools wrote, such as Kubernetes manifests."""
+    try:
+        _check_depth(text)
+        loader = _Loader(text)
+        roots = []
+        try:
+            while loader.check_node():
+                roots.append(loader.get_node())
+        finally:
+            loader.dispose()
+    except _Unreadable as exc:
+        return [], [Problem(file, *exc.mark, "", str(exc))]
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line, column = (mark.line + 1, mark.column + 1) if mark else (0, 0)
+        return [], [Problem(file, line, column, "", f"YAML: {exc.problem or 'invalid YAML'}")]
+    except yaml.reader.ReaderError as exc:
+        line, column = _line_column(text, exc.position)
+        return [], [Problem(file, line, column, "", f"YAML: {_reader_reason(exc)}")]
+    except yaml.YAMLError as exc:
+        return [], [Problem(file, 0, 0, "", f"YAML: {exc}")]
+    builder = _Builder(file, {}, expand_environment=False)
+    documents = []
+    try:
+        for index, root in enumerate(roots):
+            documents.append(builder.build(root, (index,)))
+    except _Unreadable as exc:
+        return [], [Problem(file, *exc.mark, "", str(exc))]
+    return documents, builder.problems
 
 
 def _check_depth(text: str) -> None:

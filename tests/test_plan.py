@@ -1,0 +1,212 @@
+"""`shadowdiff plan`: Ingress manifests (the shared ingress-nginx examples as they are, and our
+own) in, a scenario that validates out, with a probe or a stated reason for every annotation;
+hostile manifests end as located errors or skipped rules, never as injected YAML."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from shadowdiff.errors import ScenarioError
+from shadowdiff.plan import plan_files
+from shadowdiff.plan.ingress import NGINX_PREFIX
+from shadowdiff.scenario import parse_scenario
+from shadowdiff.spec import RequestSpec
+
+from .test_cli import shadowdiff
+
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "manifests" / "ingress-nginx"
+OURS = Path(__file__).resolve().parent / "manifests" / "annotations-ours.yaml"
+ENVIRON = {"BASELINE_ADDRESS": "127.0.0.1", "CANDIDATE_ADDRESS": "127.0.0.2"}
+
+
+def planned(text: str, tmp_path: Path) -> tuple[list[RequestSpec], list[str]]:
+    scenario = parse_scenario(text, "plan.yaml", base_dir=tmp_path, environ=ENVIRON)
+    comments = [line[4:] for line in text.splitlines() if line.startswith("#   ")]
+    return list(scenario.requests), comments
+
+
+def annotations_of(path: Path) -> set[str]:
+    names: set[str] = set()
+    for document in yaml.safe_load_all(path.read_text()):
+        items = document.get("items", [document]) if isinstance(document, dict) else []
+        for item in items:
+            if isinstance(item, dict) and item.get("kind") == "Ingress":
+                names.update((item["metadata"].get("annotations") or {}).keys())
+    return names
+
+
+@pytest.mark.parametrize("manifest", sorted(SHARED.glob("*.yaml")), ids=lambda p: p.name)
+def test_every_shared_manifest_plans_a_valid_scenario_that_accounts_for_each_annotation(
+    manifest: Path, tmp_path: Path
+) -> None:
+    text, _ = plan_files([str(manifest)])
+    requests, comments = planned(text, tmp_path)
+    assert requests  # at least the unknown-host probe
+    said = " ".join(comments) + " ".join(spec.origin or "" for spec in requests)
+    for annotation in annotations_of(manifest):
+        short = annotation.removeprefix(NGINX_PREFIX)
+        assert f"{short}:" in said or f"{short} " in said, (
+            f"{annotation} neither probed nor explained"
+        )
+
+
+def test_shared_manifests_get_their_probes(tmp_path: Path) -> None:
+    requests, comments = planned(
+        plan_files([str(SHARED / "auth-client-certs-ingress.yaml")])[0], tmp_path
+    )
+    assert [(spec.method, spec.url) for spec in requests] == [
+        ("GET", "https://mydomain.com/"),
+        ("GET", "http://mydomain.com/"),  # ssl-redirect, on by default for a TLS host
+        ("GET", "http://shadowdiff-unknown-host.invalid/"),
+    ]
+    assert "without a client certificate" in (requests[0].origin or "")
+    registry, comments = planned(
+        plan_files([str(SHARED / "docker-registry-ingress-with-tls.yaml")])[0], tmp_path
+    )
+    assert [spec.url for spec in registry] == ["http://shadowdiff-unknown-host.invalid/"]
+    assert any("registry.<your domain>" in c and "not a host to send to" in c for c in comments)
+    assert any("proxy-body-size: 0 means no limit" in c for c in comments)
+
+
+def test_annotation_probes(tmp_path: Path) -> None:
+    text, _ = plan_files([str(OURS)], allow_unsafe=True)
+    requests, comments = planned(text, tmp_path)
+    by_url: dict[str, list[RequestSpec]] = {}
+    for spec in requests:
+        by_url.setdefault(f"{spec.method} {spec.url}", []).append(spec)
+    # use-regex: the literal prefix, the capture groups of rewrite-target, a case variant.
+    assert {
+        "GET https://api.example.com/v1",
+        "GET https://api.example.com/v1/shadowdiff/probe",
+    } <= set(by_url)
+    assert "GET https://api.example.com/V1" in by_url
+    assert "GET https://api-old.example.com/v1" in by_url  # server-alias
+    (preflight,) = by_url["OPTIONS https://api.example.com/v1"]
+    assert dict(preflight.headers)["Origin"] == "https://app.example.com"
+    (oversize,) = by_url["POST https://api.example.com/v1"]
+    assert oversize.body is not None and len(oversize.body) == 1024**2 + 1
+    assert oversize.allow_unsafe
+    # Prefix: the path and its trailing slash; force-ssl-redirect: plain HTTP.
+    docs = by_url["GET http://www.example.com/docs"]
+    assert docs[0].repeat == 20  # canary-weight
+    assert "GET http://www.example.com/docs/" in by_url
+    canary = [s for s in by_url["GET http://www.example.com/docs"] if s.headers]
+    assert sorted(dict(s.headers)["X-Canary"] for s in canary) == ["always", "never"]
+    assert "GET http://www.example.com/" in by_url  # app-root
+    assert any("limit-rps: a rate limit needs a burst" in c for c in comments)
+    assert any("made-up-annotation: plan does not know what to send" in c for c in comments)
+    assert any("rule 1: host: a rule for every host" in c for c in comments)
+    # Without --allow-unsafe, no body is planned, and the reason is given.
+    safe, comments = planned(plan_files([str(OURS)])[0], tmp_path)
+    assert all(spec.method != "POST" for spec in safe)
+    assert any("plan --allow-unsafe writes it" in c for c in comments)
+
+
+HOSTILE_MANIFEST = """\
+apiVersion: networking.k8s.io/v1
+kind: Ingress
+metadata:
+  name: "evil\\n  - {name: injected, url: 'http://x.test/'}"
+  namespace: "${HOME}"
+  annotations:
+    nginx.ingress.kubernetes.io/server-alias: "ok.example.com bad\\r\\nhost.example.com"
+    "nginx.ingress.kubernetes.io/x\\n# done\\nrequests: []": "v"
+spec:
+  rules:
+  - host: "shop.example.com"
+    http:
+      paths:
+      - path: "/a\\r\\nX-Injected: 1"
+        pathType: Exact
+        backend: {service: {name: s, port: {number: 80}}}
+      - path: "/${HOME}/ü"
+        pathType: Exact
+        backend: {service: {name: s, port: {number: 80}}}
+"""
+
+
+def test_hostile_manifest_cannot_inject_keys_requests_or_environment(tmp_path: Path) -> None:
+    path = tmp_path / "evil.yaml"
+    path.write_text(HOSTILE_MANIFEST)
+    text, _ = plan_files([str(path)])
+    requests, comments = planned(text, tmp_path)
+    assert "injected" not in {spec.name for spec in requests}
+    # The path's `${HOME}` stays text (never the run's environment); CR/LF in an alias list
+    # separate aliases, as whitespace does.
+    assert sorted(spec.url for spec in requests) == [
+        "http://bad/${HOME}/%C3%BC",
+        "http://host.example.com/${HOME}/%C3%BC",
+        "http://ok.example.com/${HOME}/%C3%BC",
+        "http://shadowdiff-unknown-host.invalid/",
+        "http://shop.example.com/${HOME}/%C3%BC",
+    ]
+    assert not any(str(Path.home()) in spec.url for spec in requests)
+    assert all("\n" not in comment and "\r" not in comment for comment in comments)
+    assert any("control character" in comment for comment in comments)
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("kind: Service\nmetadata: {name: s}\n", "no Ingress found"),
+        ("a: [1, 2\n", "YAML:"),
+        ("!!python/object:os.system {}\n", "YAML tags are not supported"),
+        ("[" * 200 + "]" * 200 + "\n", "nested deeper than 64 levels"),
+        (
+            'a: &a ["x","x","x","x","x","x","x","x","x","x"]\n'
+            + "".join(
+                f"{chr(98 + i)}: &{chr(98 + i)} [*{chr(97 + i)},*{chr(97 + i)},*{chr(97 + i)},*{chr(97 + i)},*{chr(97 + i)},*{chr(97 + i)},*{chr(97 + i)},*{chr(97 + i)},*{chr(97 + i)},*{chr(97 + i)}]\n"
+                for i in range(8)
+            ),
+            "more than 100,000 values",
+        ),
+    ],
+)
+def test_unusable_manifests_are_located_errors(tmp_path: Path, content: str, message: str) -> None:
+    path = tmp_path / "m.yaml"
+    path.write_text(content)
+    with pytest.raises(ScenarioError) as raised:
+        plan_files([str(path)])
+    assert message in str(raised.value)
+
+
+_TEXT = st.text(min_size=0, max_size=30)
+
+
+@settings(max_examples=150, deadline=None)
+@given(host=_TEXT, path=_TEXT, annotation=_TEXT, value=_TEXT)
+def test_any_strings_in_a_manifest_give_a_scenario_that_loads(
+    tmp_path_factory: pytest.TempPathFactory, host: str, path: str, annotation: str, value: str
+) -> None:
+    document: dict[str, Any] = {
+        "kind": "Ingress",
+        "metadata": {"name": value, "annotations": {NGINX_PREFIX + annotation: value}},
+        "spec": {
+            "rules": [{"host": host, "http": {"paths": [{"path": path, "pathType": "Prefix"}]}}]
+        },
+    }
+    folder = tmp_path_factory.mktemp("plan")
+    file = folder / "m.yaml"
+    file.write_text(yaml.safe_dump(document, allow_unicode=True))
+    text, _ = plan_files([str(file)], allow_unsafe=True)
+    requests, comments = planned(text, folder)
+    assert requests[-1].url == "http://shadowdiff-unknown-host.invalid/"
+    assert all(not re.search(r"[\r\n]", comment) for comment in comments)
+
+
+async def test_cli_writes_the_plan_to_stdout_and_refuses_a_missing_file(tmp_path: Path) -> None:
+    code, out, err = await shadowdiff("plan", str(SHARED / "affinity-cookie-ingress.yaml"))
+    assert code == 0 and err == ""
+    requests, _ = planned(out, tmp_path)
+    assert requests[0].repeat == 3 and "affinity" in (requests[0].origin or "")
+    missing = tmp_path / "missing.yaml"
+    code, out, err = await shadowdiff("plan", str(missing))
+    assert code == 2 and out == ""
+    assert err.startswith(f"error: {missing}") and "cannot read" in err
