@@ -13,8 +13,10 @@ import re
 from dataclasses import dataclass, field
 from typing import Final
 
+from yarl import URL
+
 from shadowdiff.plan.ingress import Ingress, IngressPath
-from shadowdiff.wire import WireError, prepare_url, request_problems
+from shadowdiff.wire import prepare_url, request_problems
 
 # The Host of the probe for a host no rule names: what a default backend, or a catch-all
 # listener, answers. `.invalid` can never be a real name (RFC 2606).
@@ -161,8 +163,13 @@ def _sendable(url: str) -> str | None:
     """Why `url` cannot be sent (a hostile or placeholder host or path), or None."""
     try:
         prepared, userinfo = prepare_url(url)
-    except WireError as exc:
+        parsed = URL(prepared, encoded=True)
+        # yarl parses the authority lazily: ask for every part here, inside the try.
+        host, _ = parsed.host, parsed.port
+    except ValueError as exc:  # WireError is a ValueError
         return str(exc)
+    if not host:
+        return "no host"
     if userinfo is not None:
         return "credentials in the URL"
     problems = request_problems("GET", prepared, ())
@@ -284,6 +291,9 @@ def _plan_path(
         repeat = max(repeat, CANARY_WEIGHT_REQUESTS)
     origin = "; ".join([where, *notes])
     paths = _paths_to_probe(entry, annotations)
+    if not entry.path.startswith("/"):
+        plan.not_probed.append((where, f"path {entry.path!r}", "an Ingress path starts with /"))
+        return
     for path, what in paths:
         url = base_url + path
         reason = _sendable(url)
