@@ -22,7 +22,7 @@ from rich.markup import escape
 
 from shadowdiff import __version__
 from shadowdiff.errors import ScenarioError, UsageError, describe_exception
-from shadowdiff.render.terminal import print_report
+from shadowdiff.render.terminal import displayable, print_report
 from shadowdiff.report import ExitCode, read_report, write_report
 from shadowdiff.report.schema import Report
 from shadowdiff.report.verdict import exit_code_table
@@ -223,6 +223,24 @@ def command_plan(args: argparse.Namespace) -> int:
     return ExitCode.IDENTICAL
 
 
+def command_preflight(args: argparse.Namespace) -> int:
+    from shadowdiff.plan import preflight_files
+
+    try:
+        findings = preflight_files(args.manifests, args.secrets)
+    except ScenarioError as exc:
+        raise UsageError("\n".join(str(problem) for problem in exc.problems)) from None
+    for finding in findings:
+        print(displayable(str(finding)))
+    if findings:
+        print(
+            f"preflight: {len(findings)} problems; fix them before sending traffic", file=sys.stderr
+        )
+        return ExitCode.DIFFERENCES
+    print("preflight: nothing keeps the Gateways and routes from serving", file=sys.stderr)
+    return ExitCode.IDENTICAL
+
+
 def command_echo(args: argparse.Namespace) -> int:
     from aiohttp import web
 
@@ -310,6 +328,24 @@ def build_parser() -> argparse.ArgumentParser:
         help="also write probes that send a body (proxy-body-size: a POST one byte over)",
     )
     plan.set_defaults(handler=command_plan)
+
+    preflight = commands.add_parser(
+        "preflight",
+        help="list what keeps Gateway API objects from serving, before any traffic (exit 1)",
+    )
+    preflight.add_argument(
+        "manifests",
+        nargs="+",
+        metavar="GATEWAY.yaml",
+        help="kubectl get gatewayclass,gateway,httproute,grpcroute,referencegrant,service -A "
+        "-o yaml",
+    )
+    preflight.add_argument(
+        "--secrets",
+        metavar="FILE",
+        help="kubectl get secret -A -o name: certificate Secrets are checked by name only",
+    )
+    preflight.set_defaults(handler=command_preflight)
 
     sources = commands.add_parser("sources", help="work with recorded traffic")
     source_commands = sources.add_subparsers(
