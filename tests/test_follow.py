@@ -27,9 +27,15 @@ from shadowdiff.replay.stream import Handoff, RateLimit, replay_stream
 from shadowdiff.report.collect import RunCollector
 from shadowdiff.run import RunOptions, RunResult, run
 from shadowdiff.scenario import Scenario, load_scenario
+from shadowdiff.scenario.model import RecordedSource
 from shadowdiff.sources import MAX_LINE_BYTES, selection_for
-from shadowdiff.sources.follow import FollowedLog, follow_lines, select_followed
-from shadowdiff.sources.record import Recorded
+from shadowdiff.sources.follow import (
+    FollowedLog,
+    follow_lines,
+    followed_records,
+    select_followed,
+)
+from shadowdiff.sources.record import Recorded, Skipped
 from shadowdiff.sources.select import Selection, SourceSummary
 
 from .cli_process import CliProcess, until
@@ -170,6 +176,22 @@ def test_follow_lines_drops_an_overlong_line_without_holding_it(tmp_path: Path) 
     assert lines[0].startswith(b"\x00") and len(lines[0]) < 100  # the marker, never the line
 
 
+def test_a_followed_jsonl_file_is_read_by_its_reader(tmp_path: Path) -> None:
+    log = tmp_path / "requests.jsonl"
+    log.write_text('{"method": "GET", "url": "https://app.example.com/old"}\n')
+
+    def wait(_: float) -> None:
+        append(log, b'{"method": "GET", "url": "https://app.example.com/new"}\nnot json\n')
+
+    items = followed_records(
+        RecordedSource(jsonl="requests.jsonl"), tmp_path, lambda: True, poll_s=0, wait=wait
+    )
+    found = [next(items), next(items)]
+    assert isinstance(found[0], Recorded) and found[0].target == "/new"
+    assert found[0].location == "requests.jsonl:1"
+    assert isinstance(found[1], Skipped) and found[1].reason == "malformed"
+
+
 # --- selection of followed requests ----------------------------------------------------------
 
 
@@ -224,12 +246,13 @@ async def _start_follow(
     *,
     handler: Any = None,
     rate: float = 1000,
+    body: str = FOLLOWED,
 ) -> tuple[asyncio.Task[RunResult], Path, EntryPoint, EntryPoint]:
     baseline = await start_entry_point("127.0.0.1", handler=handler)
     candidate = await start_entry_point("127.0.0.2", handler=handler)
     log = tmp_path / "access.log"
     log.write_bytes(nginx_line("/before-the-start"))
-    scenario = load_scenario(write_scenario(baseline, candidate, FOLLOWED), read_sources=False)
+    scenario = load_scenario(write_scenario(baseline, candidate, body), read_sources=False)
     task = asyncio.ensure_future(
         run(scenario, RunOptions(follow=True, follow_pairs_per_s=rate, concurrency=4))
     )
@@ -292,6 +315,18 @@ async def test_a_rotation_and_a_truncation_lose_no_line_and_double_none(
         "a line lost or sent twice"
     )
     assert report["totals"]["pairs"] == 7 and report["sources"][0]["lines"] == 7
+
+
+async def test_a_follow_run_with_sample_n_ends_by_itself_once_n_were_sent(
+    start_entry_point: Callable[..., Any], write_scenario: Callable[..., Path], tmp_path: Path
+) -> None:
+    task, log, _, _ = await _start_follow(
+        start_entry_point, write_scenario, tmp_path, body=FOLLOWED + "  sample: 3\n"
+    )
+    append(log, b"".join(nginx_line(f"/items/{n}") for n in range(10)))
+    report = (await asyncio.wait_for(task, 10)).report
+    assert report["totals"]["pairs"] == 3 and report["stop"] is None
+    assert report["outcome"]["exit_code"] == 0 and report["interrupted"] is False
 
 
 HOSTILE = [
@@ -392,12 +427,15 @@ def _differ_on(path: str) -> Any:
 
 
 @pytest.mark.parametrize(
-    ("candidate_differs", "code"), [(False, 0), (True, 1)], ids=["alike", "differences"]
+    ("signum", "candidate_differs", "code"),
+    [(signal.SIGINT, False, 0), (signal.SIGINT, True, 1), (signal.SIGTERM, False, 0)],
+    ids=["ctrl-c-alike", "ctrl-c-differences", "sigterm-alike"],
 )
-async def test_ctrl_c_ends_a_follow_run_with_the_report_and_the_verdict_code(
+async def test_a_signal_ends_a_follow_run_with_the_report_and_the_verdict_code(
     start_entry_point: Callable[..., Any],
     write_scenario: Callable[..., Path],
     tmp_path: Path,
+    signum: signal.Signals,
     candidate_differs: bool,
     code: int,
 ) -> None:
@@ -418,14 +456,14 @@ async def test_ctrl_c_ends_a_follow_run_with_the_report_and_the_verdict_code(
         written += [nginx_line("/healthz"), nginx_line("/orders", method="POST")]
         append(log, b"".join(written))
         await until(lambda: answered(baseline, candidate) >= 8, 30, "8 pairs answered")
-        process.send(signal.SIGINT, group=True)
+        process.send(signum, group=signum == signal.SIGINT)  # Ctrl-C goes to the group
         exit_code, _, stderr = await process.finish()
     finally:
         process.kill_group()
     assert exit_code == code, stderr
     assert "following access.log from its end" in stderr
     report = json.loads(report_path.read_text())
-    assert report["stop"]["cause"] == "SIGINT" and report["interrupted"] is False
+    assert report["stop"]["cause"] == signum.name and report["interrupted"] is False
     assert report["totals"]["pairs"] == 8
     assert report["totals"]["pairs_with_differences"] == (1 if candidate_differs else 0)
     [source] = report["sources"]
