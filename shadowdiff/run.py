@@ -17,9 +17,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from shadowdiff.errors import UsageError, describe_exception
+from shadowdiff.errors import ScenarioError, UsageError, describe_exception
 from shadowdiff.memory import peak_rss_kb
 from shadowdiff.pair import LoadOutcome, RunProgress
+from shadowdiff.plan import Rule, SentRequest, coverage, coverage_rules
 from shadowdiff.redaction import load_key
 from shadowdiff.replay.engine import replay
 from shadowdiff.replay.pacing import pairs_in_flight
@@ -27,7 +28,7 @@ from shadowdiff.replay.stream import DEFAULT_RATE_PER_S, replay_stream
 from shadowdiff.replay.workers import replay_in_workers
 from shadowdiff.report.collect import RunCollector
 from shadowdiff.report.document import build_report, redactor_for
-from shadowdiff.report.schema import Report, Resources
+from shadowdiff.report.schema import CoverageCount, CoverageEntry, Report, Resources
 from shadowdiff.report.verdict import stop_verdict
 from shadowdiff.scenario import Scenario
 from shadowdiff.sources import SourceSummary, selection_for
@@ -144,6 +145,7 @@ async def run(
     says how much memory the run took.
     """
     check_options(scenario, options)
+    rules = _coverage_rules(scenario)  # a manifest that cannot be read stops the run first
     now = now or datetime.datetime.now(datetime.UTC)
     collector = RunCollector(accept=scenario.accept, today=now.date())
     started = time.perf_counter()
@@ -244,6 +246,7 @@ async def run(
         internal_error=describe_exception(failure) if failure is not None else None,
         worker_failures=worker_failures,
         followed=followed.summary if followed is not None else None,
+        coverage_rules=rules,
         resources={
             "workers": options.workers,
             "workers_peak_rss_mb": [round(kb / 1024, 1) for kb in worker_peaks_kb],
@@ -252,6 +255,49 @@ async def run(
         else None,
     )
     return RunResult(report, collector, outcome[0] if outcome else None, failure, worker_failures)
+
+
+def _coverage_rules(scenario: Scenario) -> tuple[list[Rule], list[Rule]] | None:
+    settings = scenario.coverage
+    if settings is None:
+        return None
+    try:
+        return coverage_rules(settings.ingress, settings.routes, scenario.base_dir)
+    except ScenarioError as exc:
+        raise UsageError("\n".join(str(problem) for problem in exc.problems)) from None
+
+
+def _coverage_entry(
+    scenario: Scenario,
+    collector: RunCollector,
+    rules: tuple[list[Rule], list[Rule]] | None,
+) -> CoverageEntry | None:
+    """Which rules the requests that were answered reached: the run's requests, recorded and
+    followed ones included (the collector has every request that completed a pair)."""
+    if rules is None or scenario.coverage is None:
+        return None
+    sent = [
+        SentRequest(t.request.method, t.request.url, t.request.headers)
+        for t in collector.requests.values()
+        if t.pairs
+    ]
+    counts: list[CoverageCount | None] = []
+    for found in rules:
+        if not found:
+            counts.append(None)
+            continue
+        result = coverage(found, sent)
+        counts.append(
+            {"rules": result.rules, "covered": result.covered, "uncovered": result.uncovered}
+        )
+    total = sum(count["rules"] for count in counts if count is not None)
+    reached = sum(count["covered"] for count in counts if count is not None)
+    return {
+        "ingress": counts[0],
+        "routes": counts[1],
+        "share": round(reached / total, 4) if total else None,
+        "min": scenario.coverage.min,
+    }
 
 
 async def _finish_despite_cancel(task: asyncio.Future[Any]) -> bool:
@@ -290,6 +336,7 @@ def finish_report(
     internal_error: str | None = None,
     worker_failures: list[str] | None = None,
     followed: SourceSummary | None = None,
+    coverage_rules: tuple[list[Rule], list[Rule]] | None = None,
     resources: Resources | None = None,
 ) -> Report:
     """The report of a run (`started` is its time.perf_counter()).
@@ -333,6 +380,7 @@ def finish_report(
         load=outcome[0] if outcome else None,
         resources=resources,
         redaction_key=key,
+        coverage=_coverage_entry(scenario, collector, coverage_rules),
     )
     report["stop"] = None
     if followed is not None:

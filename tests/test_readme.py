@@ -33,7 +33,14 @@ def test_readme_fragment_is_valid_in_the_full_example(
     index: int, tmp_path: Path, ca: trustme.CA
 ) -> None:
     ca.cert_pem.write_to_path(str(tmp_path / "gateway-ca.pem"))  # the example names it
-    for name in ("access.log", "session.har", "requests.jsonl", "requests.gor"):
+    for name in (
+        "access.log",
+        "session.har",
+        "requests.jsonl",
+        "requests.gor",
+        "ingresses.yaml",
+        "httproutes.yaml",
+    ):
         (tmp_path / name).write_text("")  # named by the recorded-traffic example; empty here
     full: dict[str, Any] = yaml.safe_load(yaml_blocks()[0])
     fragment: dict[str, Any] = yaml.safe_load(yaml_blocks()[index])

@@ -11,6 +11,14 @@ from pathlib import Path
 from typing import Final
 
 from shadowdiff.errors import Problem, ScenarioError
+from shadowdiff.plan.coverage import (
+    Coverage,
+    Rule,
+    SentRequest,
+    coverage,
+    ingress_rules,
+    route_rules,
+)
 from shadowdiff.plan.ingress import Ingress, read_ingresses
 from shadowdiff.plan.preflight import Finding, objects, preflight, secret_names
 from shadowdiff.plan.probes import Plan, plan_ingresses
@@ -21,9 +29,14 @@ from shadowdiff.scenario.yamlsource import read_yaml_documents
 MAX_MANIFEST_BYTES: Final = 64 * 1024**2
 
 __all__ = [
+    "Coverage",
     "Finding",
     "Ingress",
     "Plan",
+    "Rule",
+    "SentRequest",
+    "coverage",
+    "coverage_rules",
     "plan_files",
     "plan_ingresses",
     "preflight_files",
@@ -94,3 +107,29 @@ def preflight_files(paths: Sequence[str], secrets_path: str | None = None) -> li
     if problems:
         raise ScenarioError(problems)
     return preflight(objects(documents), secrets)
+
+
+def coverage_rules(
+    ingress_files: Sequence[str], route_files: Sequence[str], base_dir: Path
+) -> tuple[list[Rule], list[Rule]]:
+    """The Ingress rules and HTTPRoute rules a run's coverage is checked against. Raises
+    `ScenarioError` (located) for a file that cannot be read."""
+    problems: list[Problem] = []
+    found: list[list[Rule]] = [[], []]
+    for index, files in enumerate((ingress_files, route_files)):
+        for name in files:
+            path = Path(name).expanduser()
+            path = path if path.is_absolute() else base_dir / path
+            text, problem = _read_text(str(path))
+            if problem is not None:
+                problems.append(problem)
+                continue
+            documents, read_problems = read_yaml_documents(text, str(path))
+            problems += read_problems
+            if index == 0:
+                found[0] += ingress_rules(read_ingresses(documents, str(path))[0])
+            else:
+                found[1] += route_rules(documents)
+    if problems:
+        raise ScenarioError(problems)
+    return found[0], found[1]

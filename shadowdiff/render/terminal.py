@@ -163,6 +163,9 @@ def render_report(report: Report, *, all_tls_tables: bool = False) -> Group:
     fixes = _likely_fixes(report)
     if fixes is not None:
         parts += [Text(), fixes]
+    reached = _coverage(report)
+    if reached is not None:
+        parts += [Text(), reached]
     set_aside = _set_aside(report)
     if set_aside is not None:
         parts += [Text(), set_aside]
@@ -265,6 +268,33 @@ def _differences_table(report: Report) -> Table | None:
         severity = Text(line["severity"], style=_SEVERITY_STYLE[line["severity"]])
         table.add_row(severity, Text(_where(line)), detail, f"{line['count']}/{line['pairs']}")
     return table
+
+
+_UNCOVERED_SHOWN = 10
+
+
+def _coverage(report: Report) -> Text | None:
+    """Manifest rules the requests reached, and the first of those they did not."""
+    entry = report.get("coverage")
+    if entry is None:
+        return None
+    text = Text("Coverage: ", style="bold")
+    counts = [
+        (label, count)
+        for label, count in (
+            ("Ingress rules", entry["ingress"]),
+            ("HTTPRoute rules", entry["routes"]),
+        )
+        if count is not None
+    ]
+    text.append(", ".join(f"{label} {c['covered']}/{c['rules']}" for label, c in counts))
+    uncovered = [name for _, count in counts for name in count["uncovered"]]
+    for name in uncovered[:_UNCOVERED_SHOWN]:
+        text.append("\n  not reached: ", style="yellow")
+        text.append(name)
+    if len(uncovered) > _UNCOVERED_SHOWN:
+        text.append(f"\n  and {len(uncovered) - _UNCOVERED_SHOWN} more (see the JSON report)")
+    return text
 
 
 def _likely_fixes(report: Report) -> Text | None:

@@ -23,6 +23,7 @@ from shadowdiff.redaction import KeySource, Redactor, sensitive_literals
 from shadowdiff.report.collect import RequestTally, RunCollector
 from shadowdiff.report.latency_finding import LatencyRules, with_latency_finding
 from shadowdiff.report.schema import (
+    CoverageEntry,
     DifferenceSummary,
     Histogram,
     Latency,
@@ -233,10 +234,12 @@ def build_report(
     load: LoadOutcome | None = None,
     resources: Resources | None = None,
     redaction_key: tuple[bytes, KeySource] | None = None,
+    coverage: CoverageEntry | None = None,
 ) -> Report:
     """The report as JSON-ready data, with every secret of the scenario hidden (see
     `shadowdiff.redaction`). `redaction_key` is the fingerprint key and where it came from;
-    without one, fingerprints compare within this report only."""
+    without one, fingerprints compare within this report only. `coverage`, when the scenario
+    asks for it, is checked against its `min` as a threshold."""
     noise = scenario.compare.noise
     collector.flush()
     rules = LatencyRules(
@@ -289,6 +292,19 @@ def build_report(
     )
     differing = sum(differing_pairs.values())
     thresholds = evaluate_thresholds(scenario.thresholds, tallies, differing_pairs)
+    if coverage is not None and coverage["min"] is not None:
+        share, minimum = coverage["share"], coverage["min"]
+        thresholds.append(
+            {
+                "check": f"coverage >= {minimum:.0%}",
+                "request": None,
+                "measured": share,
+                "limit": minimum,
+                "unit": "",
+                "passed": share is not None and share >= minimum,
+                "reason": None if share is not None else "no rules in the coverage files",
+            }
+        )
     load_entry = _load_entry(scenario, load)
     totals: Totals = {
         "pairs": collector.pairs_done,
@@ -357,6 +373,7 @@ def build_report(
         # Recorded traffic: lines read, requests replayed, skipped by reason, templates. The
         # scenario holds `SourceSummary.as_report()` dicts, typed loosely there.
         "sources": cast(list[SourceEntry], list(scenario.sources)) or None,
+        "coverage": coverage,
         # The first pairs, in order (at most PAIR_RECORD_LIMIT); null when not kept.
         "pairs": collector.pair_records if collector.keep_pairs else None,
         "redaction": {

@@ -381,6 +381,21 @@ class PairRecord(TypedDict):
     differences: list[list[str]]  # [kind, field]
 
 
+class CoverageCount(TypedDict):
+    rules: int
+    covered: int
+    uncovered: list[str]  # where each rule no request reached is, for people
+
+
+class CoverageEntry(TypedDict):
+    """Which manifest rules the run's requests reached (`shadowdiff/plan/coverage.py`)."""
+
+    ingress: CoverageCount | None
+    routes: CoverageCount | None
+    share: float | None  # rules reached / rules, over both; None without rules
+    min: float | None  # the scenario's `coverage.min`, also checked in `thresholds[]`
+
+
 class Report(TypedDict):
     schema: str
     tool: Tool
@@ -401,6 +416,7 @@ class Report(TypedDict):
     requests: list[RequestEntry]
     requests_folded: RequestsFolded
     sources: list[SourceEntry] | None
+    coverage: CoverageEntry | None
     pairs: list[PairRecord] | None
     redaction: Redaction
     # Set by `shadowdiff.run.finish_report`, which knows whether the run ended by itself;

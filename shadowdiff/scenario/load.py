@@ -32,6 +32,7 @@ from shadowdiff.scenario.model import (
     Acceptance,
     Body,
     CompareSettings,
+    CoverageSettings,
     Defaults,
     LoadSettings,
     Matrix,
@@ -87,6 +88,8 @@ class Scenario:
     # The recorded sources and the selection as written, for `sources export` to read again.
     recorded: tuple[RecordedSource, ...] = ()
     selection: SourceSelection = field(default_factory=SourceSelection)
+    # Manifests whose rules the report checks for coverage (plan/coverage.py).
+    coverage: CoverageSettings | None = None
 
     @property
     def environment_values(self) -> Mapping[str, str]:
@@ -230,6 +233,7 @@ def parse_scenario(
             *expand_problems,
             *_check_targets(config, document, base_dir),
             *_check_pace(config, document, requests),
+            *_check_coverage_files(config, document, base_dir),
         ]
     )
     if problems:
@@ -250,6 +254,7 @@ def parse_scenario(
         sources=tuple(summary.as_report() for summary in summaries),
         recorded=tuple(config.sources),
         selection=config.select,
+        coverage=config.coverage,
     )
 
 
@@ -523,6 +528,19 @@ def _credentials_header(userinfo: str) -> tuple[str, str]:
 # As long as a load's duration_s may be: a recording that would take longer to replay is most
 # likely one stray line with a wrong clock, and would otherwise hold the run for years.
 MAX_RECORDED_SPAN_S: Final = 7 * 24 * 3600
+
+
+def _check_coverage_files(
+    config: ScenarioFile, document: SourceDocument, base_dir: Path
+) -> Iterable[Problem]:
+    if config.coverage is None:
+        return
+    for key in ("ingress", "routes"):
+        for index, name in enumerate(getattr(config.coverage, key)):
+            if not _resolve(base_dir, name).is_file():
+                yield document.problem(
+                    ("coverage", key, index), f"file not found: {_resolve(base_dir, name)}"
+                )
 
 
 def _check_pace(

@@ -664,6 +664,38 @@ class SourceSelection(_Strict):
         raise ValueError(f"sample: expected a share such as 10% or a count; got {self.sample!r}")
 
 
+class CoverageSettings(_Strict):
+    """Route coverage: which rules of the old and new entry points' manifests the run's
+    requests reached (`shadowdiff/plan/coverage.py`)."""
+
+    ingress: list[str] = Field(
+        default_factory=list, description="files of `kubectl get ingress -A -o yaml`"
+    )
+    routes: list[str] = Field(
+        default_factory=list, description="files of `kubectl get httproute -A -o yaml`"
+    )
+    min: float | None = Field(
+        None,
+        ge=0,
+        le=1,
+        description="a threshold: the share of rules reached (100% or 1.0); under it exits 4",
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _percent(cls, data: Any) -> Any:
+        value = data.get("min") if isinstance(data, dict) else None
+        if isinstance(value, str) and re.fullmatch(r"\s*[0-9]*\.?[0-9]+\s*%\s*", value):
+            data = {**data, "min": float(value.strip()[:-1]) / 100}
+        return data
+
+    @model_validator(mode="after")
+    def _some_files(self) -> CoverageSettings:
+        if not self.ingress and not self.routes:
+            raise ValueError("coverage needs ingress or routes files")
+        return self
+
+
 class Redaction(_Strict):
     """What reports never show beyond the built-in list (see `shadowdiff.redaction`)."""
 
@@ -690,3 +722,4 @@ class ScenarioFile(_Strict):
     redact: Redaction = Redaction()
     sources: list[RecordedSource] = Field(default_factory=list)
     select: SourceSelection = SourceSelection()
+    coverage: CoverageSettings | None = None

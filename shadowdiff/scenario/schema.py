@@ -25,6 +25,11 @@ BYTE_SIZE: Final = {
     "description": "a size such as 64KiB or 2MiB",
 }
 _SIZE_FIELDS: Final = frozenset({"body_capture", "size", "header_line_bytes", "header_bytes"})
+PERCENT: Final = {
+    "type": "string",
+    "pattern": r"^\s*[0-9]*\.?[0-9]+\s*%\s*$",
+    "description": "a share such as 100%",
+}
 SPEED: Final = {
     "type": "string",
     "pattern": r"^\s*[0-9]*\.?[0-9]+\s*x\s*$",
@@ -66,6 +71,8 @@ def _widen(node: Any, name: str | None = None) -> Any:
             alternatives.append(BYTE_SIZE)
         if name == "speed":
             alternatives.append(SPEED)
+        if name == "min":
+            alternatives.append(PERCENT)
         # Keep the annotations editors show on the outside.
         outer = {key: result[key] for key in ("title", "description", "default") if key in result}
         return {**outer, "anyOf": alternatives}
