@@ -21,7 +21,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from shadowdiff import __version__
-from shadowdiff.errors import ScenarioError, UsageError, describe_exception
+from shadowdiff.errors import PreflightFailed, ScenarioError, UsageError, describe_exception
 from shadowdiff.render.terminal import displayable, print_report
 from shadowdiff.report import ExitCode, read_report, write_report
 from shadowdiff.report.schema import Report
@@ -436,6 +436,11 @@ def _main(argv: Sequence[str] | None) -> int:
         for line in str(exc).splitlines():
             _print_error(line)
         return ExitCode.USAGE
+    except PreflightFailed as exc:
+        for finding in exc.findings:
+            print(displayable(finding))
+        _print_error(f"{exc}: fix them before sending traffic (nothing was sent)")
+        return ExitCode.DIFFERENCES
     except StopRequested as stop:
         return 128 + stop.signum
     except KeyboardInterrupt:

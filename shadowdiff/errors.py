@@ -1,11 +1,13 @@
 """The exceptions shadowdiff raises, grouped by what the caller can do about them.
 
     ShadowdiffError
-    └── UsageError            the input is unusable: fix the scenario or the command line (exit 2)
-        ├── ScenarioError     one or more located problems in a scenario file
-        └── RequestRefused    a request built by the caller cannot be sent as it stands
-                              (unsafe without allow_unsafe, or not writable on the wire);
-                              raised before anything is sent
+    ├── UsageError            the input is unusable: fix the scenario or the command line (exit 2)
+    │   ├── ScenarioError     one or more located problems in a scenario file
+    │   └── RequestRefused    a request built by the caller cannot be sent as it stands
+    │                         (unsafe without allow_unsafe, or not writable on the wire);
+    │                         raised before anything is sent
+    └── PreflightFailed       the scenario's `preflight` found Gateway API objects that cannot
+                              serve; nothing was sent (exit 1)
 
 A run that cannot be carried out (a target failed every request, a rate not held) is not an
 exception either: the report's verdict says so and the CLI exits 3.
@@ -21,6 +23,15 @@ from dataclasses import dataclass
 
 class ShadowdiffError(Exception):
     """Base class of every error shadowdiff raises on purpose."""
+
+
+class PreflightFailed(ShadowdiffError):
+    """The scenario's `preflight` found Gateway API objects that cannot serve: nothing was
+    sent. `findings` holds one line per problem."""
+
+    def __init__(self, findings: list[str]) -> None:
+        super().__init__(f"preflight: {len(findings)} problems")
+        self.findings = findings
 
 
 class UsageError(ShadowdiffError):

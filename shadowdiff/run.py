@@ -17,10 +17,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from shadowdiff.errors import ScenarioError, UsageError, describe_exception
+from shadowdiff.errors import PreflightFailed, ScenarioError, UsageError, describe_exception
 from shadowdiff.memory import peak_rss_kb
 from shadowdiff.pair import LoadOutcome, RunProgress
-from shadowdiff.plan import Rule, SentRequest, coverage, coverage_rules
+from shadowdiff.plan import Rule, SentRequest, coverage, coverage_rules, preflight_files
 from shadowdiff.redaction import load_key
 from shadowdiff.replay.engine import replay
 from shadowdiff.replay.pacing import pairs_in_flight
@@ -146,6 +146,7 @@ async def run(
     """
     check_options(scenario, options)
     rules = _coverage_rules(scenario)  # a manifest that cannot be read stops the run first
+    _preflight(scenario)
     now = now or datetime.datetime.now(datetime.UTC)
     collector = RunCollector(accept=scenario.accept, today=now.date())
     started = time.perf_counter()
@@ -255,6 +256,23 @@ async def run(
         else None,
     )
     return RunResult(report, collector, outcome[0] if outcome else None, failure, worker_failures)
+
+
+def _preflight(scenario: Scenario) -> None:
+    """Raise `PreflightFailed` when the scenario's Gateway API objects cannot serve: sending
+    traffic to an entry point that is not programmed would only measure that."""
+    settings = scenario.preflight
+    if settings is None:
+        return
+    try:
+        findings = preflight_files(
+            [str(scenario.resolve_path(name)) for name in settings.files],
+            str(scenario.resolve_path(settings.secrets)) if settings.secrets else None,
+        )
+    except ScenarioError as exc:
+        raise UsageError("\n".join(str(problem) for problem in exc.problems)) from None
+    if findings:
+        raise PreflightFailed([str(finding) for finding in findings])
 
 
 def _coverage_rules(scenario: Scenario) -> tuple[list[Rule], list[Rule]] | None:

@@ -5,6 +5,7 @@ unreadable files as located errors (exit 2)."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -116,3 +117,31 @@ def test_hostile_objects_never_crash(tmp_path: Path) -> None:
     findings = preflight_files([str(path)])
     assert all("\n" not in str(finding) for finding in findings)
     assert "GatewayClass c: Accepted is False (two\\nlines)" in [str(f) for f in findings]
+
+
+async def test_a_run_with_preflight_stops_before_sending_when_the_gateway_cannot_serve(
+    start_entry_point: Any, write_scenario: Any, tmp_path: Path
+) -> None:
+    import shutil
+
+    baseline = await start_entry_point("127.0.0.1", name="same")
+    candidate = await start_entry_point("127.0.0.2", name="same")
+    for fixture in (BROKEN, HEALTHY):
+        shutil.copy(fixture, tmp_path / fixture.name)
+    body = (
+        "tls_probe: {probe: false}\ncompare: {noise: {share: 0}}\n"
+        "requests:\n  - {name: a, url: 'http://app.example.com/'}\n"
+    )
+    broken = write_scenario(baseline, candidate, f"preflight: {BROKEN.name}\n" + body)
+    code, out, err = await shadowdiff("run", str(broken))
+    assert code == 1 and out.splitlines() == [
+        line for line in EXPECTED if "does not exist" not in line
+    ]
+    assert "nothing was sent" in err
+    assert baseline.requests == [] and candidate.requests == []
+    healthy = write_scenario(
+        baseline, candidate, f"preflight: [{HEALTHY.name}]\n" + body, name="healthy.yaml"
+    )
+    code, out, err = await shadowdiff("run", str(healthy), "--quiet")
+    assert code == 0, err
+    assert len(baseline.requests) == len(candidate.requests) == 1

@@ -36,6 +36,7 @@ from shadowdiff.scenario.model import (
     Defaults,
     LoadSettings,
     Matrix,
+    PreflightSettings,
     RecordedSource,
     Request,
     ScenarioFile,
@@ -90,6 +91,8 @@ class Scenario:
     selection: SourceSelection = field(default_factory=SourceSelection)
     # Manifests whose rules the report checks for coverage (plan/coverage.py).
     coverage: CoverageSettings | None = None
+    # Gateway API objects checked before anything is sent (plan/preflight.py).
+    preflight: PreflightSettings | None = None
 
     @property
     def environment_values(self) -> Mapping[str, str]:
@@ -233,7 +236,7 @@ def parse_scenario(
             *expand_problems,
             *_check_targets(config, document, base_dir),
             *_check_pace(config, document, requests),
-            *_check_coverage_files(config, document, base_dir),
+            *_check_manifest_files(config, document, base_dir),
         ]
     )
     if problems:
@@ -255,6 +258,7 @@ def parse_scenario(
         recorded=tuple(config.sources),
         selection=config.select,
         coverage=config.coverage,
+        preflight=config.preflight,
     )
 
 
@@ -530,9 +534,18 @@ def _credentials_header(userinfo: str) -> tuple[str, str]:
 MAX_RECORDED_SPAN_S: Final = 7 * 24 * 3600
 
 
-def _check_coverage_files(
+def _check_manifest_files(
     config: ScenarioFile, document: SourceDocument, base_dir: Path
 ) -> Iterable[Problem]:
+    if config.preflight is not None:
+        named: list[tuple[FieldPath, str]] = [
+            (("preflight", "files", i), n) for i, n in enumerate(config.preflight.files)
+        ]
+        if config.preflight.secrets is not None:
+            named.append((("preflight", "secrets"), config.preflight.secrets))
+        for where, name in named:
+            if not _resolve(base_dir, name).is_file():
+                yield document.problem(where, f"file not found: {_resolve(base_dir, name)}")
     if config.coverage is None:
         return
     for key in ("ingress", "routes"):

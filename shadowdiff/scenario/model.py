@@ -696,6 +696,26 @@ class CoverageSettings(_Strict):
         return self
 
 
+class PreflightSettings(_Strict):
+    """Check the new entry point's Gateway API objects before sending anything
+    (`shadowdiff preflight`): a problem stops the run with exit 1."""
+
+    files: list[str] = Field(
+        min_length=1,
+        description="kubectl get gatewayclass,gateway,httproute,grpcroute,referencegrant,"
+        "service -A -o yaml",
+    )
+    secrets: str | None = Field(None, description="kubectl get secret -A -o name")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _one_file(cls, data: Any) -> Any:
+        # `preflight: gateway.yaml` and `preflight: [a.yaml, b.yaml]` say only the files.
+        if isinstance(data, str):
+            return {"files": [data]}
+        return {"files": data} if isinstance(data, list) else data
+
+
 class Redaction(_Strict):
     """What reports never show beyond the built-in list (see `shadowdiff.redaction`)."""
 
@@ -723,3 +743,4 @@ class ScenarioFile(_Strict):
     sources: list[RecordedSource] = Field(default_factory=list)
     select: SourceSelection = SourceSelection()
     coverage: CoverageSettings | None = None
+    preflight: PreflightSettings | None = None
