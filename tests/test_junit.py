@@ -1,20 +1,24 @@
 """The JUnit XML report (`--junit`), read back by junitparser as a CI test tab reads it: the
 demo's counts, each case a run can add (interrupted, load, thresholds, transport failures,
-folded requests), and characters XML 1.0 cannot carry."""
+folded requests), characters XML 1.0 cannot carry, and a run stopped by Ctrl-C."""
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import xml.etree.ElementTree as ET
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
+from aiohttp import web
 from junitparser import Error, Failure, JUnitXml, TestCase
 
 from shadowdiff.render.junit import render_junit, xml_safe
 
 from .conftest import DemoRun
+from .test_cli import shadowdiff
 
 
 def read(report: Any) -> JUnitXml:
@@ -201,3 +205,43 @@ def test_characters_xml_cannot_carry_are_shown_as_escapes(demo: DemoRun) -> None
 )
 def test_xml_safe_escapes_exactly_what_xml_1_0_forbids(text: str, shown: str) -> None:
     assert xml_safe(text) == shown
+
+
+async def test_an_interrupted_run_still_writes_junit_and_markdown(
+    start_entry_point: Callable[..., Any],
+    write_scenario: Callable[..., Path],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Ctrl-C in the middle: both files, and the step summary, tell of the pairs completed."""
+
+    async def slow(request: web.Request) -> web.Response:
+        await asyncio.sleep(0.05)
+        return web.Response(text="ok")
+
+    entry = await start_entry_point(handler=slow)
+    scenario = write_scenario(
+        entry,
+        entry,
+        "defaults: {concurrency: 2}\nrequests:\n  - {name: a, url: 'http://app.example.com/', repeat: 2000}\n",
+    )
+    summary = tmp_path / "step-summary.md"
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary))
+    junit, markdown = tmp_path / "junit.xml", tmp_path / "summary.md"
+    code, _, stderr = await shadowdiff(
+        "run",
+        str(scenario),
+        "--quiet",
+        "--junit",
+        str(junit),
+        "--markdown",
+        str(markdown),
+        interrupt_when=lambda: len(entry.requests) >= 20,
+    )
+    assert code == 130, stderr
+    found = cases(JUnitXml.fromfile(str(junit)))
+    (stopped,) = results(found["run completed"], Error)
+    assert stopped.type == "SIGINT" and stopped.message.startswith("interrupted by SIGINT after")
+    assert [r.type for r in results(found["verdict"], Error)] == ["exit 130"]
+    assert "**Interrupted** (SIGINT)" in markdown.read_text(encoding="utf-8")
+    assert summary.read_text(encoding="utf-8") == markdown.read_text(encoding="utf-8")
