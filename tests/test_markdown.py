@@ -156,6 +156,21 @@ def test_a_line_break_or_pipe_in_any_value_stays_inside_its_cell(demo: DemoRun) 
     assert len(page.tables) == 2  # differences and TLS: no table made from a value
 
 
+def test_accepted_and_noise_lines_are_listed_under_the_table(demo: DemoRun) -> None:
+    report: Any = copy.deepcopy(demo.report)
+    accepted, noise = copy.deepcopy(report["signatures"][:2])
+    accepted |= {"status": "accepted", "accepted": {"reason": "<planned> | ok", "until": None}}
+    noise |= {"status": "noise", "noise_rate": 0.5}
+    report["signatures"] += [accepted, noise]
+    markdown = render_markdown(report)
+    page = shown(markdown)
+    assert len(differences_table(page)) == len(report["signatures"]) - 2
+    assert page.tags.count("li") == 2
+    assert (
+        "- accepted: backend: service on api.demo.test/v2/items: &lt;planned&gt; \\| ok" in markdown
+    )
+
+
 @pytest.mark.parametrize(
     ("value", "escaped"),
     [

@@ -205,10 +205,10 @@ def _failure(line: Signature, request: str | None) -> _Result:
             f": {shown(example['baseline'], _MESSAGE_VALUE_CHARS)} → "
             f"{shown(example['candidate'], _MESSAGE_VALUE_CHARS)}"
         )
-        text += [
-            f"baseline:  {shown(example['baseline'], len(example['baseline'] or ''))}",
-            f"candidate: {shown(example['candidate'], len(example['candidate'] or ''))}",
-        ]
+        # The body has room for the whole value (the report already caps it).
+        for side in SIDES:
+            value = example[side]
+            text.append(f"{side + ':':<10} {'(absent)' if value is None else value}")
         if example["pair"] >= 0:
             text.append(f"example: pair {example['pair']} ({example['request']})")
         if diff := example.get("diff"):

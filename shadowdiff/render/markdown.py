@@ -134,6 +134,8 @@ def _signatures(report: Report) -> list[str]:
             out.append(_signature_row(line, report["fail_on"]))
         if len(lines) > _TABLE_ROWS:
             out += ["", f"{len(lines) - _TABLE_ROWS} more signatures in the JSON report."]
+    if lines and aside:
+        out.append("")  # the list is a block of its own, not a row of the table
     for line in aside:
         where = f"{markdown_text(what(line))} on {markdown_text(place(line))}"
         if line["status"] == "accepted" and (accepted := line["accepted"]) is not None:
