@@ -23,7 +23,7 @@ from rich.markup import escape
 from shadowdiff import __version__
 from shadowdiff.errors import ScenarioError, UsageError, describe_exception
 from shadowdiff.render.formats import FORMATS, append_step_summary, write_format
-from shadowdiff.render.terminal import print_report
+from shadowdiff.render.terminal import displayable, print_report
 from shadowdiff.report import ExitCode, read_report, write_report
 from shadowdiff.report.schema import Report
 from shadowdiff.report.verdict import exit_code_table
@@ -108,14 +108,18 @@ def _warn_insecure(scenario: Scenario) -> None:
 async def _run_with_signals(scenario: Scenario, options: RunOptions, *, quiet: bool) -> RunResult:
     """`run`, stopped by SIGINT or SIGTERM at any moment (even before it starts) with the
     report of what completed, and a progress line on a terminal unless `quiet`."""
+    from shadowdiff.render.follow_summary import FollowSummaryLine
     from shadowdiff.render.progress import ProgressLine
 
-    display = None if quiet or options.tls_only else ProgressLine()
+    display = None if quiet or options.tls_only or options.follow else ProgressLine()
+    on_progress = display.update if display is not None else None
+    if options.follow and not quiet:
+        on_progress = FollowSummaryLine(sys.stderr).update
     task = asyncio.ensure_future(
         run(
             scenario,
             options,
-            on_progress=display.update if display is not None else None,
+            on_progress=on_progress,
             stop_cause=lambda: STOP.received.name if STOP.received is not None else None,
             resources=True,
         )
@@ -155,9 +159,17 @@ def command_run(args: argparse.Namespace) -> int:
 
     # A signal while a large recorded log is read stops the reading; the run then reports
     # that it was interrupted before its first pair.
-    scenario = load_scenario(args.scenario, keep_reading=lambda: STOP.received is None)
+    # A followed log is read by the run, from its end: loading names it without reading it.
+    scenario = load_scenario(
+        args.scenario, keep_reading=lambda: STOP.received is None, read_sources=not args.follow
+    )
     options = RunOptions(
-        concurrency=args.concurrency, seed=args.seed, tls_only=args.tls_only, workers=args.workers
+        concurrency=args.concurrency,
+        seed=args.seed,
+        tls_only=args.tls_only,
+        workers=args.workers,
+        follow=args.follow,
+        follow_pairs_per_s=args.follow_rate,
     )
     try:
         check_options(scenario, options)
@@ -167,6 +179,8 @@ def command_run(args: argparse.Namespace) -> int:
     _check_output_path(args.json)
     _check_format_paths(args)
     _warn_insecure(scenario)
+    if args.follow and not args.quiet:
+        _announce_follow(scenario, options)
     result = _run_async(lambda: _run_with_signals(scenario, options, quiet=args.quiet))
     code = _finish(result.report, args.json, args.quiet, all_tls_tables=args.tls_only)
     _write_formats(result.report, args, step_summary=True)
@@ -180,6 +194,21 @@ def command_run(args: argparse.Namespace) -> int:
             redactor.text(describe_exception(result.internal_error))
         ) from result.internal_error
     return code
+
+
+def _announce_follow(scenario: Scenario, options: RunOptions) -> None:
+    from shadowdiff.redaction import load_key
+    from shadowdiff.replay.stream import DEFAULT_RATE_PER_S
+    from shadowdiff.report.document import redactor_for
+
+    path = redactor_for(scenario, load_key(os.environ)[0]).text(scenario.recorded[0].path)
+    rate = options.follow_pairs_per_s or DEFAULT_RATE_PER_S
+    print(
+        f"following {path} from its end, at most {rate:g} pairs/s; Ctrl-C or SIGTERM ends "
+        "it and writes the report",
+        file=sys.stderr,
+        flush=True,
+    )
 
 
 def command_demo(args: argparse.Namespace) -> int:
@@ -266,6 +295,24 @@ def command_plan(args: argparse.Namespace) -> int:
     return ExitCode.IDENTICAL
 
 
+def command_preflight(args: argparse.Namespace) -> int:
+    from shadowdiff.plan import preflight_files
+
+    try:
+        findings = preflight_files(args.manifests, args.secrets)
+    except ScenarioError as exc:
+        raise UsageError("\n".join(str(problem) for problem in exc.problems)) from None
+    for finding in findings:
+        print(displayable(str(finding)))
+    if findings:
+        print(
+            f"preflight: {len(findings)} problems; fix them before sending traffic", file=sys.stderr
+        )
+        return ExitCode.DIFFERENCES
+    print("preflight: nothing keeps the Gateways and routes from serving", file=sys.stderr)
+    return ExitCode.IDENTICAL
+
+
 def command_echo(args: argparse.Namespace) -> int:
     from aiohttp import web
 
@@ -316,6 +363,19 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="N",
         help="processes sending requests, each a share of the pairs (default 1; one per core)",
     )
+    run.add_argument(
+        "--follow",
+        action="store_true",
+        help="replay what the scenario's one log gains from now on, as tail -F follows it, "
+        "until Ctrl-C or SIGTERM; exits with the verdict's code",
+    )
+    run.add_argument(
+        "--follow-rate",
+        type=float,
+        metavar="PAIRS_PER_S",
+        help="with --follow: start at most this many pairs a second (default 20); lines "
+        "beyond it are counted as sampled out",
+    )
     run.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=_DEBUG_HELP)
     run.set_defaults(handler=command_run)
 
@@ -356,6 +416,24 @@ def build_parser() -> argparse.ArgumentParser:
         help="also write probes that send a body (proxy-body-size: a POST one byte over)",
     )
     plan.set_defaults(handler=command_plan)
+
+    preflight = commands.add_parser(
+        "preflight",
+        help="list what keeps Gateway API objects from serving, before any traffic (exit 1)",
+    )
+    preflight.add_argument(
+        "manifests",
+        nargs="+",
+        metavar="GATEWAY.yaml",
+        help="kubectl get gatewayclass,gateway,httproute,grpcroute,referencegrant,service -A "
+        "-o yaml",
+    )
+    preflight.add_argument(
+        "--secrets",
+        metavar="FILE",
+        help="kubectl get secret -A -o name: certificate Secrets are checked by name only",
+    )
+    preflight.set_defaults(handler=command_preflight)
 
     sources = commands.add_parser("sources", help="work with recorded traffic")
     source_commands = sources.add_subparsers(

@@ -60,3 +60,6 @@ class RunProgress(NamedTuple):
     pairs_with_differences: int
     failures: dict[Side, int]
     elapsed_s: float
+    # A follow run's log so far: lines read, and lines not replayed by reason.
+    lines_read: int | None = None
+    lines_skipped: tuple[tuple[str, int], ...] = ()

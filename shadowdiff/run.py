@@ -9,6 +9,7 @@ Cancelling the task that awaits `run` (Ctrl-C in the CLI) stops the replay and s
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import datetime
 import os
 import time
@@ -22,12 +23,15 @@ from shadowdiff.pair import LoadOutcome, RunProgress
 from shadowdiff.redaction import load_key
 from shadowdiff.replay.engine import replay
 from shadowdiff.replay.pacing import pairs_in_flight
+from shadowdiff.replay.stream import DEFAULT_RATE_PER_S, replay_stream
 from shadowdiff.replay.workers import replay_in_workers
 from shadowdiff.report.collect import RunCollector
 from shadowdiff.report.document import build_report, redactor_for
 from shadowdiff.report.schema import Report, Resources
 from shadowdiff.report.verdict import stop_verdict
 from shadowdiff.scenario import Scenario
+from shadowdiff.sources import SourceSummary, selection_for
+from shadowdiff.sources.follow import FollowedLog, follow_problems
 from shadowdiff.spec import SIDES
 from shadowdiff.tls import probe_scenario
 
@@ -42,6 +46,11 @@ class RunOptions:
     seed: int | None = None  # the send order within pairs, and the open model's arrivals
     tls_only: bool = False  # probe TLS only: no request is sent
     workers: int = 1  # processes sending requests, each a share of the pairs
+    # Follow the scenario's one recorded log as it grows, until stopped (sources/follow.py),
+    # starting at most `follow_pairs_per_s` pairs a second (the rest counted as sampled out;
+    # None: DEFAULT_RATE_PER_S).
+    follow: bool = False
+    follow_pairs_per_s: float | None = None
 
 
 @dataclass(slots=True)
@@ -67,7 +76,11 @@ def check_options(scenario: Scenario, options: RunOptions) -> None:
         problems.append("--concurrency must be at least 1")
     if options.workers < 1:
         problems.append("--workers must be at least 1")
-    if options.tls_only:
+    if options.follow:
+        problems += _follow_problems(scenario, options)
+    elif options.follow_pairs_per_s is not None:
+        problems.append("--follow-rate applies to --follow only")
+    if options.tls_only and not options.follow:
         if not scenario.https_hosts():
             problems.append("--tls-only has nothing to check: no request has an https:// URL")
         unused = [
@@ -85,6 +98,33 @@ def check_options(scenario: Scenario, options: RunOptions) -> None:
         raise UsageError("\n".join(problems))
     if not options.tls_only:
         pairs_in_flight(scenario, scenario.load, options.concurrency)  # refuses what cannot apply
+
+
+def _follow_problems(scenario: Scenario, options: RunOptions) -> list[str]:
+    problems = follow_problems(scenario.recorded, scenario.base_dir)
+    if scenario.requests:
+        problems.append(
+            f"--follow sends only what the log gains: the scenario's {len(scenario.requests)} "
+            "requests would not be sent (keep them in a scenario of their own)"
+        )
+    if scenario.load is not None:
+        problems.append(
+            "--follow is paced by the log and --follow-rate: the scenario's load section "
+            "cannot apply"
+        )
+    unused = [
+        flag
+        for flag, given in (("--workers", options.workers != 1), ("--tls-only", options.tls_only))
+        if given
+    ]
+    if unused:
+        problems.append(
+            f"--follow runs in one process until stopped: {', '.join(unused)} cannot apply"
+        )
+    rate = options.follow_pairs_per_s
+    if rate is not None and not rate > 0:
+        problems.append(f"--follow-rate must be more than 0 pairs/s; got {rate:g}")
+    return problems
 
 
 async def run(
@@ -111,12 +151,33 @@ async def run(
     outcome: list[LoadOutcome] = []
     worker_peaks_kb: list[int] = []
     worker_failures: list[str] = []
+    followed = (
+        FollowedLog(
+            scenario.recorded[0],
+            scenario.base_dir,
+            selection_for(scenario.recorded[0], scenario.selection),
+        )
+        if options.follow
+        else None
+    )
 
     async def carry_out() -> None:
         if options.tls_only or scenario.tls_probe.probe:
             for host_tls in await probe_scenario(scenario, now):
                 collector.add_tls(host_tls)
         if options.tls_only:
+            return
+        if followed is not None:
+            await replay_stream(
+                scenario,
+                collector,
+                followed.feed,
+                rate_per_s=options.follow_pairs_per_s or DEFAULT_RATE_PER_S,
+                concurrency=options.concurrency,
+                seed=options.seed,
+                on_outcome=outcome.append,
+                on_unsent=followed.unsent,
+            )
             return
         if options.workers > 1:
             done = await replay_in_workers(
@@ -142,12 +203,15 @@ async def run(
 
     def progress() -> RunProgress:
         source = counters[0]
+        counts = followed.counts if followed is not None else None
         return RunProgress(
             source.pairs_done,
-            scenario.pair_count,
+            scenario.pair_count if followed is None else None,
             source.pairs_with_differences,
             {side: source.failures[side] for side in SIDES},
             time.perf_counter() - started,
+            counts.lines if counts is not None else None,
+            counts.skipped if counts is not None else (),
         )
 
     work = asyncio.ensure_future(carry_out())
@@ -179,6 +243,7 @@ async def run(
         stopped_by=stopped_by,
         internal_error=describe_exception(failure) if failure is not None else None,
         worker_failures=worker_failures,
+        followed=followed.summary if followed is not None else None,
         resources={
             "workers": options.workers,
             "workers_peak_rss_mb": [round(kb / 1024, 1) for kb in worker_peaks_kb],
@@ -224,6 +289,7 @@ def finish_report(
     stopped_by: str | None = None,
     internal_error: str | None = None,
     worker_failures: list[str] | None = None,
+    followed: SourceSummary | None = None,
     resources: Resources | None = None,
 ) -> Report:
     """The report of a run (`started` is its time.perf_counter()).
@@ -232,7 +298,10 @@ def finish_report(
     an `internal_error` (one line), or `worker_failures`. Then `interrupted` is true, `stop`
     says the cause and whether any pair had completed, and the outcome carries that cause's
     exit code. `resources`, when given, gains the peak RSS measured once the report is built,
-    since building it can cost more memory than the replay."""
+    since building it can cost more memory than the replay.
+
+    A follow run (`followed`: its log's counts) ends by a stop: once a pair has completed, a
+    signal or a cancellation is recorded in `stop` but the verdict is the answers' own."""
     worker_failures = worker_failures or []
     verdict = stop_verdict(
         collector.pairs_done,
@@ -240,25 +309,42 @@ def finish_report(
         internal_error=internal_error,
         worker_failures=worker_failures,
     )
+    ended_as_meant = (
+        followed is not None
+        and verdict is not None
+        and verdict.cause in ("SIGINT", "SIGTERM", "cancelled")
+        and collector.pairs_done > 0
+    )
+    if followed is not None:
+        # What was followed is in no scenario file: the report names the requests sent (the
+        # first of each name, as tallied) and the log's counts.
+        scenario = dataclasses.replace(
+            scenario,
+            requests=tuple(tally.request for tally in collector.requests.values()),
+            sources=(followed.as_report(),),
+        )
     key = load_key(os.environ)
     report = build_report(
         scenario,
         collector,
         started_at=started_at.isoformat(timespec="seconds"),
         duration_s=time.perf_counter() - started,
-        interrupted=verdict is not None,
+        interrupted=verdict is not None and not ended_as_meant,
         load=outcome[0] if outcome else None,
         resources=resources,
         redaction_key=key,
     )
     report["stop"] = None
+    if followed is not None:
+        report["totals"]["pairs_planned"] = None  # as many as the log gains
     if verdict is not None:
         # Added after the report was built: hidden the same way (a message may quote input).
         redactor = redactor_for(scenario, key[0])
-        report["outcome"] = {
-            "exit_code": int(verdict.exit_code),
-            "reason": redactor.text(verdict.reason),
-        }
+        if not ended_as_meant:
+            report["outcome"] = {
+                "exit_code": int(verdict.exit_code),
+                "reason": redactor.text(verdict.reason),
+            }
         report["stop"] = redactor.walk(
             {
                 "cause": verdict.cause,

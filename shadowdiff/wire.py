@@ -106,11 +106,19 @@ def _ascii_host(host: str) -> str:
 def prepare_url(url: str) -> tuple[str, str | None]:
     """The URL as it will be sent, and its `user:password` part (removed from the URL) if any.
 
-    Raises `WireError` for control characters anywhere, and for a host name IDNA refuses.
+    Raises `WireError` for control characters anywhere, for text that is not Unicode (a
+    recorded line's invalid UTF-8, kept as surrogates), and for a host name IDNA refuses.
     """
     control = _CONTROL.search(url)
     if control is not None:
         raise WireError(f"the URL holds {_describe(control.group(), control.start())}")
+    if not url.isascii():
+        try:
+            url.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise WireError(
+                f"the URL holds bytes that are not UTF-8 at character {exc.start + 1}"
+            ) from None
     scheme, separator, rest = url.partition("://")
     if not separator:
         return url, None  # not absolute: the caller reports it

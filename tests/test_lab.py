@@ -365,3 +365,34 @@ def test_a_log_written_by_the_baseline_replays_to_the_planted_differences(
     }
     totals = report["totals"]["failures"]
     assert totals["baseline"]["total"] == totals["candidate"]["total"] == 0
+
+
+# The words each planted mistake's hint must hold: the Gateway API change (or the data plane
+# setting) that fixes it (shadowdiff/report/hints.py).
+PLANTED_FIXES = {
+    "regression: redirect status": "RequestRedirect",
+    "regression: hsts": "Strict-Transport-Security",
+    "regression: wrong backend": "HTTPRoute rules",
+    "regression: rewrite lost": "URLRewrite",
+    "regression: forwarded host": "forwarding settings",
+    "regression: request id replaced": "request-ID setting",
+    "regression: trailing slash": "HTTPRoute matches",
+    "regression: cookie flags": "cookie",
+    "regression: body size": "body-size",
+    "regression: underscore header": "underscores",
+    "regression: regex case": "HTTPRoute rules",
+    "regression: cors preflight": "CORS",
+}
+
+
+@pytest.mark.parametrize("request_name", sorted(PLANTED_FIXES))
+def test_every_planted_regression_gets_the_right_hint(
+    lab_report: dict[str, Any], request_name: str
+) -> None:
+    hints = [
+        line["hint"]
+        for line in lab_report["signatures"]
+        if request_name in line["requests"] and line["status"] == "reported"
+    ]
+    assert hints and all(hint is not None for hint in hints), request_name
+    assert any(PLANTED_FIXES[request_name] in hint["fix"] for hint in hints), hints

@@ -75,6 +75,15 @@ def test_each_har_fixture_gives_its_requests(name: str, method: str, count: int)
         )
 
 
+def test_a_path_that_is_not_utf8_is_counted_as_not_sendable() -> None:
+    line = (
+        b'10.0.0.1 - - [02/Dec/2026:10:00:00 +0000] "GET /caf\xe9 HTTP/1.1" 200 12 "-" "curl" '
+        b"100 0.001 [web-80] [] 10.1.2.3:80 12 0.001 200 abc\n"
+    )
+    specs, summary = summary_of(read_log([line.decode("utf-8", "surrogateescape")], "t"))
+    assert specs == [] and summary.skipped == {"not_sendable": 1}
+
+
 def test_a_log_format_string_and_escapes() -> None:
     log_format = (
         '$remote_addr [$time_local] "$request" $status $host $upstream_addr "$http_user_agent"'

@@ -1,6 +1,8 @@
-"""From manifests to a scenario: `shadowdiff plan INGRESS.yaml...` reads Ingress resources
+"""From manifests to proof. `shadowdiff plan INGRESS.yaml...` reads Ingress resources
 (`ingress`), decides what to send to prove each rule and annotation (`probes`), and writes a
-scenario that says where every request comes from and what was not probed (`write`)."""
+scenario that says where every request comes from and what was not probed (`write`).
+`shadowdiff preflight` reads the Gateway API objects of the new entry point and lists what
+keeps them from serving, before any request is sent (`preflight`)."""
 
 from __future__ import annotations
 
@@ -10,6 +12,7 @@ from typing import Final
 
 from shadowdiff.errors import Problem, ScenarioError
 from shadowdiff.plan.ingress import Ingress, read_ingresses
+from shadowdiff.plan.preflight import Finding, objects, preflight, secret_names
 from shadowdiff.plan.probes import Plan, plan_ingresses
 from shadowdiff.plan.write import scenario_text
 from shadowdiff.scenario.yamlsource import read_yaml_documents
@@ -17,7 +20,31 @@ from shadowdiff.scenario.yamlsource import read_yaml_documents
 # `kubectl get ingress -A -o yaml` for a large cluster stays well under this.
 MAX_MANIFEST_BYTES: Final = 64 * 1024**2
 
-__all__ = ["Ingress", "Plan", "plan_files", "plan_ingresses", "read_ingresses", "scenario_text"]
+__all__ = [
+    "Finding",
+    "Ingress",
+    "Plan",
+    "plan_files",
+    "plan_ingresses",
+    "preflight_files",
+    "read_ingresses",
+    "scenario_text",
+]
+
+
+def _read_text(path: str) -> tuple[str, Problem | None]:
+    """A manifest file's text, or the located reason it cannot be read."""
+    try:
+        with Path(path).open("rb") as file:
+            raw = file.read(MAX_MANIFEST_BYTES + 1)
+    except OSError as exc:
+        return "", Problem(path, 0, 0, "", f"cannot read: {exc.strerror or exc}")
+    if len(raw) > MAX_MANIFEST_BYTES:
+        return "", Problem(path, 0, 0, "", "larger than 64 MiB: not a manifest file")
+    try:
+        return raw.decode("utf-8-sig"), None
+    except UnicodeDecodeError as exc:
+        return "", Problem(path, 0, 0, "", f"not UTF-8 (byte {exc.start + 1})")
 
 
 def plan_files(paths: Sequence[str], *, allow_unsafe: bool = False) -> tuple[str, list[str]]:
@@ -28,19 +55,9 @@ def plan_files(paths: Sequence[str], *, allow_unsafe: bool = False) -> tuple[str
     notes: list[str] = []
     problems: list[Problem] = []
     for path in paths:
-        try:
-            with Path(path).open("rb") as file:
-                raw = file.read(MAX_MANIFEST_BYTES + 1)
-        except OSError as exc:
-            problems.append(Problem(path, 0, 0, "", f"cannot read: {exc.strerror or exc}"))
-            continue
-        if len(raw) > MAX_MANIFEST_BYTES:
-            problems.append(Problem(path, 0, 0, "", "larger than 64 MiB: not a manifest file"))
-            continue
-        try:
-            text = raw.decode("utf-8-sig")
-        except UnicodeDecodeError as exc:
-            problems.append(Problem(path, 0, 0, "", f"not UTF-8 (byte {exc.start + 1})"))
+        text, problem = _read_text(path)
+        if problem is not None:
+            problems.append(problem)
             continue
         documents, read_problems = read_yaml_documents(text, path)
         problems += read_problems
@@ -53,3 +70,27 @@ def plan_files(paths: Sequence[str], *, allow_unsafe: bool = False) -> tuple[str
         raise ScenarioError(problems)
     plan = plan_ingresses(ingresses, allow_unsafe=allow_unsafe)
     return scenario_text(plan, list(paths), len(ingresses)), notes
+
+
+def preflight_files(paths: Sequence[str], secrets_path: str | None = None) -> list[Finding]:
+    """Every reason the Gateway API objects in `paths` cannot serve as configured (see
+    `preflight`). Raises `ScenarioError` (located) for a file that cannot be read."""
+    documents: list[object] = []
+    problems: list[Problem] = []
+    for path in paths:
+        text, problem = _read_text(path)
+        if problem is not None:
+            problems.append(problem)
+            continue
+        found, read_problems = read_yaml_documents(text, path)
+        documents += found
+        problems += read_problems
+    secrets = None
+    if secrets_path is not None:
+        text, problem = _read_text(secrets_path)
+        if problem is not None:
+            problems.append(problem)
+        secrets = secret_names(text)
+    if problems:
+        raise ScenarioError(problems)
+    return preflight(objects(documents), secrets)

@@ -160,6 +160,9 @@ def render_report(report: Report, *, all_tls_tables: bool = False) -> Group:
     differences = _differences_table(report)
     if differences is not None:
         parts += [Text(), differences]
+    fixes = _likely_fixes(report)
+    if fixes is not None:
+        parts += [Text(), fixes]
     set_aside = _set_aside(report)
     if set_aside is not None:
         parts += [Text(), set_aside]
@@ -262,6 +265,29 @@ def _differences_table(report: Report) -> Table | None:
         severity = Text(line["severity"], style=_SEVERITY_STYLE[line["severity"]])
         table.add_row(severity, Text(_where(line)), detail, f"{line['count']}/{line['pairs']}")
     return table
+
+
+def _likely_fixes(report: Report) -> Text | None:
+    """The hints of the differences in the table, each once with the places it applies to: a
+    to-do list. Likely causes, said as such."""
+    places: dict[tuple[str, str], list[str]] = {}
+    for line in report["signatures"]:
+        hint = line.get("hint")
+        failing = line["status"] == "expired" or (
+            line["status"] == "reported" and line["severity"] != "info"
+        )
+        if hint is not None and failing:
+            places.setdefault((hint["cause"], hint["fix"]), []).append(_place(line))
+    if not places:
+        return None
+    text = Text("Likely causes and fixes\n", style="bold")
+    for (cause, fix), where in places.items():
+        text.append("• ", style="dim")
+        text.append(f"{cause} ({', '.join(dict.fromkeys(where))})\n")
+        text.append("  fix: ", style="cyan")
+        text.append(f"{fix}\n")
+    text.rstrip()
+    return text
 
 
 def _set_aside(report: Report) -> Text | None:

@@ -15,6 +15,7 @@ from typing import Literal, NotRequired, TypedDict
 
 from shadowdiff.difference import DifferenceKind, Severity
 from shadowdiff.redaction import KeySource
+from shadowdiff.report.hints import Hint
 from shadowdiff.spec import Side
 
 SignatureStatus = Literal["reported", "expired", "accepted", "noise"]
@@ -121,6 +122,7 @@ class Signature(TypedDict):
     noise_rate: float | None
     accepted: SignatureAcceptance | None
     examples: list[SignatureExample]
+    hint: Hint | None  # the likely migration cause and its fix (report/hints.py)
 
 
 class Certificate(TypedDict):

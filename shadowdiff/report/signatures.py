@@ -11,6 +11,7 @@ from yarl import URL
 
 from shadowdiff.difference import SEVERITY_ORDER, DifferenceKind, Severity
 from shadowdiff.report.collect import RequestTally, SignatureTally
+from shadowdiff.report.hints import hint_for
 from shadowdiff.report.schema import (
     RequestExample,
     Signature,
@@ -154,4 +155,10 @@ def _line(
             "expired": acceptance.expired,
         },
         "examples": examples,
+        "hint": hint_for(
+            kind,
+            field,
+            [(example["baseline"], example["candidate"]) for example in examples],
+            sorted({tally.request.url for tally, _, _ in group}),
+        ),
     }

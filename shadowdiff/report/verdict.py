@@ -35,7 +35,7 @@ class ExitCode(IntEnum):
 EXIT_CODE_MEANINGS: Final[Mapping[ExitCode, str]] = {
     ExitCode.IDENTICAL: "every pair alike",
     ExitCode.DIFFERENCES: "differences found at or above `compare.fail_on` (default: error), "
-    "or an expired acceptance",
+    "or an expired acceptance; for `preflight`, a Gateway API object that cannot serve",
     ExitCode.USAGE: "usage or scenario error (one line per problem, nothing sent)",
     ExitCode.RUN_FAILED: "the run could not be carried out: a target failed every request, "
     "an open-model run fell short of its rate, or a worker process died (the report says how)",

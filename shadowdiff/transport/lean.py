@@ -192,6 +192,11 @@ class LeanTransport:
         tls = request.tls if scheme == "https" else None
         return (scheme, host, port, tls), head + (request.body or b""), retry
 
+    def forget(self, request: RequestSpec) -> None:
+        """Drop the bytes kept to send `request` again: a caller that sends each request once
+        (a followed log) would otherwise make them grow with the run."""
+        self._wire.pop(id(request), None)
+
     async def send(self, request: RequestSpec) -> Observation:
         started_ns = time.perf_counter_ns()
         wire = self._wire.get(id(request))

@@ -1,0 +1,229 @@
+"""Remediation hints: for a difference signature, the likely migration cause and the change that
+fixes it, in Gateway API terms first and the data plane's own where the standard has none.
+
+One table, one place. Sources, cited per rule:
+- [GW] Gateway API v1 specification, HTTPRoute filters and matching
+  (gateway-api apis/v1/httproute_types.go): RequestRedirect statusCode 301 and 302 are Core,
+  other codes exist only where a release and an implementation added them; URLRewrite with
+  ReplacePrefixMatch / ReplaceFullPath; RequestHeaderModifier / ResponseHeaderModifier set
+  static values; PathPrefix matches whole path elements, and path matches are case-sensitive;
+  rules are ordered by the precedence the spec defines (Exact before the longest prefix).
+- [IN] ingress-nginx annotation and configuration docs (docs/user-guide/nginx-configuration/):
+  ssl-redirect answers 308; use-regex locations are `~*` (case-insensitive); proxy-body-size
+  defaults to 1m (413 beyond); X-Forwarded-For / X-Real-IP / X-Forwarded-Proto are set by the
+  controller; HSTS is on by default for TLS hosts; the default backend answers unknown hosts.
+
+Pure: a signature's kind, field, examples and requests in, a hint or None out. A hint is a
+likely cause, said as such: the report never claims it is the cause.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Final, TypedDict
+
+from shadowdiff.difference import DifferenceKind
+
+
+class Hint(TypedDict):
+    cause: str  # the likely migration cause, one sentence
+    fix: str  # the change that fixes it, Gateway API first
+    source: str  # where the rule comes from: [GW] Gateway API spec, [IN] ingress-nginx docs
+
+
+_FORWARDING_HEADERS: Final = frozenset(
+    {"x-forwarded-for", "x-real-ip", "x-forwarded-proto", "x-forwarded-host", "x-forwarded-port"}
+)
+_UNKNOWN_HOST: Final = "shadowdiff-unknown-host.invalid"
+
+
+def _status(value: str | None) -> int | None:
+    """The status code at the start of an example value ("308", "308 Permanent Redirect")."""
+    if value is None:
+        return None
+    head = value.strip().split(" ", 1)[0]
+    return int(head) if head.isdigit() and len(head) == 3 else None
+
+
+def hint_for(
+    kind: DifferenceKind,
+    field: str,
+    examples: Sequence[tuple[str | None, str | None]],
+    request_urls: Sequence[str] = (),
+) -> Hint | None:
+    """The hint for one signature: `examples` are (baseline, candidate) values as the report
+    shows them; `request_urls` the URLs of the requests it covers."""
+    baseline, candidate = examples[0] if examples else (None, None)
+    field = field.lower()
+    if any(_UNKNOWN_HOST in url for url in request_urls) and kind in ("status", "body", "backend"):
+        return {
+            "cause": "a host no rule names is answered differently: ingress-nginx sends it to "
+            "its default backend (404), the new entry point to whatever listener catches it",
+            "fix": "add a catch-all: a listener without hostname (or `*`) with an HTTPRoute "
+            "that answers as the default backend did, or remove the catch-all on both",
+            "source": "[GW] listener hostname matching; [IN] default backend",
+        }
+    if kind == "status":
+        before, after = _status(baseline), _status(candidate)
+        if before in (301, 302, 307, 308) and after in (301, 302, 303, 307, 308):
+            return {
+                "cause": f"the redirect code changed ({before} -> {after}); ingress-nginx "
+                "answers its HTTPS redirect with 308",
+                "fix": f"a RequestRedirect filter with `statusCode: {before}` where the "
+                "installed CRDs and the implementation accept it (301 and 302 are Core; "
+                "303, 307 and 308 only where added), else 301 to keep it permanent",
+                "source": "[GW] HTTPRequestRedirectFilter.statusCode; [IN] ssl-redirect",
+            }
+        if 413 in (before, after):
+            return {
+                "cause": "the request-body limit differs (ingress-nginx: proxy-body-size, 1m "
+                "by default)",
+                "fix": "Gateway API has no body-size field: set the data plane's limit "
+                "(its client or backend traffic policy) to the old proxy-body-size",
+                "source": "[IN] proxy-body-size",
+            }
+        if before is not None and before < 400 and after == 404:
+            return {
+                "cause": "no route matches on the new entry point: a path match lost its "
+                "regex, its case-insensitivity (ingress-nginx regex locations are `~*`), or "
+                "its prefix semantics (PathPrefix matches whole path elements)",
+                "fix": "check the HTTPRoute matches for this path: PathPrefix vs Exact vs "
+                "RegularExpression (Implementation-specific), and the case of the path",
+                "source": "[GW] HTTPPathMatch; [IN] use-regex",
+            }
+        if before == 401 or after == 401 or before == 403 or after == 403:
+            return {
+                "cause": "authentication or an allow-list is enforced on one side only "
+                "(auth-url, auth-type, auth-tls-verify-client, whitelist-source-range)",
+                "fix": "Gateway API has no standard external auth: configure the data "
+                "plane's security policy (external auth, client certificates, IP allow-list) "
+                "for this route",
+                "source": "[IN] auth and source-range annotations",
+            }
+        return None
+    if kind == "redirect":
+        return {
+            "cause": "the redirect points elsewhere: host, scheme, port or path of Location",
+            "fix": "a RequestRedirect filter with the scheme, hostname, port and path "
+            "(ReplaceFullPath / ReplacePrefixMatch) of the old Location",
+            "source": "[GW] HTTPRequestRedirectFilter",
+        }
+    if kind == "header_missing" and field == "strict-transport-security":
+        return {
+            "cause": "HSTS is lost: ingress-nginx adds Strict-Transport-Security to TLS hosts "
+            "by default",
+            "fix": "a ResponseHeaderModifier filter that sets Strict-Transport-Security to "
+            "the old value, or the data plane's own HSTS setting",
+            "source": "[GW] ResponseHeaderModifier; [IN] hsts",
+        }
+    if kind in ("header_missing", "header_added", "header_changed") and field.startswith(
+        "access-control-"
+    ):
+        return {
+            "cause": "CORS answers differ (ingress-nginx: enable-cors and cors-* annotations)",
+            "fix": "an HTTPRoute CORS filter where the installed release has it "
+            "(experimental), else the data plane's CORS policy",
+            "source": "[IN] enable-cors",
+        }
+    if kind in ("header_missing", "header_added", "header_changed"):
+        return {
+            "cause": f"the response header {field} is set on one side only, or otherwise",
+            "fix": "a ResponseHeaderModifier filter (set, add or remove) for this route",
+            "source": "[GW] ResponseHeaderModifier",
+        }
+    if kind == "cookie":
+        return {
+            "cause": "a Set-Cookie differs in name or attributes: ingress-nginx's affinity "
+            "cookie (affinity: cookie, session-cookie-*), or its cookie rewriting "
+            "(proxy-cookie-path, proxy-cookie-domain)",
+            "fix": "for the affinity cookie, session persistence on the HTTPRoute rule where "
+            "the release has it (sessionPersistence, experimental), else the data plane's "
+            "policy; for rewritten cookies, the data plane's cookie or header rewriting",
+            "source": "[IN] affinity, proxy-cookie-path; [GW] sessionPersistence",
+        }
+    if kind == "backend":
+        return {
+            "cause": "another backend answered: rule order, a path that an earlier or longer "
+            "match now takes, or a path whose case no longer matches (ingress-nginx regex "
+            "locations ignore case)",
+            "fix": "check the HTTPRoute rules for this host: Exact matches win, then the "
+            "longest PathPrefix; split or reorder rules so this path reaches the old service",
+            "source": "[GW] HTTPRoute rule precedence",
+        }
+    if kind == "backend_path":
+        return {
+            "cause": "the backend sees another path: a rewrite-target was not translated, or "
+            "translated differently",
+            "fix": "a URLRewrite filter with ReplacePrefixMatch (or ReplaceFullPath) that "
+            "gives the backend the path it saw before",
+            "source": "[GW] HTTPURLRewriteFilter; [IN] rewrite-target",
+        }
+    if kind == "backend_host":
+        return {
+            "cause": "the backend sees another Host (ingress-nginx: upstream-vhost)",
+            "fix": "a URLRewrite filter with `hostname`",
+            "source": "[GW] HTTPURLRewriteFilter.hostname",
+        }
+    if kind == "backend_header" and field in _FORWARDING_HEADERS:
+        return {
+            "cause": f"{field} differs: ingress-nginx sets the forwarding headers from the "
+            "client address it trusts",
+            "fix": "the data plane's client-IP and forwarding settings (trusted hops, proxy "
+            "protocol); RequestHeaderModifier sets only static values, so it cannot carry "
+            "the client's address",
+            "source": "[IN] forwarded headers; [GW] RequestHeaderModifier",
+        }
+    if kind == "backend_header" and field == "x-request-id":
+        return {
+            "cause": "the request ID differs: ingress-nginx passes the client's X-Request-ID "
+            "on (and generates one, $req_id, when there is none)",
+            "fix": "the data plane's request-ID setting: preserve an incoming X-Request-ID "
+            "instead of replacing it",
+            "source": "[IN] generate-request-id",
+        }
+    if kind == "backend_header" and "_" in field:
+        return {
+            "cause": "a header with an underscore: ingress-nginx drops such headers "
+            "(enable-underscores-in-headers is off by default), many data planes pass them",
+            "fix": "the data plane's setting for headers with underscores (drop them to keep "
+            "the old behaviour), or turn them on in both",
+            "source": "[IN] enable-underscores-in-headers",
+        }
+    if kind == "backend_header":
+        return {
+            "cause": f"the backend sees {field} differently",
+            "fix": "a RequestHeaderModifier filter (set, add or remove) for this route",
+            "source": "[GW] RequestHeaderModifier",
+        }
+    if kind in ("tls_protocol", "tls_cipher"):
+        return {
+            "cause": "the TLS versions or ciphers accepted differ (ingress-nginx: "
+            "ssl-protocols and ssl-ciphers in its ConfigMap)",
+            "fix": "the data plane's TLS policy for the listener (Gateway API leaves it to "
+            "implementation-specific listener tls.options)",
+            "source": "[GW] GatewayTLSConfig.options; [IN] ssl-protocols",
+        }
+    if kind == "tls_alpn":
+        return {
+            "cause": "HTTP/2 is offered on one side only",
+            "fix": "the data plane's HTTP/2 setting for the listener (ingress-nginx offers h2 "
+            "by default: use-http2)",
+            "source": "[IN] use-http2",
+        }
+    if kind == "tls_certificate" and field == "expiry":
+        return {
+            "cause": "the new entry point's certificate expires sooner: a certificate issued "
+            "for a test, or one no renewal covers",
+            "fix": "renew the Secret the listener's tls.certificateRefs names (or have the "
+            "issuer that renews the Ingress's certificate renew it too)",
+            "source": "[GW] GatewayTLSConfig.certificateRefs",
+        }
+    if kind in ("tls_certificate", "tls_default_certificate"):
+        return {
+            "cause": "another certificate is served: the listener's certificateRefs, or the "
+            "certificate for an unknown SNI",
+            "fix": "point the listener's tls.certificateRefs at the Secret the Ingress used, "
+            "and give the Gateway a default certificate if clients connect without SNI",
+            "source": "[GW] GatewayTLSConfig.certificateRefs",
+        }
+    return None
