@@ -216,6 +216,9 @@ def _failure(line: Signature, request: str | None) -> _Result:
     accepted = line["accepted"]
     if line["status"] == "expired" and accepted is not None:
         text.append(f"acceptance expired {accepted['until']}: {accepted['reason']}")
+    # A report saved before hints existed has none.
+    if (hint := line.get("hint")) is not None:
+        text += [f"likely cause: {hint['cause']}", f"fix: {hint['fix']} ({hint['source']})"]
     message = f"{line['severity']}: {what(line)}{values}"
     return _Result("failure", message, line["kind"], "\n".join(text))
 

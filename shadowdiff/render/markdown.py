@@ -65,7 +65,8 @@ def render_markdown(report: Report) -> str:
         "",
         *_totals(report),
     ]
-    for section in (_signatures(report), _tls(report), _thresholds(report), _load(report)):
+    sections = (_signatures, _likely_fixes, _tls, _thresholds, _load)
+    for section in (render(report) for render in sections):
         if section:
             lines += ["", *section]
     return "\n".join(lines) + "\n"
@@ -142,6 +143,24 @@ def _signatures(report: Report) -> list[str]:
             out.append(f"- accepted: {where}: {markdown_text(accepted['reason'])}")
         else:
             out.append(f"- noise: {where}: the baseline differs from itself here")
+    return out
+
+
+def _likely_fixes(report: Report) -> list[str]:
+    """Each hint of a difference in the table once, with the places it applies to, as the
+    terminal report lists them (likely causes, said as such)."""
+    places: dict[tuple[str, str], list[str]] = {}
+    for line in report["signatures"]:
+        hint = line.get("hint")  # none in a report saved before hints existed
+        shown_in_table = line["status"] == "expired" or (
+            line["status"] == "reported" and line["severity"] != "info"
+        )
+        if hint is not None and shown_in_table:
+            places.setdefault((hint["cause"], hint["fix"]), []).append(place(line))
+    out = ["#### Likely causes and fixes", ""] if places else []
+    for (cause, fix), where in places.items():
+        where_text = ", ".join(markdown_text(p) for p in dict.fromkeys(where))
+        out.append(f"- {markdown_text(cause)} ({where_text}); fix: {markdown_text(fix)}")
     return out
 
 
