@@ -22,6 +22,7 @@ from rich.markup import escape
 
 from shadowdiff import __version__
 from shadowdiff.errors import PreflightFailed, ScenarioError, UsageError, describe_exception
+from shadowdiff.render.formats import FORMATS, append_step_summary, write_format
 from shadowdiff.render.terminal import displayable, print_report
 from shadowdiff.report import ExitCode, read_report, write_report
 from shadowdiff.report.schema import Report
@@ -46,11 +47,46 @@ def _run_async(main: Callable[[], Coroutine[Any, Any, T]]) -> T:
     return uvloop.run(main())
 
 
-def _check_output_path(path: str | None) -> None:
+def _check_output_path(path: str | None, flag: str = "--json") -> None:
     if path == "-":
         return  # standard output
     if path and not Path(path).resolve().parent.is_dir():
-        raise UsageError(f"--json {path}: folder {Path(path).resolve().parent} does not exist")
+        raise UsageError(f"{flag} {path}: folder {Path(path).resolve().parent} does not exist")
+
+
+def _check_format_paths(args: argparse.Namespace) -> None:
+    for name in FORMATS:
+        if getattr(args, name) == "-":
+            # Standard output carries the terminal report (or --json -).
+            raise UsageError(f"--{name} -: give a file name")
+        _check_output_path(getattr(args, name), f"--{name}")
+
+
+def _write_formats(report: Report, args: argparse.Namespace, *, step_summary: bool = False) -> None:
+    """--junit, --markdown and, for `run` in a GitHub Actions step, the step summary: written
+    once the report is built, for an interrupted run too (the report of what completed)."""
+    for name in FORMATS:
+        if path := getattr(args, name):
+            try:
+                write_format(name, path, report)
+            except OSError as exc:
+                raise UsageError(f"--{name} {path}: cannot write: {exc.strerror or exc}") from None
+    summary = os.environ.get("GITHUB_STEP_SUMMARY") if step_summary else None
+    if summary:
+        try:
+            whole = append_step_summary(summary, report)
+        except OSError as exc:
+            raise UsageError(f"$GITHUB_STEP_SUMMARY {summary}: {exc.strerror or exc}") from None
+        if not whole:
+            _stderr.print(
+                "[yellow]warning:[/] the step summary was cut to stay under GitHub's 1 MiB",
+                markup=True,
+            )
+
+
+def _add_format_flags(parser: argparse.ArgumentParser) -> None:
+    for name, file_format in FORMATS.items():
+        parser.add_argument(f"--{name}", metavar="PATH", help=file_format.help)
 
 
 def _warn_insecure(scenario: Scenario) -> None:
@@ -141,11 +177,13 @@ def command_run(args: argparse.Namespace) -> int:
         raise UsageError(f"{args.scenario}: {exc}") from None
     tune_garbage_collection()
     _check_output_path(args.json)
+    _check_format_paths(args)
     _warn_insecure(scenario)
     if args.follow and not args.quiet:
         _announce_follow(scenario, options)
     result = _run_async(lambda: _run_with_signals(scenario, options, quiet=args.quiet))
     code = _finish(result.report, args.json, args.quiet, all_tls_tables=args.tls_only)
+    _write_formats(result.report, args, step_summary=True)
     if result.internal_error is not None:
         # The report is saved; `main` says what went wrong, in one line with no secret in it.
         from shadowdiff.redaction import load_key
@@ -177,8 +215,11 @@ def command_demo(args: argparse.Namespace) -> int:
     from shadowdiff.demo.run import run_demo
 
     _check_output_path(args.json)
+    _check_format_paths(args)
     _, report = _run_async(lambda: run_demo())
-    return _finish(report, args.json, quiet=False)
+    code = _finish(report, args.json, quiet=False)
+    _write_formats(report, args)
+    return code
 
 
 # How the loader says a `${VAR}` has no value: `validate --no-env` lists these as needs.
@@ -217,8 +258,10 @@ def command_schema(args: argparse.Namespace) -> int:
 
 
 def command_report(args: argparse.Namespace) -> int:
+    _check_format_paths(args)
     report = read_report(args.report)
     print_report(report)
+    _write_formats(report, args)
     code: int = report["outcome"]["exit_code"]
     return code
 
@@ -304,6 +347,7 @@ def build_parser() -> argparse.ArgumentParser:
     run = commands.add_parser("run", help="replay a scenario against both targets")
     run.add_argument("scenario", help="scenario file (YAML)")
     run.add_argument("--json", metavar="PATH", help="write the versioned JSON report here")
+    _add_format_flags(run)
     run.add_argument("--concurrency", "-c", type=int, metavar="N", help="pairs in flight")
     run.add_argument(
         "--quiet", "-q", action="store_true", help="no progress; report only on failure"
@@ -339,6 +383,7 @@ def build_parser() -> argparse.ArgumentParser:
         "demo", help="run the bundled scenario against two embedded entry points"
     )
     demo.add_argument("--json", metavar="PATH", help="write the versioned JSON report here")
+    _add_format_flags(demo)
     demo.set_defaults(handler=command_demo)
 
     validate = commands.add_parser("validate", help="check scenario files without sending anything")
@@ -355,6 +400,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     report = commands.add_parser("report", help="render a saved JSON report")
     report.add_argument("report", metavar="REPORT.json")
+    _add_format_flags(report)
     report.set_defaults(handler=command_report)
 
     plan = commands.add_parser(

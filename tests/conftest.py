@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 import os
 import ssl
+import subprocess
+import sys
 import tempfile
 import textwrap
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -40,6 +42,9 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 # Reports create a fingerprint key file on first use: keep it out of the real home, for this
 # process and the `shadowdiff` subprocesses that tests start.
 os.environ["XDG_CONFIG_HOME"] = tempfile.mkdtemp(prefix="shadowdiff-test-config-")
+# On a GitHub Actions runner every `shadowdiff run` of the suite would append its summary to the
+# job's page: only the tests that set it get one.
+os.environ.pop("GITHUB_STEP_SUMMARY", None)
 
 
 @dataclass
@@ -197,3 +202,48 @@ def unused_port(address: str = "127.0.0.1") -> int:
 
 def load_json(path: Path) -> Any:
     return json.loads(path.read_text())
+
+
+@dataclass(frozen=True)
+class DemoRun:
+    code: int
+    printed: str
+    stderr: str
+    report: dict[str, Any]
+    junit: str  # --junit
+    markdown: str  # --markdown
+
+
+@pytest.fixture(scope="session")
+def demo(tmp_path_factory: pytest.TempPathFactory) -> DemoRun:
+    """`python -m shadowdiff demo` as a user runs it, once per test session, with every output
+    format written (tests/test_golden.py holds them to golden files)."""
+    folder = tmp_path_factory.mktemp("golden")
+    environment = {
+        **os.environ,
+        "COLUMNS": "100",
+        "NO_COLOR": "1",
+        "TERM": "dumb",
+        # A key of its own, so that the report's `redaction.key` says `file` wherever it runs.
+        "XDG_CONFIG_HOME": str(folder / "config"),
+    }
+    environment.pop("SHADOWDIFF_REDACTION_KEY", None)
+    outputs = {"json": "demo.json", "junit": "demo.xml", "markdown": "demo.md"}
+    flags = [part for flag, name in outputs.items() for part in (f"--{flag}", str(folder / name))]
+    result = subprocess.run(
+        [sys.executable, "-m", "shadowdiff", "demo", *flags],
+        capture_output=True,
+        text=True,
+        env=environment,
+        timeout=50,
+        check=False,
+    )
+    read = {flag: (folder / name).read_text(encoding="utf-8") for flag, name in outputs.items()}
+    return DemoRun(
+        result.returncode,
+        result.stdout,
+        result.stderr,
+        json.loads(read["json"]),
+        read["junit"],
+        read["markdown"],
+    )

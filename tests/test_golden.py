@@ -1,9 +1,11 @@
 """What `shadowdiff demo` prints and writes, held against golden files: the terminal report
-(tests/golden/demo-terminal.txt) and the JSON report's shape (tests/golden/demo-report-shape.json).
+(tests/golden/demo-terminal.txt), the JSON report's shape (tests/golden/demo-report-shape.json),
+the JUnit XML (tests/golden/demo-junit.xml) and the Markdown summary (tests/golden/demo-summary.md).
 
 The demo runs as a user runs it, `python -m shadowdiff demo --json PATH` in a subprocess, at a
 terminal width of 100 and without colour. What changes from run to run is masked, and only
-that: the JSON fields in `MASKED_FIELDS`, the terminal text in `MASKED_TERMINAL_TEXT`. The
+that: the JSON fields in `MASKED_FIELDS`, the terminal text in `MASKED_TERMINAL_TEXT`, the
+JUnit and Markdown text in `MASKED_FILE_TEXT`. The
 terminal text is kept as tests/test_readme.py compares the README's report with the demo's:
 one line per printed line, without table drawing and padding.
 
@@ -17,19 +19,18 @@ from __future__ import annotations
 import json
 import os
 import re
-import subprocess
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
-import pytest
-
+from .conftest import DemoRun
 from .test_readme import _comparable
 
 GOLDEN: Final = Path(__file__).parent / "golden"
 TERMINAL_GOLDEN: Final = GOLDEN / "demo-terminal.txt"
 SHAPE_GOLDEN: Final = GOLDEN / "demo-report-shape.json"
+JUNIT_GOLDEN: Final = GOLDEN / "demo-junit.xml"
+MARKDOWN_GOLDEN: Final = GOLDEN / "demo-summary.md"
 UPDATE_VARIABLE: Final = "SHADOWDIFF_UPDATE_GOLDEN"
 MASK: Final = "<masked>"
 
@@ -112,6 +113,16 @@ MASKED_TERMINAL_TEXT: Final = (
     TextMask(re.compile(r"\(in \d{5,} days\)"), "(in DAYS days)", "days to 3000-01-01"),
 )
 
+# The JUnit XML and the Markdown summary are compared whole, with these masked.
+MASKED_FILE_TEXT: Final = (
+    TextMask(re.compile(r'(time|timestamp)="[^"]*"'), r'\1="TIME"', "JUnit times and the start"),
+    TextMask(re.compile(r" in [0-9.]+ s,"), " in SECONDS s,", "the demo's duration (Markdown)"),
+    # Markdown shows an underscore as `\_`.
+    TextMask(re.compile(r"#(?:\\_|[A-Za-z0-9_-]){16}"), "#NAME", "trustme's random names"),
+    TextMask(_CERTIFICATE_TEXT, "CERTIFICATE", "fresh certificates' serials and dates"),
+    TextMask(re.compile(r"expires in \d{5,} days"), "expires in DAYS days", "days to 3000-01-01"),
+)
+
 
 def _matches(pattern: str, path: tuple[str, ...]) -> bool:
     parts = pattern.split("/")
@@ -149,36 +160,11 @@ def terminal_text(printed: str) -> str:
     return text + "\n"
 
 
-@dataclass(frozen=True)
-class DemoRun:
-    code: int
-    printed: str
-    stderr: str
-    report: dict[str, Any]
-
-
-@pytest.fixture(scope="module")
-def demo(tmp_path_factory: pytest.TempPathFactory) -> DemoRun:
-    folder = tmp_path_factory.mktemp("golden")
-    environment = {
-        **os.environ,
-        "COLUMNS": "100",
-        "NO_COLOR": "1",
-        "TERM": "dumb",
-        # A key of its own, so that the report's `redaction.key` says `file` wherever it runs.
-        "XDG_CONFIG_HOME": str(folder / "config"),
-    }
-    environment.pop("SHADOWDIFF_REDACTION_KEY", None)
-    result = subprocess.run(
-        [sys.executable, "-m", "shadowdiff", "demo", "--json", str(folder / "demo.json")],
-        capture_output=True,
-        text=True,
-        env=environment,
-        timeout=50,
-        check=False,
-    )
-    report = json.loads((folder / "demo.json").read_text(encoding="utf-8"))
-    return DemoRun(result.returncode, result.stdout, result.stderr, report)
+def file_text(written: str) -> str:
+    """A JUnit or Markdown file with `MASKED_FILE_TEXT` masked."""
+    for mask in MASKED_FILE_TEXT:
+        written = mask.pattern.sub(mask.replacement, written)
+    return written
 
 
 def _compare(golden: Path, current: str) -> None:
@@ -204,6 +190,14 @@ def test_demo_json_report_matches_golden_shape(demo: DemoRun) -> None:
     _compare(SHAPE_GOLDEN, report_shape(demo.report))
 
 
+def test_demo_junit_matches_golden_file(demo: DemoRun) -> None:
+    _compare(JUNIT_GOLDEN, file_text(demo.junit))
+
+
+def test_demo_markdown_summary_matches_golden_file(demo: DemoRun) -> None:
+    _compare(MARKDOWN_GOLDEN, file_text(demo.markdown))
+
+
 def test_golden_masks_hide_what_they_name_and_nothing_else() -> None:
     report = {
         "duration_s": 0.5,
@@ -223,3 +217,9 @@ def test_golden_masks_hide_what_they_name_and_nothing_else() -> None:
     }
     printed = "│serial  │ 0a1b2c3d4e5f │ 5f4e3d2c1b0a99 │\n│        │ 77ab         │                │\nok 42\n"
     assert terminal_text(printed) == "serial SERIAL SERIAL\nok 42\n"
+    junit = '<testcase name="api v1" time="0.040">v1.2.1 → #6rAG5_KHYGoTdHtu (in 10 days)'
+    assert file_text(junit) == '<testcase name="api v1" time="TIME">v1.2.1 → #NAME (in 10 days)'
+    markdown = "| 3 pairs in 0.13 s, #6rAG5\\_KHYGoTdHtu, 2026-12-13, expires in 355410 days |"
+    assert file_text(markdown) == (
+        "| 3 pairs in SECONDS s, #NAME, CERTIFICATE, expires in DAYS days |"
+    )

@@ -14,6 +14,7 @@ is added to `OUTPUTS` below, and must pass the same search.
 from __future__ import annotations
 
 import base64
+import html
 import json
 import os
 import re
@@ -22,7 +23,10 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote, quote_plus
 
+import pytest
 from aiohttp import web
+
+from shadowdiff.render.markdown import markdown_text
 
 from .test_cli import shadowdiff
 
@@ -62,6 +66,8 @@ def spellings(secret: str) -> set[str]:
         quote_plus(secret),
         quote(secret, safe="").lower(),
         base64.b64encode(secret.encode()).decode().rstrip("="),
+        html.escape(secret),  # XML (JUnit) and HTML
+        markdown_text(secret),  # the Markdown summary
     }
 
 
@@ -126,6 +132,7 @@ async def test_no_secret_reaches_any_output(
     write_scenario: Callable[..., Path],
     ca_file: Path,
     tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     baseline = await start_entry_point(handler=reflecting("baseline"))
     candidate = await start_entry_point("127.0.0.2", handler=reflecting("candidate"))
@@ -148,12 +155,26 @@ async def test_no_secret_reaches_any_output(
     recorded = write_scenario(baseline, candidate, SOURCES_SCENARIO, ca_file, name="har.yaml")
     report_path = tmp_path / "report.json"
     recorded_report_path = tmp_path / "recorded-report.json"
+    step_summary = tmp_path / "step-summary.md"
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(step_summary))
+
+    def formats(prefix: str) -> list[str]:
+        """--junit and --markdown, into files named after the output."""
+        return [
+            "--junit",
+            str(tmp_path / f"{prefix}.xml"),
+            "--markdown",
+            str(tmp_path / f"{prefix}.md"),
+        ]
+
     os.environ.update(ENVIRONMENT)
     try:
-        run = await shadowdiff("run", str(scenario), "--json", str(report_path))
-        recorded_run = await shadowdiff("run", str(recorded), "--json", str(recorded_report_path))
+        run = await shadowdiff("run", str(scenario), "--json", str(report_path), *formats("run"))
+        recorded_run = await shadowdiff(
+            "run", str(recorded), "--json", str(recorded_report_path), *formats("recorded")
+        )
         exported = await shadowdiff("sources", "export", str(recorded))
-        rendered = await shadowdiff("report", str(report_path))
+        rendered = await shadowdiff("report", str(report_path), *formats("report"))
         validated = await shadowdiff("validate", str(broken_url))
         validated_number = await shadowdiff("validate", str(broken_number))
     finally:
@@ -200,7 +221,16 @@ async def test_no_secret_reaches_any_output(
         "recorded --json": recorded_report_path.read_text(),
         "sources export stdout": exported[1],
         "sources export stderr": exported[2],
+        "$GITHUB_STEP_SUMMARY (both runs)": step_summary.read_text(),
+        **{
+            f"{prefix} --{name}": (tmp_path / f"{prefix}.{extension}").read_text()
+            for prefix in ("run", "recorded", "report")
+            for name, extension in (("junit", "xml"), ("markdown", "md"))
+        },
     }
+    # The formats show the differences on those values, as fingerprints.
+    for name in ("run --junit", "run --markdown", "$GITHUB_STEP_SUMMARY (both runs)"):
+        assert "[redacted " in outputs[name], name
     secrets = [*ENVIRONMENT.values(), *LITERALS, *HAR_LITERALS, "alice:userinfo-pass-3"]
     leaks = [
         (output, secret, spelling)
