@@ -306,11 +306,16 @@ def command_preflight(args: argparse.Namespace) -> int:
         print(displayable(str(finding)))
     if findings:
         print(
-            f"preflight: {len(findings)} problems; fix them before sending traffic", file=sys.stderr
+            f"preflight: {_problems(len(findings))}; fix them before sending traffic",
+            file=sys.stderr,
         )
         return ExitCode.DIFFERENCES
     print("preflight: nothing keeps the Gateways and routes from serving", file=sys.stderr)
     return ExitCode.IDENTICAL
+
+
+def _problems(count: int) -> str:
+    return f"{count} problem" if count == 1 else f"{count} problems"
 
 
 def command_echo(args: argparse.Namespace) -> int:

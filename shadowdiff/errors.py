@@ -30,7 +30,8 @@ class PreflightFailed(ShadowdiffError):
     sent. `findings` holds one line per problem."""
 
     def __init__(self, findings: list[str]) -> None:
-        super().__init__(f"preflight: {len(findings)} problems")
+        count = len(findings)
+        super().__init__(f"preflight: {count} problem{'' if count == 1 else 's'}")
         self.findings = findings
 
 

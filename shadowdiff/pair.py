@@ -40,12 +40,14 @@ class LoadOutcome:
     elapsed_s: float
     measured_s: float  # elapsed minus warm-up
     target_rate: float | None = None  # pairs per second the schedule asked for, after warm-up
-    started_on_time: int = 0  # open: pairs whose send started within the schedule's window
+    started_on_time: int = 0  # open, recorded: pairs started within the schedule's window
     interrupted: bool = False
 
     @property
     def achieved_rate(self) -> float:
-        pairs = self.started_on_time if self.model == "open" else self.pairs
+        # A schedule (open, recorded) is held by the pairs that started within its window.
+        scheduled = self.model in ("open", "recorded")
+        pairs = self.started_on_time if scheduled else self.pairs
         return pairs / self.measured_s if self.measured_s > 0 else 0.0
 
 

@@ -37,6 +37,9 @@ from shadowdiff.spec import SIDES
 from shadowdiff.tls import probe_scenario
 
 PROGRESS_EVERY_S: Final = 0.1
+# A followed log is replayed at a bounded rate; beyond this no entry point is shadowed live
+# (and infinity would make the rate's burst size infinite).
+MAX_FOLLOW_PAIRS_PER_S: Final = 100_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,8 +126,11 @@ def _follow_problems(scenario: Scenario, options: RunOptions) -> list[str]:
             f"--follow runs in one process until stopped: {', '.join(unused)} cannot apply"
         )
     rate = options.follow_pairs_per_s
-    if rate is not None and not rate > 0:
-        problems.append(f"--follow-rate must be more than 0 pairs/s; got {rate:g}")
+    if rate is not None and not 0 < rate <= MAX_FOLLOW_PAIRS_PER_S:
+        problems.append(
+            f"--follow-rate must be more than 0 and at most {MAX_FOLLOW_PAIRS_PER_S:,} "
+            f"pairs/s; got {rate:g}"
+        )
     return problems
 
 

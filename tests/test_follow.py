@@ -508,8 +508,20 @@ async def test_ctrl_c_before_the_first_pair_exits_130(
         ("  - {jsonl: missing.jsonl}\n", [], "cannot follow missing.jsonl: No such file"),
         ("  - {jsonl: a.jsonl}\n", ["--workers", "2"], "--workers cannot apply"),
         ("  - {jsonl: a.jsonl}\n", ["--follow-rate", "0"], "--follow-rate must be more than 0"),
+        ("  - {jsonl: a.jsonl}\n", ["--follow-rate", "inf"], "at most 100,000 pairs/s; got inf"),
+        ("  - {jsonl: a.jsonl}\n", ["--follow-rate", "nan"], "--follow-rate must be more than 0"),
     ],
-    ids=["har", "goreplay", "stdin", "two-sources", "missing", "workers", "zero-rate"],
+    ids=[
+        "har",
+        "goreplay",
+        "stdin",
+        "two-sources",
+        "missing",
+        "workers",
+        "zero-rate",
+        "infinite-rate",
+        "nan-rate",
+    ],
 )
 def test_what_cannot_be_followed_is_refused_with_exit_2(
     tmp_path: Path,

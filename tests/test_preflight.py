@@ -145,3 +145,13 @@ async def test_a_run_with_preflight_stops_before_sending_when_the_gateway_cannot
     code, out, err = await shadowdiff("run", str(healthy), "--quiet")
     assert code == 0, err
     assert len(baseline.requests) == len(candidate.requests) == 1
+
+
+@pytest.mark.parametrize("content", ["", "- a\n", "kind: Ingress\nmetadata: {name: x}\n"])
+def test_files_without_gateway_objects_are_refused_not_passed(tmp_path: Path, content: str) -> None:
+    from shadowdiff.errors import ScenarioError
+
+    path = tmp_path / "g.yaml"
+    path.write_text(content)
+    with pytest.raises(ScenarioError, match="no GatewayClass, Gateway or route found"):
+        preflight_files([str(path)])

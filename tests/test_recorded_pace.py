@@ -170,3 +170,67 @@ async def test_requests_arrive_at_the_recorded_gaps_divided_by_speed(
     assert load is not None
     assert load["model"] == "recorded" and load["pairs"] == 4 and load["valid"], load
     assert result.report["totals"]["pairs"] == 4
+
+
+async def test_a_schedule_the_candidate_cannot_keep_is_reported_as_not_held(
+    tmp_path: Path, write_scenario: Callable[..., Path]
+) -> None:
+    """With one pair in flight and a candidate slower than the recorded gaps, pairs start late:
+    the load section must say the schedule was not held (exit 3), as the open model does."""
+
+    async def slow(request: web.Request) -> web.Response:
+        await asyncio.sleep(0.3)
+        return web.Response(text="ok")
+
+    app = web.Application()
+    app.router.add_get("/{tail:.*}", slow)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    try:
+        write_capture(tmp_path, [1_733_137_200.0 + 0.1 * i for i in range(12)])
+        scenario = load_scenario(
+            paced_scenario(
+                write_scenario, runner.addresses[0][1], "{pace: recorded, max_in_flight: 1}"
+            )
+        )
+        result = await asyncio.wait_for(run(scenario, RunOptions()), 30)
+    finally:
+        await runner.cleanup()
+    load = result.report["load"]
+    assert load is not None and load["model"] == "recorded"
+    assert not load["valid"] and "not held" in (load["reason"] or ""), load
+    assert result.report["outcome"]["exit_code"] == 3
+
+
+def test_several_sources_replay_in_the_order_of_their_times(
+    tmp_path: Path, write_scenario: Callable[..., Path]
+) -> None:
+    (tmp_path / "late.jsonl").write_text(
+        "".join(
+            json.dumps({"method": "GET", "url": f"http://app.example.com/late/{i}", "time": 10 + i})
+            + "\n"
+            for i in range(2)
+        )
+    )
+    (tmp_path / "early.jsonl").write_text(
+        "".join(
+            json.dumps({"method": "GET", "url": f"http://app.example.com/early/{i}", "time": i})
+            + "\n"
+            for i in range(2)
+        )
+    )
+    target = "address: 127.0.0.1\n    ports: {http: 9}"
+    path = write_scenario(
+        target,
+        target,
+        QUIET + "load: {pace: recorded}\nsources: [{jsonl: late.jsonl}, {jsonl: early.jsonl}]\n",
+    )
+    scenario = load_scenario(path)
+    assert [spec.url.rsplit("/", 2)[1] for spec in scenario.requests] == [
+        "early",
+        "early",
+        "late",
+        "late",
+    ]
+    assert recorded_offsets(list(scenario.requests), 1) == [0.0, 1.0, 10.0, 11.0]

@@ -348,3 +348,25 @@ def test_tls_only_run_prints_a_table_per_hostname(
     # The candidate's certificate was issued separately: same names and issuer, new serial.
     assert {line["field"] for line in report["signatures"]} == {"reissued"}
     assert "no difference at error level in TLS of 20 hosts" in result.stdout
+
+
+def test_tls_only_run_that_reaches_nothing_fails_instead_of_passing(tmp_path: Path) -> None:
+    """A wrong port or a closed firewall: both sides refuse every handshake, so they are
+    "alike", but nothing was checked; a CI stage must not pass on that (exit 3)."""
+    import json
+
+    from shadowdiff.cli import main
+
+    from .conftest import unused_port
+
+    port = unused_port()
+    scenario = tmp_path / "tls.yaml"
+    scenario.write_text(
+        f"targets:\n  baseline: {{address: 127.0.0.1, ports: {{https: {port}}}}}\n"
+        f"  candidate: {{address: 127.0.0.1, ports: {{https: {port}}}}}\n"
+        "requests:\n  - {name: a, url: 'https://app.example.com/'}\n"
+    )
+    report = tmp_path / "report.json"
+    assert main(["run", str(scenario), "--tls-only", "--json", str(report)]) == 3
+    outcome = json.loads(report.read_text())["outcome"]
+    assert outcome["reason"] == "the baseline completed no TLS handshake (1 host probed)"

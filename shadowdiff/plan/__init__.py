@@ -104,9 +104,16 @@ def preflight_files(paths: Sequence[str], secrets_path: str | None = None) -> li
         if problem is not None:
             problems.append(problem)
         secrets = secret_names(text)
+    items = list(objects(documents))
+    gateway_kinds = {"GatewayClass", "Gateway", "HTTPRoute", "GRPCRoute"}
+    if not problems and not any(item.get("kind") in gateway_kinds for item in items):
+        # An empty file (a failed kubectl get) must not read as "nothing wrong".
+        problems.append(
+            Problem(paths[0] if paths else "-", 0, 0, "", "no GatewayClass, Gateway or route found")
+        )
     if problems:
         raise ScenarioError(problems)
-    return preflight(objects(documents), secrets)
+    return preflight(items, secrets)
 
 
 def coverage_rules(

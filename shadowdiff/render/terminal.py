@@ -79,15 +79,21 @@ def _differences_cell(request: RequestEntry) -> Text:
 
 # C0 and C1 control characters (tab and newline aside), DEL: a name, a path or an answer's
 # header may hold escape sequences that would retitle, clear or write to the clipboard of the
-# terminal the report is printed on. They are shown as escapes instead.
-_CONTROL: Final = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+# terminal the report is printed on. Bidirectional overrides and isolates too: they reorder
+# what is shown, so a line can read other than it is. They are shown as escapes instead.
+_CONTROL: Final = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+
+
+def _escaped(match: re.Match[str]) -> str:
+    code = ord(match.group())
+    return f"\\x{code:02x}" if code <= 0xFF else f"\\u{code:04x}"
 
 
 def displayable(data: Any) -> Any:
     """`data` with every control character in its strings shown as a `\\xNN` escape. Any
     JSON-ready data: the whole report, or any part of it."""
     if isinstance(data, str):
-        return _CONTROL.sub(lambda match: f"\\x{ord(match.group()):02x}", data)
+        return _CONTROL.sub(_escaped, data)
     if isinstance(data, list):
         return [displayable(item) for item in data]
     if isinstance(data, dict):

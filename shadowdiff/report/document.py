@@ -324,6 +324,10 @@ def build_report(
         },
         "failures": failures,
         "tls_hosts": len(collector.tls_hosts),
+        "tls_handshakes_failed": {
+            side: sum(getattr(h, side).failure is not None for h in collector.tls_hosts)
+            for side in SIDES
+        },
         # Requests that may change state on the backends, sent to each side (never calibrated).
         "unsafe_pairs_sent": sum(t.pairs for t in tallies if t.request.unsafe_reason is not None),
         # Safe requests sent again on a new connection after a reused one was closed under

@@ -87,6 +87,7 @@ class Totals(TypedDict):
     signatures_by_severity: SeverityCounts
     failures: dict[Side, SideFailures]
     tls_hosts: int
+    tls_handshakes_failed: dict[Side, int]  # hostnames whose probe got no handshake, per side
     unsafe_pairs_sent: int
     retries: dict[Side, int]
     thresholds_failed: int

@@ -113,6 +113,16 @@ def decide(
         if pairs and failures["total"] == pairs:
             common = max(failures["by_class"].items(), key=lambda item: item[1])[0]
             return ExitCode.RUN_FAILED, f"the {side} failed every request ({common})"
+    tls_probed = totals.get("tls_hosts", 0)
+    for side in SIDES:
+        # Like a side that failed every request: a TLS check that reached nothing checked
+        # nothing (a wrong port, a closed firewall), and "alike" would pass a CI stage.
+        failed = totals.get("tls_handshakes_failed", {}).get(side, 0)
+        if not pairs and tls_probed and failed == tls_probed:
+            return (
+                ExitCode.RUN_FAILED,
+                f"the {side} completed no TLS handshake ({_hosts(tls_probed)} probed)",
+            )
     by_severity = totals["signatures_by_severity"]
     failing_severities = [s for s in SEVERITIES[: SEVERITIES.index(fail_on) + 1] if by_severity[s]]
     expired = totals["signatures"]["expired"]

@@ -246,7 +246,7 @@ def parse_scenario(
         name=config.name or Path(file).stem,
         targets=config.targets,
         defaults=config.defaults,
-        requests=tuple(requests),
+        requests=tuple(_in_recorded_order(config, requests)),
         compare=config.compare,
         tls_probe=config.tls_probe,
         load=config.load,
@@ -554,6 +554,15 @@ def _check_manifest_files(
                 yield document.problem(
                     ("coverage", key, index), f"file not found: {_resolve(base_dir, name)}"
                 )
+
+
+def _in_recorded_order(config: ScenarioFile, requests: list[RequestSpec]) -> list[RequestSpec]:
+    """At the recorded pace, every source's requests in the order of their recorded times
+    (a stable sort): several sources interleave as they were recorded, and a log written
+    when each request ended replays in the order the requests arrived."""
+    if config.load is None or config.load.pace != "recorded":
+        return requests
+    return sorted(requests, key=lambda request: request.recorded_at_s or 0.0)
 
 
 def _check_pace(
