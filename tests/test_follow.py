@@ -292,6 +292,35 @@ async def test_lines_appended_after_the_start_are_replayed(
     assert [entry["name"] for entry in report["requests"]] == ["GET app.example.com/items/{n}"]
 
 
+async def test_pairs_a_hung_candidate_never_answers_are_counted_as_its_timeouts(
+    start_entry_point: Callable[..., Any], write_scenario: Callable[..., Path], tmp_path: Path
+) -> None:
+    """Stopped while the candidate hangs on some requests: after the drain, the silent side's
+    requests end as timeouts, so every pair sent is compared and counted, none vanishes."""
+    hang = asyncio.Event()
+
+    async def hanging(request: web.Request) -> web.Response:
+        sockname = request.transport.get_extra_info("sockname") if request.transport else None
+        if request.path.startswith("/slow") and sockname and sockname[0] == "127.0.0.2":
+            await hang.wait()
+        return web.Response(text="ok")
+
+    task, log, _, candidate = await _start_follow(
+        start_entry_point, write_scenario, tmp_path, handler=hanging
+    )
+    try:
+        append(log, b"".join(nginx_line(f"/fast/{n}") for n in range(2)))
+        append(log, b"".join(nginx_line(f"/slow/{n}") for n in range(2)))
+        await until(lambda: len(candidate.requests) >= 4, 10, "4 requests at the candidate")
+        report = await _stop(task)
+    finally:
+        hang.set()
+    assert report["totals"]["pairs"] == 4
+    failures = report["totals"]["failures"]["candidate"]
+    assert failures == {"total": 2, "by_class": {"timeout": 2}}
+    assert report["outcome"]["exit_code"] == 1  # the timeouts differ from the baseline's 200
+
+
 async def test_a_rotation_and_a_truncation_lose_no_line_and_double_none(
     start_entry_point: Callable[..., Any], write_scenario: Callable[..., Path], tmp_path: Path
 ) -> None:

@@ -37,6 +37,9 @@ _JOIN_TIMEOUT_S: Final = 5.0
 # How long a stop waits for the pairs in flight: answers usually take milliseconds, and a
 # target that hangs must not hold a Ctrl-C for its whole timeout.
 DRAIN_S: Final = 2.0
+# After the drain, requests still waiting are ended as timeouts; their pairs are compared in a
+# moment (loop turns), and any still running after this are cancelled.
+_EXPIRED_WAIT_S: Final = 1.0
 
 Offer = Callable[[RequestSpec], bool]
 Feed = Callable[[Offer, threading.Event], None]
@@ -201,6 +204,14 @@ async def replay_stream(
         try:
             if tasks:
                 await asyncio.wait(set(tasks), timeout=DRAIN_S)
+            if tasks:
+                # Still unanswered: the side that stays silent gets a timeout, so the pair is
+                # compared and counted (a hung candidate shows) instead of vanishing.
+                for transport in (baseline, candidate):
+                    expire = getattr(transport, "expire_busy", None)
+                    if expire is not None:
+                        expire(f"no answer within {DRAIN_S:g} s of the stop")
+                await asyncio.wait(set(tasks), timeout=_EXPIRED_WAIT_S)
         finally:
             for task in tasks:
                 task.cancel()

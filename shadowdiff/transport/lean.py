@@ -328,6 +328,13 @@ class LeanTransport:
             ),
         )
 
+    def expire_busy(self, message: str) -> None:
+        """End every request waiting for its answer now, as a `timeout` with `message`: a run
+        that is stopping records the silent side's failure instead of dropping the pair."""
+        for connection in list(self._busy):
+            self._busy.discard(connection)
+            connection.fail(Failure("timeout", message))
+
     async def _sweep(self) -> None:
         while True:
             await asyncio.sleep(self._sweep_every_s)
