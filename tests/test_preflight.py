@@ -45,9 +45,13 @@ EXPECTED = [
     "HTTPRoute shop/shop parent infra/public listener grpc: the Gateway has no listener "
     "'grpc'",  # 12
     "HTTPRoute shop/shop parent infra/private: no such Gateway",  # 13
+    "HTTPRoute shop/shop parent infra/public: the Gateway has no listener on port 9999",  # 22
     "HTTPRoute shop/shop rule 0 backend api/api: the Service is in another namespace and no "
     "ReferenceGrant in api allows HTTPRoutes from shop",  # 15
     "HTTPRoute shop/shop rule 0 backend shop/gone: no such Service",  # 16
+    "HTTPRoute shop/shop rule 0 backend shop/ghost: no such Service",  # 23
+    "GRPCRoute shop/orders parent infra/public listener http: the listeners take routes from "
+    "infra only (allowedRoutes namespaces from: Same, the default); this route is in shop",  # 21
     "GRPCRoute shop/orders parent infra/public listener http: no status from this parent: "
     "not attached",  # 19
 ]
@@ -155,3 +159,54 @@ def test_files_without_gateway_objects_are_refused_not_passed(tmp_path: Path, co
     path.write_text(content)
     with pytest.raises(ScenarioError, match="no GatewayClass, Gateway or route found"):
         preflight_files([str(path)])
+
+
+def test_conditions_from_an_older_generation_are_flagged_on_listeners_and_route_parents(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "stale.yaml"
+    path.write_text(
+        """
+kind: List
+items:
+- kind: Gateway
+  metadata: {name: g, namespace: n, generation: 5}
+  spec: {listeners: [{name: web, protocol: HTTP, port: 80}]}
+  status:
+    conditions:
+    - {type: Accepted, status: "True", observedGeneration: 5}
+    - {type: Programmed, status: "True", observedGeneration: 5}
+    listeners:
+    - name: web
+      conditions:
+      - {type: Accepted, status: "True", observedGeneration: 4}
+      - {type: Programmed, status: "True", observedGeneration: 5}
+      - {type: ResolvedRefs, status: "True", observedGeneration: 5}
+- kind: HTTPRoute
+  metadata: {name: r, namespace: n, generation: 7}
+  spec: {parentRefs: [{name: g}]}
+  status:
+    parents:
+    - parentRef: {name: g}
+      conditions:
+      - {type: Accepted, status: "True", observedGeneration: 6}
+      - {type: ResolvedRefs, status: "True", observedGeneration: 7}
+"""
+    )
+    assert [str(f) for f in preflight_files([str(path)])] == [
+        "Gateway n/g listener web: Accepted was reported for generation 4, the object is at 5: "
+        "the controller has not seen the latest change",
+        "HTTPRoute n/r parent n/g: Accepted was reported for generation 6, the object is at 7: "
+        "the controller has not seen the latest change",
+    ]
+
+
+def test_secret_lists_in_kubectl_default_columns_are_read() -> None:
+    from shadowdiff.plan.preflight import secret_names
+
+    listed = (
+        "NAMESPACE   NAME           TYPE                DATA   AGE\n"
+        "infra       wildcard-tls   kubernetes.io/tls   2      3d\n"
+        "secret/other\n"
+    )
+    assert secret_names(listed) == {("infra", "wildcard-tls"), ("", "other")}

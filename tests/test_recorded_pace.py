@@ -100,7 +100,7 @@ def paced_scenario(
             "{pace: recorded}",
             "",
             [0.0, 1e9],
-            "the recorded times span 11574.1 days",
+            "the recorded times span 1.16e+04 days",
         ),
         ("{pace: recorded, speed: 0x}", "", [1.0], "load.speed"),
     ],

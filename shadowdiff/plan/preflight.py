@@ -121,6 +121,8 @@ class _Listener:
     protocol: str
     tls_mode: str  # Terminate (the default) or Passthrough
     certificate_refs: tuple[tuple[str, str, str], ...]  # (kind, namespace, name)
+    port: int | None = None
+    routes_from: str = "Same"  # allowedRoutes.namespaces.from: Same (default), All, Selector
 
 
 def _listeners(gateway: dict[str, Any], namespace: str) -> list[_Listener]:
@@ -143,6 +145,9 @@ def _listeners(gateway: dict[str, Any], namespace: str) -> list[_Listener]:
                 _text(entry.get("protocol")),
                 _text(tls.get("mode")) or "Terminate",
                 refs,
+                entry.get("port") if isinstance(entry.get("port"), int) else None,
+                _text(_mapping(_mapping(entry.get("allowedRoutes")).get("namespaces")).get("from"))
+                or "Same",
             )
         )
     return found
@@ -162,13 +167,17 @@ def _granted(
         if _key(grant)[0] != to_namespace:
             continue
         spec = _mapping(grant.get("spec"))
+        # Groups count too: the routes and Gateways are gateway.networking.k8s.io's, a
+        # Service and a Secret the core group's ("").
         allowed_from = any(
-            _text(_mapping(f).get("kind")) == from_kind
+            _text(_mapping(f).get("group")) == GATEWAY_GROUP
+            and _text(_mapping(f).get("kind")) == from_kind
             and _text(_mapping(f).get("namespace")) == from_namespace
             for f in _sequence(spec.get("from"))
         )
         allowed_to = any(
-            _text(_mapping(t).get("kind")) == to_kind
+            _text(_mapping(t).get("group")) == ""
+            and _text(_mapping(t).get("kind")) == to_kind
             and _text(_mapping(t).get("name")) in ("", to_name)
             for t in _sequence(spec.get("to"))
         )
@@ -221,7 +230,9 @@ def preflight(
                 findings.append(Finding(listener_where, "no status reported for this listener"))
             else:
                 for line in _bad_conditions(
-                    reported[listener.name], ("Accepted", "Programmed", "ResolvedRefs")
+                    reported[listener.name],
+                    ("Accepted", "Programmed", "ResolvedRefs"),
+                    metadata.get("generation"),
                 ):
                     findings.append(Finding(listener_where, line))
             for kind, ref_namespace, ref_name in listener.certificate_refs:
@@ -292,6 +303,23 @@ def _route_findings(
             if not listeners:
                 findings.append(Finding(parent_where, f"the Gateway has no listener {section!r}"))
                 continue
+        port = ref.get("port")
+        if isinstance(port, int):
+            listeners = [listener for listener in listeners if listener.port == port]
+            if not listeners:
+                findings.append(
+                    Finding(parent_where, f"the Gateway has no listener on port {port}")
+                )
+                continue
+        same_only = all(listener.routes_from == "Same" for listener in listeners)
+        if namespace != gateway_key[0] and same_only:
+            findings.append(
+                Finding(
+                    parent_where,
+                    f"the listeners take routes from {gateway_key[0]} only (allowedRoutes "
+                    f"namespaces from: Same, the default); this route is in {namespace}",
+                )
+            )
         for hostname in hostnames:
             if not any(host_matches(listener.hostname, hostname) for listener in listeners):
                 findings.append(
@@ -311,10 +339,17 @@ def _route_findings(
         if status is None:
             findings.append(Finding(parent_where, "no status from this parent: not attached"))
             continue
-        for line in _bad_conditions(status, ("Accepted", "ResolvedRefs")):
+        generation = _mapping(route.get("metadata")).get("generation")
+        for line in _bad_conditions(status, ("Accepted", "ResolvedRefs"), generation):
             findings.append(Finding(parent_where, line))
     for rule_index, rule in enumerate(_sequence(spec.get("rules"))):
-        for backend in _sequence(_mapping(rule).get("backendRefs")):
+        # A RequestMirror filter's backend is a reference like the rule's own.
+        mirrors = [
+            _mapping(_mapping(f).get("requestMirror")).get("backendRef")
+            for f in _sequence(_mapping(rule).get("filters"))
+            if _mapping(f).get("type") == "RequestMirror"
+        ]
+        for backend in [*_sequence(_mapping(rule).get("backendRefs")), *mirrors]:
             ref = _mapping(backend)
             backend_kind = _text(ref.get("kind")) or "Service"
             target = (_text(ref.get("namespace")) or namespace, _text(ref.get("name")))
@@ -336,12 +371,13 @@ def _route_findings(
 
 def secret_names(text: str) -> set[tuple[str, str]]:
     """Secret names as kubectl lists them: `secret/NAME` lines (`-o name`, no namespace), or
-    `NAMESPACE NAME` columns (`-o custom-columns=...`; a header line is skipped)."""
+    `NAMESPACE NAME ...` columns (`kubectl get secret -A` as it prints by default, or
+    `-o custom-columns=...`; the header line is skipped)."""
     found: set[tuple[str, str]] = set()
     for line in text.splitlines():
         parts = line.split()
         if len(parts) == 1 and parts[0].startswith("secret/"):
             found.add(("", parts[0].removeprefix("secret/")))
-        elif len(parts) == 2 and parts != ["NAMESPACE", "NAME"]:
+        elif len(parts) >= 2 and parts[:2] != ["NAMESPACE", "NAME"]:
             found.add((parts[0], parts[1].removeprefix("secret/")))
     return found

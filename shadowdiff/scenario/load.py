@@ -584,7 +584,7 @@ def _check_pace(
         days = (max(times) - min(times)) / 86400
         yield document.problem(
             ("load", "pace"),
-            f"the recorded times span {days:.1f} days: at speed {config.load.speed:g} the "
+            f"the recorded times span {days:.3g} days: at speed {config.load.speed:g} the "
             f"replay would last more than {MAX_RECORDED_SPAN_S // 86400} days; raise "
             "load.speed, or select a shorter stretch of the recording",
         )

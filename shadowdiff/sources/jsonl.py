@@ -58,7 +58,9 @@ def recorded_from_json(document: Any, location: str) -> Recorded | Skipped:
         headers=headers,
         body=body,
         # JSON allows NaN and Infinity here: no moment, so no time.
-        time_s=float(time) if isinstance(time, int | float) and math.isfinite(time) else None,
+        time_s=float(time)
+        if isinstance(time, int | float) and not isinstance(time, bool) and math.isfinite(time)
+        else None,
         upstream=document.get("upstream") if isinstance(document.get("upstream"), str) else None,
         http_version=str(document["http_version"]) if document.get("http_version") else None,
         status=status if isinstance(status, int) else None,
