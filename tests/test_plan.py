@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 from shadowdiff.errors import ScenarioError
 from shadowdiff.plan import plan_files
 from shadowdiff.plan.ingress import NGINX_PREFIX
+from shadowdiff.plan.probes import Plan, PlannedRequest
 from shadowdiff.scenario import parse_scenario
 from shadowdiff.spec import RequestSpec
 
@@ -30,6 +31,42 @@ def planned(text: str, tmp_path: Path) -> tuple[list[RequestSpec], list[str]]:
     scenario = parse_scenario(text, "plan.yaml", base_dir=tmp_path, environ=ENVIRON)
     comments = [line[4:] for line in text.splitlines() if line.startswith("#   ")]
     return list(scenario.requests), comments
+
+
+def plan_documents(
+    documents: list[dict[str, Any]], tmp_path: Path, *, allow_unsafe: bool = False
+) -> tuple[list[RequestSpec], list[str]]:
+    """Plan Ingress `documents` (as a `kind: List`) and load the scenario as `validate` does."""
+    file = tmp_path / "ingresses.yaml"
+    file.write_text(yaml.safe_dump({"apiVersion": "v1", "kind": "List", "items": documents}))
+    return planned(plan_files([str(file)], allow_unsafe=allow_unsafe)[0], tmp_path)
+
+
+def ingress(
+    name: str = "web",
+    host: Any = "www.example.com",
+    path: Any = "/docs",
+    annotations: dict[str, Any] | None = None,
+    **spec: Any,
+) -> dict[str, Any]:
+    """An Ingress with one rule and one Prefix path."""
+    return {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "Ingress",
+        "metadata": {
+            "name": name,
+            "namespace": "shop",
+            "annotations": {NGINX_PREFIX + k: v for k, v in (annotations or {}).items()},
+        },
+        "spec": {
+            "rules": [{"host": host, "http": {"paths": [{"path": path, "pathType": "Prefix"}]}}],
+            **spec,
+        },
+    }
+
+
+def sent(spec: RequestSpec) -> tuple[object, ...]:
+    return (spec.method, spec.url, spec.headers, spec.body)
 
 
 def annotations_of(path: Path) -> set[str]:
@@ -107,6 +144,42 @@ def test_annotation_probes(tmp_path: Path) -> None:
     safe, comments = planned(plan_files([str(OURS)])[0], tmp_path)
     assert all(spec.method != "POST" for spec in safe)
     assert any("plan --allow-unsafe writes it" in c for c in comments)
+
+
+def test_identical_rules_are_planned_once(tmp_path: Path) -> None:
+    one, _ = plan_documents([ingress()], tmp_path)
+    eight_thousand = ingress()
+    eight_thousand["spec"]["rules"] *= 8000
+    many, _ = plan_documents([eight_thousand], tmp_path)
+    assert [sent(spec) for spec in many] == [sent(spec) for spec in one]
+    assert "shop/web rule 0" in (many[0].origin or "")  # the first one's origin
+
+
+def test_a_probe_equal_to_another_is_written_once_with_the_larger_repeat(tmp_path: Path) -> None:
+    # force-ssl-redirect on a plain-HTTP host: its plain-HTTP probe is the base request;
+    # app-root: `/` is also the rule's own path; use-regex: `/1` has no case variant to add.
+    requests, _ = plan_documents(
+        [
+            ingress(path="/", annotations={"force-ssl-redirect": "true", "app-root": "/home"}),
+            ingress(name="regex", path="/1(.*)", annotations={"use-regex": "true"}),
+            ingress(name="plain"),
+            ingress(name="canary", annotations={"canary-weight": "5"}),
+        ],
+        tmp_path,
+    )
+    assert len({sent(spec) for spec in requests}) == len(requests)
+    (root,) = [spec for spec in requests if spec.url == "http://www.example.com/"]
+    assert "force-ssl-redirect" in (root.origin or "") and "Prefix path" in (root.origin or "")
+    (docs,) = [spec for spec in requests if spec.url == "http://www.example.com/docs"]
+    assert docs.repeat == 20  # the canary's
+    assert "shop/plain" in (docs.origin or "")  # the first one's
+
+
+def test_plan_names_stay_unique_when_a_numbered_name_is_taken() -> None:
+    plan = Plan()
+    for name, url in [("x (2)", "a"), ("x", "b"), ("x", "c"), ("x", "d")]:
+        plan.add(PlannedRequest(name, f"http://{url}.test/", "o"))
+    assert [r.name for r in plan.requests] == ["x (2)", "x", "x (3)", "x (4)"]
 
 
 HOSTILE_MANIFEST = """\

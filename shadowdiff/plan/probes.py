@@ -10,7 +10,7 @@ What each annotation does comes from the ingress-nginx annotation reference
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Final
 
 from yarl import URL
@@ -122,25 +122,31 @@ class Plan:
     # (where, what, why): annotations and rules not probed, for the file's comments.
     not_probed: list[tuple[str, str, str]] = field(default_factory=list)
     _names: set[str] = field(default_factory=set)
+    # The last suffix given to each base name: numbering resumes there, so that n requests
+    # of one name take n steps, not n squared.
+    _suffixes: dict[str, int] = field(default_factory=dict)
+    # What is sent (method, URL, headers, body) -> its index in `requests`.
+    _sent: dict[tuple[object, ...], int] = field(default_factory=dict)
 
     def add(self, request: PlannedRequest) -> None:
-        name, count = request.name, 1
+        """Add `request` under a unique name; a request that sends exactly what an earlier one
+        sends is not written again: the earlier one keeps its origin and takes the larger
+        `repeat`."""
+        sent = (request.method, request.url, request.headers, request.body_size_bytes)
+        earlier = self._sent.get(sent)
+        if earlier is not None:
+            first = self.requests[earlier]
+            if request.repeat > first.repeat:
+                self.requests[earlier] = replace(first, repeat=request.repeat)
+            return
+        name, count = request.name, self._suffixes.get(request.name, 1)
         while name in self._names:
             count += 1
             name = f"{request.name} ({count})"
+        self._suffixes[request.name] = count
         self._names.add(name)
-        self.requests.append(
-            PlannedRequest(
-                name,
-                request.url,
-                request.origin[:MAX_ORIGIN_CHARS],
-                request.method,
-                request.headers,
-                request.body_size_bytes,
-                request.repeat,
-                request.allow_unsafe,
-            )
-        )
+        self._sent[sent] = len(self.requests)
+        self.requests.append(replace(request, name=name, origin=request.origin[:MAX_ORIGIN_CHARS]))
 
 
 def parse_size(text: str) -> int | None:
