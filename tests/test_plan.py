@@ -182,6 +182,20 @@ def test_plan_names_stay_unique_when_a_numbered_name_is_taken() -> None:
     assert [r.name for r in plan.requests] == ["x (2)", "x", "x (3)", "x (4)"]
 
 
+@pytest.mark.parametrize("path", ["/x?y=1#frag", "/x#frag", "/x?"], ids=["both", "#", "?"])
+def test_a_path_with_a_query_or_fragment_is_not_probed(tmp_path: Path, path: str) -> None:
+    requests, comments = plan_documents([ingress(path=path)], tmp_path)
+    assert [spec.url for spec in requests] == ["http://shadowdiff-unknown-host.invalid/"]
+    assert any(f"path {path!r}: holds a query or fragment" in c for c in comments)
+
+
+def test_a_regex_path_is_probed_up_to_its_first_metacharacter(tmp_path: Path) -> None:
+    requests, _ = plan_documents(
+        [ingress(path="/api/?(.*)", annotations={"use-regex": "true"})], tmp_path
+    )
+    assert "http://www.example.com/api/" in {spec.url for spec in requests}
+
+
 HOSTILE_MANIFEST = """\
 apiVersion: networking.k8s.io/v1
 kind: Ingress

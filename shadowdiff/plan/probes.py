@@ -300,6 +300,13 @@ def _plan_path(
     if not entry.path.startswith("/"):
         plan.not_probed.append((where, f"path {entry.path!r}", "an Ingress path starts with /"))
         return
+    if "?" in paths[0][0] or "#" in paths[0][0]:
+        # An Ingress path is matched against the path alone: a `?` or `#` in it can never
+        # match, and a probe built from it would send a query or a fragment instead.
+        plan.not_probed.append(
+            (where, f"path {paths[0][0]!r}", "holds a query or fragment (? or #): not a path")
+        )
+        return
     for path, what in paths:
         url = base_url + path
         reason = _sendable(url)
