@@ -252,7 +252,7 @@ def test_hostile_manifest_cannot_inject_keys_requests_or_environment(tmp_path: P
                 f"{chr(98 + i)}: &{chr(98 + i)} [*{chr(97 + i)},*{chr(97 + i)},*{chr(97 + i)},*{chr(97 + i)},*{chr(97 + i)},*{chr(97 + i)},*{chr(97 + i)},*{chr(97 + i)},*{chr(97 + i)},*{chr(97 + i)}]\n"
                 for i in range(8)
             ),
-            "more than 100,000 values",
+            "YAML aliases expand the file to more than 100,000 values",
         ),
     ],
 )
@@ -262,6 +262,74 @@ def test_unusable_manifests_are_located_errors(tmp_path: Path, content: str, mes
     with pytest.raises(ScenarioError) as raised:
         plan_files([str(path)])
     assert message in str(raised.value)
+
+
+def kubectl_ingress(index: int) -> dict[str, Any]:
+    """An Ingress as `kubectl get ingress -A -o yaml` prints it, about 700 bytes of YAML."""
+    host = f"app-{index}.team-{index % 40}.example.com"
+    backend = {"service": {"name": f"app-{index}", "port": {"number": 8080}}}
+    return {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "Ingress",
+        "metadata": {
+            "annotations": {
+                NGINX_PREFIX + "proxy-body-size": "8m",
+                NGINX_PREFIX + "ssl-redirect": "true",
+                "meta.helm.sh/release-name": f"app-{index}",
+            },
+            "creationTimestamp": "2026-01-05T10:00:00Z",
+            "generation": 3,
+            "labels": {"app": f"app-{index}", "team": f"team-{index % 40}"},
+            "name": f"app-{index}",
+            "namespace": f"team-{index % 40}",
+            "resourceVersion": str(1000000 + index),
+            "uid": f"5c1e6f0a-0000-4000-8000-{index:012d}",
+        },
+        "spec": {
+            "ingressClassName": "nginx",
+            "rules": [
+                {
+                    "host": host,
+                    "http": {
+                        "paths": [
+                            {"path": "/", "pathType": "Prefix", "backend": backend},
+                            {"path": "/api", "pathType": "Prefix", "backend": backend},
+                        ]
+                    },
+                }
+            ],
+            "tls": [{"hosts": [host], "secretName": f"app-{index}-tls"}],
+        },
+        "status": {"loadBalancer": {"ingress": [{"ip": "203.0.113.10"}]}},
+    }
+
+
+def test_a_cluster_sized_list_of_ingresses_is_planned(tmp_path: Path) -> None:
+    documents = [kubectl_ingress(index) for index in range(2600)]
+    file = tmp_path / "ingresses.yaml"
+    # As kubectl writes it: no anchors, though the backends are shared objects here.
+    file.write_text(
+        yaml.dump(
+            {"apiVersion": "v1", "kind": "List", "items": documents},
+            Dumper=type("NoAliases", (yaml.SafeDumper,), {"ignore_aliases": lambda *_: True}),
+        )
+    )
+    assert file.stat().st_size > 1_500_000
+    text, _ = plan_files([str(file)])
+    assert "https://app-2599.team-39.example.com/api" in text
+
+
+def test_an_alias_bomb_the_size_of_a_manifest_is_still_refused(tmp_path: Path) -> None:
+    # Nine levels of ten aliases: a billion values from a file of a few hundred bytes.
+    lines = ['a: &a ["x","x","x","x","x","x","x","x","x","x"]']
+    for level in range(9):
+        mine, below = chr(98 + level), chr(97 + level)
+        lines.append(f"{mine}: &{mine} [" + ",".join([f"*{below}"] * 10) + "]")
+    file = tmp_path / "laughs.yaml"
+    file.write_text("\n".join(lines) + "\n")
+    with pytest.raises(ScenarioError) as raised:
+        plan_files([str(file)])
+    assert "YAML aliases expand the file to more than 100,000 values" in str(raised.value)
 
 
 _TEXT = st.text(min_size=0, max_size=30)
