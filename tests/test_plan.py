@@ -196,6 +196,50 @@ def test_a_regex_path_is_probed_up_to_its_first_metacharacter(tmp_path: Path) ->
     assert "http://www.example.com/api/" in {spec.url for spec in requests}
 
 
+METHOD_OVERRIDES = ["X-HTTP-Method-Override", "x_method_override", "X-HTTP-METHOD"]
+TRANSPORT_HEADERS = ["Host", "content-length", "Transfer-Encoding"]
+CONNECTION_HEADERS = ["Connection", "Expect", "Upgrade", "TE", "Keep-Alive", "Proxy-Connection"]
+
+
+@pytest.mark.parametrize(
+    ("header", "reason"),
+    [(h, "can turn a GET into another method") for h in METHOD_OVERRIDES]
+    + [(h, "set from the URL and the body") for h in TRANSPORT_HEADERS]
+    + [(h, "hop-by-hop") for h in CONNECTION_HEADERS if h != "Expect"]
+    + [("Expect", "changes how the request is sent")],
+    ids=lambda value: value if " " not in value else "",
+)
+def test_a_canary_header_the_loader_refuses_is_not_probed_and_says_why(
+    tmp_path: Path, header: str, reason: str
+) -> None:
+    requests, comments = plan_documents(
+        [ingress(annotations={"canary-by-header": header})], tmp_path
+    )
+    assert all(not spec.headers for spec in requests)
+    assert any("canary-by-header: " in c and reason in c for c in comments), comments
+
+
+def test_a_canary_header_value_the_loader_refuses_is_not_sent(tmp_path: Path) -> None:
+    requests, comments = plan_documents(
+        [ingress(annotations={"canary-by-header": "X-Canary", "canary-by-header-value": "é"})],
+        tmp_path,
+    )
+    assert [s.headers for s in requests if s.headers] == [(("X-Canary", "never"),)]
+    assert any("canary-by-header: header X-Canary: the value holds" in c for c in comments)
+
+
+def test_a_cors_origin_or_canary_cookie_the_loader_refuses_is_noted(tmp_path: Path) -> None:
+    annotations = {
+        "enable-cors": "true",
+        "cors-allow-origin": "https://a.example.com\u00e9",
+        "canary-by-cookie": "c\u00e9",
+    }
+    requests, comments = plan_documents([ingress(annotations=annotations)], tmp_path)
+    assert all(not spec.headers for spec in requests)
+    assert any("enable-cors: header Origin" in c for c in comments)
+    assert any("canary-by-cookie: header Cookie" in c for c in comments)
+
+
 HOSTILE_MANIFEST = """\
 apiVersion: networking.k8s.io/v1
 kind: Ingress
@@ -335,22 +379,51 @@ def test_an_alias_bomb_the_size_of_a_manifest_is_still_refused(tmp_path: Path) -
 _TEXT = st.text(min_size=0, max_size=30)
 
 
+_HEADER_NAME = st.one_of(
+    st.sampled_from(METHOD_OVERRIDES + TRANSPORT_HEADERS + CONNECTION_HEADERS + ["X-Canary"]),
+    _TEXT,
+)
+
+
 @settings(max_examples=150, deadline=None)
-@given(host=_TEXT, path=_TEXT, annotation=_TEXT, value=_TEXT)
-def test_any_strings_in_a_manifest_give_a_scenario_that_loads(
-    tmp_path_factory: pytest.TempPathFactory, host: str, path: str, annotation: str, value: str
+@given(
+    host=_TEXT,
+    path=_TEXT,
+    annotation=_TEXT,
+    value=_TEXT,
+    header=_HEADER_NAME,
+    header_value=_TEXT,
+    cors_origin=_TEXT,
+    aliases=_TEXT,
+    cookie=_TEXT,
+)
+def test_any_strings_in_a_manifest_give_a_scenario_that_validates(
+    tmp_path_factory: pytest.TempPathFactory,
+    host: str,
+    path: str,
+    annotation: str,
+    value: str,
+    header: str,
+    header_value: str,
+    cors_origin: str,
+    aliases: str,
+    cookie: str,
 ) -> None:
-    document: dict[str, Any] = {
-        "kind": "Ingress",
-        "metadata": {"name": value, "annotations": {NGINX_PREFIX + annotation: value}},
-        "spec": {
-            "rules": [{"host": host, "http": {"paths": [{"path": path, "pathType": "Prefix"}]}}]
-        },
+    annotations = {
+        "canary-by-header": header,
+        "canary-by-header-value": header_value,
+        "enable-cors": "true",
+        "cors-allow-origin": cors_origin,
+        "server-alias": aliases,
+        "canary-by-cookie": cookie,
+        annotation: value,
     }
+    document = ingress(name=value, host=host, path=path, annotations=annotations)
     folder = tmp_path_factory.mktemp("plan")
     file = folder / "m.yaml"
     file.write_text(yaml.safe_dump(document, allow_unicode=True))
     text, _ = plan_files([str(file)], allow_unsafe=True)
+    # `planned` runs the scenario loader's whole validation, as `shadowdiff validate` does.
     requests, comments = planned(text, folder)
     assert requests[-1].url == "http://shadowdiff-unknown-host.invalid/"
     assert all(not re.search(r"[\r\n]", comment) for comment in comments)

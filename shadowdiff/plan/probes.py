@@ -13,10 +13,8 @@ import re
 from dataclasses import dataclass, field, replace
 from typing import Final
 
-from yarl import URL
-
 from shadowdiff.plan.ingress import Ingress, IngressPath
-from shadowdiff.wire import prepare_url, request_problems
+from shadowdiff.plan.sendable import headers_problem, url_problem
 
 # The Host of the probe for a host no rule names: what a default backend, or a catch-all
 # listener, answers. `.invalid` can never be a real name (RFC 2606).
@@ -127,6 +125,13 @@ class Plan:
     _suffixes: dict[str, int] = field(default_factory=dict)
     # What is sent (method, URL, headers, body) -> its index in `requests`.
     _sent: dict[tuple[object, ...], int] = field(default_factory=dict)
+    _noted: set[tuple[str, str, str]] = field(default_factory=set)
+
+    def note(self, where: str, what: str, why: str) -> None:
+        """Record what is not probed, once."""
+        if (where, what, why) not in self._noted:
+            self._noted.add((where, what, why))
+            self.not_probed.append((where, what, why))
 
     def add(self, request: PlannedRequest) -> None:
         """Add `request` under a unique name; a request that sends exactly what an earlier one
@@ -163,23 +168,6 @@ def _literal_prefix(path: str) -> str:
     meta = _REGEX_META.search(path)
     prefix = path[: meta.start()] if meta else path
     return prefix if prefix.startswith("/") else "/" + prefix
-
-
-def _sendable(url: str) -> str | None:
-    """Why `url` cannot be sent (a hostile or placeholder host or path), or None."""
-    try:
-        prepared, userinfo = prepare_url(url)
-        parsed = URL(prepared, encoded=True)
-        # yarl parses the authority lazily: ask for every part here, inside the try.
-        host, _ = parsed.host, parsed.port
-    except ValueError as exc:  # WireError is a ValueError
-        return str(exc)
-    if not host:
-        return "no host"
-    if userinfo is not None:
-        return "credentials in the URL"
-    problems = request_problems("GET", prepared, ())
-    return "; ".join(problems) if problems else None
 
 
 def _is_true(annotations: dict[str, str], name: str) -> bool:
@@ -272,7 +260,7 @@ def _plan_one(plan: Plan, ingress: Ingress, allow_unsafe: bool) -> None:
                 _plan_path(plan, annotations, host, tls, entry, where, notes, allow_unsafe)
         if "app-root" in annotations and rule.host:
             url = f"{'https' if rule.host in ingress.tls_hosts else 'http'}://{rule.host}/"
-            if _sendable(url) is None:
+            if url_problem(url) is None:
                 plan.add(PlannedRequest(f"{key}: app-root GET {url}", url, f"{key}; app-root"))
 
 
@@ -288,7 +276,7 @@ def _plan_path(
 ) -> None:
     """The probes of one path of one rule, on one of the rule's hosts."""
     base_url = f"{'https' if tls else 'http'}://{host}"
-    reason = _sendable(base_url + "/")
+    reason = url_problem(base_url + "/")
     if reason is not None:
         plan.not_probed.append((where, f"host {host!r}", f"not a host to send to: {reason}"))
         return
@@ -309,13 +297,13 @@ def _plan_path(
         return
     for path, what in paths:
         url = base_url + path
-        reason = _sendable(url)
+        reason = url_problem(url)
         if reason is not None:
             plan.not_probed.append((where, f"path {path!r}", reason))
             continue
         plan.add(PlannedRequest(f"GET {url}", url, f"{origin}; {what}", repeat=repeat))
     force_plain = _is_true(annotations, "force-ssl-redirect")
-    if (tls or force_plain) and _sendable(f"http://{host}{paths[0][0]}") is None:
+    if (tls or force_plain) and url_problem(f"http://{host}{paths[0][0]}") is None:
         url = f"http://{host}{paths[0][0]}"
         why = "force-ssl-redirect" if force_plain else "a TLS host (ssl-redirect is on by default)"
         plan.add(PlannedRequest(f"GET {url}", url, f"{where}; plain HTTP to {why}"))
@@ -332,44 +320,38 @@ def _annotation_probes(
 ) -> None:
     path = _paths_to_probe(entry, annotations)[0][0]
     url = base_url + path
-    if _sendable(url) is not None:
+    if url_problem(url) is not None:
         return
+    # (name, what it probes, method, headers): each is checked as `validate` would check it.
+    probes: list[tuple[str, str, str, tuple[tuple[str, str], ...]]] = []
     if _is_true(annotations, "enable-cors"):
         origin = annotations.get("cors-allow-origin", "").split(",")[0].strip()
         origin = origin if origin and origin != "*" else "https://shadowdiff.invalid"
-        headers: tuple[tuple[str, str], ...] = (
-            ("Origin", origin),
-            ("Access-Control-Request-Method", "GET"),
-        )
-        if not request_problems("OPTIONS", url, headers):
-            plan.add(
-                PlannedRequest(
-                    f"CORS preflight {url}", url, f"{where}; enable-cors", "OPTIONS", headers
-                )
-            )
+        preflight = (("Origin", origin), ("Access-Control-Request-Method", "GET"))
+        probes.append((f"CORS preflight {url}", "enable-cors", "OPTIONS", preflight))
     header = annotations.get("canary-by-header")
     if header:
         value = annotations.get("canary-by-header-value") or "always"
         for sent, what in ((value, "set"), ("never", "set to never")):
-            headers = ((header, sent),)
-            if not request_problems("GET", url, headers):
-                plan.add(
-                    PlannedRequest(
-                        f"canary header {what} {url}",
-                        url,
-                        f"{where}; canary-by-header {what}",
-                        headers=headers,
-                    )
-                )
-    cookie = annotations.get("canary-by-cookie")
-    if cookie:
-        headers = (("Cookie", f"{cookie}=always"),)
-        if not request_problems("GET", url, headers):
-            plan.add(
-                PlannedRequest(
-                    f"canary cookie {url}", url, f"{where}; canary-by-cookie", headers=headers
+            probes.append(
+                (
+                    f"canary header {what} {url}",
+                    f"canary-by-header {what}",
+                    "GET",
+                    ((header, sent),),
                 )
             )
+    cookie = annotations.get("canary-by-cookie")
+    if cookie:
+        probes.append(
+            (f"canary cookie {url}", "canary-by-cookie", "GET", (("Cookie", f"{cookie}=always"),))
+        )
+    for name, what, method, headers in probes:
+        reason = headers_problem(method, url, headers)
+        if reason is None:
+            plan.add(PlannedRequest(name, url, f"{where}; {what}", method, headers))
+        else:
+            plan.note(where, what.split(" ")[0], reason)
     size = _oversize_probe_bytes(annotations, allow_unsafe)
     if size is not None:
         plan.add(
