@@ -240,6 +240,49 @@ def test_a_cors_origin_or_canary_cookie_the_loader_refuses_is_noted(tmp_path: Pa
     assert any("canary-by-cookie: header Cookie" in c for c in comments)
 
 
+@pytest.mark.parametrize(
+    ("host", "reason"),
+    [
+        ("bad_host", "a label holds a character"),
+        ("a..b", "an empty label"),
+        ("b.example.com:8080", "a label holds a character"),
+        ("a.example.com/admin?x=", "a label holds a character"),
+        ("c.example.com#", "a label holds a character"),
+        ("x" * 64 + ".example.com", "a label longer than 63 characters"),
+        (".".join(["a" * 63] * 4), "longer than 253 characters"),
+        ("*", "a label holds a character"),
+    ],
+    ids=["underscore", "empty-label", "port", "path", "fragment", "long-label", "long", "star"],
+)
+def test_a_host_or_alias_that_is_not_a_host_name_is_not_probed(
+    tmp_path: Path, host: str, reason: str
+) -> None:
+    requests, comments = plan_documents(
+        [
+            ingress(host=host),
+            ingress(name="aliased", host="www.example.com", annotations={"server-alias": host}),
+        ],
+        tmp_path,
+    )
+    assert {spec.url for spec in requests} == {
+        "http://www.example.com/docs",
+        "http://www.example.com/docs/",
+        "http://shadowdiff-unknown-host.invalid/",
+    }
+    assert any(f"shop/web rule 0: host {host!r}: not a host" in c and reason in c for c in comments)
+    assert any(f"shop/aliased: server-alias {host!r}: not a host" in c for c in comments)
+
+
+def test_wildcard_hosts_and_aliases_are_probed_with_a_label_for_the_star(tmp_path: Path) -> None:
+    requests, _ = plan_documents(
+        [ingress(host="*.example.com", annotations={"server-alias": "*.example.org"})], tmp_path
+    )
+    assert {spec.url for spec in requests} >= {
+        "http://shadowdiff-wildcard.example.com/docs",
+        "http://shadowdiff-wildcard.example.org/docs",
+    }
+
+
 HOSTILE_MANIFEST = """\
 apiVersion: networking.k8s.io/v1
 kind: Ingress

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field, replace
 from typing import Final
 
 from shadowdiff.plan.ingress import Ingress, IngressPath
-from shadowdiff.plan.sendable import headers_problem, url_problem
+from shadowdiff.plan.sendable import headers_problem, host_name_problem, url_problem
 
 # The Host of the probe for a host no rule names: what a default backend, or a catch-all
 # listener, answers. `.invalid` can never be a real name (RFC 2606).
@@ -211,14 +211,27 @@ def plan_ingresses(ingresses: list[Ingress], *, allow_unsafe: bool = False) -> P
     return plan
 
 
-def _hosts(ingress: Ingress, host: str | None) -> list[str]:
-    aliases = [
-        alias.strip()
-        for alias in ingress.annotations.get("server-alias", "").replace(",", " ").split()
-        if alias.strip()
-    ]
-    hosts = [host or UNKNOWN_HOST, *aliases] if host else [UNKNOWN_HOST]
-    return [h.replace("*", WILDCARD_LABEL, 1) if h.startswith("*.") else h for h in hosts]
+def _host_note(host: str) -> str | None:
+    """Why `host` (a rule's host or a server-alias) is not probed, or None."""
+    problem = host_name_problem(host)
+    return None if problem is None else f"not a host to send to: not an RFC 1123 name: {problem}"
+
+
+def _aliases(plan: Plan, ingress: Ingress) -> list[str]:
+    """The server-alias host names; each refused one is noted."""
+    aliases = []
+    for alias in ingress.annotations.get("server-alias", "").replace(",", " ").split():
+        note = _host_note(alias)
+        if note is None:
+            aliases.append(alias)
+        else:
+            plan.note(ingress.key, f"server-alias {alias!r}", note)
+    return aliases
+
+
+def _sent_host(host: str) -> str:
+    """The Host a probe sends: a wildcard's `*` as a label of its own."""
+    return host.replace("*", WILDCARD_LABEL, 1) if host.startswith("*.") else host
 
 
 def _plan_one(plan: Plan, ingress: Ingress, allow_unsafe: bool) -> None:
@@ -245,12 +258,17 @@ def _plan_one(plan: Plan, ingress: Ingress, allow_unsafe: bool) -> None:
         for name in sorted(annotations)
         if name in SEEN_BY_THE_PLAIN_REQUEST or name in COVERED_BY
     ]
+    aliases = _aliases(plan, ingress)
     for rule_index, rule in enumerate(ingress.rules):
-        if rule.host is None:
+        if not rule.host:
             plan.not_probed.append(
                 (f"{key} rule {rule_index}", "host", "a rule for every host: see the unknown host")
             )
-        for host in _hosts(ingress, rule.host):
+        elif (note := _host_note(rule.host)) is not None:
+            plan.note(f"{key} rule {rule_index}", f"host {rule.host!r}", note)
+            continue
+        hosts = [rule.host, *aliases] if rule.host else [UNKNOWN_HOST]
+        for host in map(_sent_host, hosts):
             tls = rule.host is not None and rule.host in ingress.tls_hosts
             for path_index, entry in enumerate(rule.paths):
                 where = (
@@ -259,7 +277,8 @@ def _plan_one(plan: Plan, ingress: Ingress, allow_unsafe: bool) -> None:
                 )
                 _plan_path(plan, annotations, host, tls, entry, where, notes, allow_unsafe)
         if "app-root" in annotations and rule.host:
-            url = f"{'https' if rule.host in ingress.tls_hosts else 'http'}://{rule.host}/"
+            scheme = "https" if rule.host in ingress.tls_hosts else "http"
+            url = f"{scheme}://{_sent_host(rule.host)}/"
             if url_problem(url) is None:
                 plan.add(PlannedRequest(f"{key}: app-root GET {url}", url, f"{key}; app-root"))
 
