@@ -283,6 +283,49 @@ def test_wildcard_hosts_and_aliases_are_probed_with_a_label_for_the_star(tmp_pat
     }
 
 
+def test_a_host_of_the_wrong_type_is_noted_not_read_as_every_host(tmp_path: Path) -> None:
+    requests, comments = plan_documents(
+        [ingress(host=["a.example.com", "b.example.com"])], tmp_path
+    )
+    assert [spec.url for spec in requests] == ["http://shadowdiff-unknown-host.invalid/"]
+    assert "shop/web: rule 0 host: a list, not a host name" in comments
+    assert not any("a rule for every host" in c for c in comments)
+
+
+def test_an_annotation_of_the_wrong_type_is_named_by_its_type(tmp_path: Path) -> None:
+    _, comments = plan_documents(
+        [ingress(annotations={"proxy-body-size": ["1m"]})], tmp_path, allow_unsafe=True
+    )
+    assert "shop/web: proxy-body-size: a list, not text: not read" in comments
+
+
+def test_a_path_of_the_wrong_type_is_noted_and_the_others_keep_their_numbers(
+    tmp_path: Path,
+) -> None:
+    document = ingress()
+    document["spec"]["rules"][0]["http"]["paths"].insert(0, {"path": {"a": 1}})
+    requests, comments = plan_documents([document], tmp_path)
+    assert "shop/web: rule 0 path 0: a mapping, not a path" in comments
+    assert [spec.url for spec in requests][:2] == [
+        "http://www.example.com/docs",
+        "http://www.example.com/docs/",
+    ]
+    assert "rule 0 path 1 (Prefix /docs" in (requests[0].origin or "")
+
+
+@pytest.mark.parametrize("hosts", ["www.example.com", ["www.example.com"]], ids=["string", "list"])
+def test_tls_hosts_given_as_one_string_is_one_host(tmp_path: Path, hosts: Any) -> None:
+    requests, _ = plan_documents(
+        [ingress(tls=[{"hosts": hosts, "secretName": "web-tls"}])], tmp_path
+    )
+    assert [spec.url for spec in requests] == [
+        "https://www.example.com/docs",
+        "https://www.example.com/docs/",
+        "http://www.example.com/docs",  # ssl-redirect
+        "http://shadowdiff-unknown-host.invalid/",
+    ]
+
+
 HOSTILE_MANIFEST = """\
 apiVersion: networking.k8s.io/v1
 kind: Ingress

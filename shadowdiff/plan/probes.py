@@ -242,6 +242,8 @@ def _plan_one(plan: Plan, ingress: Ingress, allow_unsafe: bool) -> None:
             plan.not_probed.append((key, name, NOT_PROBEABLE[name]))
         elif name not in SEEN_BY_THE_PLAIN_REQUEST and name not in COVERED_BY:
             plan.not_probed.append((key, name, "plan does not know what to send for it"))
+    for what, why in ingress.malformed:
+        plan.note(key, what, why)
     for name in ingress.other_annotations:
         plan.not_probed.append((key, name, "not an ingress-nginx annotation"))
     body_note = _body_size_note(annotations, allow_unsafe)
@@ -259,7 +261,8 @@ def _plan_one(plan: Plan, ingress: Ingress, allow_unsafe: bool) -> None:
         if name in SEEN_BY_THE_PLAIN_REQUEST or name in COVERED_BY
     ]
     aliases = _aliases(plan, ingress)
-    for rule_index, rule in enumerate(ingress.rules):
+    for rule in ingress.rules:
+        rule_index = rule.index
         if not rule.host:
             plan.not_probed.append(
                 (f"{key} rule {rule_index}", "host", "a rule for every host: see the unknown host")
@@ -270,9 +273,9 @@ def _plan_one(plan: Plan, ingress: Ingress, allow_unsafe: bool) -> None:
         hosts = [rule.host, *aliases] if rule.host else [UNKNOWN_HOST]
         for host in map(_sent_host, hosts):
             tls = rule.host is not None and rule.host in ingress.tls_hosts
-            for path_index, entry in enumerate(rule.paths):
+            for entry in rule.paths:
                 where = (
-                    f"{key} rule {rule_index} path {path_index} "
+                    f"{key} rule {rule_index} path {entry.index} "
                     f"({entry.path_type} {entry.path} -> {entry.backend})"
                 )
                 _plan_path(plan, annotations, host, tls, entry, where, notes, allow_unsafe)
