@@ -184,9 +184,12 @@ def test_plan_names_stay_unique_when_a_numbered_name_is_taken() -> None:
 
 @pytest.mark.parametrize("path", ["/x?y=1#frag", "/x#frag", "/x?"], ids=["both", "#", "?"])
 def test_a_path_with_a_query_or_fragment_is_not_probed(tmp_path: Path, path: str) -> None:
-    requests, comments = plan_documents([ingress(path=path)], tmp_path)
+    requests, comments = plan_documents(
+        [ingress(path=path, annotations={"server-alias": "old.example.com"})], tmp_path
+    )
     assert [spec.url for spec in requests] == ["http://shadowdiff-unknown-host.invalid/"]
-    assert any(f"path {path!r}: holds a query or fragment" in c for c in comments)
+    # Once, though the rule has two hosts.
+    assert len([c for c in comments if f"path {path!r}: holds a query or fragment" in c]) == 1
 
 
 def test_a_regex_path_is_probed_up_to_its_first_metacharacter(tmp_path: Path) -> None:

@@ -239,20 +239,18 @@ def _plan_one(plan: Plan, ingress: Ingress, allow_unsafe: bool) -> None:
     key = ingress.key
     for name in annotations:
         if name in NOT_PROBEABLE:
-            plan.not_probed.append((key, name, NOT_PROBEABLE[name]))
+            plan.note(key, name, NOT_PROBEABLE[name])
         elif name not in SEEN_BY_THE_PLAIN_REQUEST and name not in COVERED_BY:
-            plan.not_probed.append((key, name, "plan does not know what to send for it"))
+            plan.note(key, name, "plan does not know what to send for it")
     for what, why in ingress.malformed:
         plan.note(key, what, why)
     for name in ingress.other_annotations:
-        plan.not_probed.append((key, name, "not an ingress-nginx annotation"))
+        plan.note(key, name, "not an ingress-nginx annotation")
     body_note = _body_size_note(annotations, allow_unsafe)
     if body_note is not None:
-        plan.not_probed.append((key, "proxy-body-size", body_note))
+        plan.note(key, "proxy-body-size", body_note)
     if annotations.get("backend-protocol", "").upper() in ("GRPC", "GRPCS"):
-        plan.not_probed.append(
-            (key, "backend-protocol", "gRPC probes come with shadowdiff's gRPC support")
-        )
+        plan.note(key, "backend-protocol", "gRPC probes come with shadowdiff's gRPC support")
     notes = [
         f"{name}: {SEEN_BY_THE_PLAIN_REQUEST[name]}"
         if name in SEEN_BY_THE_PLAIN_REQUEST
@@ -264,8 +262,8 @@ def _plan_one(plan: Plan, ingress: Ingress, allow_unsafe: bool) -> None:
     for rule in ingress.rules:
         rule_index = rule.index
         if not rule.host:
-            plan.not_probed.append(
-                (f"{key} rule {rule_index}", "host", "a rule for every host: see the unknown host")
+            plan.note(
+                f"{key} rule {rule_index}", "host", "a rule for every host: see the unknown host"
             )
         elif (note := _host_note(rule.host)) is not None:
             plan.note(f"{key} rule {rule_index}", f"host {rule.host!r}", note)
@@ -300,7 +298,7 @@ def _plan_path(
     base_url = f"{'https' if tls else 'http'}://{host}"
     reason = url_problem(base_url + "/")
     if reason is not None:
-        plan.not_probed.append((where, f"host {host!r}", f"not a host to send to: {reason}"))
+        plan.note(where, f"host {host!r}", f"not a host to send to: {reason}")
         return
     repeat = 3 if annotations.get("affinity") == "cookie" else 1
     if "canary-weight" in annotations:
@@ -308,20 +306,18 @@ def _plan_path(
     origin = "; ".join([where, *notes])
     paths = _paths_to_probe(entry, annotations)
     if not entry.path.startswith("/"):
-        plan.not_probed.append((where, f"path {entry.path!r}", "an Ingress path starts with /"))
+        plan.note(where, f"path {entry.path!r}", "an Ingress path starts with /")
         return
     if "?" in paths[0][0] or "#" in paths[0][0]:
         # An Ingress path is matched against the path alone: a `?` or `#` in it can never
         # match, and a probe built from it would send a query or a fragment instead.
-        plan.not_probed.append(
-            (where, f"path {paths[0][0]!r}", "holds a query or fragment (? or #): not a path")
-        )
+        plan.note(where, f"path {paths[0][0]!r}", "holds a query or fragment (? or #): not a path")
         return
     for path, what in paths:
         url = base_url + path
         reason = url_problem(url)
         if reason is not None:
-            plan.not_probed.append((where, f"path {path!r}", reason))
+            plan.note(where, f"path {path!r}", reason)
             continue
         plan.add(PlannedRequest(f"GET {url}", url, f"{origin}; {what}", repeat=repeat))
     force_plain = _is_true(annotations, "force-ssl-redirect")
