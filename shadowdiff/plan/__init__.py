@@ -23,7 +23,7 @@ from shadowdiff.plan.ingress import Ingress, read_ingresses
 from shadowdiff.plan.preflight import Finding, objects, preflight, secret_names
 from shadowdiff.plan.probes import Plan, plan_ingresses
 from shadowdiff.plan.write import scenario_text
-from shadowdiff.scenario.yamlsource import read_yaml_documents
+from shadowdiff.scenario.yamlsource import MAX_VALUES, read_yaml_documents
 
 # `kubectl get ingress -A -o yaml` for a large cluster stays well under this.
 MAX_MANIFEST_BYTES: Final = 64 * 1024**2
@@ -60,6 +60,14 @@ def _read_text(path: str) -> tuple[str, Problem | None]:
         return "", Problem(path, 0, 0, "", f"not UTF-8 (byte {exc.start + 1})")
 
 
+def _read_documents(text: str, path: str) -> tuple[list[object], list[Problem]]:
+    """The YAML documents of a manifest file. The cap on values grows with the file: a real
+    manifest holds fewer values than bytes, while an alias bomb ("billion laughs") expands
+    to far more values than its size, and is still refused after that many."""
+    max_values = max(MAX_VALUES, len(text.encode()))
+    return read_yaml_documents(text, path, max_values=max_values)
+
+
 def plan_files(paths: Sequence[str], *, allow_unsafe: bool = False) -> tuple[str, list[str]]:
     """The scenario text planned from the Ingress resources in `paths`, and notes about
     objects that were skipped. Raises `ScenarioError` (located) for a file that cannot be
@@ -72,7 +80,7 @@ def plan_files(paths: Sequence[str], *, allow_unsafe: bool = False) -> tuple[str
         if problem is not None:
             problems.append(problem)
             continue
-        documents, read_problems = read_yaml_documents(text, path)
+        documents, read_problems = _read_documents(text, path)
         problems += read_problems
         found, skipped = read_ingresses(documents, path)
         ingresses += found
@@ -95,7 +103,7 @@ def preflight_files(paths: Sequence[str], secrets_path: str | None = None) -> li
         if problem is not None:
             problems.append(problem)
             continue
-        found, read_problems = read_yaml_documents(text, path)
+        found, read_problems = _read_documents(text, path)
         documents += found
         problems += read_problems
     secrets = None
@@ -131,7 +139,7 @@ def coverage_rules(
             if problem is not None:
                 problems.append(problem)
                 continue
-            documents, read_problems = read_yaml_documents(text, str(path))
+            documents, read_problems = _read_documents(text, str(path))
             problems += read_problems
             if index == 0:
                 found[0] += ingress_rules(read_ingresses(documents, str(path))[0])

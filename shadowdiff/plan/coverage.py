@@ -133,9 +133,9 @@ def ingress_rules(ingresses: Iterable[Ingress]) -> list[Rule]:
         regex = ingress.annotations.get("use-regex", "").lower() == "true" or (
             "rewrite-target" in ingress.annotations
         )
-        for index, rule in enumerate(ingress.rules):
+        for rule in ingress.rules:
             hosts = (rule.host,) if rule.host else ()
-            for path_index, entry in enumerate(rule.paths):
+            for entry in rule.paths:
                 if regex and entry.path_type == "ImplementationSpecific":
                     path = _PathMatch("Regex", entry.path, ignore_case=True)
                 elif entry.path_type == "Exact":
@@ -144,7 +144,7 @@ def ingress_rules(ingresses: Iterable[Ingress]) -> list[Rule]:
                     path = _PathMatch("Prefix", entry.path)
                 else:
                     path = _PathMatch("Plain", entry.path)
-                where = f"Ingress {ingress.key} rule {index} path {path_index}"
+                where = f"Ingress {ingress.key} rule {rule.index} path {entry.index}"
                 shown = f"{rule.host or '*'} {entry.path_type} {entry.path}"
                 rules.append(Rule(f"{where} ({shown})", hosts, (_Match(path),)))
     return rules

@@ -14,6 +14,7 @@ NGINX_PREFIX: Final = "nginx.ingress.kubernetes.io/"
 
 @dataclass(frozen=True, slots=True)
 class IngressPath:
+    index: int  # in the rule's `paths`: a path of the wrong type is left out, not renumbered
     path: str
     path_type: str  # Exact, Prefix or ImplementationSpecific
     backend: str  # service:port, or a resource's kind/name
@@ -21,6 +22,7 @@ class IngressPath:
 
 @dataclass(frozen=True, slots=True)
 class IngressRule:
+    index: int  # in the Ingress's `rules`: a rule of the wrong type is left out
     host: str | None  # None: the rule matches every host
     paths: tuple[IngressPath, ...]
 
@@ -35,6 +37,8 @@ class Ingress:
     tls_hosts: frozenset[str]
     default_backend: str | None
     location: str  # file and document, for notes
+    # (field, why): values of the wrong type, left out rather than guessed at.
+    malformed: tuple[tuple[str, str], ...] = ()
 
     @property
     def key(self) -> str:
@@ -47,6 +51,17 @@ def _text(value: Any) -> str | None:
     if isinstance(value, bool | int | float):
         return str(value).lower() if isinstance(value, bool) else str(value)
     return None
+
+
+def _kind(value: Any) -> str:
+    """What a YAML value is, for a note: `a list`, `a mapping`, `null`."""
+    if value is None:
+        return "null"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, dict):
+        return "a mapping"
+    return f"a {type(value).__name__}"
 
 
 def _mapping(value: Any) -> dict[str, Any]:
@@ -99,31 +114,54 @@ def read_ingresses(documents: Iterable[Any], file: str) -> tuple[list[Ingress], 
         namespace = _text(metadata.get("namespace")) or "default"
         annotations: dict[str, str] = {}
         others: list[str] = []
+        malformed: list[tuple[str, str]] = []
         for key, value in _mapping(metadata.get("annotations")).items():
             key_text = str(key)
             if key_text.startswith(NGINX_PREFIX):
-                annotations[key_text[len(NGINX_PREFIX) :]] = _text(value) or ""
+                short, text = key_text[len(NGINX_PREFIX) :], _text(value)
+                if text is None:
+                    malformed.append((short, f"{_kind(value)}, not text: not read"))
+                else:
+                    annotations[short] = text
             elif key_text != "kubectl.kubernetes.io/last-applied-configuration":
                 others.append(key_text)
         spec = _mapping(item.get("spec"))
         rules = []
-        for rule in _sequence(spec.get("rules")):
+        for rule_index, rule in enumerate(_sequence(spec.get("rules"))):
             rule_map = _mapping(rule)
-            paths = tuple(
-                IngressPath(
-                    path=_text(_mapping(entry).get("path")) or "/",
-                    path_type=_text(_mapping(entry).get("pathType")) or "ImplementationSpecific",
-                    backend=_backend(_mapping(entry).get("backend")),
+            host = rule_map.get("host")
+            if host is not None and not isinstance(host, str):
+                malformed.append((f"rule {rule_index} host", f"{_kind(host)}, not a host name"))
+                continue
+            paths = []
+            for path_index, entry in enumerate(
+                _sequence(_mapping(rule_map.get("http")).get("paths"))
+            ):
+                path = _mapping(entry).get("path", "/")
+                if not isinstance(path, str):
+                    malformed.append(
+                        (f"rule {rule_index} path {path_index}", f"{_kind(path)}, not a path")
+                    )
+                    continue
+                paths.append(
+                    IngressPath(
+                        index=path_index,
+                        path=path or "/",
+                        path_type=_text(_mapping(entry).get("pathType"))
+                        or "ImplementationSpecific",
+                        backend=_backend(_mapping(entry).get("backend")),
+                    )
                 )
-                for entry in _sequence(_mapping(rule_map.get("http")).get("paths"))
-            )
-            rules.append(IngressRule(_text(rule_map.get("host")), paths))
-        tls_hosts = frozenset(
-            host
-            for entry in _sequence(spec.get("tls"))
-            for host in (_text(h) for h in _sequence(_mapping(entry).get("hosts")))
-            if host
-        )
+            rules.append(IngressRule(rule_index, host or None, tuple(paths)))
+        tls_hosts = set()
+        for tls_index, entry in enumerate(_sequence(spec.get("tls"))):
+            hosts = _mapping(entry).get("hosts")
+            # A lone string is one host: probing it over plain HTTP would be the wrong probe.
+            for host in [hosts] if isinstance(hosts, str) else _sequence(hosts):
+                if isinstance(host, str) and host:
+                    tls_hosts.add(host)
+                else:
+                    malformed.append((f"tls {tls_index} hosts", f"{_kind(host)}, not a host name"))
         default = spec.get("defaultBackend", spec.get("backend"))
         found.append(
             Ingress(
@@ -132,9 +170,10 @@ def read_ingresses(documents: Iterable[Any], file: str) -> tuple[list[Ingress], 
                 annotations=annotations,
                 other_annotations=tuple(others),
                 rules=tuple(rules),
-                tls_hosts=tls_hosts,
+                tls_hosts=frozenset(tls_hosts),
                 default_backend=_backend(default) if isinstance(default, dict) else None,
                 location=where,
+                malformed=tuple(malformed),
             )
         )
     return found, notes

@@ -10,13 +10,11 @@ What each annotation does comes from the ingress-nginx annotation reference
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Final
 
-from yarl import URL
-
 from shadowdiff.plan.ingress import Ingress, IngressPath
-from shadowdiff.wire import prepare_url, request_problems
+from shadowdiff.plan.sendable import headers_problem, host_name_problem, url_problem
 
 # The Host of the probe for a host no rule names: what a default backend, or a catch-all
 # listener, answers. `.invalid` can never be a real name (RFC 2606).
@@ -122,25 +120,38 @@ class Plan:
     # (where, what, why): annotations and rules not probed, for the file's comments.
     not_probed: list[tuple[str, str, str]] = field(default_factory=list)
     _names: set[str] = field(default_factory=set)
+    # The last suffix given to each base name: numbering resumes there, so that n requests
+    # of one name take n steps, not n squared.
+    _suffixes: dict[str, int] = field(default_factory=dict)
+    # What is sent (method, URL, headers, body) -> its index in `requests`.
+    _sent: dict[tuple[object, ...], int] = field(default_factory=dict)
+    _noted: set[tuple[str, str, str]] = field(default_factory=set)
+
+    def note(self, where: str, what: str, why: str) -> None:
+        """Record what is not probed, once."""
+        if (where, what, why) not in self._noted:
+            self._noted.add((where, what, why))
+            self.not_probed.append((where, what, why))
 
     def add(self, request: PlannedRequest) -> None:
-        name, count = request.name, 1
+        """Add `request` under a unique name; a request that sends exactly what an earlier one
+        sends is not written again: the earlier one keeps its origin and takes the larger
+        `repeat`."""
+        sent = (request.method, request.url, request.headers, request.body_size_bytes)
+        earlier = self._sent.get(sent)
+        if earlier is not None:
+            first = self.requests[earlier]
+            if request.repeat > first.repeat:
+                self.requests[earlier] = replace(first, repeat=request.repeat)
+            return
+        name, count = request.name, self._suffixes.get(request.name, 1)
         while name in self._names:
             count += 1
             name = f"{request.name} ({count})"
+        self._suffixes[request.name] = count
         self._names.add(name)
-        self.requests.append(
-            PlannedRequest(
-                name,
-                request.url,
-                request.origin[:MAX_ORIGIN_CHARS],
-                request.method,
-                request.headers,
-                request.body_size_bytes,
-                request.repeat,
-                request.allow_unsafe,
-            )
-        )
+        self._sent[sent] = len(self.requests)
+        self.requests.append(replace(request, name=name, origin=request.origin[:MAX_ORIGIN_CHARS]))
 
 
 def parse_size(text: str) -> int | None:
@@ -157,23 +168,6 @@ def _literal_prefix(path: str) -> str:
     meta = _REGEX_META.search(path)
     prefix = path[: meta.start()] if meta else path
     return prefix if prefix.startswith("/") else "/" + prefix
-
-
-def _sendable(url: str) -> str | None:
-    """Why `url` cannot be sent (a hostile or placeholder host or path), or None."""
-    try:
-        prepared, userinfo = prepare_url(url)
-        parsed = URL(prepared, encoded=True)
-        # yarl parses the authority lazily: ask for every part here, inside the try.
-        host, _ = parsed.host, parsed.port
-    except ValueError as exc:  # WireError is a ValueError
-        return str(exc)
-    if not host:
-        return "no host"
-    if userinfo is not None:
-        return "credentials in the URL"
-    problems = request_problems("GET", prepared, ())
-    return "; ".join(problems) if problems else None
 
 
 def _is_true(annotations: dict[str, str], name: str) -> bool:
@@ -217,14 +211,27 @@ def plan_ingresses(ingresses: list[Ingress], *, allow_unsafe: bool = False) -> P
     return plan
 
 
-def _hosts(ingress: Ingress, host: str | None) -> list[str]:
-    aliases = [
-        alias.strip()
-        for alias in ingress.annotations.get("server-alias", "").replace(",", " ").split()
-        if alias.strip()
-    ]
-    hosts = [host or UNKNOWN_HOST, *aliases] if host else [UNKNOWN_HOST]
-    return [h.replace("*", WILDCARD_LABEL, 1) if h.startswith("*.") else h for h in hosts]
+def _host_note(host: str) -> str | None:
+    """Why `host` (a rule's host or a server-alias) is not probed, or None."""
+    problem = host_name_problem(host)
+    return None if problem is None else f"not a host to send to: not an RFC 1123 name: {problem}"
+
+
+def _aliases(plan: Plan, ingress: Ingress) -> list[str]:
+    """The server-alias host names; each refused one is noted."""
+    aliases = []
+    for alias in ingress.annotations.get("server-alias", "").replace(",", " ").split():
+        note = _host_note(alias)
+        if note is None:
+            aliases.append(alias)
+        else:
+            plan.note(ingress.key, f"server-alias {alias!r}", note)
+    return aliases
+
+
+def _sent_host(host: str) -> str:
+    """The Host a probe sends: a wildcard's `*` as a label of its own."""
+    return host.replace("*", WILDCARD_LABEL, 1) if host.startswith("*.") else host
 
 
 def _plan_one(plan: Plan, ingress: Ingress, allow_unsafe: bool) -> None:
@@ -232,18 +239,18 @@ def _plan_one(plan: Plan, ingress: Ingress, allow_unsafe: bool) -> None:
     key = ingress.key
     for name in annotations:
         if name in NOT_PROBEABLE:
-            plan.not_probed.append((key, name, NOT_PROBEABLE[name]))
+            plan.note(key, name, NOT_PROBEABLE[name])
         elif name not in SEEN_BY_THE_PLAIN_REQUEST and name not in COVERED_BY:
-            plan.not_probed.append((key, name, "plan does not know what to send for it"))
+            plan.note(key, name, "plan does not know what to send for it")
+    for what, why in ingress.malformed:
+        plan.note(key, what, why)
     for name in ingress.other_annotations:
-        plan.not_probed.append((key, name, "not an ingress-nginx annotation"))
+        plan.note(key, name, "not an ingress-nginx annotation")
     body_note = _body_size_note(annotations, allow_unsafe)
     if body_note is not None:
-        plan.not_probed.append((key, "proxy-body-size", body_note))
+        plan.note(key, "proxy-body-size", body_note)
     if annotations.get("backend-protocol", "").upper() in ("GRPC", "GRPCS"):
-        plan.not_probed.append(
-            (key, "backend-protocol", "gRPC probes come with shadowdiff's gRPC support")
-        )
+        plan.note(key, "backend-protocol", "gRPC probes come with shadowdiff's gRPC support")
     notes = [
         f"{name}: {SEEN_BY_THE_PLAIN_REQUEST[name]}"
         if name in SEEN_BY_THE_PLAIN_REQUEST
@@ -251,22 +258,29 @@ def _plan_one(plan: Plan, ingress: Ingress, allow_unsafe: bool) -> None:
         for name in sorted(annotations)
         if name in SEEN_BY_THE_PLAIN_REQUEST or name in COVERED_BY
     ]
-    for rule_index, rule in enumerate(ingress.rules):
-        if rule.host is None:
-            plan.not_probed.append(
-                (f"{key} rule {rule_index}", "host", "a rule for every host: see the unknown host")
+    aliases = _aliases(plan, ingress)
+    for rule in ingress.rules:
+        rule_index = rule.index
+        if not rule.host:
+            plan.note(
+                f"{key} rule {rule_index}", "host", "a rule for every host: see the unknown host"
             )
-        for host in _hosts(ingress, rule.host):
+        elif (note := _host_note(rule.host)) is not None:
+            plan.note(f"{key} rule {rule_index}", f"host {rule.host!r}", note)
+            continue
+        hosts = [rule.host, *aliases] if rule.host else [UNKNOWN_HOST]
+        for host in map(_sent_host, hosts):
             tls = rule.host is not None and rule.host in ingress.tls_hosts
-            for path_index, entry in enumerate(rule.paths):
+            for entry in rule.paths:
                 where = (
-                    f"{key} rule {rule_index} path {path_index} "
+                    f"{key} rule {rule_index} path {entry.index} "
                     f"({entry.path_type} {entry.path} -> {entry.backend})"
                 )
                 _plan_path(plan, annotations, host, tls, entry, where, notes, allow_unsafe)
         if "app-root" in annotations and rule.host:
-            url = f"{'https' if rule.host in ingress.tls_hosts else 'http'}://{rule.host}/"
-            if _sendable(url) is None:
+            scheme = "https" if rule.host in ingress.tls_hosts else "http"
+            url = f"{scheme}://{_sent_host(rule.host)}/"
+            if url_problem(url) is None:
                 plan.add(PlannedRequest(f"{key}: app-root GET {url}", url, f"{key}; app-root"))
 
 
@@ -282,9 +296,9 @@ def _plan_path(
 ) -> None:
     """The probes of one path of one rule, on one of the rule's hosts."""
     base_url = f"{'https' if tls else 'http'}://{host}"
-    reason = _sendable(base_url + "/")
+    reason = url_problem(base_url + "/")
     if reason is not None:
-        plan.not_probed.append((where, f"host {host!r}", f"not a host to send to: {reason}"))
+        plan.note(where, f"host {host!r}", f"not a host to send to: {reason}")
         return
     repeat = 3 if annotations.get("affinity") == "cookie" else 1
     if "canary-weight" in annotations:
@@ -292,17 +306,22 @@ def _plan_path(
     origin = "; ".join([where, *notes])
     paths = _paths_to_probe(entry, annotations)
     if not entry.path.startswith("/"):
-        plan.not_probed.append((where, f"path {entry.path!r}", "an Ingress path starts with /"))
+        plan.note(where, f"path {entry.path!r}", "an Ingress path starts with /")
+        return
+    if "?" in paths[0][0] or "#" in paths[0][0]:
+        # An Ingress path is matched against the path alone: a `?` or `#` in it can never
+        # match, and a probe built from it would send a query or a fragment instead.
+        plan.note(where, f"path {paths[0][0]!r}", "holds a query or fragment (? or #): not a path")
         return
     for path, what in paths:
         url = base_url + path
-        reason = _sendable(url)
+        reason = url_problem(url)
         if reason is not None:
-            plan.not_probed.append((where, f"path {path!r}", reason))
+            plan.note(where, f"path {path!r}", reason)
             continue
         plan.add(PlannedRequest(f"GET {url}", url, f"{origin}; {what}", repeat=repeat))
     force_plain = _is_true(annotations, "force-ssl-redirect")
-    if (tls or force_plain) and _sendable(f"http://{host}{paths[0][0]}") is None:
+    if (tls or force_plain) and url_problem(f"http://{host}{paths[0][0]}") is None:
         url = f"http://{host}{paths[0][0]}"
         why = "force-ssl-redirect" if force_plain else "a TLS host (ssl-redirect is on by default)"
         plan.add(PlannedRequest(f"GET {url}", url, f"{where}; plain HTTP to {why}"))
@@ -319,44 +338,38 @@ def _annotation_probes(
 ) -> None:
     path = _paths_to_probe(entry, annotations)[0][0]
     url = base_url + path
-    if _sendable(url) is not None:
+    if url_problem(url) is not None:
         return
+    # (name, what it probes, method, headers): each is checked as `validate` would check it.
+    probes: list[tuple[str, str, str, tuple[tuple[str, str], ...]]] = []
     if _is_true(annotations, "enable-cors"):
         origin = annotations.get("cors-allow-origin", "").split(",")[0].strip()
         origin = origin if origin and origin != "*" else "https://shadowdiff.invalid"
-        headers: tuple[tuple[str, str], ...] = (
-            ("Origin", origin),
-            ("Access-Control-Request-Method", "GET"),
-        )
-        if not request_problems("OPTIONS", url, headers):
-            plan.add(
-                PlannedRequest(
-                    f"CORS preflight {url}", url, f"{where}; enable-cors", "OPTIONS", headers
-                )
-            )
+        preflight = (("Origin", origin), ("Access-Control-Request-Method", "GET"))
+        probes.append((f"CORS preflight {url}", "enable-cors", "OPTIONS", preflight))
     header = annotations.get("canary-by-header")
     if header:
         value = annotations.get("canary-by-header-value") or "always"
         for sent, what in ((value, "set"), ("never", "set to never")):
-            headers = ((header, sent),)
-            if not request_problems("GET", url, headers):
-                plan.add(
-                    PlannedRequest(
-                        f"canary header {what} {url}",
-                        url,
-                        f"{where}; canary-by-header {what}",
-                        headers=headers,
-                    )
-                )
-    cookie = annotations.get("canary-by-cookie")
-    if cookie:
-        headers = (("Cookie", f"{cookie}=always"),)
-        if not request_problems("GET", url, headers):
-            plan.add(
-                PlannedRequest(
-                    f"canary cookie {url}", url, f"{where}; canary-by-cookie", headers=headers
+            probes.append(
+                (
+                    f"canary header {what} {url}",
+                    f"canary-by-header {what}",
+                    "GET",
+                    ((header, sent),),
                 )
             )
+    cookie = annotations.get("canary-by-cookie")
+    if cookie:
+        probes.append(
+            (f"canary cookie {url}", "canary-by-cookie", "GET", (("Cookie", f"{cookie}=always"),))
+        )
+    for name, what, method, headers in probes:
+        reason = headers_problem(method, url, headers)
+        if reason is None:
+            plan.add(PlannedRequest(name, url, f"{where}; {what}", method, headers))
+        else:
+            plan.note(where, what.split(" ")[0], reason)
     size = _oversize_probe_bytes(annotations, allow_unsafe)
     if size is not None:
         plan.add(

@@ -111,7 +111,12 @@ def _mark(node: yaml.Node) -> tuple[int, int]:
 
 class _Builder:
     def __init__(
-        self, file: str, environ: Mapping[str, str], *, expand_environment: bool = True
+        self,
+        file: str,
+        environ: Mapping[str, str],
+        *,
+        expand_environment: bool = True,
+        max_values: int = MAX_VALUES,
     ) -> None:
         self.document = SourceDocument(file=file, data=None)
         self.environ = environ
@@ -120,13 +125,14 @@ class _Builder:
         self.constructor = yaml.constructor.SafeConstructor()
         self.resolver: _TagResolver = yaml.resolver.Resolver()
         self.values_built = 0
+        self.max_values = max_values
+        self.has_aliases = False  # set by the reader: says what an overflow means
 
     def build(self, node: yaml.Node, path: FieldPath) -> Any:
         self.values_built += 1
-        if self.values_built > MAX_VALUES:
-            raise _Unreadable(
-                node, f"the file expands to more than {MAX_VALUES:,} values (YAML aliases?)"
-            )
+        if self.values_built > self.max_values:
+            what = "YAML aliases expand the file to" if self.has_aliases else "the file holds"
+            raise _Unreadable(node, f"{what} more than {self.max_values:,} values")
         if len(path) > MAX_DEPTH:
             raise _Unreadable(node, f"nested deeper than {MAX_DEPTH} levels")
         self.document.value_positions[path] = _mark(node)
@@ -233,7 +239,7 @@ def read_yaml(
     """Parse `text`; return the document and the problems found while reading it."""
     empty = SourceDocument(file=file, data=None)
     try:
-        _check_depth(text)
+        has_aliases = _check_depth(text)
         loader = _Loader(text)
         try:
             root = loader.get_single_node()
@@ -252,6 +258,7 @@ def read_yaml(
     except yaml.YAMLError as exc:
         return empty, [Problem(file, 0, 0, "", f"YAML: {exc}")]
     builder = _Builder(file, environ)
+    builder.has_aliases = has_aliases
     if root is not None:
         try:
             builder.document.data = builder.build(root, ())
@@ -260,12 +267,15 @@ def read_yaml(
     return builder.document, builder.problems
 
 
-def read_yaml_documents(text: str, file: str) -> tuple[list[Any], list[Problem]]:
+def read_yaml_documents(
+    text: str, file: str, *, max_values: int = MAX_VALUES
+) -> tuple[list[Any], list[Problem]]:
     """Every document of a multi-document YAML stream (`---`), as plain data, with the same
     limits and refusals as `read_yaml` (depth, aliases, tags) over the whole stream, and no
-    `${VAR}` expansion: for files other tools wrote, such as Kubernetes manifests."""
+    `${VAR}` expansion: for files other tools wrote, such as Kubernetes manifests. Such files
+    can be far larger than a scenario: `max_values` raises the cap for them."""
     try:
-        _check_depth(text)
+        has_aliases = _check_depth(text)
         loader = _Loader(text)
         roots = []
         try:
@@ -284,7 +294,8 @@ def read_yaml_documents(text: str, file: str) -> tuple[list[Any], list[Problem]]
         return [], [Problem(file, line, column, "", f"YAML: {_reader_reason(exc)}")]
     except yaml.YAMLError as exc:
         return [], [Problem(file, 0, 0, "", f"YAML: {exc}")]
-    builder = _Builder(file, {}, expand_environment=False)
+    builder = _Builder(file, {}, expand_environment=False, max_values=max_values)
+    builder.has_aliases = has_aliases
     documents = []
     try:
         for index, root in enumerate(roots):
@@ -294,17 +305,22 @@ def read_yaml_documents(text: str, file: str) -> tuple[list[Any], list[Problem]]
     return documents, builder.problems
 
 
-def _check_depth(text: str) -> None:
+def _check_depth(text: str) -> bool:
     """Refuse deep nesting before composing: PyYAML's composer recurses once per level, so
-    `[[[[...` thousands deep would end in RecursionError. The event parser does not recurse."""
+    `[[[[...` thousands deep would end in RecursionError. The event parser does not recurse.
+    Returns whether the stream holds an alias."""
     depth = 0
+    has_aliases = False
     for event in yaml.parse(text, Loader=_Loader):
-        if isinstance(event, yaml.CollectionStartEvent):
+        if isinstance(event, yaml.AliasEvent):
+            has_aliases = True
+        elif isinstance(event, yaml.CollectionStartEvent):
             depth += 1
             if depth > MAX_DEPTH:
                 raise _Unreadable(event, f"nested deeper than {MAX_DEPTH} levels")
         elif isinstance(event, yaml.CollectionEndEvent):
             depth -= 1
+    return has_aliases
 
 
 def _is_utf8(value: str) -> bool:
