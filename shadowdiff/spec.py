@@ -51,6 +51,9 @@ class RequestSpec:
     # Recorded traffic: when the request was recorded (seconds since the epoch), for
     # `load.pace: recorded`; None for a request written by hand or a source without times.
     recorded_at_s: float | None = None
+    # Kinds of difference left out for this request (`ignore:`), e.g. "backend" behind a
+    # weighted canary, where each side picks the backend at random.
+    ignore_kinds: frozenset[str] = frozenset()
     # Where a generated request comes from (`shadowdiff plan`: namespace/ingress, rule,
     # annotation), for reports to point back to.
     origin: str | None = None

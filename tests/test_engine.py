@@ -224,3 +224,35 @@ async def test_progress_counts_differing_pairs_as_the_verdict_does(
     report = build_report(scenario, collector, started_at="t", duration_s=1.0)
     assert report["totals"]["pairs_with_differences"] == 0
     assert collector.pairs_with_differences == 0
+
+
+async def test_a_request_can_leave_kinds_of_difference_out(
+    start_entry_point: Callable[..., Any], write_scenario: Callable[..., Path]
+) -> None:
+    """`ignore: [status]`: the candidate's other status is not a difference for that request
+    (and only that one)."""
+    from aiohttp import web
+
+    from shadowdiff.report import RunCollector, build_report
+
+    baseline = await start_entry_point("127.0.0.1", name="same")
+    candidate = await start_entry_point(
+        "127.0.0.2", handler=lambda request: web.Response(status=503, text="no")
+    )
+    scenario = load_scenario(
+        write_scenario(
+            baseline,
+            candidate,
+            "tls_probe: {probe: false}\ncompare: {noise: {share: 0}}\nrequests:\n"
+            "  - {name: ignored, url: 'http://app.example.com/a', ignore: [status, body]}\n"
+            "  - {name: compared, url: 'http://app.example.com/b'}\n",
+        )
+    )
+    collector = RunCollector()
+    await replay(scenario, collector)
+    report = build_report(scenario, collector, started_at="t", duration_s=1.0)
+    kinds = {
+        entry["name"]: {d["kind"] for d in entry["differences"]} for entry in report["requests"]
+    }
+    assert "status" not in kinds["ignored"] and "body" not in kinds["ignored"]
+    assert "status" in kinds["compared"]

@@ -133,6 +133,12 @@ def test_annotation_probes(tmp_path: Path) -> None:
     # Prefix: the path and its trailing slash; force-ssl-redirect: plain HTTP.
     docs = by_url["GET http://www.example.com/docs"]
     assert docs[0].repeat == 20  # canary-weight
+    # Behind a weighted canary each side picks the backend at random: not compared there.
+    assert all(
+        spec.ignore_kinds == {"backend"} for spec in requests if "www.example.com" in spec.url
+    )
+    assert all(not spec.ignore_kinds for spec in requests if "api.example.com" in spec.url)
+    assert any("www.example.com: canary-weight: the split" in c for c in comments)
     assert "GET http://www.example.com/docs/" in by_url
     canary = [s for s in by_url["GET http://www.example.com/docs"] if s.headers]
     assert sorted(dict(s.headers)["X-Canary"] for s in canary) == ["always", "never"]

@@ -66,6 +66,8 @@ def scenario_text(plan: Plan, sources: Sequence[str], ingress_count: int) -> str
             lines.append(f"    repeat: {request.repeat}")
         if request.allow_unsafe:
             lines.append("    allow_unsafe: true")
+        if request.ignore:
+            lines.append(f"    ignore: [{', '.join(request.ignore)}]")
         lines.append(f"    origin: {_quoted(request.origin)}")
     if plan.not_probed:
         lines.append("")

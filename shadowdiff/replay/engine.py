@@ -145,6 +145,10 @@ class _PairRunner:
             None if again is None else tuple(compare(request, baseline_answer, again, self.options))
         )
         differences = compare(request, baseline_answer, candidate_answer, self.options)
+        if request.ignore_kinds:
+            differences = [d for d in differences if d.kind not in request.ignore_kinds]
+            if noise is not None:
+                noise = tuple(d for d in noise if d.kind not in request.ignore_kinds)
         self.sink(
             Pair(
                 index,

@@ -736,6 +736,7 @@ def _expand(
             repeat_under_load=request.repeat_under_load,
             tls=tls,
             origin=request.origin,
+            ignore_kinds=frozenset(request.ignore),
         )
         problems += _check_unsafe(spec, config, path, document)
         specs.append(spec)

@@ -300,6 +300,11 @@ class Request(_Strict):
     tls: RequestTls | None = Field(
         None, description="HTTPS only: TLS settings replacing both targets' for this request"
     )
+    ignore: list[DifferenceKind] = Field(
+        default_factory=list,
+        description="kinds of difference not compared for this request, e.g. [backend] when a "
+        "weighted canary picks the backend at random on both sides",
+    )
     origin: str | None = Field(
         None,
         max_length=2000,
