@@ -8,7 +8,7 @@ import socket
 import ssl
 import threading
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -94,24 +94,8 @@ def tls_server(spec: ServerSpec, address: str = "127.0.0.1") -> Iterator[int]:
         finally:
             connection.close()
 
-    def serve() -> None:
-        while not stopping.is_set():
-            try:
-                connection, _ = listener.accept()
-            except TimeoutError:
-                continue
-            except OSError:
-                return
-            threading.Thread(target=handle, args=(connection,), daemon=True).start()
-
-    thread = threading.Thread(target=serve, daemon=True)
-    thread.start()
-    try:
-        yield int(listener.getsockname()[1])
-    finally:
-        stopping.set()
-        listener.close()
-        thread.join(timeout=1)
+    with _accepting(listener, stopping, handle) as port:
+        yield port
 
 
 def issue_with_hash(
@@ -183,6 +167,23 @@ def mute_after_answer_server(
         except (OSError, ssl.SSLError):
             return
 
+    try:
+        with _accepting(listener, stopping, handle) as port:
+            yield port
+    finally:
+        for tls in held:
+            tls.close()
+
+
+@contextmanager
+def _accepting(
+    listener: socket.socket,
+    stopping: threading.Event,
+    handle: Callable[[socket.socket], None],
+) -> Iterator[int]:
+    """Accept on `listener` (which polls: it has a timeout) in a thread, each connection
+    handled in a thread of its own, until the block ends; yields the port."""
+
     def serve() -> None:
         while not stopping.is_set():
             try:
@@ -201,5 +202,3 @@ def mute_after_answer_server(
         stopping.set()
         listener.close()
         thread.join(timeout=1)
-        for tls in held:
-            tls.close()

@@ -6,9 +6,9 @@ keeps them from serving, before any request is sent (`preflight`)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Final
+from typing import Any, Final
 
 from shadowdiff.errors import Problem, ScenarioError
 from shadowdiff.plan.coverage import (
@@ -68,13 +68,9 @@ def _read_documents(text: str, path: str) -> tuple[list[object], list[Problem]]:
     return read_yaml_documents(text, path, max_values=max_values)
 
 
-def plan_files(paths: Sequence[str], *, allow_unsafe: bool = False) -> tuple[str, list[str]]:
-    """The scenario text planned from the Ingress resources in `paths`, and notes about
-    objects that were skipped. Raises `ScenarioError` (located) for a file that cannot be
-    read as YAML, or when no file holds an Ingress."""
-    ingresses: list[Ingress] = []
-    notes: list[str] = []
-    problems: list[Problem] = []
+def _documents_of(paths: Sequence[str], problems: list[Problem]) -> Iterator[tuple[str, list[Any]]]:
+    """Each readable file's path and YAML documents; what cannot be read goes to
+    `problems`."""
     for path in paths:
         text, problem = _read_text(path)
         if problem is not None:
@@ -82,6 +78,17 @@ def plan_files(paths: Sequence[str], *, allow_unsafe: bool = False) -> tuple[str
             continue
         documents, read_problems = _read_documents(text, path)
         problems += read_problems
+        yield path, documents
+
+
+def plan_files(paths: Sequence[str], *, allow_unsafe: bool = False) -> tuple[str, list[str]]:
+    """The scenario text planned from the Ingress resources in `paths`, and notes about
+    objects that were skipped. Raises `ScenarioError` (located) for a file that cannot be
+    read as YAML, or when no file holds an Ingress."""
+    ingresses: list[Ingress] = []
+    notes: list[str] = []
+    problems: list[Problem] = []
+    for path, documents in _documents_of(paths, problems):
         found, skipped = read_ingresses(documents, path)
         ingresses += found
         notes += skipped
@@ -98,14 +105,8 @@ def preflight_files(paths: Sequence[str], secrets_path: str | None = None) -> li
     `preflight`). Raises `ScenarioError` (located) for a file that cannot be read."""
     documents: list[object] = []
     problems: list[Problem] = []
-    for path in paths:
-        text, problem = _read_text(path)
-        if problem is not None:
-            problems.append(problem)
-            continue
-        found, read_problems = _read_documents(text, path)
+    for _, found in _documents_of(paths, problems):
         documents += found
-        problems += read_problems
     secrets = None
     if secrets_path is not None:
         text, problem = _read_text(secrets_path)
@@ -130,21 +131,17 @@ def coverage_rules(
     """The Ingress rules and HTTPRoute rules a run's coverage is checked against. Raises
     `ScenarioError` (located) for a file that cannot be read."""
     problems: list[Problem] = []
-    found: list[list[Rule]] = [[], []]
-    for index, files in enumerate((ingress_files, route_files)):
-        for name in files:
-            path = Path(name).expanduser()
-            path = path if path.is_absolute() else base_dir / path
-            text, problem = _read_text(str(path))
-            if problem is not None:
-                problems.append(problem)
-                continue
-            documents, read_problems = _read_documents(text, str(path))
-            problems += read_problems
-            if index == 0:
-                found[0] += ingress_rules(read_ingresses(documents, str(path))[0])
-            else:
-                found[1] += route_rules(documents)
+
+    def resolved(names: Sequence[str]) -> list[str]:
+        paths = (Path(name).expanduser() for name in names)
+        return [str(p if p.is_absolute() else base_dir / p) for p in paths]
+
+    ingress: list[Rule] = []
+    for path, documents in _documents_of(resolved(ingress_files), problems):
+        ingress += ingress_rules(read_ingresses(documents, path)[0])
+    routes: list[Rule] = []
+    for _, documents in _documents_of(resolved(route_files), problems):
+        routes += route_rules(documents)
     if problems:
         raise ScenarioError(problems)
-    return found[0], found[1]
+    return ingress, routes
