@@ -84,6 +84,35 @@ def test_a_path_that_is_not_utf8_is_counted_as_not_sendable() -> None:
     assert specs == [] and summary.skipped == {"not_sendable": 1}
 
 
+@pytest.mark.parametrize("time", ["31/Feb/2026:10:00:00 +0000", "02/Foo/2026:10:00:00 +0000"])
+def test_a_time_nginx_would_not_write_makes_the_line_malformed(time: str) -> None:
+    """Not a request without a time: `load.pace: recorded` would then refuse the whole
+    scenario for one line, and no time is what nginx writes there."""
+    line = (
+        f'10.0.0.1 - - [{time}] "GET /a HTTP/1.1" 200 12 "-" "curl" '
+        "100 0.001 [web-80] [] 10.1.2.3:80 12 0.001 200 abc\n"
+    )
+    specs, summary = summary_of(read_log([line], "t"), Selection(default_host="a.test"))
+    assert specs == [] and summary.skipped == {"malformed": 1}
+
+
+def test_a_har_entry_with_an_unreadable_start_is_malformed() -> None:
+    import json
+
+    har = {
+        "log": {
+            "entries": [
+                {
+                    "startedDateTime": "garbage",
+                    "request": {"method": "GET", "url": "https://a.test/", "headers": []},
+                }
+            ]
+        }
+    }
+    specs, summary = summary_of(read_har(json.dumps(har).encode(), "s.har"))
+    assert specs == [] and summary.skipped == {"malformed": 1}
+
+
 def test_a_log_format_string_and_escapes() -> None:
     log_format = (
         '$remote_addr [$time_local] "$request" $status $host $upstream_addr "$http_user_agent"'

@@ -67,11 +67,14 @@ def _entry(entry: Any, location: str) -> Recorded | Skipped:
         headers.append((name, value))
     started = entry.get("startedDateTime")
     time_s = None
-    if isinstance(started, str):
+    if started is not None:
+        # HAR 1.2 requires it, as ISO 8601: an entry with another value is malformed.
         try:
-            time_s = datetime.datetime.fromisoformat(started.replace("Z", "+00:00")).timestamp()
-        except ValueError:
-            time_s = None
+            time_s = datetime.datetime.fromisoformat(
+                str(started).replace("Z", "+00:00")
+            ).timestamp()
+        except (ValueError, OverflowError):
+            return Skipped(location, "malformed", "startedDateTime in ISO 8601")
     response = entry.get("response")
     status = response.get("status") if isinstance(response, dict) else None
     target = parts.path or "/"

@@ -140,16 +140,17 @@ def _time_local(text: str) -> float:
 
 
 def _time(fields: Mapping[str, str]) -> float | None:
-    try:
-        if fields.get("msec") not in (None, "", "-"):
-            msec = float(fields["msec"])
-            return msec if math.isfinite(msec) else None  # float() reads "nan" and "inf"
-        if fields.get("time_iso8601") not in (None, "", "-"):
-            return datetime.datetime.fromisoformat(fields["time_iso8601"]).timestamp()
-        if fields.get("time_local") not in (None, "", "-"):
-            return _time_local(fields["time_local"])
-    except ValueError:
-        return None
+    """The line's time in seconds, None when the format logs none. Raises ValueError for a
+    time nginx would not write (`31/Feb`, `nan`): the line is then malformed."""
+    if fields.get("msec") not in (None, "", "-"):
+        msec = float(fields["msec"])
+        if not math.isfinite(msec):  # float() reads "nan" and "inf"
+            raise ValueError("not a finite number of seconds")
+        return msec
+    if fields.get("time_iso8601") not in (None, "", "-"):
+        return datetime.datetime.fromisoformat(fields["time_iso8601"]).timestamp()
+    if fields.get("time_local") not in (None, "", "-"):
+        return _time_local(fields["time_local"])
     return None
 
 
@@ -194,6 +195,10 @@ def recorded_from_fields(fields: Mapping[str, str], location: str) -> Recorded |
     status = get("status")
     host = get("host")
     scheme = get("scheme")
+    try:
+        time_s = _time(fields)
+    except (ValueError, OverflowError, KeyError):  # KeyError: a month nginx does not write
+        return Skipped(location, "malformed", "a time as nginx writes it ($msec, $time_local...)")
     return Recorded(
         location=location,
         method=method,
@@ -201,7 +206,7 @@ def recorded_from_fields(fields: Mapping[str, str], location: str) -> Recorded |
         host=None if host is None or host in _BLANK else host,
         scheme=None if scheme is None or scheme in _BLANK else scheme,
         headers=headers,
-        time_s=_time(fields),
+        time_s=time_s,
         upstream=None if upstream is None or upstream in _BLANK else upstream,
         http_version=(version or "").removeprefix("HTTP/") or None,
         status=int(status) if status and status.isdigit() else None,
