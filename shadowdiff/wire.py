@@ -28,6 +28,11 @@ METHOD_OVERRIDE_HEADERS: Final = frozenset(
 )
 # Set by the transports from the URL and the body, never by a request.
 AUTOMATIC_HEADERS: Final = frozenset({"host", "content-length", "transfer-encoding"})
+# Connection-specific fields (RFC 9110 section 7.6.1; HTTP2-Settings, RFC 7540 section 3.2.1):
+# the first proxy consumes them, so a recorded or planned request never carries them.
+CONNECTION_HEADERS: Final = frozenset(
+    {"connection", "keep-alive", "proxy-connection", "te", "trailer", "upgrade", "http2-settings"}
+)
 
 # RFC 9110 section 5.6.2: token = 1*tchar.
 _TOKEN: Final = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")

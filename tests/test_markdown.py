@@ -218,17 +218,24 @@ def test_fit_step_summary_cuts_at_a_line_and_says_so(room_bytes: int, expected: 
     assert len(fitted.encode("utf-8")) <= room_bytes
 
 
+async def _two_echoes(
+    start_entry_point: Callable[..., Any], write_scenario: Callable[..., Path]
+) -> Path:
+    """A one-request scenario against two echoes that name different services (exit 1)."""
+    baseline = await start_entry_point(name="baseline")
+    candidate = await start_entry_point("127.0.0.2", name="candidate")
+    return write_scenario(
+        baseline, candidate, "requests:\n  - {name: home, url: 'http://app.example.com/'}\n"
+    )
+
+
 async def test_run_appends_to_the_step_summary_and_report_renders_the_same_files(
     start_entry_point: Callable[..., Any],
     write_scenario: Callable[..., Path],
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    baseline = await start_entry_point(name="baseline")
-    candidate = await start_entry_point("127.0.0.2", name="candidate")
-    scenario = write_scenario(
-        baseline, candidate, "requests:\n  - {name: home, url: 'http://app.example.com/'}\n"
-    )
+    scenario = await _two_echoes(start_entry_point, write_scenario)
     summary = tmp_path / "step-summary.md"
     summary.write_text("## Earlier step output\n", encoding="utf-8")
     monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary))
@@ -255,11 +262,7 @@ async def test_a_nearly_full_step_summary_is_cut_under_1_mib(
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    baseline = await start_entry_point(name="baseline")
-    candidate = await start_entry_point("127.0.0.2", name="candidate")
-    scenario = write_scenario(
-        baseline, candidate, "requests:\n  - {name: home, url: 'http://app.example.com/'}\n"
-    )
+    scenario = await _two_echoes(start_entry_point, write_scenario)
     summary = tmp_path / "step-summary.md"
     earlier = ("x" * 99 + "\n") * ((STEP_SUMMARY_LIMIT_BYTES - 300) // 100)
     summary.write_text(earlier, encoding="utf-8")

@@ -16,21 +16,11 @@ from typing import Final
 
 from yarl import URL
 
-from shadowdiff.wire import prepare_url, request_problems, unsafe_reason
+from shadowdiff.wire import CONNECTION_HEADERS, prepare_url, request_problems, unsafe_reason
 
-# RFC 9110 section 7.6.1 (connection-specific fields), HTTP2-Settings (RFC 7540 section
-# 3.2.1), and Expect (RFC 9110 section 10.1.1), which changes how the transport sends the
-# request.
-_CONNECTION_HEADERS: Final = {
-    "connection": "hop-by-hop (RFC 9110 section 7.6.1): the first proxy consumes it",
-    "keep-alive": "hop-by-hop (RFC 9110 section 7.6.1): the first proxy consumes it",
-    "proxy-connection": "hop-by-hop (RFC 9110 section 7.6.1): the first proxy consumes it",
-    "te": "hop-by-hop (RFC 9110 section 7.6.1): the first proxy consumes it",
-    "trailer": "hop-by-hop (RFC 9110 section 7.6.1): the first proxy consumes it",
-    "upgrade": "hop-by-hop (RFC 9110 section 7.6.1): the first proxy consumes it",
-    "http2-settings": "hop-by-hop (RFC 9110 section 7.6.1): the first proxy consumes it",
-    "expect": "it changes how the request is sent (RFC 9110 section 10.1.1), not where",
-}
+_HOP_BY_HOP: Final = "hop-by-hop (RFC 9110 section 7.6.1): the first proxy consumes it"
+# Expect (RFC 9110 section 10.1.1) changes how the transport sends the request, not where.
+_EXPECT: Final = "it changes how the request is sent (RFC 9110 section 10.1.1), not where"
 # RFC 1123 section 2.1 (a label may start with a digit), as Kubernetes checks a rule's host.
 _LABEL: Final = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?")
 MAX_HOST_NAME_CHARS: Final = 253
@@ -85,7 +75,8 @@ def headers_problem(method: str, url: str, headers: Iterable[tuple[str, str]]) -
     if unsafe is not None:
         return unsafe
     for name, _ in headers:
-        reason = _CONNECTION_HEADERS.get(name.lower())
-        if reason is not None:
-            return f"header {name}: {reason}"
+        if name.lower() in CONNECTION_HEADERS:
+            return f"header {name}: {_HOP_BY_HOP}"
+        if name.lower() == "expect":
+            return f"header {name}: {_EXPECT}"
     return None

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Final
 
-from shadowdiff.report.schema import Report, Signature, SignatureExample
+from shadowdiff.report.schema import Report, RequestDifference, Signature, SignatureExample
 from shadowdiff.report.verdict import FAILING_STATUSES, SEVERITIES
 
 # A signature about a whole hostname's TLS has this route (report.signatures); the others
@@ -26,7 +26,7 @@ def is_tls(line: Signature) -> bool:
     return line["route"] == TLS_ROUTE
 
 
-def what(line: Signature) -> str:
+def what(line: Signature | RequestDifference) -> str:
     """`status`, `header missing: strict-transport-security`, `backend: service`: the kind,
     and the field when it adds something (as the terminal report writes it)."""
     kind = line["kind"].replace("_", " ")

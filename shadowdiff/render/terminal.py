@@ -12,10 +12,10 @@ from rich.console import Console, Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
+from shadowdiff.render.findings import place, what
 from shadowdiff.render.tls_table import tls_table
 from shadowdiff.report.schema import (
     Report,
-    RequestDifference,
     RequestEntry,
     Signature,
     SignatureExample,
@@ -217,14 +217,9 @@ def _address(target: Target, schemes: set[str]) -> str:
     return f"{target['address']} ({ports})" if ports else target["address"]
 
 
-def _place(line: Signature) -> str:
-    route = line["route"]
-    return f"{line['host']} {route}" if route.startswith("(") else f"{line['host']}{route}"
-
-
 def _where(line: Signature) -> str:
     requests = line["requests"]
-    shown = _place(line)
+    shown = place(line)
     if len(requests) > 1:
         shown += f" ({len(requests)} requests)"
     elif requests and requests[0] != shown:
@@ -250,7 +245,7 @@ def _differences_table(report: Report) -> Table | None:
     table.add_column("pairs", justify="right")
     for line in lines:
         example: SignatureExample | None = line["examples"][0] if line["examples"] else None
-        detail = Text(_what(line), style="bold")
+        detail = Text(what(line), style="bold")
         detail.append("\n")
         detail.append_text(_shorten(example["baseline"] if example else None))
         detail.append(" → ", style="dim")
@@ -313,7 +308,7 @@ def _likely_fixes(report: Report) -> Text | None:
             line["status"] == "reported" and line["severity"] != "info"
         )
         if hint is not None and failing:
-            places.setdefault((hint["cause"], hint["fix"]), []).append(_place(line))
+            places.setdefault((hint["cause"], hint["fix"]), []).append(place(line))
     if not places:
         return None
     text = Text("Likely causes and fixes\n", style="bold")
@@ -333,28 +328,22 @@ def _set_aside(report: Report) -> Text | None:
         if line["status"] == "reported" and line["severity"] == "info":
             # Values are in the TLS tables and the JSON report; here only what and where.
             text.append("info     ", style="dim")
-            text.append(f"{_what(line)} on {_place(line)} ({line['count']}/{line['pairs']})\n")
+            text.append(f"{what(line)} on {place(line)} ({line['count']}/{line['pairs']})\n")
         elif line["status"] == "accepted" and (accepted := line["accepted"]) is not None:
             # Every accepted line carries its rule (signatures._line).
             until = f" until {accepted['until']}" if accepted["until"] else ""
             text.append("accepted ", style="cyan")
-            text.append(f"{_what(line)} on {_place(line)} ({line['count']}/{line['pairs']}): ")
+            text.append(f"{what(line)} on {place(line)} ({line['count']}/{line['pairs']}): ")
             text.append(f"{accepted['reason']}{until}\n", style="dim")
         elif line["status"] == "noise":
             text.append("noise    ", style="dim")
             text.append(
-                f"{_what(line)} on {_place(line)}: baseline differs from itself "
+                f"{what(line)} on {place(line)}: baseline differs from itself "
                 f"in {line['noise_rate']:.0%}, candidate in {line['share']:.0%}\n",
                 style="dim",
             )
     text.rstrip()
     return text if text else None
-
-
-def _what(difference: Signature | RequestDifference) -> str:
-    kind = difference["kind"].replace("_", " ")
-    field = difference["field"]
-    return kind if field == difference["kind"] or kind.endswith(f" {field}") else f"{kind}: {field}"
 
 
 def _thresholds(report: Report) -> Text | None:

@@ -20,23 +20,17 @@ from typing import Final
 from shadowdiff.routes import path_template
 from shadowdiff.sources.record import Recorded, Skipped, SkipReason
 from shadowdiff.spec import RequestSpec
-from shadowdiff.wire import WireError, prepare_url, refusal, unsafe_reason
-
-# RFC 9110 section 7.6.1 and HTTP/2 specifics: never replayed.
-HOP_BY_HOP: Final = frozenset(
-    {
-        "connection",
-        "keep-alive",
-        "proxy-connection",
-        "te",
-        "trailer",
-        "transfer-encoding",
-        "upgrade",
-        "http2-settings",
-        "host",
-        "content-length",
-    }
+from shadowdiff.wire import (
+    AUTOMATIC_HEADERS,
+    CONNECTION_HEADERS,
+    WireError,
+    prepare_url,
+    refusal,
+    unsafe_reason,
 )
+
+# Never replayed: connection-specific fields, and what the transport writes itself.
+HOP_BY_HOP: Final = CONNECTION_HEADERS | AUTOMATIC_HEADERS
 CREDENTIAL_HEADERS: Final = frozenset({"authorization", "proxy-authorization", "cookie"})
 _NOT_REPLAYED: Final = HOP_BY_HOP | CREDENTIAL_HEADERS  # unless replay_credentials
 # Templates named in the report: the busiest, so that a huge log keeps a small report.
