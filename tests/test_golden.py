@@ -56,6 +56,7 @@ MASKED_FIELDS: Final[dict[str, re.Pattern[str] | None]] = {
     "latency/histograms/*/min|max|sum|sum_squares|buckets": None,
     f"requests/*/latency_ms/baseline|candidate/{_LATENCY}": None,
     f"requests/*/latency_ms/difference/{_DIFFERENCE}": None,
+    "requests/*/latency_ms/histograms/*/min|max|sum|sum_squares|buckets": None,
     "pairs/*/baseline|candidate/total_ms": None,
     # The ports the embedded entry points were given.
     "targets/*/ports/*": None,

@@ -103,6 +103,9 @@ def _request_latency(
         "baseline": summaries["baseline"],
         "candidate": summaries["candidate"],
         "difference": _difference_summary(tally.difference.histogram),
+        "histograms": {
+            side: cast(Histogram, tally.latency[side].histogram.to_dict()) for side in SIDES
+        },
     }
     shift = paired_shift(tally.difference.histogram, resamples=200)
     if shift is not None:

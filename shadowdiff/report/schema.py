@@ -312,6 +312,8 @@ class RequestLatency(TypedDict):
     candidate: LatencySummary
     difference: DifferenceSummary
     comparison: NotRequired[LatencyComparison]  # the busiest requests only
+    # This request's total-time histograms, exact: what plots and merges read.
+    histograms: dict[Side, Histogram]
 
 
 class FailureSeen(TypedDict):
