@@ -29,6 +29,8 @@ class Pair:
     # here includes any wait for the client, so a stall cannot hide (coordinated omission).
     intended_ns: int | None = None
     measured: bool = True  # False during warm-up: compared, but left out of latency figures
+    # `backend_split` requests: the service each side's echo says answered (None: no echo).
+    backends: tuple[str | None, str | None] | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -54,6 +54,9 @@ class RequestSpec:
     # Kinds of difference left out for this request (`ignore:`), e.g. "backend" behind a
     # weighted canary, where each side picks the backend at random.
     ignore_kinds: frozenset[str] = frozenset()
+    # Compare which backend answered in proportion over the request's pairs, not pair by pair
+    # (`backend_split:`): behind a weighted canary each side picks it at random.
+    backend_split: bool = False
     # Where a generated request comes from (`shadowdiff plan`: namespace/ingress, rule,
     # annotation), for reports to point back to.
     origin: str | None = None

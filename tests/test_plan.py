@@ -132,13 +132,16 @@ def test_annotation_probes(tmp_path: Path) -> None:
     assert oversize.allow_unsafe
     # Prefix: the path and its trailing slash; force-ssl-redirect: plain HTTP.
     docs = by_url["GET http://www.example.com/docs"]
-    assert docs[0].repeat == 20  # canary-weight
-    # Behind a weighted canary each side picks the backend at random: not compared there.
+    assert docs[0].repeat == 200  # canary-weight
+    # Behind a weighted canary each side picks the backend at random: never compared pair by
+    # pair there; the canary's own probes compare it in proportion.
     assert all(
         spec.ignore_kinds == {"backend"} for spec in requests if "www.example.com" in spec.url
     )
+    assert docs[0].backend_split
+    assert not any(spec.backend_split for spec in requests if "api.example.com" in spec.url)
     assert all(not spec.ignore_kinds for spec in requests if "api.example.com" in spec.url)
-    assert any("www.example.com: canary-weight: the split" in c for c in comments)
+    assert any("www.example.com: canary-weight: the canary's probes compare" in c for c in comments)
     assert "GET http://www.example.com/docs/" in by_url
     canary = [s for s in by_url["GET http://www.example.com/docs"] if s.headers]
     assert sorted(dict(s.headers)["X-Canary"] for s in canary) == ["always", "never"]
@@ -177,7 +180,7 @@ def test_a_probe_equal_to_another_is_written_once_with_the_larger_repeat(tmp_pat
     (root,) = [spec for spec in requests if spec.url == "http://www.example.com/"]
     assert "force-ssl-redirect" in (root.origin or "") and "Prefix path" in (root.origin or "")
     (docs,) = [spec for spec in requests if spec.url == "http://www.example.com/docs"]
-    assert docs.repeat == 20  # the canary's
+    assert docs.repeat == 200  # the canary's
     assert "shop/plain" in (docs.origin or "")  # the first one's
 
 

@@ -23,7 +23,9 @@ UNKNOWN_HOST: Final = "shadowdiff-unknown-host.invalid"
 WILDCARD_LABEL: Final = "shadowdiff-wildcard"
 # A generated oversize body is held in memory by the run: larger limits are not probed.
 MAX_PROBE_BODY_BYTES: Final = 64 * 1024**2
-CANARY_WEIGHT_REQUESTS: Final = 20
+# A weighted canary's probe is sent this often, so that its split is compared with power: a
+# weight turned from 20% to 50% is found almost always (shadowdiff/report/split_finding.py).
+CANARY_WEIGHT_REQUESTS: Final = 200
 MAX_ORIGIN_CHARS: Final = 2000  # as the scenario format allows (`Request.origin`)
 
 # Annotations whose effect cannot be seen from outside by a request we can choose, and why.
@@ -93,7 +95,7 @@ SEEN_BY_THE_PLAIN_REQUEST: Final = {
     "canary": "the canary's own probes follow its other annotations",
     "canary-by-header": "probed with the header set and unset",
     "canary-by-cookie": "probed with the cookie set and unset",
-    "canary-weight": "probed repeatedly",
+    "canary-weight": "probed 200 times: which backend answered is compared in proportion",
     "use-regex": "probed: a case variant (regex locations ignore case; Gateway API "
     "matches are case-sensitive)",
     "rewrite-target": "probed: a path that exercises the capture groups",
@@ -113,6 +115,7 @@ class PlannedRequest:
     repeat: int = 1
     allow_unsafe: bool = False
     ignore: tuple[str, ...] = ()  # difference kinds not compared (see `_random_backends`)
+    backend_split: bool = False  # the backend compared in proportion (a weighted canary)
 
 
 @dataclass(slots=True)
@@ -142,8 +145,11 @@ class Plan:
         earlier = self._sent.get(sent)
         if earlier is not None:
             first = self.requests[earlier]
-            if request.repeat > first.repeat:
-                self.requests[earlier] = replace(first, repeat=request.repeat)
+            self.requests[earlier] = replace(
+                first,
+                repeat=max(first.repeat, request.repeat),
+                backend_split=first.backend_split or request.backend_split,
+            )
             return
         name, count = request.name, self._suffixes.get(request.name, 1)
         while name in self._names:
@@ -213,15 +219,19 @@ def plan_ingresses(ingresses: list[Ingress], *, allow_unsafe: bool = False) -> P
     return plan
 
 
+def _weighted_canary(annotations: dict[str, str]) -> bool:
+    return annotations.get("canary-weight", "").strip() not in ("", "0")
+
+
 def _random_backends(plan: Plan, ingresses: list[Ingress]) -> None:
     """Behind a weighted canary (canary-weight), each side picks the backend at random, so
     comparing the backend pair by pair would report that chance as a difference on both sides:
-    a false alarm. Every probe to a host such a canary serves leaves the backend out, and says
-    so. The split itself (a binomial check of which backend answered) is not written yet."""
+    a false alarm. The canary's own probes compare it in proportion instead (`backend_split`);
+    every other probe to a host such a canary serves leaves the backend out, and says so."""
     hosts = {
         rule.host
         for ingress in ingresses
-        if ingress.annotations.get("canary-weight", "").strip() not in ("", "0")
+        if _weighted_canary(ingress.annotations)
         for rule in ingress.rules
         if isinstance(rule.host, str)
     }
@@ -229,7 +239,7 @@ def _random_backends(plan: Plan, ingresses: list[Ingress]) -> None:
         return
     for index, request in enumerate(plan.requests):
         host = request.url.split("://", 1)[-1].split("/", 1)[0].split(":", 1)[0]
-        if host in hosts and "backend" not in request.ignore:
+        if host in hosts and not request.backend_split and "backend" not in request.ignore:
             plan.requests[index] = replace(
                 request,
                 ignore=(*request.ignore, "backend"),
@@ -242,8 +252,9 @@ def _random_backends(plan: Plan, ingresses: list[Ingress]) -> None:
         plan.note(
             host,
             "canary-weight",
-            "the split between canary and main backend is not checked yet (a binomial check); "
-            "the backend is left out of the comparison on this host's probes",
+            f"the canary's probes compare which backend answered in proportion over "
+            f"{CANARY_WEIGHT_REQUESTS} pairs (backend_split); the host's other probes leave "
+            "the backend out",
         )
 
 
@@ -337,7 +348,8 @@ def _plan_path(
         plan.note(where, f"host {host!r}", f"not a host to send to: {reason}")
         return
     repeat = 3 if annotations.get("affinity") == "cookie" else 1
-    if "canary-weight" in annotations:
+    weighted = _weighted_canary(annotations)
+    if weighted:
         repeat = max(repeat, CANARY_WEIGHT_REQUESTS)
     origin = "; ".join([where, *notes])
     paths = _paths_to_probe(entry, annotations)
@@ -355,7 +367,11 @@ def _plan_path(
         if reason is not None:
             plan.note(where, f"path {path!r}", reason)
             continue
-        plan.add(PlannedRequest(f"GET {url}", url, f"{origin}; {what}", repeat=repeat))
+        plan.add(
+            PlannedRequest(
+                f"GET {url}", url, f"{origin}; {what}", repeat=repeat, backend_split=weighted
+            )
+        )
     force_plain = _is_true(annotations, "force-ssl-redirect")
     if (tls or force_plain) and url_problem(f"http://{host}{paths[0][0]}") is None:
         url = f"http://{host}{paths[0][0]}"

@@ -68,6 +68,8 @@ def scenario_text(plan: Plan, sources: Sequence[str], ingress_count: int) -> str
             lines.append("    allow_unsafe: true")
         if request.ignore:
             lines.append(f"    ignore: [{', '.join(request.ignore)}]")
+        if request.backend_split:
+            lines.append("    backend_split: true")
         lines.append(f"    origin: {_quoted(request.origin)}")
     if plan.not_probed:
         lines.append("")

@@ -20,6 +20,7 @@ from collections.abc import Callable
 from typing import TypeVar
 
 from shadowdiff.compare import compare
+from shadowdiff.compare.backend_split import answered_by
 from shadowdiff.compare.options import CompareOptions, compare_options
 from shadowdiff.endpoint import Endpoint
 from shadowdiff.errors import RequestRefused
@@ -159,6 +160,14 @@ class _PairRunner:
                 noise,
                 intended_ns,
                 measured,
+                (
+                    (
+                        answered_by(baseline_answer, self.options),
+                        answered_by(candidate_answer, self.options),
+                    )
+                    if request.backend_split
+                    else None
+                ),
             )
         )
         self.completed += 1

@@ -33,6 +33,10 @@ EXAMPLES_PER_SIGNATURE: Final = 3
 PAIR_RECORD_LIMIT: Final = 10_000
 # Latencies wait in a buffer and are recorded this many at a time (numpy per batch).
 _BATCH: Final = 4096
+# Distinct backend services counted per side of a `backend_split` request; more are pooled, so
+# that a hostile echo naming a new service per answer cannot grow memory.
+BACKENDS_PER_REQUEST: Final = 32
+OTHER_BACKENDS: Final = "(other services)"
 PHASES: Final = ("connect", "tls", "first_byte")
 
 SignatureKey = tuple[str, str]  # (kind, field)
@@ -149,6 +153,16 @@ class RequestTally:
     # How many pairs showed exactly this set of signatures: enough to count differing pairs
     # once noise and acceptance are decided, without a record per pair.
     combinations: Counter[frozenset[SignatureKey]] = field(default_factory=Counter)
+    # `backend_split` requests: answers per backend service, per side (report/split_finding.py).
+    backends: dict[Side, Counter[str]] = field(
+        default_factory=lambda: {side: Counter() for side in SIDES}
+    )
+
+    def count_backend(self, side: Side, service: str, answers: int = 1) -> None:
+        counts = self.backends[side]
+        if service not in counts and len(counts) >= BACKENDS_PER_REQUEST:
+            service = OTHER_BACKENDS
+        counts[service] += answers
 
     def flush(self) -> None:
         for buffered in (*self.latency.values(), *self.uncorrected.values()):
@@ -175,6 +189,9 @@ class RequestTally:
             else:
                 self.signatures[key] = signature
         self.combinations.update(other.combinations)
+        for side in SIDES:
+            for service, answers in other.backends[side].items():
+                self.count_backend(side, service, answers)
 
 
 class RunCollector:
@@ -217,6 +234,10 @@ class RunCollector:
             tally.difference.add(
                 (pair.candidate.timings.total_ns - pair.baseline.timings.total_ns) // 1000
             )
+        if pair.backends is not None:
+            for side, service in zip(SIDES, pair.backends, strict=True):
+                if service is not None:
+                    tally.count_backend(side, service)
         keys = frozenset(d.signature for d in pair.differences)
         tally.combinations[keys] += 1
         noisy_now = {d.signature for d in pair.noise} if pair.noise else set()

@@ -43,6 +43,7 @@ from shadowdiff.report.schema import (
     Totals,
 )
 from shadowdiff.report.signatures import NoiseThresholds, fold_signatures
+from shadowdiff.report.split_finding import with_split_finding
 from shadowdiff.report.thresholds import evaluate_thresholds
 from shadowdiff.report.verdict import FAILING_STATUSES, decide
 from shadowdiff.scenario import Scenario
@@ -164,7 +165,7 @@ def _request_entry(
         tally.signatures.values(),
         key=lambda s: (SEVERITY_ORDER[s.difference.severity], -s.count, s.difference.field),
     )
-    return {
+    entry: RequestEntry = {
         "name": tally.request.name,
         "method": tally.request.method,
         "url": tally.request.url,
@@ -198,6 +199,12 @@ def _request_entry(
             if s.count and (key := s.difference.signature) in decided
         ],
     }
+    if tally.request.backend_split:
+        entry["backends"] = {
+            side: dict(sorted(tally.backends[side].items(), key=lambda item: -item[1]))
+            for side in SIDES
+        }
+    return entry
 
 
 def _shown_requests(tallies: list[RequestTally], differing_pairs: Mapping[str, int]) -> set[str]:
@@ -253,7 +260,13 @@ def build_report(
     # Scenario order; recorded requests of one route template share a name and a tally.
     names = dict.fromkeys(spec.name for spec in scenario.requests)
     tallies = [
-        with_latency_finding(collector.requests[name], rules, collector.accept, collector.today)
+        with_split_finding(
+            with_latency_finding(
+                collector.requests[name], rules, collector.accept, collector.today
+            ),
+            collector.accept,
+            collector.today,
+        )
         for name in names
         if name in collector.requests
     ]

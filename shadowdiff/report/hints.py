@@ -141,6 +141,15 @@ def hint_for(
             "policy; for rewritten cookies, the data plane's cookie or header rewriting",
             "source": "[IN] affinity, proxy-cookie-path; [GW] sessionPersistence",
         }
+    if kind == "backend" and field == "split":
+        return {
+            "cause": "the weighted split between backends changed: the canary-weight of the "
+            "canary Ingress (out of canary-weight-total, 100 by default) was not carried over, "
+            "or was turned around",
+            "fix": "on the HTTPRoute rule, give the two backendRefs the weights the Ingresses "
+            "had: `weight: 100 - W` on the main Service and `weight: W` on the canary",
+            "source": "[GW] HTTPBackendRef.weight; [IN] canary-weight, canary-weight-total",
+        }
     if kind == "backend":
         return {
             "cause": "another backend answered: rule order, a path that an earlier or longer "

@@ -350,6 +350,8 @@ class RequestEntry(TypedDict):
     failures: dict[Side, dict[str, FailureSeen]]  # failure class -> first seen
     latency_ms: RequestLatency
     differences: list[RequestDifference]
+    # `backend_split` requests only: echoes per backend service, per side.
+    backends: NotRequired[dict[Side, dict[str, int]]]
 
 
 class RequestsFolded(TypedDict):

@@ -305,6 +305,12 @@ class Request(_Strict):
         description="kinds of difference not compared for this request, e.g. [backend] when a "
         "weighted canary picks the backend at random on both sides",
     )
+    backend_split: bool = Field(
+        False,
+        description="behind a weighted canary: compare the share of answers each backend "
+        "service gave on each side over all pairs of this request (a chi-square test), instead "
+        "of the backend pair by pair; repeat the request 100 times or more",
+    )
     origin: str | None = Field(
         None,
         max_length=2000,
