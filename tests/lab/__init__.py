@@ -133,8 +133,9 @@ def _render(template: str, values: dict[str, str]) -> str:
 
 
 @contextmanager
-def run_lab(folder: Path) -> Iterator[Lab]:
-    """Start the backends and both nginx instances; stop everything on exit."""
+def run_lab(folder: Path, configs: Path = HERE) -> Iterator[Lab]:
+    """Start the backends and both nginx instances; stop everything on exit. `configs` holds
+    the two nginx configurations, `baseline.conf` and `candidate.conf`."""
     nginx = nginx_binary()
     if nginx is None:
         raise RuntimeError("nginx is not installed (./dev test installs Debian's nginx)")
@@ -144,12 +145,6 @@ def run_lab(folder: Path) -> Iterator[Lab]:
     authority.cert_pem.write_to_path(str(ca_file))
     leaf.private_key_and_cert_chain_pem.write_to_path(str(cert_file))
     leaf.private_key_pem.write_to_path(str(key_file))
-    fake = trustme.CA().issue_cert(
-        "ingress.local", common_name="Kubernetes Ingress Controller Fake Certificate"
-    )
-    fake_cert, fake_key = folder / "fake-cert.pem", folder / "fake-key.pem"
-    fake.private_key_and_cert_chain_pem.write_to_path(str(fake_cert))
-    fake.private_key_pem.write_to_path(str(fake_key))
     fake = trustme.CA().issue_cert(
         "ingress.local", common_name="Kubernetes Ingress Controller Fake Certificate"
     )
@@ -198,7 +193,7 @@ def run_lab(folder: Path) -> Iterator[Lab]:
                 _render((HERE / "common.conf").read_text(), values)
             )
             config = folder / f"{name}.conf"
-            config.write_text(_render((HERE / f"{name}.conf").read_text(), values))
+            config.write_text(_render((configs / f"{name}.conf").read_text(), values))
             startup_log = folder / f"{name}-startup.log"
             process = subprocess.Popen(
                 [
