@@ -44,6 +44,15 @@ class LoadOutcome:
     target_rate: float | None = None  # pairs per second the schedule asked for, after warm-up
     started_on_time: int = 0  # open, recorded: pairs started within the schedule's window
     interrupted: bool = False
+    # Whether the sender kept up (shadowdiff/replay/saturation.py): scheduled pairs that
+    # started late, by cause, and how often the event loop woke a timer late.
+    late_by_sender: int = 0
+    late_by_slots: int = 0
+    loop_ticks: int = 0
+    loop_late_ticks: int = 0
+    loop_lag_max_ms: float = 0.0
+    # The time this process ran or waited to run, over the elapsed time (1.0: a whole core).
+    cpu_share: float = 0.0
 
     @property
     def achieved_rate(self) -> float:

@@ -21,6 +21,7 @@ from shadowdiff.report.schema import (
     SignatureExample,
     Target,
 )
+from shadowdiff.report.sender import sender_reason
 from shadowdiff.spec import SIDES, Side
 
 _SEVERITY_STYLE: Final = {
@@ -379,6 +380,12 @@ def _load(report: Report) -> Text | None:
     if load["target_rate"]:
         rate += f" of {load['target_rate']:.1f} targeted"
     text.append(rate + "\n", style="" if load["valid"] else "bold red")
+    sender = load.get("sender")  # absent from reports written before it was measured
+    if sender is not None and sender["limited"]:
+        text.append(
+            sender_reason(sender, scheduled=load["model"] in ("open", "recorded")) + "\n",
+            style="bold yellow",
+        )
     for side in SIDES:
         total = latency[side]["total"]
         if not total.get("count"):

@@ -12,6 +12,7 @@ omission, as wrk2 and oha measure).
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import gc
 import math
 import random
@@ -32,6 +33,7 @@ from shadowdiff.replay.pacing import (
     schedule_for,
     work_items,
 )
+from shadowdiff.replay.saturation import LoopLag, StartLateness, cpu_demand_s
 from shadowdiff.scenario import Scenario
 from shadowdiff.scenario.model import LoadSettings
 from shadowdiff.spec import SIDES, RequestSpec
@@ -102,6 +104,9 @@ class _PairRunner:
         self.safe = {id(spec): spec.unsafe_reason is None for spec in scenario.requests}
         self.completed = 0
         self.on_time = 0  # open model: pairs started within the schedule's window
+        self.lateness = StartLateness()
+        self.loop_lag = LoopLag()
+        self.cpu_started_s = 0.0  # cpu_demand_s() when sending began
 
     def _calibrate(self, request: RequestSpec, repetition: int) -> bool:
         # Never send an unsafe request a third time. The first of each request is always
@@ -210,6 +215,8 @@ async def replay(
     schedule = schedule_for(scenario, load, random.Random(seed))
     started = time.perf_counter()
     interrupted = True
+    lag_watch = asyncio.get_running_loop().create_task(runner.loop_lag.watch())
+    runner.cpu_started_s = cpu_demand_s()
     try:
         if schedule is not None and load is not None:
             await _scheduled(runner, scenario, load, schedule, share, in_flight)
@@ -218,13 +225,33 @@ async def replay(
         interrupted = False
         return _outcome(load, schedule, runner, time.perf_counter() - started, interrupted)
     finally:
-        await asyncio.gather(baseline.close(), candidate.close(), return_exceptions=True)
+        lag_watch.cancel()
+        await asyncio.gather(baseline.close(), candidate.close(), lag_watch, return_exceptions=True)
         if on_outcome is not None:
             # Also when cancelled: an interrupted run still says how it was paced so far.
             on_outcome(_outcome(load, schedule, runner, time.perf_counter() - started, interrupted))
 
 
 def _outcome(
+    load: LoadSettings | None,
+    schedule: Schedule | None,
+    runner: _PairRunner,
+    elapsed_s: float,
+    interrupted: bool,
+) -> LoadOutcome:
+    """How the run was paced, and whether the sender kept up."""
+    return dataclasses.replace(
+        _paced(load, schedule, runner, elapsed_s, interrupted),
+        late_by_sender=runner.lateness.late_by_sender,
+        late_by_slots=runner.lateness.late_by_slots,
+        loop_ticks=runner.loop_lag.ticks,
+        loop_late_ticks=runner.loop_lag.late_ticks,
+        loop_lag_max_ms=runner.loop_lag.max_ns / 1e6,
+        cpu_share=(cpu_demand_s() - runner.cpu_started_s) / max(elapsed_s, 1e-9),
+    )
+
+
+def _paced(
     load: LoadSettings | None,
     schedule: Schedule | None,
     runner: _PairRunner,
@@ -251,7 +278,13 @@ def _outcome(
     planned = schedule.planned_between(load.warmup_s, end) if end > load.warmup_s else None
     target = None if planned is None else planned / max(end - load.warmup_s, 1e-9)
     return LoadOutcome(
-        schedule.model, runner.completed, elapsed_s, measured_s, target, runner.on_time, interrupted
+        schedule.model,
+        runner.completed,
+        elapsed_s,
+        measured_s,
+        target,
+        runner.on_time,
+        interrupted,
     )
 
 
@@ -314,9 +347,12 @@ async def _scheduled(
             delay_ns = intended_ns - time.perf_counter_ns()
             if delay_ns > 0:
                 await asyncio.sleep(delay_ns / 1e9)
+            before_slot_ns = time.perf_counter_ns()
             await in_flight.acquire()
             actual_ns = time.perf_counter_ns()
             measured = intended_ns - started_ns >= warmup_ns
+            if measured:
+                runner.lateness.record(intended_ns, before_slot_ns, actual_ns)
             if measured and (end_ns is None or actual_ns <= end_ns):
                 runner.on_time += 1
             task = asyncio.ensure_future(

@@ -169,6 +169,13 @@ def merge_outcomes(outcomes: list[LoadOutcome]) -> LoadOutcome | None:
         target_rate=first.target_rate,
         started_on_time=sum(o.started_on_time for o in outcomes),
         interrupted=any(o.interrupted for o in outcomes),
+        late_by_sender=sum(o.late_by_sender for o in outcomes),
+        late_by_slots=sum(o.late_by_slots for o in outcomes),
+        loop_ticks=sum(o.loop_ticks for o in outcomes),
+        loop_late_ticks=sum(o.loop_late_ticks for o in outcomes),
+        loop_lag_max_ms=max(o.loop_lag_max_ms for o in outcomes),
+        # Any one worker at a full core held its share back.
+        cpu_share=max(o.cpu_share for o in outcomes),
     )
 
 

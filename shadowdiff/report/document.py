@@ -42,6 +42,7 @@ from shadowdiff.report.schema import (
     TlsHost,
     Totals,
 )
+from shadowdiff.report.sender import sender_health, sender_reason
 from shadowdiff.report.signatures import NoiseThresholds, fold_signatures
 from shadowdiff.report.split_finding import with_split_finding
 from shadowdiff.report.thresholds import evaluate_thresholds
@@ -431,15 +432,18 @@ def _load_entry(scenario: Scenario, load: LoadOutcome | None) -> Load | None:
         "valid": True,
         "reason": None,
         "interrupted": load.interrupted,
+        "sender": sender_health(load),
     }
     if load.target_rate and settings is not None:
         shortfall = 1 - load.achieved_rate / load.target_rate
         entry["shortfall"] = round(shortfall, 4)
         if shortfall > settings.rate_tolerance:
             entry["valid"] = False
+            why = sender_reason(entry["sender"], scheduled=load.model in ("open", "recorded"))
             entry["reason"] = (
                 f"target rate not held: {load.achieved_rate:.1f} of {load.target_rate:.1f} pairs/s "
                 f"({shortfall:.1%} short, more than {settings.rate_tolerance:.0%})"
+                + (f"; {why}" if why else "")
             )
     return entry
 

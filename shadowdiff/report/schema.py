@@ -192,6 +192,17 @@ class TlsHost(TypedDict):
     differences: list[TlsDifference]
 
 
+class SenderHealth(TypedDict):
+    """Whether the sender kept up (shadowdiff/report/sender.py)."""
+
+    limited: bool  # the sender, not the targets, was the bottleneck
+    late_by_sender: int  # scheduled pairs started over 5 ms late with slots to spare
+    late_by_in_flight: int  # scheduled pairs started over 5 ms late waiting for a slot
+    loop_busy_share: float  # share of 20 ms ticks the event loop woke over 5 ms late
+    loop_lag_max_ms: float
+    cpu_share: float  # the busiest sender's CPU time and run-queue wait over the run's time
+
+
 class Load(TypedDict):
     model: str  # "requests", "closed", "open" or "recorded" (`shadowdiff.pair.LoadOutcome`)
     pairs: int
@@ -204,6 +215,7 @@ class Load(TypedDict):
     reason: str | None
     interrupted: bool
     shortfall: NotRequired[float]  # only with a target rate
+    sender: SenderHealth
 
 
 class Resources(TypedDict):

@@ -1,0 +1,97 @@
+"""Saturation is visible: a run whose sender could not keep up says so instead of blaming the
+targets, and a run slowed by a stalling target is never marked sender-limited. Real servers on
+loopback; the busy sender is this process, kept busy by a sink that burns CPU per pair."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+from rich.console import Console
+
+from shadowdiff.pair import LoadOutcome, Pair
+from shadowdiff.render.terminal import render_report
+from shadowdiff.replay.engine import replay
+from shadowdiff.report import RunCollector, build_report
+from shadowdiff.report.schema import Report
+from shadowdiff.report.sender import sender_health
+from shadowdiff.scenario import load_scenario
+
+QUIET = "compare: {noise: {share: 0}}\ntls_probe: {probe: false}\n"
+REQUESTS = "requests:\n  - {name: a, url: 'http://app.example.com/'}\n"
+
+
+async def _run(path: Path, burn_s_per_pair: float = 0.0) -> tuple[Report, LoadOutcome]:
+    scenario = load_scenario(path)
+    collector = RunCollector()
+
+    def sink(pair: Pair) -> None:
+        collector(pair)
+        deadline = time.perf_counter() + burn_s_per_pair
+        while time.perf_counter() < deadline:
+            pass  # what a sender too slow for its rate looks like from inside
+
+    outcome = await replay(scenario, sink, seed=3)
+    report = build_report(
+        scenario, collector, started_at="t", duration_s=outcome.elapsed_s, load=outcome
+    )
+    return report, outcome
+
+
+async def test_a_sender_that_cannot_keep_up_is_named_as_the_bottleneck(
+    start_entry_point: Callable[..., Any], write_scenario: Callable[..., Path]
+) -> None:
+    entry = await start_entry_point()
+    path = write_scenario(
+        entry, entry, QUIET + "load: {model: open, rate: 400, duration_s: 1}\n" + REQUESTS
+    )
+    report, outcome = await _run(path, burn_s_per_pair=0.004)  # 1.6 s of work per second
+    load = report["load"]
+    assert load is not None
+    assert load["sender"]["limited"] is True, load
+    # Busy with one pair, the loop is late to finish the others too: slots fill as well.
+    assert outcome.late_by_sender + outcome.late_by_slots > 200
+    assert load["sender"]["loop_busy_share"] > 0.5 and load["sender"]["cpu_share"] >= 0.8
+    if not load["valid"]:  # whether the rate held depends on how late the starts were
+        assert "the sender was the bottleneck, not the targets" in (load["reason"] or "")
+    assert "the sender was the bottleneck" in _rendered(report)
+
+
+async def test_a_stalling_target_is_not_blamed_on_the_sender(
+    start_entry_point: Callable[..., Any], write_scenario: Callable[..., Path]
+) -> None:
+    async def stalls(request: web.Request) -> web.Response:
+        await asyncio.sleep(0.2)
+        return web.Response(text="ok")
+
+    baseline = await start_entry_point(handler=stalls)
+    candidate = await start_entry_point("127.0.0.2")
+    path = write_scenario(
+        baseline,
+        candidate,
+        QUIET + "load: {model: open, rate: 100, duration_s: 1, max_in_flight: 4}\n" + REQUESTS,
+    )
+    report, outcome = await _run(path)
+    load = report["load"]
+    assert load is not None and load["valid"] is False  # 4 in flight x 5/s: 20 of 100 pairs/s
+    assert load["sender"]["limited"] is False, load
+    assert outcome.late_by_slots > 50 and outcome.late_by_sender <= 5
+    assert "waited for a slot in flight" in (load["reason"] or "")
+    assert "the sender was the bottleneck" not in _rendered(report)
+
+
+def _rendered(report: Report) -> str:
+    console = Console(width=200, record=True)
+    console.print(render_report(report))
+    return console.export_text()
+
+
+def test_a_healthy_run_is_not_limited() -> None:
+    outcome = LoadOutcome(
+        "open", 200, 1.0, 1.0, 200.0, 200, loop_ticks=50, loop_late_ticks=2, cpu_share=0.3
+    )
+    assert sender_health(outcome)["limited"] is False
