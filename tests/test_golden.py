@@ -51,7 +51,7 @@ MASKED_FIELDS: Final[dict[str, re.Pattern[str] | None]] = {
     # Timings, durations and latency figures (counts of samples and errors stay).
     "duration_s": None,
     "load/elapsed_s|measured_s|achieved_rate": None,
-    "load/sender/late_by_sender|late_by_in_flight|loop_busy_share|loop_lag_max_ms|cpu_share": None,
+    "load/sender/limited|late_by_sender|late_by_in_flight|loop_busy_share|loop_lag_max_ms|cpu_share": None,
     f"latency/baseline|candidate/*/{_LATENCY}": None,
     f"latency/difference/{_DIFFERENCE}": None,
     "latency/histograms/*/min|max|sum|sum_squares|buckets": None,
