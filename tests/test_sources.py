@@ -96,6 +96,36 @@ def test_a_time_nginx_would_not_write_makes_the_line_malformed(time: str) -> Non
     assert specs == [] and summary.skipped == {"malformed": 1}
 
 
+@pytest.mark.parametrize(
+    ("time", "seconds"),
+    [
+        (1764633600.25, 1764633600.25),
+        (1764633600250, 1764633600.25),  # JavaScript's Date.now()
+        (1764633600250000, 1764633600.25),
+        (1764633600250000000, 1764633600.25),
+        ("2025-12-02T00:00:00.25Z", 1764633600.25),
+        ("yesterday", None),
+        (-5, None),
+        (True, None),
+    ],
+    ids=[
+        "seconds",
+        "milliseconds",
+        "microseconds",
+        "nanoseconds",
+        "rfc3339",
+        "words",
+        "neg",
+        "bool",
+    ],
+)
+def test_jsonl_times_in_any_epoch_unit_read_as_seconds(time: object, seconds: float | None) -> None:
+    line = json.dumps({"method": "GET", "url": "/", "time": time})
+    (recorded,) = read_jsonl([line], "t.jsonl")
+    assert isinstance(recorded, Recorded)
+    assert recorded.time_s == (None if seconds is None else pytest.approx(seconds, abs=1e-3))
+
+
 def test_a_har_entry_with_an_unreadable_start_is_malformed() -> None:
     import json
 

@@ -5,12 +5,16 @@ other reader can export (`shadowdiff sources export`) so that a capture can be f
      "headers": [["Accept", "text/html"]], "body": "...", "body_base64": "...",
      "time": 1733137200.5, "http_version": "1.1", "status": 200, "upstream": "shop-web-80"}
 
+`time` is seconds since the epoch; milliseconds, microseconds and nanoseconds are recognised by
+their size, and an RFC 3339 string is read too.
+
 Only `method` and `url` are required; `url` may be a path when the scenario maps hosts."""
 
 from __future__ import annotations
 
 import base64
 import binascii
+import datetime
 import json
 import math
 from collections.abc import Iterable, Iterator
@@ -26,6 +30,35 @@ def _headers(value: Any) -> tuple[tuple[str, str], ...] | None:
     if isinstance(value, list) and all(isinstance(p, list) and len(p) == 2 for p in value):
         return tuple((str(k), str(v)) for k, v in value)
     return None if value is not None else ()
+
+
+# Epoch numbers are told apart by size: seconds since 1970 stay under 1e11 until the year 5138,
+# while today's milliseconds (JavaScript's Date.now()) are near 1.7e12, microseconds near
+# 1.7e15 and nanoseconds near 1.7e18.
+_EPOCH_SCALES = ((1e17, 1e9), (1e14, 1e6), (1e11, 1e3))
+
+
+def _epoch_s(value: Any) -> float | None:
+    """Seconds since the epoch from `time`: a number of seconds, milliseconds, microseconds or
+    nanoseconds, or an RFC 3339 string; None for anything else (JSON allows NaN and Infinity
+    here: no moment, so no time)."""
+    if isinstance(value, str):
+        try:
+            moment = datetime.datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            return None
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=datetime.UTC)
+        return moment.timestamp()
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        return None
+    number = float(value)
+    if not math.isfinite(number) or number < 0:
+        return None
+    for at_least, per_second in _EPOCH_SCALES:
+        if number >= at_least:
+            return number / per_second
+    return number
 
 
 def recorded_from_json(document: Any, location: str) -> Recorded | Skipped:
@@ -57,10 +90,7 @@ def recorded_from_json(document: Any, location: str) -> Recorded | Skipped:
         scheme=parts.scheme or None,
         headers=headers,
         body=body,
-        # JSON allows NaN and Infinity here: no moment, so no time.
-        time_s=float(time)
-        if isinstance(time, int | float) and not isinstance(time, bool) and math.isfinite(time)
-        else None,
+        time_s=_epoch_s(time),
         upstream=document.get("upstream") if isinstance(document.get("upstream"), str) else None,
         http_version=str(document["http_version"]) if document.get("http_version") else None,
         status=status if isinstance(status, int) else None,
