@@ -231,6 +231,8 @@ def test_hygiene_and_credentials() -> None:
                 ["Connection", "keep-alive"],
                 ["Cookie", "sid=1"],
                 ["Authorization", "Bearer x"],
+                ["X-Api-Key", "k-123"],
+                ["X-Csrf-Token", "t-456"],
                 ["Accept", "*/*"],
                 ["X-Note", "a\r\nb"],
             ],
@@ -243,6 +245,7 @@ def test_hygiene_and_credentials() -> None:
     assert spec.headers == (("Accept", "*/*"), ("X-Note", "ok"))
     [spec], _ = summary_of(read_jsonl([clean], "r.jsonl"), Selection(replay_credentials=True))
     assert ("Cookie", "sid=1") in spec.headers and ("Authorization", "Bearer x") in spec.headers
+    assert ("X-Api-Key", "k-123") in spec.headers and ("X-Csrf-Token", "t-456") in spec.headers
 
 
 def test_export_round_trips_through_the_jsonl_reader() -> None:

@@ -3,9 +3,9 @@ per route template and sampling, with every request that is not replayed counted
 Pure, and streaming: it keeps at most `per_route` specs per template and the counts.
 
 Hygiene (what a replay must not copy): hop-by-hop headers, Host and `:authority`, and
-Content-Length are rebuilt by the transport; cookies and authorization from a capture belong to
-a real user and are replayed only when the scenario says `replay_credentials: true` (they are
-never printed either way).
+Content-Length are rebuilt by the transport; cookies, authorization, API keys and tokens from a
+capture belong to a real user and are replayed only when the scenario says
+`replay_credentials: true` (they are never printed either way).
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Final
 
+from shadowdiff.redaction import DEFAULT_SENSITIVE_HEADERS
 from shadowdiff.routes import path_template
 from shadowdiff.sources.record import Recorded, Skipped, SkipReason
 from shadowdiff.spec import RequestSpec
@@ -31,7 +32,9 @@ from shadowdiff.wire import (
 
 # Never replayed: connection-specific fields, and what the transport writes itself.
 HOP_BY_HOP: Final = CONNECTION_HEADERS | AUTOMATIC_HEADERS
-CREDENTIAL_HEADERS: Final = frozenset({"authorization", "proxy-authorization", "cookie"})
+# Every header a report hides (API keys, tokens, CSRF tokens, cookies, authorization) is a
+# credential a real user sent: none is replayed unless the scenario says so.
+CREDENTIAL_HEADERS: Final = DEFAULT_SENSITIVE_HEADERS
 _NOT_REPLAYED: Final = HOP_BY_HOP | CREDENTIAL_HEADERS  # unless replay_credentials
 # Templates named in the report: the busiest, so that a huge log keeps a small report.
 TEMPLATES_SHOWN: Final = 200
