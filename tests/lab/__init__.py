@@ -36,7 +36,8 @@ SERVICES: Final = {
     "stateful": ("web-0", "web-1"),
     "custom": ("echo-green", "echo-blue"),
 }
-START_TIMEOUT_S: Final = 15.0
+# Ten Python processes start at once; on a busy 2-core machine that can take a while.
+START_TIMEOUT_S: Final = 30.0
 
 
 def nginx_binary() -> str | None:
