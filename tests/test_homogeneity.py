@@ -34,7 +34,7 @@ def test_survival_matches_the_tables(statistic: float, degrees: int, p: float) -
 @given(st.floats(0, 500, allow_nan=False), st.integers(1, 40))
 def test_survival_is_a_probability_and_falls_as_the_statistic_grows(x: float, k: int) -> None:
     here, further = chi_square_survival(x, k), chi_square_survival(x + 1, k)
-    assert 0.0 <= further <= here <= 1.0
+    assert 0.0 <= further <= here + 1e-12 and here <= 1.0  # the sums round near 1
 
 
 def test_one_category_or_an_empty_side_is_nothing_to_test() -> None:
