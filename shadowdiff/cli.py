@@ -22,7 +22,7 @@ from rich.markup import escape
 
 from shadowdiff import __version__
 from shadowdiff.errors import PreflightFailed, ScenarioError, UsageError, describe_exception
-from shadowdiff.metrics.serve import DEFAULT_ADDRESS, DEFAULT_JOB, MetricsOptions
+from shadowdiff.metrics.options import DEFAULT_ADDRESS, DEFAULT_JOB, MetricsOptions
 from shadowdiff.render.formats import FORMATS, append_step_summary, write_format
 from shadowdiff.render.terminal import displayable, print_report
 from shadowdiff.report import ExitCode, read_report, write_report

@@ -20,7 +20,7 @@ from typing import Any, Final
 from shadowdiff.errors import PreflightFailed, ScenarioError, UsageError, describe_exception
 from shadowdiff.memory import peak_rss_kb
 from shadowdiff.metrics.exposition import RunMetrics
-from shadowdiff.metrics.serve import MetricsOptions, options_problems
+from shadowdiff.metrics.options import MetricsOptions, options_problems
 from shadowdiff.pair import LoadOutcome, RunProgress
 from shadowdiff.plan import Rule, SentRequest, coverage, coverage_rules, preflight_files
 from shadowdiff.redaction import load_key

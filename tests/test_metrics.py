@@ -24,7 +24,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from shadowdiff.errors import UsageError
 from shadowdiff.metrics import series
 from shadowdiff.metrics.board import CELLS, Board, Counts
-from shadowdiff.metrics.serve import MetricsOptions, display_url
+from shadowdiff.metrics.options import MetricsOptions, display_url
 from shadowdiff.run import RunOptions, check_options, run
 from shadowdiff.scenario import load_scenario
 

@@ -15,7 +15,8 @@ from collections.abc import Callable
 
 from shadowdiff.metrics.board import Counts
 from shadowdiff.metrics.exposition import LoadRates, RunMetrics
-from shadowdiff.metrics.serve import MetricsOptions, MetricsServer, push
+from shadowdiff.metrics.options import MetricsOptions
+from shadowdiff.metrics.serve import MetricsServer, push
 from shadowdiff.pair import LoadOutcome
 from shadowdiff.replay.pacing import model_name, rates_so_far, schedule_for
 from shadowdiff.replay.workers import SharedProgress
