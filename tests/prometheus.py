@@ -119,6 +119,7 @@ class Prometheus:
 def run_prometheus(folder: Path) -> Iterator[Prometheus]:
     """Prometheus scraping the targets in a file of `folder` every second."""
     executable = require("prometheus")
+    folder.mkdir(parents=True, exist_ok=True)
     port = free_port()
     targets = folder / "targets.json"
     targets.write_text("[]")
@@ -150,6 +151,7 @@ def run_prometheus(folder: Path) -> Iterator[Prometheus]:
 def run_pushgateway(folder: Path) -> Iterator[str]:
     """A Pushgateway that keeps what is pushed in memory only; yields its URL."""
     executable = require("prometheus-pushgateway")
+    folder.mkdir(parents=True, exist_ok=True)
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     command = [executable, f"--web.listen-address=127.0.0.1:{port}", "--log.level=warn"]
