@@ -167,7 +167,9 @@ async def run(
     live = None
     cancelled = False
     if options.metrics.wanted:
-        live = LiveMetrics(scenario, options.metrics, follow=options.follow)
+        live = LiveMetrics(
+            scenario, options.metrics, follow=options.follow, tls_only=options.tls_only
+        )
         # A Ctrl-C meanwhile ends the run as one before its first pair (once it listens, so
         # that nothing is left listening); a port in use ends it here, with nothing sent.
         starting = asyncio.ensure_future(live.start(on_metrics_serving))

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import re
 import signal
 import socket
@@ -404,3 +405,39 @@ def test_every_series_is_documented() -> None:
     }
     assert names - known - derived == set()
     assert "docs/metrics.md" in (DOCS.parents[1] / "README.md").read_text()
+
+
+async def test_a_follow_run_is_watched_too(
+    start_entry_point: Callable[..., Any], write_scenario: Callable[..., Path], tmp_path: Path
+) -> None:
+    """A follow run, which only ends when stopped, is what a dashboard watches longest."""
+    from .test_follow import FOLLOWED, append, following, nginx_line
+
+    baseline = await start_entry_point("127.0.0.1", handler=held_back())
+    candidate = await start_entry_point("127.0.0.2", handler=held_back())
+    log = tmp_path / "access.log"
+    log.write_bytes(b"")
+    scenario = load_scenario(write_scenario(baseline, candidate, FOLLOWED), read_sources=False)
+    served: list[str] = []
+    task = asyncio.ensure_future(
+        run(
+            scenario,
+            RunOptions(follow=True, follow_pairs_per_s=1000, metrics=MetricsOptions(port=0)),
+            on_metrics_serving=served.append,
+        )
+    )
+    await until(lambda: following(os.getpid(), log), 10, "the follower to open the log")
+    append(log, b"".join(nginx_line(f"/items/{n}") for n in range(5)))
+    await until(lambda: len(candidate.requests) >= 5, 10, "5 pairs")
+    for _ in range(200):  # polled: the fifth pair is compared a moment after both answers
+        _, text = await scrape(served[0])
+        if value(parse(text), "shadowdiff_pairs_total") == 5:
+            break
+        await asyncio.sleep(0.01)
+    task.cancel()
+    result = await task
+    families = parse(text)
+    assert value(families, "shadowdiff_pairs_total") == 5
+    assert "shadowdiff_pairs_planned" not in families  # as many as the log gains
+    assert value(families, "shadowdiff_load_achieved_pairs_per_second", model="follow") > 0
+    assert result.metrics is not None and result.metrics.counts().pairs == 5

@@ -26,9 +26,12 @@ from shadowdiff.scenario import Scenario
 class LiveMetrics:
     """One run's metrics, served and/or pushed as `options` say."""
 
-    def __init__(self, scenario: Scenario, options: MetricsOptions, *, follow: bool) -> None:
+    def __init__(
+        self, scenario: Scenario, options: MetricsOptions, *, follow: bool, tls_only: bool
+    ) -> None:
         self.options = options
-        self.metrics = RunMetrics(pairs_planned=None if follow else scenario.pair_count)
+        planned = None if follow else 0 if tls_only else scenario.pair_count
+        self.metrics = RunMetrics(pairs_planned=planned)
         self._server: MetricsServer | None = None
         load = None if follow else scenario.load
         model = "follow" if follow else model_name(load)
