@@ -18,6 +18,8 @@ from typing import Any
 import aiohttp
 import pytest
 from aiohttp import web
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from prometheus_client import REGISTRY, generate_latest
 from prometheus_client.metrics_core import Metric
 from prometheus_client.parser import text_string_to_metric_families
@@ -25,9 +27,14 @@ from prometheus_client.parser import text_string_to_metric_families
 from shadowdiff.errors import UsageError
 from shadowdiff.metrics import series
 from shadowdiff.metrics.board import CELLS, Board, Counts
+from shadowdiff.metrics.exposition import RunMetrics
 from shadowdiff.metrics.options import MetricsOptions, display_url
+from shadowdiff.observation import ErrorClass, Observation, Timings, TransportFailure
+from shadowdiff.pair import Pair
+from shadowdiff.report.collect import RunCollector
 from shadowdiff.run import RunOptions, check_options, run
 from shadowdiff.scenario import load_scenario
+from shadowdiff.spec import SIDES, RequestSpec, Side
 
 from .cli_process import CliProcess, until
 from .conftest import unused_port
@@ -441,3 +448,67 @@ async def test_a_follow_run_is_watched_too(
     assert "shadowdiff_pairs_planned" not in families  # as many as the log gains
     assert value(families, "shadowdiff_load_achieved_pairs_per_second", model="follow") > 0
     assert result.metrics is not None and result.metrics.counts().pairs == 5
+
+
+# One side's answer: a status (any a server could send, 0-999) or a failure on the wire, and
+# how long it took.
+_ANSWERS = st.one_of(
+    st.integers(0, 999).map(lambda status: (status, None)),
+    st.sampled_from(series.FAILURE_CLASSES).map(lambda failure: (0, failure)),
+)
+
+
+@given(
+    st.lists(
+        st.tuples(_ANSWERS, _ANSWERS, st.integers(0, 40_000_000_000), st.booleans()),
+        max_size=60,
+    )
+)
+@settings(max_examples=60, deadline=None)
+def test_the_board_counts_what_the_collector_tallies(
+    pairs: list[tuple[tuple[int, ErrorClass | None], tuple[int, ErrorClass | None], int, bool]],
+) -> None:
+    """Whatever the answers (statuses outside 100-599, every failure class, any duration, in
+    warm-up or not), the series say what the report's tallies say."""
+    metrics = RunMetrics()
+    collector = RunCollector(board=metrics.board, keep_pairs=False)
+    spec = RequestSpec("r", "GET", "http://app.example.com/", (), None)
+
+    def answer(side: Side, status: int, failure: ErrorClass | None, total_ns: int) -> Observation:
+        return Observation(
+            side,
+            failure=TransportFailure(failure, "x") if failure else None,
+            status=None if failure else status,
+            timings=Timings(started_ns=0, total_ns=total_ns),
+        )
+
+    for index, (baseline, candidate, total_ns, measured) in enumerate(pairs):
+        collector(
+            Pair(
+                index,
+                spec,
+                answer("baseline", *baseline, total_ns),
+                answer("candidate", *candidate, total_ns),
+                (),
+                measured=measured,
+            )
+        )
+    collector.flush()
+    counts = metrics.counts()
+    assert counts.pairs == collector.pairs_done == len(pairs)
+    requests = dict(counts.requests())
+    tally = collector.requests.get("r")
+    for side in SIDES:
+        failures = tally.failures[side] if tally else {}
+        statuses = tally.statuses[side] if tally else {}
+        for failure in series.FAILURE_CLASSES:
+            assert requests[side, series.NONE, failure] == failures.get(failure, 0)
+        by_class: dict[str, int] = dict.fromkeys(series.STATUS_CLASSES, 0)
+        for status, count in statuses.items():
+            by_class[f"{status // 100}xx" if 100 <= status <= 599 else "other"] += count
+        for status_class, count in by_class.items():
+            assert requests[side, status_class, series.NONE] == count
+        cumulative, sum_s = counts.latency(side)
+        histogram = tally.latency[side].histogram if tally else None
+        assert cumulative[-1] == (histogram.count if histogram is not None else 0)
+        assert sum_s == pytest.approx(histogram.sum_us / 1e6 if histogram is not None else 0)
