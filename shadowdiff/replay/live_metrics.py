@@ -70,13 +70,14 @@ class LiveMetrics:
             self.metrics.add_boards(shared.boards, shared.workers)
 
     async def end(self, load: LoadOutcome | None, exit_code: int) -> str | None:
-        """The run has ended: its final figures, then the server stops and the push goes;
-        returns a line when the push failed."""
+        """The run has ended: the server stops, then the series take their final figures (a
+        scrape meanwhile sees live ones only) and the push goes; returns a line when the push
+        failed."""
+        await self.close()
         if load is not None:
             final = LoadRates(load.model, load.target_rate, None, load.achieved_rate)
             self.metrics.load_rates = lambda _: final
         self.metrics.exit_code = exit_code
-        await self.close()
         if self.options.push_url is None:
             return None
         return await push(self.metrics.registry, self.options.push_url, self.options.job)
