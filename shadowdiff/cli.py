@@ -22,6 +22,7 @@ from rich.markup import escape
 
 from shadowdiff import __version__
 from shadowdiff.errors import PreflightFailed, ScenarioError, UsageError, describe_exception
+from shadowdiff.metrics.options import DEFAULT_ADDRESS, DEFAULT_JOB, MetricsOptions
 from shadowdiff.render.formats import FORMATS, append_step_summary, write_format
 from shadowdiff.render.terminal import displayable, print_report
 from shadowdiff.report import ExitCode, read_report, write_report
@@ -115,6 +116,11 @@ async def _run_with_signals(scenario: Scenario, options: RunOptions, *, quiet: b
     on_progress = display.update if display is not None else None
     if options.follow and not quiet:
         on_progress = FollowSummaryLine(sys.stderr).update
+
+    def announce_metrics(url: str) -> None:
+        if not quiet:
+            print(f"metrics: serving {url} until the run ends", file=sys.stderr, flush=True)
+
     task = asyncio.ensure_future(
         run(
             scenario,
@@ -122,6 +128,7 @@ async def _run_with_signals(scenario: Scenario, options: RunOptions, *, quiet: b
             on_progress=on_progress,
             stop_cause=lambda: STOP.received.name if STOP.received is not None else None,
             resources=True,
+            on_metrics_serving=announce_metrics,
         )
     )
     loop = asyncio.get_running_loop()
@@ -170,6 +177,9 @@ def command_run(args: argparse.Namespace) -> int:
         workers=args.workers,
         follow=args.follow,
         follow_pairs_per_s=args.follow_rate,
+        metrics=MetricsOptions(
+            args.metrics_port, args.metrics_address, args.metrics_push, args.metrics_job
+        ),
     )
     try:
         check_options(scenario, options)
@@ -184,6 +194,11 @@ def command_run(args: argparse.Namespace) -> int:
     result = _run_async(lambda: _run_with_signals(scenario, options, quiet=args.quiet))
     code = _finish(result.report, args.json, args.quiet, all_tls_tables=args.tls_only)
     _write_formats(result.report, args, step_summary=True)
+    if result.metrics_push_error is not None:
+        # The run's verdict stands: the push is a copy of its figures, not part of them.
+        _stderr.print(
+            f"[yellow]warning:[/] {escape(displayable(result.metrics_push_error))}", markup=True
+        )
     if result.internal_error is not None:
         # The report is saved; `main` says what went wrong, in one line with no secret in it.
         from shadowdiff.redaction import load_key
@@ -381,6 +396,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="with --follow: start at most this many pairs a second (default 20); lines "
         "beyond it are counted as sampled out",
     )
+    _add_metrics_flags(run)
     run.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=_DEBUG_HELP)
     run.set_defaults(handler=command_run)
 
@@ -459,6 +475,34 @@ def build_parser() -> argparse.ArgumentParser:
     echo.add_argument("--pod", help="pod name (default $POD_NAME or the host name)")
     echo.set_defaults(handler=command_echo)
     return parser
+
+
+def _add_metrics_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--metrics-port",
+        type=int,
+        metavar="PORT",
+        help="serve Prometheus metrics at http://ADDRESS:PORT/metrics while the run goes on "
+        "(0: any free port, printed on stderr); see docs/metrics.md",
+    )
+    parser.add_argument(
+        "--metrics-address",
+        default=DEFAULT_ADDRESS,
+        metavar="ADDRESS",
+        help=f"with --metrics-port: the address to listen on (default {DEFAULT_ADDRESS})",
+    )
+    parser.add_argument(
+        "--metrics-push",
+        metavar="URL",
+        help="push the metrics to this Pushgateway when the run ends (a short CI run); "
+        "user:password@ in the URL goes as Basic authentication",
+    )
+    parser.add_argument(
+        "--metrics-job",
+        default=DEFAULT_JOB,
+        metavar="NAME",
+        help=f"with --metrics-push: the job label to push under (default {DEFAULT_JOB})",
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:

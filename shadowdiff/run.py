@@ -19,13 +19,16 @@ from typing import Any, Final
 
 from shadowdiff.errors import PreflightFailed, ScenarioError, UsageError, describe_exception
 from shadowdiff.memory import peak_rss_kb
+from shadowdiff.metrics.exposition import RunMetrics
+from shadowdiff.metrics.options import MetricsOptions, options_problems
 from shadowdiff.pair import LoadOutcome, RunProgress
 from shadowdiff.plan import Rule, SentRequest, coverage, coverage_rules, preflight_files
 from shadowdiff.redaction import load_key
 from shadowdiff.replay.engine import replay
+from shadowdiff.replay.live_metrics import LiveMetrics
 from shadowdiff.replay.pacing import pairs_in_flight
 from shadowdiff.replay.stream import DEFAULT_RATE_PER_S, replay_stream
-from shadowdiff.replay.workers import replay_in_workers
+from shadowdiff.replay.workers import SharedProgress, replay_in_workers
 from shadowdiff.report.collect import RunCollector
 from shadowdiff.report.document import build_report, redactor_for
 from shadowdiff.report.schema import CoverageCount, CoverageEntry, Report, Resources
@@ -55,6 +58,8 @@ class RunOptions:
     # None: DEFAULT_RATE_PER_S).
     follow: bool = False
     follow_pairs_per_s: float | None = None
+    # Live Prometheus metrics: served while the run goes on, pushed when it ends (docs/metrics.md).
+    metrics: MetricsOptions = field(default_factory=MetricsOptions)
 
 
 @dataclass(slots=True)
@@ -65,6 +70,8 @@ class RunResult:
     # A bug that stopped the run (the report says so too); the caller decides what to raise.
     internal_error: Exception | None = None
     worker_failures: list[str] = field(default_factory=list)
+    metrics: RunMetrics | None = None  # the run's series, final values (when asked for)
+    metrics_push_error: str | None = None  # why the push to the Pushgateway failed
 
     @property
     def exit_code(self) -> int:
@@ -84,6 +91,7 @@ def check_options(scenario: Scenario, options: RunOptions) -> None:
         problems += _follow_problems(scenario, options)
     elif options.follow_pairs_per_s is not None:
         problems.append("--follow-rate applies to --follow only")
+    problems += options_problems(options.metrics)
     if options.tls_only and not options.follow:
         if not scenario.https_hosts():
             problems.append("--tls-only has nothing to check: no request has an https:// URL")
@@ -142,19 +150,66 @@ async def run(
     stop_cause: Callable[[], str | None] = lambda: None,
     now: datetime.datetime | None = None,
     resources: bool = False,
+    on_metrics_serving: Callable[[str], None] | None = None,
 ) -> RunResult:
     """Carry out one run and return its result, also when cancelled (then the report covers
     what completed, and says why it stopped: `stop_cause()`, e.g. "SIGTERM", or "cancelled").
 
     `on_progress` is called about ten times a second while pairs are sent. `now` is the
     run's start as the report and the certificate checks see it. With `resources`, the report
-    says how much memory the run took.
+    says how much memory the run took. With `options.metrics.port`, /metrics is served from
+    before the first request until the run ends (`on_metrics_serving` is told its URL); a
+    port that cannot be listened on is a `UsageError`, raised before anything is sent.
     """
     check_options(scenario, options)
     rules = _coverage_rules(scenario)  # a manifest that cannot be read stops the run first
     _preflight(scenario)
+    live = None
+    cancelled = False
+    if options.metrics.wanted:
+        live = LiveMetrics(
+            scenario, options.metrics, follow=options.follow, tls_only=options.tls_only
+        )
+        # A Ctrl-C meanwhile ends the run as one before its first pair (once it listens, so
+        # that nothing is left listening); a port in use ends it here, with nothing sent.
+        starting = asyncio.ensure_future(live.start(on_metrics_serving))
+        cancelled = await _finish_despite_cancel(starting, pass_on=False)
+        starting.result()
+    try:
+        return await _carry_out(
+            scenario,
+            options,
+            live,
+            rules,
+            cancelled=cancelled,
+            on_progress=on_progress,
+            stop_cause=stop_cause,
+            now=now,
+            resources=resources,
+        )
+    finally:
+        if live is not None:
+            await _finish_despite_cancel(asyncio.ensure_future(live.close()), pass_on=False)
+
+
+async def _carry_out(
+    scenario: Scenario,
+    options: RunOptions,
+    live: LiveMetrics | None,
+    rules: tuple[list[Rule], list[Rule]] | None,
+    *,
+    cancelled: bool,
+    on_progress: Callable[[RunProgress], None] | None,
+    stop_cause: Callable[[], str | None],
+    now: datetime.datetime | None,
+    resources: bool,
+) -> RunResult:
     now = now or datetime.datetime.now(datetime.UTC)
-    collector = RunCollector(accept=scenario.accept, today=now.date())
+    collector = RunCollector(
+        accept=scenario.accept,
+        today=now.date(),
+        board=live.metrics.board if live is not None else None,
+    )
     started = time.perf_counter()
     counters: list[Any] = [collector]  # the workers' shared counters replace it once they exist
     outcome: list[LoadOutcome] = []
@@ -176,6 +231,8 @@ async def run(
                 collector.add_tls(host_tls)
         if options.tls_only:
             return
+        if live is not None and options.workers == 1:
+            live.replay_starting()  # each worker process starts its own clock
         if followed is not None:
             await replay_stream(
                 scenario,
@@ -189,13 +246,20 @@ async def run(
             )
             return
         if options.workers > 1:
+
+            def started(shared: SharedProgress) -> None:
+                counters[0] = shared
+                if live is not None:
+                    live.workers_started(shared)
+
             done = await replay_in_workers(
                 scenario,
                 collector,
                 workers=options.workers,
                 concurrency=options.concurrency,
                 seed=options.seed,
-                on_started=lambda shared: counters.__setitem__(0, shared),
+                on_started=started,
+                metrics=live is not None,
             )
             worker_peaks_kb.extend(done.peak_rss_kb)
             worker_failures.extend(done.failures)
@@ -224,10 +288,12 @@ async def run(
         )
 
     work = asyncio.ensure_future(carry_out())
+    if cancelled:
+        work.cancel()  # stopped while the metrics server started
     ticker = None
     if on_progress is not None and not options.tls_only:
         ticker = asyncio.ensure_future(_tick(progress, on_progress))
-    cancelled = await _finish_despite_cancel(work)
+    cancelled |= await _finish_despite_cancel(work)
     if ticker is not None:
         ticker.cancel()
         cancelled |= await _finish_despite_cancel(ticker)
@@ -261,7 +327,14 @@ async def run(
         if resources
         else None,
     )
-    return RunResult(report, collector, outcome[0] if outcome else None, failure, worker_failures)
+    result = RunResult(report, collector, outcome[0] if outcome else None, failure, worker_failures)
+    if live is not None:
+        # A second Ctrl-C changes nothing here either: the push goes on to its timeout.
+        ending = asyncio.ensure_future(live.end(result.load, result.exit_code))
+        await _finish_despite_cancel(ending, pass_on=False)
+        result.metrics = live.metrics
+        result.metrics_push_error = ending.result()
+    return result
 
 
 def _preflight(scenario: Scenario) -> None:
@@ -324,10 +397,11 @@ def _coverage_entry(
     }
 
 
-async def _finish_despite_cancel(task: asyncio.Future[Any]) -> bool:
+async def _finish_despite_cancel(task: asyncio.Future[Any], *, pass_on: bool = True) -> bool:
     """Wait until `task` has finished, whatever its outcome. A cancellation of the waiting task
-    (a Ctrl-C, or a second one) is passed on to `task` and absorbed here, so that the caller
-    goes on to report; returns whether one arrived."""
+    (a Ctrl-C, or a second one) is passed on to `task` (unless not `pass_on`: the task then
+    finishes as it would have) and absorbed here, so that the caller goes on to report;
+    returns whether one arrived."""
     cancelled = False
     current = asyncio.current_task()
     while not task.done():
@@ -335,7 +409,8 @@ async def _finish_despite_cancel(task: asyncio.Future[Any]) -> bool:
             await asyncio.wait([task])
         except asyncio.CancelledError:
             cancelled = True
-            task.cancel()
+            if pass_on:
+                task.cancel()
             if current is not None:
                 current.uncancel()
     return cancelled

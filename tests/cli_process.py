@@ -29,7 +29,22 @@ class CliProcess:
     def __init__(self, process: asyncio.subprocess.Process) -> None:
         self.process = process
         self.pid = process.pid  # also its process group: it leads a session of its own
-        self._output = asyncio.ensure_future(process.communicate())
+        self.stderr_so_far = ""  # what it wrote to stderr until now, to wait for a line
+        self._output = asyncio.ensure_future(self._collect())
+
+    async def _collect(self) -> tuple[bytes, bytes]:
+        assert self.process.stdout is not None and self.process.stderr is not None
+        stderr = self.process.stderr
+        chunks: list[bytes] = []
+
+        async def read_stderr() -> bytes:
+            while chunk := await stderr.read(65536):
+                chunks.append(chunk)
+                self.stderr_so_far = b"".join(chunks).decode(errors="replace")
+            return b"".join(chunks)
+
+        stdout, errors = await asyncio.gather(self.process.stdout.read(), read_stderr())
+        return stdout, errors
 
     @classmethod
     async def start(cls, *args: str, prelude: str | None = None) -> CliProcess:

@@ -78,6 +78,23 @@ FORBIDDEN: dict[str, tuple[str, ...]] = {
         *ORCHESTRATION,
     ),
     "shadowdiff.stats": ("shadowdiff.",),  # numpy and the standard library only
+    # Live metrics: plain data (and the stop signals) only; the collector fills its counts and
+    # the replay wires it in, never the other way round.
+    "shadowdiff.metrics": (
+        "shadowdiff.scenario",
+        "shadowdiff.sources",
+        "shadowdiff.plan",
+        "shadowdiff.transport",
+        "shadowdiff.replay",
+        "shadowdiff.compare",
+        "shadowdiff.markers",
+        "shadowdiff.tls",
+        "shadowdiff.stats",
+        "shadowdiff.report",
+        "shadowdiff.render",
+        "shadowdiff.redaction",
+        *ORCHESTRATION,
+    ),
     "shadowdiff.tls": (
         "shadowdiff.transport",
         "shadowdiff.replay",

@@ -42,6 +42,7 @@ LITERALS = (
     "userinfo-pass-3",
     "server-set-cookie-secret-7",
     "server-api-key-secret-8",
+    "push-pass-secret-14",  # the Pushgateway's password in --metrics-push
 )
 # A browser session with a cookie, a bearer token, an API key and proxy credentials (the cookie
 # also in a query string), replayed with its credentials and exported (`sources export`).
@@ -167,9 +168,34 @@ async def test_no_secret_reaches_any_output(
             str(tmp_path / f"{prefix}.md"),
         ]
 
+    # What a Pushgateway receives (`--metrics-push`): the series, and the credentials given in
+    # the URL as Basic authentication.
+    pushed: list[tuple[str, bytes]] = []
+
+    async def gateway(request: web.Request) -> web.Response:
+        pushed.append((request.headers.get("Authorization", ""), await request.read()))
+        return web.Response(status=200)
+
+    push_app = web.Application()
+    push_app.router.add_put("/{tail:.*}", gateway)
+    push_runner = web.AppRunner(push_app, access_log=None)
+    await push_runner.setup()
+    await web.TCPSite(push_runner, "127.0.0.1", 0).start()
+    push_url = f"http://push-user:push-pass-secret-14@127.0.0.1:{push_runner.addresses[0][1]}"
+
     os.environ.update(ENVIRONMENT)
     try:
-        run = await shadowdiff("run", str(scenario), "--json", str(report_path), *formats("run"))
+        run = await shadowdiff(
+            "run",
+            str(scenario),
+            "--json",
+            str(report_path),
+            *formats("run"),
+            "--metrics-push",
+            push_url,
+            "--metrics-job",
+            "secrets",
+        )
         recorded_run = await shadowdiff(
             "run", str(recorded), "--json", str(recorded_report_path), *formats("recorded")
         )
@@ -180,7 +206,11 @@ async def test_no_secret_reaches_any_output(
     finally:
         for name in ENVIRONMENT:
             del os.environ[name]
+        await push_runner.cleanup()
     assert run[0] == 1, run[2]  # the differences were found...
+    ((authorization, pushed_body),) = pushed
+    assert authorization == "Basic " + base64.b64encode(b"push-user:push-pass-secret-14").decode()
+    assert b"shadowdiff_differences_total" in pushed_body
     report = json.loads(report_path.read_text())
     fields = {(s["kind"], s["field"]) for s in report["signatures"]}
     assert ("json_field", "$.headers.Authorization") in fields, fields
@@ -221,6 +251,7 @@ async def test_no_secret_reaches_any_output(
         "recorded --json": recorded_report_path.read_text(),
         "sources export stdout": exported[1],
         "sources export stderr": exported[2],
+        "--metrics-push body": pushed_body.decode(),
         "$GITHUB_STEP_SUMMARY (both runs)": step_summary.read_text(),
         **{
             f"{prefix} --{name}": (tmp_path / f"{prefix}.{extension}").read_text()

@@ -222,3 +222,49 @@ def schedule_for(
             lambda start_s, end_s: expected_pairs(load, start_s, end_s),
         )
     return None
+
+
+def model_name(load: LoadSettings | None) -> str:
+    """The load model as the report's `load.model` names it (a follow run's is "follow")."""
+    if load is None:
+        return "requests"
+    return "recorded" if load.pace == "recorded" else load.model
+
+
+# A live figure integrates the schedule in at most this many steps, whatever the run's length
+# (a scrape must stay quick an hour into a run).
+_LIVE_STEPS = 2000
+
+
+def rates_so_far(
+    load: LoadSettings | None, schedule: Schedule | None, elapsed_s: float, measured_pairs: int
+) -> tuple[float | None, float | None, float | None]:
+    """Live load figures `elapsed_s` into a replay, in pairs per second: the mean rate the
+    schedule asked for after warm-up so far, the rate it asks for now (None for models
+    without a schedule), and the mean achieved by the `measured_pairs` completed after
+    warm-up (None during warm-up). The report's figures, at the end, count the pairs started
+    on time instead: these count those completed."""
+    warmup_s = load.warmup_s if load is not None else 0.0
+    measured_s = elapsed_s - warmup_s
+    achieved = measured_pairs / measured_s if measured_s > 0 else None
+    if load is None or schedule is None:
+        return None, None, achieved
+    end_s = schedule.end_s if schedule.end_s is not None else math.inf
+    until_s = min(elapsed_s, end_s)
+    if until_s <= warmup_s:
+        target = None
+    elif schedule.model == "open":
+        step_s = max(0.01, (until_s - warmup_s) / _LIVE_STEPS)
+        target = expected_pairs(load, warmup_s, until_s, step_s) / (until_s - warmup_s)
+    else:
+        planned = schedule.planned_between(warmup_s, until_s)
+        target = None if planned is None else planned / (until_s - warmup_s)
+    if elapsed_s >= end_s:
+        current: float | None = 0.0  # the schedule is over: it asks for nothing more
+    elif schedule.model == "open":
+        current = rate_at(load, elapsed_s)
+    else:
+        window_s = min(elapsed_s, 1.0)  # the recording's pace over the last second
+        planned = schedule.planned_between(elapsed_s - window_s, elapsed_s)
+        current = None if planned is None or window_s <= 0 else planned / window_s
+    return target, current, achieved

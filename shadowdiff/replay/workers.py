@@ -15,6 +15,9 @@ The parent owns the run and its end:
   once, so none outlives a killed parent.
 - A worker that dies without returning its results ends the run: the others are stopped, and
   the caller gets a line that says which one died.
+
+With live metrics, each worker also counts into its own slice of a second shared array (a
+`metrics.board.Board`), which the parent's metrics read at every scrape.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ import os
 import pickle
 import signal
 import threading
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from multiprocessing import resource_tracker
@@ -36,6 +40,7 @@ from multiprocessing.sharedctypes import SynchronizedArray
 from typing import Any, Final, NamedTuple
 
 from shadowdiff.memory import peak_rss_kb
+from shadowdiff.metrics.board import CELLS, Board
 from shadowdiff.pair import LoadOutcome
 from shadowdiff.replay import worker_start
 from shadowdiff.replay.engine import replay, tune_garbage_collection
@@ -59,14 +64,21 @@ class WorkerResult:
 
 
 class SharedProgress:
-    """What a progress display reads, summed over workers from shared memory."""
+    """What a progress display reads, summed over workers from shared memory; `boards`, with
+    live metrics, holds each worker's `Board` cells one after another."""
 
-    def __init__(self, counters: SynchronizedArray[Any], workers: int) -> None:
+    def __init__(
+        self,
+        counters: SynchronizedArray[Any],
+        workers: int,
+        boards: SynchronizedArray[Any] | None = None,
+    ) -> None:
         self._counters = counters
-        self._workers = workers
+        self.workers = workers
+        self.boards = boards
 
     def _sum(self, slot: int) -> int:
-        return sum(self._counters[w * _COUNTERS_PER_WORKER + slot] for w in range(self._workers))
+        return sum(self._counters[w * _COUNTERS_PER_WORKER + slot] for w in range(self.workers))
 
     @property
     def pairs_done(self) -> int:
@@ -91,11 +103,16 @@ def run_worker(
     *,
     counters: SynchronizedArray[Any],
     results: Connection,
+    boards: SynchronizedArray[Any] | None = None,
 ) -> None:
     """One worker process's share of the run (started by `worker_start.start`)."""
     STOP.install()
     tune_garbage_collection()
-    collector = RunCollector(accept=scenario.accept, today=today)
+    collector = RunCollector(
+        accept=scenario.accept,
+        today=today,
+        board=Board(boards, worker * CELLS) if boards is not None else None,
+    )
     base = worker * _COUNTERS_PER_WORKER
     parent = multiprocessing.parent_process()
     parent_gone = False
@@ -121,6 +138,8 @@ def run_worker(
             )
         )
         loop = asyncio.get_running_loop()
+        if collector.board is not None:
+            collector.board.replay_started(time.monotonic_ns())
 
         def parent_ended() -> None:
             nonlocal parent_gone
@@ -151,6 +170,7 @@ def run_worker(
     if parent_gone:
         return  # nobody to report to
     collector.flush()
+    collector.board = None  # shared memory goes to a process only as it starts
     peak = peak_rss_kb()
     with contextlib.suppress(OSError):  # the parent ended meanwhile
         results.send(WorkerResult(collector, outcome, peak, interrupted))
@@ -196,15 +216,18 @@ async def replay_in_workers(
     concurrency: int | None = None,
     seed: int | None = None,
     on_started: Callable[[SharedProgress], None] | None = None,
+    metrics: bool = False,
 ) -> WorkersOutcome:
     """Replay with `workers` processes, merging into `collector`. `on_started` receives the
-    workers' live counters once they exist. Cancelling stops the workers and still merges
-    what they completed (then returns normally)."""
+    workers' live counters once they exist (with their metrics boards when `metrics`).
+    Cancelling stops the workers and still merges what they completed (then returns
+    normally)."""
     # spawn, not fork: the parent already runs an event loop (and possibly threads).
     context = multiprocessing.get_context("spawn")
     counters = context.Array("q", workers * _COUNTERS_PER_WORKER, lock=False)
+    boards = context.Array("q", workers * CELLS, lock=False) if metrics else None
     if on_started is not None:
-        on_started(SharedProgress(counters, workers))
+        on_started(SharedProgress(counters, workers, boards))
     failures: list[str] = []
     processes: list[BaseProcess] = []
     connections: list[Connection] = []
@@ -220,7 +243,9 @@ async def replay_in_workers(
                     protocol=pickle.HIGHEST_PROTOCOL,
                 )
                 process = context.Process(
-                    target=worker_start.start, args=(arguments, counters, sender), daemon=True
+                    target=worker_start.start,
+                    args=(arguments, counters, sender, boards),
+                    daemon=True,
                 )
                 processes.append(process)
                 connections.append(receiver)

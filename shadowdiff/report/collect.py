@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Final, Generic, TypeVar
 
 from shadowdiff.compare import Difference
 from shadowdiff.compare.acceptance import AcceptanceMatch, find_acceptance
+from shadowdiff.metrics.series import Ruling
 from shadowdiff.observation import Observation
 from shadowdiff.pair import Pair
 from shadowdiff.report.schema import PairRecord, PairSide, RequestExample
@@ -24,6 +25,7 @@ from shadowdiff.spec import SIDES, RequestSpec, Side
 from shadowdiff.stats.histogram import DifferenceHistogram, LatencyHistogram
 
 if TYPE_CHECKING:
+    from shadowdiff.metrics.board import Board
     from shadowdiff.scenario.model import Acceptance
     from shadowdiff.tls import HostTls
 
@@ -203,6 +205,7 @@ class RunCollector:
         accept: Sequence[Acceptance] = (),
         today: datetime.date | None = None,
         keep_pairs: bool = True,
+        board: Board | None = None,
     ) -> None:
         self.requests: dict[str, RequestTally] = {}
         self.pairs_done = 0
@@ -220,6 +223,9 @@ class RunCollector:
         self.open_model = False  # set when any pair carried an intended start time
         self.tls: dict[str, RequestTally] = {}  # hostname -> TLS findings
         self.tls_hosts: list[HostTls] = []
+        # Live metrics (shadowdiff/metrics): counted here as tallied, so that they mean what
+        # the report means. Not merged with another collector: each process has its own.
+        self.board = board
 
     def __call__(self, pair: Pair) -> None:
         tally = self.requests.get(pair.request.name)
@@ -242,6 +248,7 @@ class RunCollector:
         tally.combinations[keys] += 1
         noisy_now = {d.signature for d in pair.noise} if pair.noise else set()
         differs = False
+        board = self.board
         for difference in pair.differences:
             signature = self._signature(tally, difference)
             match = (
@@ -250,12 +257,17 @@ class RunCollector:
                 else None
             )
             signature.add(difference, pair.index, match)
-            if (match is None or match.expired) and not (
-                signature.noise or difference.signature in noisy_now
-            ):
+            accepted = match is not None and not match.expired
+            noise = bool(signature.noise) or difference.signature in noisy_now
+            if not accepted and not noise:
                 differs = True
+            if board is not None:
+                ruling: Ruling = "accepted" if accepted else "noise" if noise else "reported"
+                board.difference(difference.severity, difference.kind, ruling)
         if differs:
             self.pairs_with_differences += 1
+        if board is not None:
+            board.pair(differs=differs, measured=pair.measured)
         if pair.noise is not None:
             tally.noise_samples += 1
             for key in {d.signature for d in pair.noise}:
@@ -266,9 +278,12 @@ class RunCollector:
 
     def _tally_observation(self, tally: RequestTally, observation: Observation, pair: Pair) -> None:
         side = observation.side
+        board = self.board
         if observation.retried:
             tally.retries[side] += 1
         if observation.failure:
+            if board is not None:
+                board.failure(side, observation.failure.error_class)
             tally.failures[side][observation.failure.error_class] += 1
             tally.failure_messages[side].setdefault(
                 observation.failure.error_class, observation.failure.message
@@ -276,6 +291,8 @@ class RunCollector:
             self.failures[side] += 1
             return
         tally.statuses[side][observation.status or 0] += 1
+        if board is not None:
+            board.answer(side, observation.status or 0)
         if not pair.measured:
             return
         timings = observation.timings
@@ -286,6 +303,8 @@ class RunCollector:
             tally.uncorrected[side].add(total_us)
             total_us += max(timings.started_ns - pair.intended_ns, 0) // 1000
         tally.latency[side].add(total_us)
+        if board is not None:
+            board.latency(side, total_us)
         phases = self.phases[side]
         if timings.connect_ns is not None:
             phases["connect"].add(timings.connect_ns // 1000)
@@ -303,6 +322,11 @@ class RunCollector:
                 find_acceptance(self.accept, spec, difference, self.today) if self.accept else None
             )
             self._signature(tally, difference).add(difference, -1, match)
+            if self.board is not None:
+                accepted = match is not None and not match.expired
+                self.board.difference(
+                    difference.severity, difference.kind, "accepted" if accepted else "reported"
+                )
         tally.combinations[frozenset(d.signature for d in host_tls.differences)] += 1
         self.tls_hosts.append(host_tls)
 
