@@ -170,6 +170,7 @@ def command_run(args: argparse.Namespace) -> int:
         workers=args.workers,
         follow=args.follow,
         follow_pairs_per_s=args.follow_rate,
+        trace=not args.no_trace,
     )
     try:
         check_options(scenario, options)
@@ -360,6 +361,11 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--seed", type=int, help="seed for the send order within pairs")
     run.add_argument(
         "--tls-only", action="store_true", help="only probe TLS: a certificate table per hostname"
+    )
+    run.add_argument(
+        "--no-trace",
+        action="store_true",
+        help="send no W3C traceparent header (as defaults.trace: false)",
     )
     run.add_argument(
         "--workers",

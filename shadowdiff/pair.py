@@ -29,6 +29,9 @@ class Pair:
     # here includes any wait for the client, so a stall cannot hide (coordinated omission).
     intended_ns: int | None = None
     measured: bool = True  # False during warm-up: compared, but left out of latency figures
+    # The W3C trace id both requests carried (32 lower-case hex digits; see shadowdiff.trace),
+    # to look the pair up in an APM on both data planes; None when the run sends none.
+    trace_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -55,6 +55,8 @@ class RunOptions:
     # None: DEFAULT_RATE_PER_S).
     follow: bool = False
     follow_pairs_per_s: float | None = None
+    # False: no W3C traceparent on any request, whatever `defaults.trace` says (--no-trace).
+    trace: bool = True
 
 
 @dataclass(slots=True)
@@ -151,6 +153,9 @@ async def run(
     says how much memory the run took.
     """
     check_options(scenario, options)
+    if not options.trace and scenario.defaults.trace:
+        defaults = scenario.defaults.model_copy(update={"trace": False})
+        scenario = dataclasses.replace(scenario, defaults=defaults)
     rules = _coverage_rules(scenario)  # a manifest that cannot be read stops the run first
     _preflight(scenario)
     now = now or datetime.datetime.now(datetime.UTC)

@@ -40,6 +40,8 @@ VALUE_NOISE_HEADERS: Final = frozenset(
         "x-amzn-trace-id",
         "traceparent",
         "tracestate",
+        "traceresponse",  # W3C Trace Context Level 2: the server's own span
+        "server-timing",  # durations, different on every answer (report/collect.py reads them)
         "x-b3-traceid",
         "x-b3-spanid",
         "via",

@@ -23,11 +23,14 @@ from shadowdiff.difference import Difference, DifferenceKind
 from shadowdiff.markers import extract_markers
 from shadowdiff.observation import Observation
 from shadowdiff.spec import RequestSpec
+from shadowdiff.trace import parse_traceparent
 
 # A body that changes in hundreds of fields is one finding, not hundreds of lines.
 MAX_JSON_FIELDS: Final = 20
 _DEFAULT_PORTS: Final = {"http": 80, "https": 443}
 _DEFAULT_OPTIONS: Final = CompareOptions()
+# What a side's own span id becomes in its body before bodies are compared.
+OWN_SPAN_ID: Final = b"{own-span-id}"
 # Compared by their own rules, not as plain header values.
 _SPECIAL_HEADERS: Final = frozenset({"location", "set-cookie", "content-encoding"})
 
@@ -167,7 +170,8 @@ def _compare_bodies(
         decoded_body(baseline, limit),
         decoded_body(candidate, limit),
     )
-    baseline_body, candidate_body = baseline_decoded.content, candidate_decoded.content
+    baseline_body = _without_own_span(baseline_decoded.content, baseline.traceparent)
+    candidate_body = _without_own_span(candidate_decoded.content, candidate.traceparent)
     if baseline_body is not None and candidate_body is not None:
         if baseline_body == candidate_body and not (
             baseline.body_truncated or candidate.body_truncated
@@ -198,6 +202,16 @@ def _compare_bodies(
             detail,
         )
     ]
+
+
+def _without_own_span(body: bytes | None, sent: str | None) -> bytes | None:
+    """`body` with the span id its own request carried set aside: each side's traceparent has
+    a span id of its own (the trace id is the pair's), so a backend that echoes it would
+    otherwise differ on every pair by design."""
+    parsed = None if body is None or sent is None else parse_traceparent(sent)
+    if parsed is None or body is None:
+        return body
+    return body.replace(parsed.span_id.encode("ascii"), OWN_SPAN_ID)
 
 
 def _body_summary(observation: Observation, decoded: Decoded) -> str:

@@ -3,9 +3,10 @@ per route template and sampling, with every request that is not replayed counted
 Pure, and streaming: it keeps at most `per_route` specs per template and the counts.
 
 Hygiene (what a replay must not copy): hop-by-hop headers, Host and `:authority`, and
-Content-Length are rebuilt by the transport; cookies and authorization from a capture belong to
-a real user and are replayed only when the scenario says `replay_credentials: true` (they are
-never printed either way).
+Content-Length are rebuilt by the transport; a recorded trace context (traceparent, B3) names a
+real user's trace and is never replayed (the run sends its own); cookies and authorization
+from a capture belong to a real user and are replayed only when the scenario says
+`replay_credentials: true` (they are never printed either way).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from typing import Final
 from shadowdiff.routes import path_template
 from shadowdiff.sources.record import Recorded, Skipped, SkipReason
 from shadowdiff.spec import RequestSpec
+from shadowdiff.trace import TRACE_CONTEXT_HEADERS
 from shadowdiff.wire import (
     AUTOMATIC_HEADERS,
     CONNECTION_HEADERS,
@@ -32,7 +34,10 @@ from shadowdiff.wire import (
 # Never replayed: connection-specific fields, and what the transport writes itself.
 HOP_BY_HOP: Final = CONNECTION_HEADERS | AUTOMATIC_HEADERS
 CREDENTIAL_HEADERS: Final = frozenset({"authorization", "proxy-authorization", "cookie"})
-_NOT_REPLAYED: Final = HOP_BY_HOP | CREDENTIAL_HEADERS  # unless replay_credentials
+# A recorded trace context names a real user's trace, long over: replayed, it would attach the
+# replay to that trace in the APM, or mix its id with the fresh one shadowdiff sends.
+_ALWAYS_DROPPED: Final = HOP_BY_HOP | TRACE_CONTEXT_HEADERS
+_NOT_REPLAYED: Final = _ALWAYS_DROPPED | CREDENTIAL_HEADERS  # unless replay_credentials
 # Templates named in the report: the busiest, so that a huge log keeps a small report.
 TEMPLATES_SHOWN: Final = 200
 
@@ -67,6 +72,8 @@ class SourceSummary:
     skipped: Counter[SkipReason] = field(default_factory=Counter)
     templates: Counter[str] = field(default_factory=Counter)
     first_problems: list[str] = field(default_factory=list)  # `file:line: what was expected`
+    # Requests replayed without the trace context they were recorded with (traceparent, B3...).
+    trace_context_dropped: int = 0
 
     def skip(self, skipped: Skipped) -> None:
         self.skipped[skipped.reason] += 1
@@ -82,6 +89,7 @@ class SourceSummary:
             "templates": dict(self.templates.most_common(TEMPLATES_SHOWN)),
             "templates_total": len(self.templates),
             "problems": list(self.first_problems),
+            "trace_context_dropped": self.trace_context_dropped,
         }
 
 
@@ -147,6 +155,7 @@ def select_recorded(
         kept += 1
         summary.replayed += 1
         summary.templates[template] += 1
+        summary.trace_context_dropped += resolved.trace_dropped
         yield item, spec
 
 
@@ -158,6 +167,7 @@ class _Resolved:
     headers: tuple[tuple[str, str], ...]
     unsafe: str | None
     template: str
+    trace_dropped: bool = False  # a recorded trace context was left out
 
 
 def _resolve(item: Recorded, selection: Selection) -> _Resolved | Skipped:
@@ -178,13 +188,17 @@ def _resolve(item: Recorded, selection: Selection) -> _Resolved | Skipped:
     ):
         return Skipped(item.location, "filtered", "paths_exclude")
     headers = item.headers
-    dropped = HOP_BY_HOP if selection.replay_credentials else _NOT_REPLAYED
+    dropped = _ALWAYS_DROPPED if selection.replay_credentials else _NOT_REPLAYED
+    trace_dropped = False
     if headers and any(name.lower() in dropped for name, _ in headers):
+        trace_dropped = any(name.lower() in TRACE_CONTEXT_HEADERS for name, _ in headers)
         headers = tuple((name, value) for name, value in headers if name.lower() not in dropped)
     unsafe = unsafe_reason(item.method, headers, item.body)
     if unsafe is not None and not selection.allow_unsafe:
         return Skipped(item.location, "unsafe", unsafe)
-    return _Resolved(host, headers, unsafe, f"{item.method} {host}{path_template(path)}")
+    return _Resolved(
+        host, headers, unsafe, f"{item.method} {host}{path_template(path)}", trace_dropped
+    )
 
 
 def _spec(item: Recorded, resolved: _Resolved, selection: Selection) -> RequestSpec | Skipped:
