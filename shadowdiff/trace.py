@@ -12,6 +12,7 @@ OpenTelemetry SDK or a data plane behind the entry point samples by its parent b
 from __future__ import annotations
 
 import os
+import random
 import re
 from typing import Final, NamedTuple
 
@@ -48,21 +49,28 @@ class TraceParent(NamedTuple):
     span_id: str  # 16 lower-case hex digits, not all zero (the spec's parent-id)
 
 
+# Ids come from a generator seeded from the system's source in each process (never from
+# `--seed`: two runs must not share trace ids), and seeded again in a forked child, which would
+# otherwise make its parent's ids. A system call per id cost more than the rest of a pair's
+# trace context together.
+_ids = random.Random(os.urandom(32))
+os.register_at_fork(after_in_child=lambda: _ids.seed(os.urandom(32)))
+
+
 def new_trace_id() -> str:
-    """128 random bits from the system's source (never a seeded generator: two runs with the
-    same `--seed` must not share trace ids), as lower-case hex, never all zero."""
-    while True:
-        trace_id = os.urandom(16).hex()
-        if trace_id != _ZERO_TRACE:
-            return trace_id
+    """128 random bits as lower-case hex, never all zero."""
+    bits = 0
+    while not bits:
+        bits = _ids.getrandbits(128)
+    return f"{bits:032x}"
 
 
 def new_span_id() -> str:
     """64 random bits as lower-case hex, never all zero."""
-    while True:
-        span_id = os.urandom(8).hex()
-        if span_id != _ZERO_SPAN:
-            return span_id
+    bits = 0
+    while not bits:
+        bits = _ids.getrandbits(64)
+    return f"{bits:016x}"
 
 
 def traceparent(trace_id: str, span_id: str) -> str:

@@ -57,6 +57,7 @@ from shadowdiff.stats.latency import (
     summarize_differences,
 )
 from shadowdiff.tls import HostTls, TlsPosture
+from shadowdiff.trace import parse_traceparent
 
 REPORT_SCHEMA: Final = "shadowdiff.report/1"
 
@@ -426,7 +427,16 @@ def redactor_for(scenario: Scenario, key: bytes) -> Redactor:
     literals = set(known.literals)
     for spec in scenario.requests:
         literals |= sensitive_literals(spec.headers, known.headers)
-    return Redactor(dataclasses.replace(known, literals=frozenset(literals)), key)
+    # A traceparent from the environment: the report records its trace id for the pair (and
+    # its span id), parts of the secret that would otherwise show on their own.
+    environment = dict(known.environment)
+    for value, name in known.environment.items():
+        if (parsed := parse_traceparent(value)) is not None:
+            environment.setdefault(parsed.trace_id, name)
+            environment.setdefault(parsed.span_id, name)
+    return Redactor(
+        dataclasses.replace(known, literals=frozenset(literals), environment=environment), key
+    )
 
 
 def _load_entry(scenario: Scenario, load: LoadOutcome | None) -> Load | None:
