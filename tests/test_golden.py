@@ -123,6 +123,7 @@ MASKED_TERMINAL_TEXT: Final = (
 # The JUnit XML and the Markdown summary are compared whole, with these masked.
 MASKED_FILE_TEXT: Final = (
     TextMask(re.compile(r'(time|timestamp)="[^"]*"'), r'\1="TIME"', "JUnit times and the start"),
+    TextMask(re.compile(r"\btrace [0-9a-f]{32}\b"), "trace TRACE-ID", "each pair's trace id"),
     TextMask(re.compile(r" in [0-9.]+ s,"), " in SECONDS s,", "the demo's duration (Markdown)"),
     # Markdown shows an underscore as `\_`.
     TextMask(re.compile(r"#(?:\\_|[A-Za-z0-9_-]){16}"), "#NAME", "trustme's random names"),
