@@ -150,6 +150,41 @@ async def test_an_echo_of_the_traceparent_is_no_difference(
     assert report["totals"]["pairs_with_differences"] == 0
 
 
+def _tracing_data_plane(keep_trace: bool) -> Callable[[web.Request], web.Response]:
+    """A candidate whose data plane traces: the backend sees the data plane's own span as the
+    parent (as Envoy makes it), or, misconfigured, no trace context at all."""
+
+    def handle(request: web.Request) -> web.Response:
+        headers = {k: v for k, v in request.headers.items() if k.lower() != "traceparent"}
+        sent = parse_traceparent(request.headers.get("traceparent", ""))
+        if keep_trace and sent is not None:
+            headers["traceparent"] = traceparent(sent.trace_id, new_span_id())
+        return web.json_response({"headers": headers})
+
+    return handle
+
+
+@pytest.mark.parametrize("keep_trace", [True, False], ids=["new-span", "trace-lost"])
+async def test_a_data_plane_span_is_no_difference_but_a_lost_trace_is(
+    start_entry_point: Callable[..., Any],
+    write_scenario: Callable[..., Path],
+    ca_file: Path,
+    keep_trace: bool,
+) -> None:
+    baseline = await start_entry_point("127.0.0.1", _headers_echo)
+    candidate = await start_entry_point("127.0.0.2", _tracing_data_plane(keep_trace))
+    path = write_scenario(
+        baseline,
+        candidate,
+        "requests:\n  - {name: echo, url: 'https://app.example.com/', repeat: 10}\n",
+        ca_file,
+    )
+    report, _ = await _report(path)
+
+    found = {(line["kind"], line["field"]) for line in report["signatures"]}
+    assert found == (set() if keep_trace else {("json_field", "$.headers.traceparent")})
+
+
 async def test_the_echo_backend_shows_each_side_the_pair_trace(
     write_scenario: Callable[..., Path],
 ) -> None:
