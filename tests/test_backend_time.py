@@ -34,6 +34,7 @@ from shadowdiff.scenario import load_scenario
         ([("server-timing", 'db;dur=3, APP;desc="handler";dur=7')], (7.0, "server-timing")),
         ([("Server-Timing", "total;dur=9"), ("Server-Timing", "upstream;dur=4")], (4.0, "server-timing")),
         ([("Server-Timing", 'cache;desc="a,b;dur=1", app;dur=2')], (2.0, "server-timing")),
+        ([("Server-Timing", 'app;desc="x\\",y;dur=9";dur=3')], (3.0, "server-timing")),
         ([("X-Envoy-Upstream-Service-Time", "40")], (40.0, "x-envoy-upstream-service-time")),
         ([("Server-Timing", "app;dur=5"), ("x-envoy-upstream-service-time", "9")], (5.0, "server-timing")),
         ([("Server-Timing", "db;dur=5"), ("x-envoy-upstream-service-time", "9")], (9.0, "x-envoy-upstream-service-time")),
@@ -54,7 +55,7 @@ from shadowdiff.scenario import load_scenario
         ([("Content-Type", "text/plain")], None),
     ],
     ids=[
-        "app", "case-and-desc", "preference", "quoted-comma", "envoy", "server-timing-first",
+        "app", "case-and-desc", "preference", "quoted-comma", "escaped-quote", "envoy", "server-timing-first",
         "envoy-when-no-backend-metric", "nan", "negative", "exponent", "infinity", "text",
         "no-dur", "two-durs", "repeated-metric", "over-an-hour", "huge-field", "repeated-envoy",
         "negative-envoy", "empty-envoy", "other-metric-only", "nothing",
