@@ -180,6 +180,7 @@ def command_run(args: argparse.Namespace) -> int:
         metrics=MetricsOptions(
             args.metrics_port, args.metrics_address, args.metrics_push, args.metrics_job
         ),
+        trace=not args.no_trace,
     )
     try:
         check_options(scenario, options)
@@ -375,6 +376,11 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--seed", type=int, help="seed for the send order within pairs")
     run.add_argument(
         "--tls-only", action="store_true", help="only probe TLS: a certificate table per hostname"
+    )
+    run.add_argument(
+        "--no-trace",
+        action="store_true",
+        help="send no W3C traceparent header (as defaults.trace: false)",
     )
     run.add_argument(
         "--workers",

@@ -75,6 +75,10 @@ class Observation:
     # Sent a second time, on a new connection, after a reused one failed before any byte of
     # the answer (see `shadowdiff.transport.may_retry`); the answer is the second attempt's.
     retried: bool = False
+    # The W3C `traceparent` this request carried (each request its own span id, see
+    # shadowdiff.trace), or None: set by the engine, read by the comparison to set the echo
+    # of it aside.
+    traceparent: str | None = None
 
     @property
     def ok(self) -> bool:

@@ -31,6 +31,9 @@ class Pair:
     measured: bool = True  # False during warm-up: compared, but left out of latency figures
     # `backend_split` requests: the service each side's echo says answered (None: no echo).
     backends: tuple[str | None, str | None] | None = None
+    # The W3C trace id both requests carried (32 lower-case hex digits; see shadowdiff.trace),
+    # to look the pair up in an APM on both data planes; None when the run sends none.
+    trace_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

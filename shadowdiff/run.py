@@ -60,6 +60,8 @@ class RunOptions:
     follow_pairs_per_s: float | None = None
     # Live Prometheus metrics: served while the run goes on, pushed when it ends (docs/metrics.md).
     metrics: MetricsOptions = field(default_factory=MetricsOptions)
+    # False: no W3C traceparent on any request, whatever `defaults.trace` says (--no-trace).
+    trace: bool = True
 
 
 @dataclass(slots=True)
@@ -162,6 +164,9 @@ async def run(
     port that cannot be listened on is a `UsageError`, raised before anything is sent.
     """
     check_options(scenario, options)
+    if not options.trace and scenario.defaults.trace:
+        defaults = scenario.defaults.model_copy(update={"trace": False})
+        scenario = dataclasses.replace(scenario, defaults=defaults)
     rules = _coverage_rules(scenario)  # a manifest that cannot be read stops the run first
     _preflight(scenario)
     live = None

@@ -23,6 +23,8 @@ PLAIN_DATA = {
     "shadowdiff.errors",
     "shadowdiff.json_document",
     "shadowdiff.routes",
+    "shadowdiff.trace",
+    "shadowdiff.backend_time",
 }
 
 # Packages and modules above the ground floor, and what each may not import.

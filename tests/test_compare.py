@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from shadowdiff.compare import compare
+from shadowdiff.compare.headers import combined
 from shadowdiff.compare.observations import normalize_location
 from shadowdiff.observation import ErrorClass, Observation, TransportFailure
 from shadowdiff.spec import RequestSpec, Side
@@ -316,3 +320,20 @@ def test_binary_bodies_have_no_text_diff_and_long_ones_stay_short() -> None:
     diff = text_diff(minified_before, minified_after)
     assert diff is not None and len(diff.splitlines()) == MAX_DIFF_LINES + 1
     assert diff.splitlines()[-1] == "…"
+
+
+# RFC 9110 section 5.6.4 by its definition: a comma followed by an even number of quotes is
+# outside a quoted string. Slow (quadratic), so only a reference for short values.
+_REFERENCE_SEPARATOR = re.compile(r'\s*,\s*(?=(?:[^"]*"[^"]*")*[^"]*$)')
+
+
+@given(st.lists(st.text(st.sampled_from(' \t,"ab'), max_size=24), max_size=3))
+def test_combined_header_values_split_at_commas_outside_quotes(values: list[str]) -> None:
+    members = (m.strip(" \t") for v in values for m in _REFERENCE_SEPARATOR.split(v))
+    assert combined(values) == ", ".join(m for m in members if m)
+
+
+def test_a_hostile_line_of_quotes_and_commas_is_combined_in_one_pass() -> None:
+    """64 KiB of a quote and commas took the look-ahead pattern minutes per header."""
+    assert combined(['"' + "," * 65_536]) == '"'  # each comma has no quote after it
+    assert combined(['a, "b, c", d']) == 'a, "b, c", d'

@@ -116,7 +116,7 @@ class RecordingTransport:
         self.events = events
         self.in_flight = in_flight
 
-    async def send(self, request: RequestSpec) -> Observation:
+    async def send(self, request: RequestSpec, traceparent: str | None = None) -> Observation:
         self.in_flight[0] += 1
         self.in_flight[1] = max(self.in_flight[1], self.in_flight[0])
         self.events.append(("start", self.side, request.url))

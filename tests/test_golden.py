@@ -43,6 +43,8 @@ _CERTIFICATE_TEXT: Final = re.compile(
 _LATENCY: Final = "min|mean|std|p50|p90|p95|p99|p99.9|max"
 _DIFFERENCE: Final = "p1|p10|p50|p90|p99"
 _CERTIFICATE: Final = "serial|sha256|not_before|not_after"
+_TRACE_ID: Final = r"^[0-9a-f]{32}$"
+_SPAN_ID: Final = r"^[0-9a-f]{16}$"
 
 # Every field of the JSON report masked, and nothing else. A path names keys from the top:
 # `*` is any key or index, `a|b` either key. None masks the whole value; a pattern masks what
@@ -76,6 +78,11 @@ MASKED_FIELDS: Final[dict[str, re.Pattern[str] | None]] = {
     "tls/*/baseline|candidate/no_sni|unknown_sni/subject": re.compile(_TRUSTME_NAME),
     "tls/*/differences/*/baseline|candidate": _CERTIFICATE_TEXT,
     "signatures/*/examples/*/baseline|candidate": _CERTIFICATE_TEXT,
+    # W3C trace and span ids: random for every pair (shadowdiff.trace); a null stays null.
+    "signatures/*/examples/*/trace_id": re.compile(_TRACE_ID),
+    "requests/*/differences/*/examples/*/trace_id": re.compile(_TRACE_ID),
+    "pairs/*/trace_id": re.compile(_TRACE_ID),
+    "pairs/*/baseline|candidate/span_id": re.compile(_SPAN_ID),
     # The redaction key is made afresh in each test run's configuration folder.
     "redaction/key_id": None,
     # An absolute path: where the checkout is.
@@ -118,6 +125,7 @@ MASKED_TERMINAL_TEXT: Final = (
 # The JUnit XML and the Markdown summary are compared whole, with these masked.
 MASKED_FILE_TEXT: Final = (
     TextMask(re.compile(r'(time|timestamp)="[^"]*"'), r'\1="TIME"', "JUnit times and the start"),
+    TextMask(re.compile(r"\btrace [0-9a-f]{32}\b"), "trace TRACE-ID", "each pair's trace id"),
     TextMask(re.compile(r" in [0-9.]+ s,"), " in SECONDS s,", "the demo's duration (Markdown)"),
     # Markdown shows an underscore as `\_`.
     TextMask(re.compile(r"#(?:\\_|[A-Za-z0-9_-]){16}"), "#NAME", "trustme's random names"),

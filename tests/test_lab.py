@@ -97,6 +97,52 @@ def test_random_body_token_is_noise_not_a_difference(lab_report: dict[str, Any])
     assert token["status"] == "noise" and token["noise_rate"] == 1.0
 
 
+def test_echo_backends_behind_nginx_see_each_pair_trace(lab: Lab) -> None:
+    """Every pair's two requests carry the same trace id, each its own span id, as the echo
+    backends behind both nginx instances saw them; and the echoes are no difference."""
+    import asyncio
+    import dataclasses
+
+    from shadowdiff.pair import Pair
+    from shadowdiff.trace import parse_traceparent
+
+    scenario = load_scenario(LAB_SCENARIO, environ=lab.environ())
+    alike = tuple(r for r in scenario.requests if r.name.startswith("alike: api v1"))
+    scenario = dataclasses.replace(scenario, requests=alike)
+    pairs: list[Pair] = []
+    collector = RunCollector()
+
+    def sink(pair: Pair) -> None:
+        pairs.append(pair)
+        collector(pair)
+
+    asyncio.run(replay(scenario, sink, seed=7))
+    assert len(pairs) == scenario.pair_count and len(pairs) > 100
+    for pair in pairs:
+        spans = []
+        for observation in (pair.baseline, pair.candidate):
+            (seen,) = json.loads(observation.body)["headers"]["Traceparent"]
+            parsed = parse_traceparent(seen)
+            assert parsed is not None and parsed.trace_id == pair.trace_id
+            assert seen == observation.traceparent
+            spans.append(parsed.span_id)
+        assert spans[0] != spans[1]
+    report = build_report(scenario, collector, started_at="t", duration_s=1.0)
+    assert report["signatures"] == []
+
+
+def test_lab_splits_edge_from_backend_time(lab_report: dict[str, Any]) -> None:
+    """The echo backends say their time (Server-Timing: app;dur=), nginx passes it on, and the
+    report splits each side's total into the entry point's and the backend's."""
+    latency = lab_report["latency"]
+    for side in ("baseline", "candidate"):
+        assert latency["backend_time_from"][side]["server-timing"] > 300
+        assert "ignored" not in latency["backend_time_from"][side]
+        assert latency["edge"][side]["count"] == latency["backend_time_from"][side]["server-timing"]
+    (home,) = [r for r in lab_report["requests"] if r["name"] == "alike: shop home"]
+    assert home["latency_ms"]["backend"]["baseline"]["count"] == 80
+
+
 def test_alike_routes_really_vary_in_what_the_comparison_ignores(lab: Lab) -> None:
     """Guard against a lab that is alike only because nothing varies: replicas answer in turn,
     cookie values and generated request IDs change on every response."""

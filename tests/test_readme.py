@@ -73,8 +73,9 @@ def test_readme_full_example_is_valid(tmp_path: Path, ca: trustme.CA) -> None:
 
 
 def _comparable(text: str) -> list[str]:
-    """Report text with what changes from run to run masked (timings, dates, ports) and the
+    """Report text with what changes from run to run masked (timings, dates, ports, trace ids) and the
     table drawing and padding removed, one entry per non-empty line."""
+    text = re.sub(r"\btrace [0-9a-f]{32}\b", "trace TRACE-ID", text)
     text = re.sub(r"\d+\.\d+", "#", text)
     text = re.sub(r"\d{4}-\d{2}-\d{2}", "DATE", text)
     text = re.sub(r"[─━│┃┏┓┗┛┡┩┳┻╇╋└┘┌┐├┤┬┴┼]", " ", text)

@@ -35,7 +35,11 @@ ENVIRONMENT = {
     "QUERY_KEY": "qsecret é5",
     "SHORT": "zq",
     "PROXY_PASS": "proxy-env-secret-6",
+    # A traceparent from the environment: its trace id, which the report records for the pair,
+    # is as secret as the whole value.
+    "TRACE_PARENT": "00-5ec2e75ac2e75ac2e75ac2e75ac2e75a-5ec2e75ac2e75ac2-01",
 }
+TRACE_PARTS = ("5ec2e75ac2e75ac2e75ac2e75ac2e75a", "5ec2e75ac2e75ac2")
 LITERALS = (
     "literal-bearer-secret-1",
     "cookie-secret-2",
@@ -112,7 +116,7 @@ requests:
       Proxy-Authorization: 'Basic ${PROXY_PASS}'
   - name: bearer
     url: 'https://app.example.com/api'
-    headers: {Authorization: 'Bearer literal-bearer-secret-1'}
+    headers: {Authorization: 'Bearer literal-bearer-secret-1', traceparent: '${TRACE_PARENT}'}
   - name: text
     url: 'https://app.example.com/text'
     headers: {Authorization: 'Bearer literal-bearer-secret-1', X-Token: '${TOKEN}'}
@@ -262,7 +266,13 @@ async def test_no_secret_reaches_any_output(
     # The formats show the differences on those values, as fingerprints.
     for name in ("run --junit", "run --markdown", "$GITHUB_STEP_SUMMARY (both runs)"):
         assert "[redacted " in outputs[name], name
-    secrets = [*ENVIRONMENT.values(), *LITERALS, *HAR_LITERALS, "alice:userinfo-pass-3"]
+    secrets = [
+        *ENVIRONMENT.values(),
+        *TRACE_PARTS,
+        *LITERALS,
+        *HAR_LITERALS,
+        "alice:userinfo-pass-3",
+    ]
     leaks = [
         (output, secret, spelling)
         for output, text in outputs.items()

@@ -48,6 +48,13 @@ async def test_two_workers_send_exactly_one_run_and_merge_it(
     # One signature line per route (/a and /b), 150 pairs each.
     assert sum(line["count"] for line in report["signatures"] if line["field"] == "x-side") == 300
     assert report["latency"]["baseline"]["total"]["count"] == 300
+    # Each worker makes trace ids of its own: no two pairs share one, and the servers saw each
+    # pair's on both sides.
+    traces = {record["trace_id"] for record in report["pairs"]}
+    assert len(traces) == 300 and None not in traces
+    for entry in (baseline, candidate):
+        seen = {v[3:35] for s in entry.requests for k, v in s.headers if k.lower() == "traceparent"}
+        assert seen == traces
 
 
 def test_collectors_merge_like_one_run() -> None:

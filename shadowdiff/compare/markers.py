@@ -3,12 +3,14 @@ request, the path and host after rewrites, the forwarding headers. Pure."""
 
 from __future__ import annotations
 
+import re
 from typing import Final
 
 from shadowdiff.compare.options import CompareOptions
 from shadowdiff.difference import Difference, DifferenceKind, Severity
 from shadowdiff.markers import EchoMarkers
 from shadowdiff.spec import RequestSpec
+from shadowdiff.trace import TRACEPARENT
 
 # Headers a proxy adds on the way to the backend (ingress-nginx sets all of these).
 FORWARDING_HEADERS: Final = frozenset(
@@ -36,12 +38,24 @@ CRITICAL_FORWARDING: Final = frozenset(
         "forwarded",
     }
 )
+# The trace id of a traceparent value (W3C Trace Context section 3.2).
+_TRACE_ID: Final = re.compile(r"[ \t]*[0-9a-f]{2}-([0-9a-f]{32})-")
 # Values a proxy generates afresh for each request: only their presence compares.
 GENERATED: Final = frozenset({"x-request-id"})
 
 
 def _show(values: tuple[str, ...] | None) -> str | None:
     return None if values is None else ", ".join(values)
+
+
+def _trace_ids(values: tuple[str, ...] | None) -> tuple[str, ...] | None:
+    """Each traceparent value as its trace id alone (the span id may have been set aside
+    already, see compare.observations); a value with none stays as it is."""
+    if values is None:
+        return None
+    return tuple(
+        f"trace id {match[1]}" if (match := _TRACE_ID.match(value)) else value for value in values
+    )
 
 
 def compare_markers(
@@ -94,6 +108,10 @@ def _compare_seen_headers(
     differences = []
     for name in sorted(names):
         before, after = baseline.headers.get(name), candidate.headers.get(name)
+        if name == TRACEPARENT:
+            # A data plane that traces makes its own span the backend's parent: only the trace
+            # id is the contract a traceparent the scenario sends carries.
+            before, after = _trace_ids(before), _trace_ids(after)
         severity: Severity = "error" if name in CRITICAL_FORWARDING or name in sent else "warning"
         if name in GENERATED and name in sent:
             # A request ID the client sent is a contract: kept on one side, replaced on the other?

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Final
 
 from yarl import URL
@@ -23,11 +24,16 @@ from shadowdiff.difference import Difference, DifferenceKind
 from shadowdiff.markers import extract_markers
 from shadowdiff.observation import Observation
 from shadowdiff.spec import RequestSpec
+from shadowdiff.trace import parse_traceparent
 
 # A body that changes in hundreds of fields is one finding, not hundreds of lines.
 MAX_JSON_FIELDS: Final = 20
 _DEFAULT_PORTS: Final = {"http": 80, "https": 443}
 _DEFAULT_OPTIONS: Final = CompareOptions()
+# What a side's own span id becomes in its body before bodies are compared.
+SPAN_SET_ASIDE: Final = b"{span-id}"
+# A trace id and the span id after it, as a traceparent writes them.
+_TRACE_AND_SPAN: Final = re.compile(rb"([0-9a-f]{32})-[0-9a-f]{16}")
 # Compared by their own rules, not as plain header values.
 _SPECIAL_HEADERS: Final = frozenset({"location", "set-cookie", "content-encoding"})
 
@@ -167,7 +173,8 @@ def _compare_bodies(
         decoded_body(baseline, limit),
         decoded_body(candidate, limit),
     )
-    baseline_body, candidate_body = baseline_decoded.content, candidate_decoded.content
+    baseline_body = _without_own_span(baseline_decoded.content, baseline.traceparent)
+    candidate_body = _without_own_span(candidate_decoded.content, candidate.traceparent)
     if baseline_body is not None and candidate_body is not None:
         if baseline_body == candidate_body and not (
             baseline.body_truncated or candidate.body_truncated
@@ -198,6 +205,24 @@ def _compare_bodies(
             detail,
         )
     ]
+
+
+def _without_own_span(body: bytes | None, sent: str | None) -> bytes | None:
+    """`body` with the span ids of this pair's trace set aside: each side's traceparent has a
+    span id of its own (the trace id is the pair's), and a data plane that traces puts its own
+    span in the traceparent the backend sees, so a backend that echoes it would otherwise
+    differ on every pair by design. Its own span id wherever it appears, and any span id
+    written after the pair's trace id; the trace id stays, so a side that loses it differs."""
+    parsed = None if body is None or sent is None else parse_traceparent(sent)
+    if parsed is None or body is None:
+        return body
+    body = body.replace(parsed.span_id.encode("ascii"), SPAN_SET_ASIDE)
+    trace_id = parsed.trace_id.encode("ascii")
+    if trace_id not in body:
+        return body
+    return _TRACE_AND_SPAN.sub(
+        lambda found: found[1] + b"-" + SPAN_SET_ASIDE if found[1] == trace_id else found[0], body
+    )
 
 
 def _body_summary(observation: Observation, decoded: Decoded) -> str:

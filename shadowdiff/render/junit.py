@@ -210,7 +210,10 @@ def _failure(line: Signature, request: str | None) -> _Result:
             value = example[side]
             text.append(f"{side + ':':<10} {'(absent)' if value is None else value}")
         if example["pair"] >= 0:
-            text.append(f"example: pair {example['pair']} ({example['request']})")
+            # The pair's W3C trace id, to find both sides' spans in an APM (a report saved
+            # before trace ids has none).
+            trace = f", trace {trace_id}" if (trace_id := example.get("trace_id")) else ""
+            text.append(f"example: pair {example['pair']} ({example['request']}){trace}")
         if diff := example.get("diff"):
             text.append(diff)
     accepted = line["accepted"]

@@ -178,6 +178,9 @@ def _signature_row(line: Signature, fail_on: str) -> str:
     shown_example = (
         f"{_cell(example['baseline'])} → {_cell(example['candidate'])}" if example else ""
     )
+    if example and (trace_id := example.get("trace_id")):
+        # The pair's W3C trace id, to find both sides' spans in an APM.
+        shown_example += f" (trace {markdown_text(trace_id)})"
     cells = [
         severity,
         markdown_text(place(line)),

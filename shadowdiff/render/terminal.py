@@ -19,6 +19,7 @@ from shadowdiff.report.schema import (
     RequestEntry,
     Signature,
     SignatureExample,
+    SplitLatency,
     Target,
 )
 from shadowdiff.report.sender import sender_reason
@@ -156,6 +157,9 @@ def render_report(report: Report, *, all_tls_tables: bool = False) -> Group:
                 style="dim",
             )
         )
+    edge = _edge_table(report)
+    if edge is not None:
+        parts += [Text(), edge]
     alike_hosts = []
     for entry in report.get("tls") or []:
         if all_tls_tables or entry["differences"]:
@@ -187,6 +191,55 @@ def render_report(report: Report, *, all_tls_tables: bool = False) -> Group:
         parts += [Text(), retries]
     parts += [Text(), _verdict(report)]
     return Group(*parts)
+
+
+# Below this, a shift of edge or backend time per pair is not called either's.
+_SHIFT_SHOWN_MS: Final = 1.0
+
+
+def _p50_pair(split: SplitLatency) -> str:
+    values = [f"{split[side]['p50']:.1f}" if split[side].get("count") else "—" for side in SIDES]
+    return " / ".join(values)
+
+
+def _shift(edge: SplitLatency, backend: SplitLatency) -> Text:
+    """Where the candidate's extra time is: the larger of the two paired median shifts."""
+    edge_ms, backend_ms = edge["difference"].get("p50"), backend["difference"].get("p50")
+    if edge_ms is None or backend_ms is None:
+        return Text("—", style="dim")
+    if max(abs(edge_ms), abs(backend_ms)) < _SHIFT_SHOWN_MS:
+        return Text("alike", style="green")
+    if abs(edge_ms) >= abs(backend_ms):
+        return Text(f"its entry point {edge_ms:+.1f} ms", style="yellow" if edge_ms > 0 else "")
+    return Text(f"its backend {backend_ms:+.1f} ms", style="yellow" if backend_ms > 0 else "")
+
+
+def _edge_table(report: Report) -> Table | None:
+    """Edge time (total minus what the backend says it took) and backend time, per request
+    whose answers said their backend time: the candidate's extra time, placed."""
+    rows = [r for r in report["requests"] if "edge" in r["latency_ms"]]
+    if not rows:
+        return None
+    table = Table(
+        title="Edge and backend time (answers that said their backend time)",
+        title_justify="left",
+        pad_edge=False,
+    )
+    table.add_column("request", overflow="fold", max_width=30)
+    table.add_column("answers b / c", justify="right")
+    table.add_column("edge p50 ms b / c", justify="right")
+    table.add_column("backend p50 ms b / c", justify="right")
+    table.add_column("candidate per pair (p50)")
+    for request in rows:
+        edge, backend = request["latency_ms"]["edge"], request["latency_ms"]["backend"]
+        table.add_row(
+            Text(request["name"]),
+            " / ".join(str(edge[side]["count"]) for side in SIDES),
+            _p50_pair(edge),
+            _p50_pair(backend),
+            _shift(edge, backend),
+        )
+    return table
 
 
 def _sources(report: Report) -> Text | None:
@@ -251,6 +304,10 @@ def _differences_table(report: Report) -> Table | None:
         detail.append_text(_shorten(example["baseline"] if example else None))
         detail.append(" → ", style="dim")
         detail.append_text(_shorten(example["candidate"] if example else None))
+        if example and (trace_id := example.get("trace_id")):
+            # The example pair's W3C trace id: both sides' requests carried it, so the APM
+            # shows what each data plane did with this very request.
+            detail.append(f"\ntrace {trace_id}", style="dim")
         if example and (diff := example.get("diff")):
             for diff_line in diff.splitlines():
                 style = (

@@ -37,6 +37,13 @@ from shadowdiff.replay.saturation import LoopLag, StartLateness, cpu_demand_s
 from shadowdiff.scenario import Scenario
 from shadowdiff.scenario.model import LoadSettings
 from shadowdiff.spec import SIDES, RequestSpec
+from shadowdiff.trace import (
+    new_span_id,
+    new_trace_id,
+    parse_traceparent,
+    traceparent,
+    written_traceparent,
+)
 from shadowdiff.transport import Transport, open_transport
 from shadowdiff.wire import refusal, unsafe_reason
 
@@ -107,6 +114,13 @@ class _PairRunner:
         self.lateness = StartLateness()
         self.loop_lag = LoopLag()
         self.cpu_started_s = 0.0  # cpu_demand_s() when sending began
+        self.trace = scenario.defaults.trace
+        # A target's own traceparent header (an odd setting, but a deliberate one) is kept,
+        # as a request's is: shadowdiff then adds none to that pair.
+        target_headers = (getattr(scenario.targets, side).headers.items() for side in SIDES)
+        self.targets_trace = next(
+            (v for h in target_headers if (v := written_traceparent(tuple(h))) is not None), None
+        )
 
     def _calibrate(self, request: RequestSpec, repetition: int) -> bool:
         # Never send an unsafe request a third time. The first of each request is always
@@ -124,6 +138,7 @@ class _PairRunner:
         measured: bool,
     ) -> None:
         calibrate = self._calibrate(request, repetition)
+        trace_id, baseline_trace, candidate_trace, again_trace = self._trace(request, calibrate)
         # Both sends start before either is awaited, in random order, so neither target
         # systematically gets the head start or the warmer moment. The first is awaited
         # directly (it starts at once); the other runs as a task (it starts a moment later).
@@ -131,12 +146,19 @@ class _PairRunner:
         first, second = (
             (self.baseline, self.candidate) if baseline_first else (self.candidate, self.baseline)
         )
+        first_trace, second_trace = (
+            (baseline_trace, candidate_trace)
+            if baseline_first
+            else (candidate_trace, baseline_trace)
+        )
         # loop.create_task, not asyncio.ensure_future: the latter looks the loop up, which
         # costs a getpid system call per pair.
-        second_task = self.loop.create_task(second.send(request))
-        again_task = self.loop.create_task(self.baseline.send(request)) if calibrate else None
+        second_task = self.loop.create_task(second.send(request, second_trace))
+        again_task = (
+            self.loop.create_task(self.baseline.send(request, again_trace)) if calibrate else None
+        )
         try:
-            first_answer = await first.send(request)
+            first_answer = await first.send(request, first_trace)
             second_answer = await second_task
             again = await again_task if again_task is not None else None
         except asyncio.CancelledError:
@@ -147,6 +169,9 @@ class _PairRunner:
         baseline_answer, candidate_answer = (
             (first_answer, second_answer) if baseline_first else (second_answer, first_answer)
         )
+        baseline_answer.traceparent, candidate_answer.traceparent = baseline_trace, candidate_trace
+        if again is not None:
+            again.traceparent = again_trace
         noise = (
             None if again is None else tuple(compare(request, baseline_answer, again, self.options))
         )
@@ -165,7 +190,7 @@ class _PairRunner:
                 noise,
                 intended_ns,
                 measured,
-                (
+                backends=(
                     (
                         answered_by(baseline_answer, self.options),
                         answered_by(candidate_answer, self.options),
@@ -173,9 +198,34 @@ class _PairRunner:
                     if request.backend_split
                     else None
                 ),
+                trace_id=trace_id,
             )
         )
         self.completed += 1
+
+    def _trace(
+        self, request: RequestSpec, calibrate: bool
+    ) -> tuple[str | None, str | None, str | None, str | None]:
+        """The pair's trace id, and the traceparent of the baseline's, the candidate's and
+        the calibration's request (None: none is added).
+
+        A traceparent the request (or a target) sets itself is kept and nothing is added: it
+        is a probe of how each side propagates it, and the pair's trace id is then its own,
+        when it is a valid one. Recorded requests never carry one (shadowdiff.sources drops
+        them: they name a real user's trace, long over)."""
+        if not self.trace:
+            return None, None, None, None
+        own = written_traceparent(request.headers) or self.targets_trace
+        if own is not None:
+            parsed = parse_traceparent(own)
+            return (None if parsed is None else parsed.trace_id), None, None, None
+        trace_id = new_trace_id()
+        return (
+            trace_id,
+            traceparent(trace_id, new_span_id()),
+            traceparent(trace_id, new_span_id()),
+            traceparent(trace_id, new_span_id()) if calibrate else None,
+        )
 
 
 async def replay(

@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Final, Generic, TypeVar
 
+from shadowdiff.backend_time import EdgeSplit, edge_split
 from shadowdiff.compare import Difference
 from shadowdiff.compare.acceptance import AcceptanceMatch, find_acceptance
 from shadowdiff.metrics.series import Ruling
@@ -23,6 +24,7 @@ from shadowdiff.pair import Pair
 from shadowdiff.report.schema import PairRecord, PairSide, RequestExample
 from shadowdiff.spec import SIDES, RequestSpec, Side
 from shadowdiff.stats.histogram import DifferenceHistogram, LatencyHistogram
+from shadowdiff.trace import parse_traceparent
 
 if TYPE_CHECKING:
     from shadowdiff.metrics.board import Board
@@ -78,7 +80,13 @@ class SignatureTally:
     noise: int = 0  # calibrated baseline pairs showing it
     examples: list[RequestExample] = field(default_factory=list)
 
-    def add(self, difference: Difference, pair_index: int, match: AcceptanceMatch | None) -> None:
+    def add(
+        self,
+        difference: Difference,
+        pair_index: int,
+        match: AcceptanceMatch | None,
+        trace_id: str | None = None,
+    ) -> None:
         self.count += 1
         if match is not None:
             self.acceptance = self.acceptance or match
@@ -86,13 +94,16 @@ class SignatureTally:
                 self.expired += 1
             else:
                 self.accepted += 1
-        self._example(difference.baseline, difference.candidate, pair_index, difference.detail)
+        self._example(
+            difference.baseline, difference.candidate, pair_index, trace_id, difference.detail
+        )
 
     def _example(
         self,
         baseline: str | None,
         candidate: str | None,
         pair_index: int,
+        trace_id: str | None,
         detail: str | None = None,
     ) -> None:
         if len(self.examples) < EXAMPLES_PER_SIGNATURE and not any(
@@ -101,6 +112,7 @@ class SignatureTally:
         ):
             example: RequestExample = {
                 "pair": pair_index,
+                "trace_id": trace_id,
                 "baseline": baseline,
                 "candidate": candidate,
             }
@@ -116,8 +128,57 @@ class SignatureTally:
         self.acceptance = self.acceptance or other.acceptance
         for example in other.examples:
             self._example(
-                example["baseline"], example["candidate"], example["pair"], example.get("diff")
+                example["baseline"],
+                example["candidate"],
+                example["pair"],
+                example["trace_id"],
+                example.get("diff"),
             )
+
+
+@dataclass
+class EdgeTally:
+    """One request's answers that said their backend time: the entry point's own time (edge)
+    and the backend's, per side, and candidate minus baseline per pair where both said it.
+    Made for a request when its first such answer arrives, so that requests without any cost
+    nothing."""
+
+    edge: dict[Side, _Buffered[LatencyHistogram]] = field(
+        default_factory=lambda: {side: _Buffered(LatencyHistogram()) for side in SIDES}
+    )
+    backend: dict[Side, _Buffered[LatencyHistogram]] = field(
+        default_factory=lambda: {side: _Buffered(LatencyHistogram()) for side in SIDES}
+    )
+    edge_difference: _Buffered[DifferenceHistogram] = field(
+        default_factory=lambda: _Buffered(DifferenceHistogram())
+    )
+    backend_difference: _Buffered[DifferenceHistogram] = field(
+        default_factory=lambda: _Buffered(DifferenceHistogram())
+    )
+
+    def add(self, splits: dict[Side, EdgeSplit]) -> None:
+        for side, split in splits.items():
+            self.edge[side].add(split.edge_us)
+            self.backend[side].add(split.backend_us)
+        if len(splits) == 2:
+            baseline, candidate = splits["baseline"], splits["candidate"]
+            self.edge_difference.add(candidate.edge_us - baseline.edge_us)
+            self.backend_difference.add(candidate.backend_us - baseline.backend_us)
+
+    def flush(self) -> None:
+        for buffered in (*self.edge.values(), *self.backend.values()):
+            buffered.flush()
+        self.edge_difference.flush()
+        self.backend_difference.flush()
+
+    def merge(self, other: EdgeTally) -> None:
+        self.flush()
+        other.flush()
+        for side in SIDES:
+            self.edge[side].histogram.merge(other.edge[side].histogram)
+            self.backend[side].histogram.merge(other.backend[side].histogram)
+        self.edge_difference.histogram.merge(other.edge_difference.histogram)
+        self.backend_difference.histogram.merge(other.backend_difference.histogram)
 
 
 @dataclass
@@ -166,10 +227,15 @@ class RequestTally:
             service = OTHER_BACKENDS
         counts[service] += answers
 
+    # Edge and backend time, once any answer said its backend time (shadowdiff.backend_time).
+    split: EdgeTally | None = None
+
     def flush(self) -> None:
         for buffered in (*self.latency.values(), *self.uncorrected.values()):
             buffered.flush()
         self.difference.flush()
+        if self.split is not None:
+            self.split.flush()
 
     def merge(self, other: RequestTally) -> None:
         self.flush()
@@ -185,6 +251,11 @@ class RequestTally:
             self.latency[side].histogram.merge(other.latency[side].histogram)
             self.uncorrected[side].histogram.merge(other.uncorrected[side].histogram)
         self.difference.histogram.merge(other.difference.histogram)
+        if other.split is not None:
+            if self.split is None:
+                self.split = other.split
+            else:
+                self.split.merge(other.split)
         for key, signature in other.signatures.items():
             if key in self.signatures:
                 self.signatures[key].merge(signature)
@@ -221,6 +292,8 @@ class RunCollector:
             side: {phase: _Buffered(LatencyHistogram()) for phase in PHASES} for side in SIDES
         }
         self.open_model = False  # set when any pair carried an intended start time
+        # Answers that said their backend time, by where it came from ("ignored": unusably).
+        self.backend_time_from: dict[Side, Counter[str]] = {side: Counter() for side in SIDES}
         self.tls: dict[str, RequestTally] = {}  # hostname -> TLS findings
         self.tls_hosts: list[HostTls] = []
         # Live metrics (shadowdiff/metrics): counted here as tallied, so that they mean what
@@ -235,6 +308,8 @@ class RunCollector:
         self.pairs_done += 1
         for observation in (pair.baseline, pair.candidate):
             self._tally_observation(tally, observation, pair)
+        if pair.measured:
+            self._tally_split(tally, pair)
         if pair.measured and pair.baseline.failure is None and pair.candidate.failure is None:
             # Same request, same moment: the fairest latency comparison there is.
             tally.difference.add(
@@ -256,7 +331,7 @@ class RunCollector:
                 if self.accept
                 else None
             )
-            signature.add(difference, pair.index, match)
+            signature.add(difference, pair.index, match, pair.trace_id)
             accepted = match is not None and not match.expired
             noise = bool(signature.noise) or difference.signature in noisy_now
             if not accepted and not noise:
@@ -313,6 +388,24 @@ class RunCollector:
         if timings.first_byte_ns is not None:
             phases["first_byte"].add(timings.first_byte_ns // 1000)
 
+    def _tally_split(self, tally: RequestTally, pair: Pair) -> None:
+        """Each answer's total time (from the actual send: a wait for the client in the open
+        model is nobody's edge) split into edge and backend time, when the answer says it."""
+        splits: dict[Side, EdgeSplit] = {}
+        for observation in (pair.baseline, pair.candidate):
+            if observation.failure is not None:
+                continue
+            split = edge_split(observation.headers, observation.timings.total_ns // 1000)
+            if split is None:
+                continue
+            self.backend_time_from[observation.side][split.source] += 1
+            if split.source != "ignored":
+                splits[observation.side] = split
+        if splits:
+            if tally.split is None:
+                tally.split = EdgeTally()
+            tally.split.add(splits)
+
     def add_tls(self, host_tls: HostTls) -> None:
         """The TLS probe's findings for one hostname, tallied like one pair of that host."""
         spec = RequestSpec(f"TLS {host_tls.host}", "TLS", f"https://{host_tls.host}/", (), None)
@@ -351,6 +444,7 @@ class RunCollector:
         self.pairs_with_differences += other.pairs_with_differences
         for side in SIDES:
             self.failures[side] += other.failures[side]
+            self.backend_time_from[side].update(other.backend_time_from[side])
             for phase in PHASES:
                 self.phases[side][phase].histogram.merge(other.phases[side][phase].histogram)
         self.open_model = self.open_model or other.open_model
@@ -368,10 +462,12 @@ class RunCollector:
 
 
 def _side_record(observation: Observation) -> PairSide:
+    sent = None if observation.traceparent is None else parse_traceparent(observation.traceparent)
     return {
         "status": observation.status,
         "error": observation.failure.error_class if observation.failure else None,
         "total_ms": round(observation.timings.total_ns / 1e6, 3),
+        "span_id": None if sent is None else sent.span_id,
     }
 
 
@@ -379,6 +475,7 @@ def _pair_record(pair: Pair) -> PairRecord:
     return {
         "index": pair.index,
         "request": pair.request.name,
+        "trace_id": pair.trace_id,
         "baseline": _side_record(pair.baseline),
         "candidate": _side_record(pair.candidate),
         "differences": [[d.kind, d.field] for d in pair.differences],

@@ -20,7 +20,7 @@ from shadowdiff.difference import SEVERITY_ORDER
 from shadowdiff.errors import UsageError
 from shadowdiff.pair import LoadOutcome
 from shadowdiff.redaction import KeySource, Redactor, sensitive_literals
-from shadowdiff.report.collect import RequestTally, RunCollector
+from shadowdiff.report.collect import EdgeTally, RequestTally, RunCollector
 from shadowdiff.report.latency_finding import LatencyRules, with_latency_finding
 from shadowdiff.report.schema import (
     CoverageEntry,
@@ -39,6 +39,7 @@ from shadowdiff.report.schema import (
     SideLatency,
     SignatureStatus,
     SourceEntry,
+    SplitLatency,
     TlsHost,
     Totals,
 )
@@ -58,6 +59,7 @@ from shadowdiff.stats.latency import (
     summarize_differences,
 )
 from shadowdiff.tls import HostTls, TlsPosture
+from shadowdiff.trace import parse_traceparent
 
 REPORT_SCHEMA: Final = "shadowdiff.report/1"
 
@@ -112,6 +114,8 @@ def _request_latency(
     shift = paired_shift(tally.difference.histogram, resamples=200)
     if shift is not None:
         latency["difference"]["p50_interval"] = [shift["low_ms"], shift["high_ms"]]
+    if tally.split is not None:
+        latency["edge"], latency["backend"] = _split_latency([tally.split])
     if compared:
         latency["comparison"] = _comparison(
             tally.latency["baseline"].histogram,
@@ -120,6 +124,25 @@ def _request_latency(
             resamples=200,
         )
     return latency
+
+
+def _split_latency(splits: list[EdgeTally]) -> tuple[SplitLatency, SplitLatency]:
+    """Edge and backend time over `splits` (one request's, or every request's)."""
+    merged = EdgeTally()
+    for split in splits:
+        merged.merge(split)
+    return (
+        {
+            "baseline": _summary(merged.edge["baseline"].histogram),
+            "candidate": _summary(merged.edge["candidate"].histogram),
+            "difference": _difference_summary(merged.edge_difference.histogram),
+        },
+        {
+            "baseline": _summary(merged.backend["baseline"].histogram),
+            "candidate": _summary(merged.backend["candidate"].histogram),
+            "difference": _difference_summary(merged.backend_difference.histogram),
+        },
+    )
 
 
 def _overall_latency(
@@ -145,7 +168,7 @@ def _overall_latency(
         }
         if collector.open_model:
             sides[side]["total_uncorrected"] = _summary(uncorrected[side], errors)
-    return {
+    latency: Latency = {
         "corrected": collector.open_model,
         "baseline": sides["baseline"],
         "candidate": sides["candidate"],
@@ -153,7 +176,14 @@ def _overall_latency(
         "comparison": _comparison(totals["baseline"], totals["candidate"], regression_ratio),
         # LatencyHistogram.to_dict() is the Histogram shape (tests/test_report_schema.py).
         "histograms": {side: cast(Histogram, totals[side].to_dict()) for side in SIDES},
+        "backend_time_from": {
+            side: dict(sorted(collector.backend_time_from[side].items())) for side in SIDES
+        },
     }
+    splits = [tally.split for tally in tallies if tally.split is not None]
+    if splits:
+        latency["edge"], latency["backend"] = _split_latency(splits)
+    return latency
 
 
 def _request_entry(
@@ -414,7 +444,16 @@ def redactor_for(scenario: Scenario, key: bytes) -> Redactor:
     literals = set(known.literals)
     for spec in scenario.requests:
         literals |= sensitive_literals(spec.headers, known.headers)
-    return Redactor(dataclasses.replace(known, literals=frozenset(literals)), key)
+    # A traceparent from the environment: the report records its trace id for the pair (and
+    # its span id), parts of the secret that would otherwise show on their own.
+    environment = dict(known.environment)
+    for value, name in known.environment.items():
+        if (parsed := parse_traceparent(value)) is not None:
+            environment.setdefault(parsed.trace_id, name)
+            environment.setdefault(parsed.span_id, name)
+    return Redactor(
+        dataclasses.replace(known, literals=frozenset(literals), environment=environment), key
+    )
 
 
 def _load_entry(scenario: Scenario, load: LoadOutcome | None) -> Load | None:

@@ -104,6 +104,7 @@ class SignatureAcceptance(TypedDict):
 class SignatureExample(TypedDict):
     request: str
     pair: int  # -1 for a finding about a whole request or host
+    trace_id: str | None  # the pair's W3C trace id, to look it up in an APM; null without
     baseline: str | None
     candidate: str | None
     diff: NotRequired[str]  # a unified diff of two text bodies
@@ -310,6 +311,15 @@ class Histogram(TypedDict):
     buckets: list[list[int]]  # [index, count]
 
 
+class SplitLatency(TypedDict):
+    """Edge or backend time (shadowdiff/backend_time.py), over the answers that said their
+    backend time: each side's summary, and candidate minus baseline per pair where both did."""
+
+    baseline: LatencySummary
+    candidate: LatencySummary
+    difference: DifferenceSummary
+
+
 class Latency(TypedDict):
     corrected: bool
     baseline: SideLatency
@@ -317,6 +327,10 @@ class Latency(TypedDict):
     difference: DifferenceSummary
     comparison: LatencyComparison
     histograms: dict[Side, Histogram]
+    # Answers that said their backend time, by source ("ignored": unusably), per side.
+    backend_time_from: dict[Side, dict[str, int]]
+    edge: NotRequired[SplitLatency]  # only when some answer said its backend time
+    backend: NotRequired[SplitLatency]
 
 
 class RequestLatency(TypedDict):
@@ -326,6 +340,8 @@ class RequestLatency(TypedDict):
     comparison: NotRequired[LatencyComparison]  # the busiest requests only
     # This request's total-time histograms, exact: what plots and merges read.
     histograms: dict[Side, Histogram]
+    edge: NotRequired[SplitLatency]  # only when some answer said its backend time
+    backend: NotRequired[SplitLatency]
 
 
 class FailureSeen(TypedDict):
@@ -335,6 +351,7 @@ class FailureSeen(TypedDict):
 
 class RequestExample(TypedDict):
     pair: int
+    trace_id: str | None
     baseline: str | None
     candidate: str | None
     diff: NotRequired[str]
@@ -382,17 +399,20 @@ class SourceEntry(TypedDict):
     templates: dict[str, int]  # route template -> count, the busiest
     templates_total: int
     problems: list[str]
+    trace_context_dropped: int  # requests replayed without their recorded trace context
 
 
 class PairSide(TypedDict):
     status: int | None
     error: str | None
     total_ms: float
+    span_id: str | None  # the span id of this side's traceparent
 
 
 class PairRecord(TypedDict):
     index: int
     request: str
+    trace_id: str | None  # shared by both sides' traceparent
     baseline: PairSide
     candidate: PairSide
     differences: list[list[str]]  # [kind, field]

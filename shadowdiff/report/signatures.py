@@ -107,6 +107,7 @@ def _example(request: str, example: RequestExample) -> SignatureExample:
     named: SignatureExample = {
         "request": request,
         "pair": example["pair"],
+        "trace_id": example["trace_id"],
         "baseline": example["baseline"],
         "candidate": example["candidate"],
     }

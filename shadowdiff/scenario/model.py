@@ -238,6 +238,11 @@ class Defaults(_Strict):
         65_536, description="bytes of each response body kept for comparison (all are hashed)"
     )
     response_limits: ResponseLimits = ResponseLimits()
+    trace: bool = Field(
+        True,
+        description="send a W3C traceparent on every request (one trace id per pair, each side "
+        "its own span id, sampled); false for an entry point that misbehaves with it",
+    )
 
     @model_validator(mode="before")
     @classmethod

@@ -3,8 +3,9 @@ per route template and sampling, with every request that is not replayed counted
 Pure, and streaming: it keeps at most `per_route` specs per template and the counts.
 
 Hygiene (what a replay must not copy): hop-by-hop headers, Host and `:authority`, and
-Content-Length are rebuilt by the transport; cookies, authorization, API keys and tokens from a
-capture belong to a real user and are replayed only when the scenario says
+Content-Length are rebuilt by the transport; a recorded trace context (traceparent, B3) names a
+real user's trace and is never replayed (the run sends its own); cookies, authorization, API keys
+and tokens from a capture belong to a real user and are replayed only when the scenario says
 `replay_credentials: true` (they are never printed either way).
 """
 
@@ -21,6 +22,7 @@ from shadowdiff.redaction import DEFAULT_SENSITIVE_HEADERS
 from shadowdiff.routes import path_template
 from shadowdiff.sources.record import Recorded, Skipped, SkipReason
 from shadowdiff.spec import RequestSpec
+from shadowdiff.trace import TRACE_CONTEXT_HEADERS
 from shadowdiff.wire import (
     AUTOMATIC_HEADERS,
     CONNECTION_HEADERS,
@@ -35,7 +37,10 @@ HOP_BY_HOP: Final = CONNECTION_HEADERS | AUTOMATIC_HEADERS
 # Every header a report hides (API keys, tokens, CSRF tokens, cookies, authorization) is a
 # credential a real user sent: none is replayed unless the scenario says so.
 CREDENTIAL_HEADERS: Final = DEFAULT_SENSITIVE_HEADERS
-_NOT_REPLAYED: Final = HOP_BY_HOP | CREDENTIAL_HEADERS  # unless replay_credentials
+# A recorded trace context names a real user's trace, long over: replayed, it would attach the
+# replay to that trace in the APM, or mix its id with the fresh one shadowdiff sends.
+_ALWAYS_DROPPED: Final = HOP_BY_HOP | TRACE_CONTEXT_HEADERS
+_NOT_REPLAYED: Final = _ALWAYS_DROPPED | CREDENTIAL_HEADERS  # unless replay_credentials
 # Templates named in the report: the busiest, so that a huge log keeps a small report.
 TEMPLATES_SHOWN: Final = 200
 
@@ -70,6 +75,8 @@ class SourceSummary:
     skipped: Counter[SkipReason] = field(default_factory=Counter)
     templates: Counter[str] = field(default_factory=Counter)
     first_problems: list[str] = field(default_factory=list)  # `file:line: what was expected`
+    # Requests replayed without the trace context they were recorded with (traceparent, B3...).
+    trace_context_dropped: int = 0
 
     def skip(self, skipped: Skipped) -> None:
         self.skipped[skipped.reason] += 1
@@ -85,6 +92,7 @@ class SourceSummary:
             "templates": dict(self.templates.most_common(TEMPLATES_SHOWN)),
             "templates_total": len(self.templates),
             "problems": list(self.first_problems),
+            "trace_context_dropped": self.trace_context_dropped,
         }
 
 
@@ -150,6 +158,7 @@ def select_recorded(
         kept += 1
         summary.replayed += 1
         summary.templates[template] += 1
+        summary.trace_context_dropped += resolved.trace_dropped
         yield item, spec
 
 
@@ -161,6 +170,7 @@ class _Resolved:
     headers: tuple[tuple[str, str], ...]
     unsafe: str | None
     template: str
+    trace_dropped: bool = False  # a recorded trace context was left out
 
 
 def _resolve(item: Recorded, selection: Selection) -> _Resolved | Skipped:
@@ -181,13 +191,17 @@ def _resolve(item: Recorded, selection: Selection) -> _Resolved | Skipped:
     ):
         return Skipped(item.location, "filtered", "paths_exclude")
     headers = item.headers
-    dropped = HOP_BY_HOP if selection.replay_credentials else _NOT_REPLAYED
+    dropped = _ALWAYS_DROPPED if selection.replay_credentials else _NOT_REPLAYED
+    trace_dropped = False
     if headers and any(name.lower() in dropped for name, _ in headers):
+        trace_dropped = any(name.lower() in TRACE_CONTEXT_HEADERS for name, _ in headers)
         headers = tuple((name, value) for name, value in headers if name.lower() not in dropped)
     unsafe = unsafe_reason(item.method, headers, item.body)
     if unsafe is not None and not selection.allow_unsafe:
         return Skipped(item.location, "unsafe", unsafe)
-    return _Resolved(host, headers, unsafe, f"{item.method} {host}{path_template(path)}")
+    return _Resolved(
+        host, headers, unsafe, f"{item.method} {host}{path_template(path)}", trace_dropped
+    )
 
 
 def _spec(item: Recorded, resolved: _Resolved, selection: Selection) -> RequestSpec | Skipped:

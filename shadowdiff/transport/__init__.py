@@ -10,6 +10,7 @@ from shadowdiff import __version__
 from shadowdiff.endpoint import Endpoint, TransportName
 from shadowdiff.observation import Observation
 from shadowdiff.spec import RequestSpec
+from shadowdiff.trace import parse_traceparent
 from shadowdiff.wire import unsafe_reason
 
 # Both transports send it, so the two entry points cannot tell them apart.
@@ -34,9 +35,20 @@ def may_retry(request: RequestSpec, extra_headers: Iterable[tuple[str, str]]) ->
 
 
 class Transport(Protocol):
-    async def send(self, request: RequestSpec) -> Observation: ...
+    async def send(self, request: RequestSpec, traceparent: str | None = None) -> Observation:
+        """`traceparent`, when given, goes out as that header after the request's own (a
+        W3C value the engine made for this one send; see shadowdiff.trace)."""
+        ...
 
     async def close(self) -> None: ...
+
+
+def traceparent_problem(traceparent: str | None) -> str | None:
+    """Why `traceparent` cannot be written as the header, or None: the same last line of
+    defence as for a request's own headers, for a value made per send."""
+    if traceparent is None or parse_traceparent(traceparent) is not None:
+        return None
+    return "header traceparent: not a W3C traceparent value"
 
 
 def open_transport(

@@ -26,7 +26,7 @@ from yarl import URL
 from shadowdiff.endpoint import Endpoint
 from shadowdiff.observation import ErrorClass, Observation, Timings, TransportFailure
 from shadowdiff.spec import RequestSpec, Side
-from shadowdiff.transport import USER_AGENT, may_retry
+from shadowdiff.transport import USER_AGENT, may_retry, traceparent_problem
 from shadowdiff.transport.failures import classify_os_error
 from shadowdiff.transport.tls import ClientContexts, tls_session
 from shadowdiff.wire import refusal
@@ -205,37 +205,47 @@ class AiohttpTransport:
         session._retry_connection = False
         return session
 
-    async def send(self, request: RequestSpec) -> Observation:
+    async def send(self, request: RequestSpec, traceparent: str | None = None) -> Observation:
         started_ns = time.perf_counter_ns()
         headers = [*request.headers, *self._extra_headers]
         # The last line of defence, as in the lean transport: never write what the loader
         # would have refused (aiohttp raises on a CR or LF, which used to end the whole run).
         reason = refusal(
             request.method, request.url, headers, request.body, allow_unsafe=request.allow_unsafe
-        )
+        ) or traceparent_problem(traceparent)
         if reason is not None:
             return Observation(
                 side=self.side,
                 failure=TransportFailure("not_sent", f"not sent: {reason}"),
                 timings=Timings(started_ns=started_ns, total_ns=0),
             )
-        observation, before_answer = await self._attempt(self._session, request, started_ns)
+        observation, before_answer = await self._attempt(
+            self._session, request, started_ns, traceparent
+        )
         if before_answer and may_retry(request, self._extra_headers):
             # The reused connection was closed under the request before any answer began: the
             # server had timed it out. Once more on a new connection, timed from the first try.
             if self._fresh_session is None:
                 self._fresh_session = self._open_session(force_close=True)
-            observation, _ = await self._attempt(self._fresh_session, request, started_ns)
+            observation, _ = await self._attempt(
+                self._fresh_session, request, started_ns, traceparent
+            )
             observation.retried = True
         return observation
 
     async def _attempt(
-        self, session: aiohttp.ClientSession, request: RequestSpec, started_ns: int
+        self,
+        session: aiohttp.ClientSession,
+        request: RequestSpec,
+        started_ns: int,
+        traceparent: str | None,
     ) -> tuple[Observation, bool]:
         """The observation, and whether it is a failure on a reused connection before any
         byte of the answer."""
         trace: dict[str, Any] = {}
         headers = [*request.headers, *self._extra_headers]
+        if traceparent is not None:
+            headers.append(("traceparent", traceparent))
         url = URL(request.url, encoded=True)  # sent as written: `//`, `..` are probes
         tls_options: dict[str, Any] = {}
         if request.tls is not None and url.scheme == "https":

@@ -22,7 +22,7 @@ from yarl import URL
 from shadowdiff.endpoint import Endpoint, HeadLimits
 from shadowdiff.observation import ErrorClass, Observation, Timings, TransportFailure
 from shadowdiff.spec import RequestSpec, RequestTls, Side
-from shadowdiff.transport import USER_AGENT, may_retry
+from shadowdiff.transport import USER_AGENT, may_retry, traceparent_problem
 from shadowdiff.transport.failures import classify_os_error
 from shadowdiff.transport.lean_connection import Connection, Exchange, Failure
 from shadowdiff.transport.tls import ClientContexts, tls_session
@@ -151,9 +151,17 @@ class LeanTransport:
         # Serialised requests, per request spec: built once, sent many times. Keyed by id for
         # speed, with the spec kept beside its bytes: an id is reused once its spec is freed,
         # and the bytes of a freed spec must never go out for a new one.
-        self._wire: dict[int, tuple[RequestSpec, _Key, bytes, bool]] = {}
+        # With the head alone (a send with a traceparent adds its line) and the whole
+        # request as sent without one.
+        self._wire: dict[int, tuple[RequestSpec, _Key, bytes, bytes, bool]] = {}
+
+    def _prepared(self, request: RequestSpec) -> tuple[RequestSpec, _Key, bytes, bytes, bool]:
+        key, head, retry = self._serialise(request)
+        return request, key, head, head + b"\r\n" + (request.body or b""), retry
 
     def _serialise(self, request: RequestSpec) -> tuple[_Key, bytes, bool]:
+        """The connection key, the head without its closing blank line, and whether a
+        failure on a reused connection may be retried."""
         # The last line of defence: a CR or LF written here would end the header block and
         # let the rest of a value become a second request that nobody allowed.
         reason = refusal(
@@ -187,25 +195,33 @@ class LeanTransport:
             lines.append(f"Content-Length: {len(request.body)}")
         elif request.method in ("POST", "PUT", "PATCH"):
             lines.append("Content-Length: 0")
-        head = ("\r\n".join(lines) + "\r\n\r\n").encode("ascii")
+        # The head up to its last header line: a send with a traceparent adds its line
+        # before the blank line that ends the head.
+        head = ("\r\n".join(lines) + "\r\n").encode("ascii")
         retry = may_retry(request, self._extra_headers)
         tls = request.tls if scheme == "https" else None
-        return (scheme, host, port, tls), head + (request.body or b""), retry
+        return (scheme, host, port, tls), head, retry
 
     def forget(self, request: RequestSpec) -> None:
         """Drop the bytes kept to send `request` again: a caller that sends each request once
         (a followed log) would otherwise make them grow with the run."""
         self._wire.pop(id(request), None)
 
-    async def send(self, request: RequestSpec) -> Observation:
+    async def send(self, request: RequestSpec, traceparent: str | None = None) -> Observation:
         started_ns = time.perf_counter_ns()
         wire = self._wire.get(id(request))
         if wire is None or wire[0] is not request:
             try:
-                wire = self._wire[id(request)] = (request, *self._serialise(request))
+                wire = self._wire[id(request)] = self._prepared(request)
             except Failure as refused:
                 return self._failed(refused.failure, started_ns, {})
-        _, key, payload, retry = wire
+        _, key, head, payload, retry = wire
+        if traceparent is not None:
+            if (problem := traceparent_problem(traceparent)) is not None:
+                failure = TransportFailure("not_sent", f"not sent: {problem}")
+                return self._failed(failure, started_ns, {})
+            line = f"traceparent: {traceparent}\r\n\r\n".encode("ascii")
+            payload = head + line + (request.body or b"")
         head_only = request.method == "HEAD"
         connection = self._pool.take(key)
         timings: dict[str, int] = {}
