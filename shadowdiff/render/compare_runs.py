@@ -88,7 +88,7 @@ def _few_answers(result: ComparedRuns) -> Text | None:
     )
     if not labels:
         return None
-    confidence = math.sqrt(result.comparison.thresholds.confidence)
+    confidence = math.sqrt(result.comparison.check_confidence)
     needs = ", ".join(
         f"a {label} needs {answers_needed(float(label[1:]) / 100, confidence)}" for label in labels
     )
@@ -117,8 +117,9 @@ def render_comparison(result: ComparedRuns) -> Group:
     ]
     table = Table(
         title=(
-            f"95% intervals; a latency check also needs "
-            f"{thresholds.latency_min_difference_ms:g} ms more"
+            f"intervals at {result.comparison.check_confidence:.2%} each, so that all hold "
+            f"together at {thresholds.confidence:.0%}; a slower percentile must also be "
+            f"{thresholds.latency_min_difference_ms:g} ms slower"
         ),
         title_justify="left",
         title_style="dim",

@@ -195,6 +195,7 @@ def comparison_document(result: ComparedRuns) -> dict[str, Any]:
             "error_rate_increase": thresholds.error_rate_increase,
             "rate_drop": thresholds.rate_drop,
             "confidence": thresholds.confidence,
+            "check_confidence": round(result.comparison.check_confidence, 6),
         },
         "checks": [
             {

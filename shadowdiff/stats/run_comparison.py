@@ -77,7 +77,14 @@ class RunThresholds:
     latency_min_difference_ms: float = 5.0
     error_rate_increase: float = 0.005  # a share: 0.005 is half a percentage point
     rate_drop: float | None = None  # a share: 0.1 flags a rate clearly more than 10% lower
-    confidence: float = 0.95
+    confidence: float = 0.95  # that no check at all is a false alarm (see `per_check`)
+
+    def per_check(self, subjects: int) -> float:
+        """Each check's confidence, so that all of them hold together with `confidence`
+        (Bonferroni): a comparison makes a dozen checks or more, and a false alarm in any one
+        fails it."""
+        checks = subjects * (len(self.latency_ratio) + 2 + (self.rate_drop is not None))
+        return 1 - (1 - self.confidence) / max(checks, 1)
 
 
 @dataclass(frozen=True)
@@ -106,6 +113,7 @@ class Check:
 class RunComparison:
     checks: tuple[Check, ...]
     thresholds: RunThresholds
+    check_confidence: float  # each interval's (`RunThresholds.per_check`)
 
     @property
     def worse(self) -> tuple[Check, ...]:
@@ -126,14 +134,17 @@ def compare_runs(
     """Every figure of every entry point present in both runs, and overall."""
     thresholds = thresholds or RunThresholds()
     before, after = checkpoint.subjects(), current.subjects()
+    subjects = [name for name in before if name in after]
+    confidence = thresholds.per_check(len(subjects))
     checks: list[Check] = []
-    for subject in [name for name in before if name in after]:
-        checks.append(_rate(subject, before[subject], after[subject], thresholds))
+    for subject in subjects:
+        pair = (before[subject], after[subject])
+        checks.append(_rate(subject, *pair, thresholds, confidence))
         for figure in ("error_rate", "server_error_rate"):
-            checks.append(_errors(subject, figure, before[subject], after[subject], thresholds))
+            checks.append(_errors(subject, figure, *pair, thresholds, confidence))
         for label in PERCENTILES:
-            checks.append(_percentile(subject, label, before[subject], after[subject], thresholds))
-    return RunComparison(tuple(checks), thresholds)
+            checks.append(_percentile(subject, label, *pair, thresholds, confidence))
+    return RunComparison(tuple(checks), thresholds, confidence)
 
 
 def _ratio(numerator: float | None, denominator: float | None) -> float | None:
@@ -143,10 +154,12 @@ def _ratio(numerator: float | None, denominator: float | None) -> float | None:
 
 
 def _rate(
-    subject: str, before: SideFigures, after: SideFigures, thresholds: RunThresholds
+    subject: str,
+    before: SideFigures,
+    after: SideFigures,
+    thresholds: RunThresholds,
+    confidence: float,
 ) -> Check:
-    confidence = thresholds.confidence
-
     def estimate(figures: SideFigures) -> Estimate:
         if figures.measured_s <= 0:
             return Estimate(None, None, None)
@@ -179,9 +192,8 @@ def _errors(
     before: SideFigures,
     after: SideFigures,
     thresholds: RunThresholds,
+    confidence: float,
 ) -> Check:
-    confidence = thresholds.confidence
-
     def events(figures: SideFigures) -> int:
         return figures.failures if figure == "error_rate" else figures.server_errors
 
@@ -228,13 +240,19 @@ def percentile_interval_ms(
 
 
 def _percentile(
-    subject: str, label: str, before: SideFigures, after: SideFigures, thresholds: RunThresholds
+    subject: str,
+    label: str,
+    before: SideFigures,
+    after: SideFigures,
+    thresholds: RunThresholds,
+    check_confidence: float,
 ) -> Check:
     figure: Figure = "p50" if label == "p50" else "p90" if label == "p90" else "p99"
     quantile = float(label[1:]) / 100
-    # Each run's interval at √0.95: both hold together with probability 0.95 (independent
-    # runs), and then the true ratio lies within low/high and high/low of the two.
-    confidence = math.sqrt(thresholds.confidence)
+    # Each run's interval at the square root of the check's confidence: both hold together
+    # with the check's confidence (independent runs), and then the true ratio lies between
+    # low/high and high/low of the two.
+    confidence = math.sqrt(check_confidence)
     checkpoint = percentile_interval_ms(before.latency, quantile, confidence)
     current = percentile_interval_ms(after.latency, quantile, confidence)
     limit = thresholds.latency_ratio.get(label)
