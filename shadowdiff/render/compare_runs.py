@@ -39,7 +39,7 @@ def _value(value: float | None, unit: str) -> str:
 def _estimate(estimate: Estimate, unit: str) -> str:
     if estimate.value is None:
         return "—"
-    low, high = (_value(bound, unit) for bound in (estimate.low, estimate.high))
+    low, high = (_value(bound, unit).rstrip("%") for bound in (estimate.low, estimate.high))
     return f"{_value(estimate.value, unit)} [{low}, {high}]"
 
 
@@ -52,7 +52,7 @@ def _change(check: Check) -> str:
     if change.value is None:
         return "—"
     if UNITS[check.figure] == "share":
-        return f"{_points(change.value)} pts [{_points(change.low)}, {_points(change.high)}]"
+        return f"{_points(change.value)} [{_points(change.low)}, {_points(change.high)}]"
     low = "…" if change.low is None else f"{change.low:.2f}"
     high = "…" if change.high is None else f"{change.high:.2f}"
     return f"×{change.value:.2f} [{low}, {high}]"
@@ -119,7 +119,8 @@ def render_comparison(result: ComparedRuns) -> Group:
         title=(
             f"intervals at {result.comparison.check_confidence:.2%} each, so that all hold "
             f"together at {thresholds.confidence:.0%}; a slower percentile must also be "
-            f"{thresholds.latency_min_difference_ms:g} ms slower"
+            f"{thresholds.latency_min_difference_ms:g} ms slower; error rates change in "
+            "percentage points"
         ),
         title_justify="left",
         title_style="dim",
@@ -152,5 +153,5 @@ def render_comparison(result: ComparedRuns) -> Group:
 
 
 def print_comparison(result: ComparedRuns, console: Console | None = None) -> None:
-    console = console or Console(width=None if Console().is_terminal else 120)
+    console = console or Console(width=None if Console().is_terminal else 130)
     console.print(render_comparison(result))

@@ -35,7 +35,7 @@ UNITS: Final = {
     "p99": "ms",
 }
 FIGURE_NAMES: Final = {
-    "rate": "answered rate",
+    "rate": "answered/s",
     "error_rate": "error rate",
     "server_error_rate": "5xx rate",
     "p50": "p50",

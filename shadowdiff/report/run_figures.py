@@ -130,9 +130,10 @@ def load_report_document(path: str | os.PathLike[str]) -> dict[str, Any]:
     too deep included) one line, and its schema ours."""
     name = os.fspath(path)
     try:
+        # Before opening: opening a FIFO would wait for a writer.
+        if not stat.S_ISREG(os.stat(name).st_mode):
+            raise UsageError(f"{name}: not a regular file")
         with open(name, "rb") as file:
-            if not stat.S_ISREG(os.fstat(file.fileno()).st_mode):
-                raise UsageError(f"{name}: not a regular file")
             data = file.read(REPORT_LIMIT_BYTES + 1)
     except FileNotFoundError:
         raise UsageError(f"{name}: no such file") from None
