@@ -62,9 +62,7 @@ async def test_two_runs_alike_exit_0_with_every_figure_shown(
     p99 = next(c for c in document["checks"] if (c["subject"], c["figure"]) == ("candidate", "p99"))
     assert p99["status"] == "not judged" and "too few answers" in p99["reason"]
     assert "too few answers in the checkpoint" in stdout
-
-
-async def test_json_to_stdout_keeps_the_table_on_stderr(reports: tuple[Path, Path]) -> None:
+    # --json -: the JSON on stdout, the table on stderr.
     code, stdout, stderr = await shadowdiff(
         "compare-runs", str(reports[0]), str(reports[1]), "--json", "-"
     )
@@ -99,7 +97,11 @@ HOSTILE: list[tuple[str, Callable[[dict[str, Any]], Any], str]] = [
     ("not json", lambda r: "{not json", "not a shadowdiff report: Expecting"),
     ("deeply nested", lambda r: "[" * 100_000 + "]" * 100_000, "nested too deeply"),
     ("a list", lambda r: [1, 2], "(top): expected a JSON object"),
-    ("another schema", lambda r: {**r, "schema": "other/9"}, "schema: expected 'shadowdiff.report/1'"),
+    (
+        "another schema",
+        lambda r: {**r, "schema": "other/9"},
+        "schema: expected 'shadowdiff.report/1'",
+    ),
     (
         "a string count",
         lambda r: {**r, "totals": {**r["totals"], "pairs": "60"}},
@@ -228,13 +230,14 @@ def test_a_file_past_the_size_limit_is_refused_unread(
 
 JSON_VALUES = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=5),
-    lambda children: st.lists(children, max_size=3)
-    | st.dictionaries(st.text(max_size=5), children, max_size=3),
+    lambda children: (
+        st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=5), children, max_size=3)
+    ),
     max_leaves=8,
 )
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=50, deadline=None)
 @given(data=st.data())
 def test_any_value_anywhere_ends_as_figures_or_one_line(
     saved_report: dict[str, Any], tmp_path_factory: pytest.TempPathFactory, data: st.DataObject

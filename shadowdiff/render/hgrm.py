@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator
+from decimal import ROUND_HALF_UP, Decimal
 from typing import Final, NamedTuple
 
 import numpy as np
@@ -68,22 +69,32 @@ def _reporting_ticks(level: float, ticks_per_half_distance: int) -> int:
     return int(ticks_per_half_distance * 2 ** (halvings + 1))
 
 
+def _fixed(value: float, decimals: int, width: int) -> str:
+    """`value` with `decimals` decimals, as Java's Formatter writes `%W.Df`: it rounds the
+    shortest decimal that names the double half up (0.9997802734375 -> ...438), where Python
+    rounds the double's exact binary value (-> ...437)."""
+    exact = Decimal(repr(float(value))).quantize(Decimal(1).scaleb(-decimals), ROUND_HALF_UP)
+    return f"{exact:>{width}f}"
+
+
 def render_hgrm(histogram: LatencyHistogram) -> str:
     """The percentile distribution of `histogram` as `.hgrm` text, values in milliseconds."""
-    scale = VALUE_UNIT_SCALING_RATIO
+    scale, digits = VALUE_UNIT_SCALING_RATIO, _DECIMALS
     lines = [f"{'Value':>12} {'Percentile':>14} {'TotalCount':>10} {'1/(1-Percentile)':>14}", ""]
     for value_us, percentile, total_count in percentile_lines(histogram):
         share = percentile / 100.0
-        line = f"{value_us / scale:12.{_DECIMALS}f} {share:2.12f} {total_count:10d}"
+        value = _fixed(value_us / scale, digits, 12)
+        line = f"{value} {_fixed(share, 12, 2)} {total_count:10d}"
         if percentile != 100.0:
-            line += f" {1 / (1 - share):14.2f}"
+            line += f" {_fixed(1 / (1 - share), 2, 14)}"
         lines.append(line)
-    maximum_us, digits = histogram.max_us or 0, _DECIMALS
+    maximum_us = histogram.max_us or 0
     buckets = bucket_count_covering(maximum_us)
     lines += [
-        f"#[Mean    = {histogram.mean_us / scale:12.{digits}f}, "
-        f"StdDeviation   = {histogram.std_us / scale:12.{digits}f}]",
-        f"#[Max     = {maximum_us / scale:12.{digits}f}, Total count    = {histogram.count:12d}]",
+        f"#[Mean    = {_fixed(histogram.mean_us / scale, digits, 12)}, "
+        f"StdDeviation   = {_fixed(histogram.std_us / scale, digits, 12)}]",
+        f"#[Max     = {_fixed(maximum_us / scale, digits, 12)}, "
+        f"Total count    = {histogram.count:12d}]",
         f"#[Buckets = {buckets:12d}, SubBuckets     = {SUB_BUCKETS:12d}]",
     ]
     return "\n".join(lines) + "\n"
