@@ -41,9 +41,7 @@ class Distribution(NamedTuple):
 def parse(text: str) -> Distribution:
     lines = []
     for line in text.splitlines():
-        if match := LINE.match(line):
-            lines.append((float(match[1]), float(match[2]), int(match[3])))
-        elif match := LAST_LINE.match(line):
+        if (match := LINE.match(line)) or (match := LAST_LINE.match(line)):
             lines.append((float(match[1]), float(match[2]), int(match[3])))
     mean, maximum = MEAN.search(text), MAX.search(text)
     assert mean is not None and maximum is not None, text

@@ -64,7 +64,7 @@ def test_percentile_rank_interval_keeps_its_coverage(
 
 
 def test_wilson_and_newcombe_match_newcombes_published_examples() -> None:
-    """Newcombe (1998), Statistics in Medicine 17: 81/263 (method 3, Wilson), and 56/70 − 48/80
+    """Newcombe (1998), Statistics in Medicine 17: 81/263 (method 3, Wilson), and 56/70 - 48/80
     (method 10, the hybrid score interval of a difference)."""
     low, high = wilson_interval(81, 263)
     assert (round(low or 0, 4), round(high or 0, 4)) == (0.2553, 0.3662)

@@ -4,6 +4,7 @@ increase is flagged on the side it happened, and two samples of the same behavio
 from __future__ import annotations
 
 import numpy as np
+
 from shadowdiff.stats.histogram import LatencyHistogram
 from shadowdiff.stats.run_comparison import (
     Check,
@@ -71,18 +72,18 @@ def test_two_samples_of_the_same_behaviour_are_never_worse() -> None:
     drawn twice with other sizes (20 to 3000 answers, medians of 0.5 to 200 ms, error shares up
     to 2%), judged with the default thresholds. Seeded: the same 300 every time."""
     rng = np.random.default_rng(14)
-    flagged = []
+    flagged: list[Check] = []
     for _ in range(300):
         sizes = rng.integers(20, 3000, 2)
         median_ms = float(rng.uniform(0.5, 200))
         error_share = float(rng.uniform(0, 0.02))
 
-        def drawn(count: int) -> SideFigures:
+        def drawn(count: int, median_ms: float, error_share: float) -> SideFigures:
             values = rng.lognormal(np.log(median_ms * 1000), 0.5, count).astype(np.int64)
             return side(values, failures=int(rng.binomial(count, error_share)))
 
-        checkpoint = run(drawn(sizes[0]), drawn(sizes[0]))
-        current = run(drawn(sizes[1]), drawn(sizes[1]))
+        checkpoint = run(*(drawn(sizes[0], median_ms, error_share) for _ in range(2)))
+        current = run(*(drawn(sizes[1], median_ms, error_share) for _ in range(2)))
         flagged += compare_runs(checkpoint, current).worse
     assert flagged == []
 
