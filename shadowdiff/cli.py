@@ -490,7 +490,8 @@ def build_parser() -> argparse.ArgumentParser:
         "rates and latency percentiles with intervals; exit 4 when worse beyond a threshold",
         description="Compare two JSON reports of the same scenario run at two times (the "
         "checkpoint recorded before the cutover, and now), per entry point and overall. A "
-        "figure is worse only when its whole 95% interval lies beyond its threshold.",
+        "figure is worse only when its whole interval lies beyond its threshold (all the "
+        "intervals hold together at 95%).",
     )
     compare.add_argument("checkpoint", metavar="CHECKPOINT.json", help="the earlier run's report")
     compare.add_argument("current", metavar="CURRENT.json", help="the later run's report")
