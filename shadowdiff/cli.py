@@ -282,6 +282,10 @@ def command_schema(args: argparse.Namespace) -> int:
 def command_report(args: argparse.Namespace) -> int:
     _check_format_paths(args)
     report = read_report(args.report)
+    if args.hgrm:
+        from shadowdiff.report.run_figures import report_histograms
+
+        report_histograms(report, args.report)  # a file's histograms checked before any output
     print_report(report)
     _write_formats(report, args, source=args.report)
     code: int = report["outcome"]["exit_code"]

@@ -275,5 +275,6 @@ async def test_cli_names_the_file_and_field_and_exits_2(
     assert stderr.startswith(f"error: {bad}: latency.histograms.baseline.buckets[0][0]:"), stderr
     assert "\x1b" not in stderr and "Traceback" not in stderr
     # `report --hgrm` reads the same histograms the same way.
-    code, _, stderr = await shadowdiff("report", str(bad), "--hgrm", str(tmp_path / "x"))
+    code, stdout, stderr = await shadowdiff("report", str(bad), "--hgrm", str(tmp_path / "x"))
     assert code == 2 and "latency.histograms.baseline.buckets[0][0]" in stderr, stderr
+    assert stdout == "" and not list(tmp_path.glob("x.*"))
