@@ -61,17 +61,33 @@ def _check_format_paths(args: argparse.Namespace) -> None:
             # Standard output carries the terminal report (or --json -).
             raise UsageError(f"--{name} -: give a file name")
         _check_output_path(getattr(args, name), f"--{name}")
+    if args.hgrm is not None:
+        if args.hgrm in ("", "-"):
+            raise UsageError(f"--hgrm {args.hgrm}: give a file name prefix")
+        _check_output_path(f"{args.hgrm}.baseline.hgrm", "--hgrm")
 
 
-def _write_formats(report: Report, args: argparse.Namespace, *, step_summary: bool = False) -> None:
-    """--junit, --markdown and, for `run` in a GitHub Actions step, the step summary: written
-    once the report is built, for an interrupted run too (the report of what completed)."""
+def _write_formats(
+    report: Report, args: argparse.Namespace, *, step_summary: bool = False, source: str = ""
+) -> None:
+    """--junit, --markdown, --hgrm and, for `run` in a GitHub Actions step, the step summary:
+    written once the report is built, for an interrupted run too (the report of what
+    completed). `source` names a report read from a file, for errors in its histograms."""
     for name in FORMATS:
         if path := getattr(args, name):
             try:
                 write_format(name, path, report)
             except OSError as exc:
                 raise UsageError(f"--{name} {path}: cannot write: {exc.strerror or exc}") from None
+    if args.hgrm:
+        from shadowdiff.render.formats import write_hgrm
+        from shadowdiff.report.run_figures import report_histograms
+
+        histograms = report_histograms(report, source or "the report")
+        try:
+            write_hgrm(args.hgrm, histograms)
+        except OSError as exc:
+            raise UsageError(f"--hgrm {args.hgrm}: cannot write: {exc.strerror or exc}") from None
     summary = os.environ.get("GITHUB_STEP_SUMMARY") if step_summary else None
     if summary:
         try:
@@ -88,6 +104,12 @@ def _write_formats(report: Report, args: argparse.Namespace, *, step_summary: bo
 def _add_format_flags(parser: argparse.ArgumentParser) -> None:
     for name, file_format in FORMATS.items():
         parser.add_argument(f"--{name}", metavar="PATH", help=file_format.help)
+    parser.add_argument(
+        "--hgrm",
+        metavar="PREFIX",
+        help="write each side's latency as an HdrHistogram percentile distribution (values in "
+        "milliseconds) to PREFIX.baseline.hgrm and PREFIX.candidate.hgrm",
+    )
 
 
 def _warn_insecure(scenario: Scenario) -> None:
@@ -276,10 +298,68 @@ def command_schema(args: argparse.Namespace) -> int:
 def command_report(args: argparse.Namespace) -> int:
     _check_format_paths(args)
     report = read_report(args.report)
+    if args.hgrm:
+        from shadowdiff.report.run_figures import report_histograms
+
+        report_histograms(report, args.report)  # a file's histograms checked before any output
     print_report(report)
-    _write_formats(report, args)
+    _write_formats(report, args, source=args.report)
     code: int = report["outcome"]["exit_code"]
     return code
+
+
+def command_compare_runs(args: argparse.Namespace) -> int:
+    from shadowdiff.render.compare_runs import print_comparison
+    from shadowdiff.report.compare_runs import (
+        compare_reports,
+        comparison_document,
+        write_comparison,
+    )
+    from shadowdiff.report.run_figures import read_report_figures
+    from shadowdiff.stats.run_comparison import PERCENTILES, RunThresholds
+
+    _check_output_path(args.json)
+    ratios = dict.fromkeys(PERCENTILES, args.max_latency_ratio)
+    if args.max_p99_ratio is not None:
+        ratios["p99"] = args.max_p99_ratio
+    thresholds = RunThresholds(
+        latency_ratio=ratios,
+        latency_min_difference_ms=args.min_latency_difference_ms,
+        error_rate_increase=args.max_error_increase / 100,
+        rate_drop=None if args.max_rate_drop is None else args.max_rate_drop / 100,
+    )
+    checkpoint = read_report_figures(args.checkpoint)
+    current = read_report_figures(args.current)
+    result = compare_reports(checkpoint, current, thresholds)
+    document = comparison_document(result)
+    if args.json == "-":
+        sys.stdout.write(json.dumps(document, indent=1, ensure_ascii=False) + "\n")
+        sys.stdout.flush()
+        print_comparison(result, Console(stderr=True))
+    else:
+        if args.json:
+            try:
+                write_comparison(args.json, document)
+            except OSError as exc:
+                raise UsageError(
+                    f"--json {args.json}: cannot write: {exc.strerror or exc}"
+                ) from None
+        print_comparison(result)
+    return int(result.exit_code)
+
+
+def _number_at_least(minimum: float, maximum: float = float("inf")) -> Callable[[str], float]:
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a number; got {text!r}") from None
+        if not minimum <= value <= maximum:
+            upper = "" if maximum == float("inf") else f" and at most {maximum:g}"
+            raise argparse.ArgumentTypeError(f"expected at least {minimum:g}{upper}; got {text}")
+        return value
+
+    return parse
 
 
 def command_sources_export(args: argparse.Namespace) -> int:
@@ -430,6 +510,54 @@ def build_parser() -> argparse.ArgumentParser:
     _add_format_flags(report)
     report.set_defaults(handler=command_report)
 
+    compare = commands.add_parser(
+        "compare-runs",
+        help="compare two saved reports of one scenario (a checkpoint and now): rate, error "
+        "rates and latency percentiles with intervals; exit 4 when worse beyond a threshold",
+        description="Compare two JSON reports of the same scenario run at two times (the "
+        "checkpoint recorded before the cutover, and now), per entry point and overall. A "
+        "figure is worse only when its whole interval lies beyond its threshold (all the "
+        "intervals hold together at 95%).",
+    )
+    compare.add_argument("checkpoint", metavar="CHECKPOINT.json", help="the earlier run's report")
+    compare.add_argument("current", metavar="CURRENT.json", help="the later run's report")
+    compare.add_argument("--json", metavar="PATH", help="write the comparison as JSON here")
+    compare.add_argument(
+        "--max-latency-ratio",
+        type=_number_at_least(1.0),
+        default=1.2,
+        metavar="RATIO",
+        help="p50, p90 and p99 may be this many times the checkpoint's (default 1.2)",
+    )
+    compare.add_argument(
+        "--max-p99-ratio",
+        type=_number_at_least(1.0),
+        metavar="RATIO",
+        help="p99 only: overrides --max-latency-ratio",
+    )
+    compare.add_argument(
+        "--min-latency-difference-ms",
+        type=_number_at_least(0.0),
+        default=5.0,
+        metavar="MS",
+        help="a slower percentile must also be this many ms slower (default 5)",
+    )
+    compare.add_argument(
+        "--max-error-increase",
+        type=_number_at_least(0.0, 100.0),
+        default=0.5,
+        metavar="POINTS",
+        help="the error rate and the 5xx rate may rise by this many percentage points "
+        "(default 0.5)",
+    )
+    compare.add_argument(
+        "--max-rate-drop",
+        type=_number_at_least(0.0, 100.0),
+        metavar="PERCENT",
+        help="the answered rate may fall by this many percent (default: not checked)",
+    )
+    compare.set_defaults(handler=command_compare_runs)
+
     plan = commands.add_parser(
         "plan",
         help="write a scenario that probes every rule and annotation of Ingress manifests",
@@ -564,7 +692,13 @@ class InternalFailure(Exception):
 
 def _print_error(line: str) -> None:
     if sys.stderr.isatty():
-        _stderr.print(f"[red]error:[/] {line}", soft_wrap=True, markup=True, highlight=False)
+        # The line may quote a file's content: shown as text, never as markup.
+        _stderr.print(
+            f"[red]error:[/] {escape(displayable(line))}",
+            soft_wrap=True,
+            markup=True,
+            highlight=False,
+        )
     else:
         print(f"error: {line}", file=sys.stderr)
 

@@ -199,12 +199,24 @@ async def test_no_secret_reaches_any_output(
             push_url,
             "--metrics-job",
             "secrets",
+            "--hgrm",
+            str(tmp_path / "run"),
         )
         recorded_run = await shadowdiff(
             "run", str(recorded), "--json", str(recorded_report_path), *formats("recorded")
         )
         exported = await shadowdiff("sources", "export", str(recorded))
-        rendered = await shadowdiff("report", str(report_path), *formats("report"))
+        rendered = await shadowdiff(
+            "report", str(report_path), *formats("report"), "--hgrm", str(tmp_path / "report")
+        )
+        compared = await shadowdiff(
+            "compare-runs",
+            str(report_path),
+            str(report_path),
+            "--json",
+            str(tmp_path / "comparison.json"),
+        )
+        refused = await shadowdiff("compare-runs", str(report_path), str(recorded_report_path))
         validated = await shadowdiff("validate", str(broken_url))
         validated_number = await shadowdiff("validate", str(broken_number))
     finally:
@@ -242,7 +254,17 @@ async def test_no_secret_reaches_any_output(
     written = {name.lower() for line in lines for name, _ in line["headers"]}
     assert not written & {"authorization", "proxy-authorization", "cookie", "x-api-key"}, written
 
+    assert compared[0] == 0, compared[1] + compared[2]
+    assert refused[0] == 2 and "different scenarios" in refused[2], refused
     outputs = {
+        "compare-runs stdout": compared[1],
+        "compare-runs --json": (tmp_path / "comparison.json").read_text(),
+        "compare-runs refusal": refused[2],
+        **{
+            f"{prefix} --hgrm {side}": (tmp_path / f"{prefix}.{side}.hgrm").read_text()
+            for prefix in ("run", "report")
+            for side in ("baseline", "candidate")
+        },
         "run stdout": run[1],
         "run stderr": run[2],
         "--json": report_path.read_text(),

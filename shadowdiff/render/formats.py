@@ -7,14 +7,17 @@ module and a line in `FORMATS` (the CLI's `--junit`, `--markdown` come from here
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
+from shadowdiff.render.hgrm import render_hgrm
 from shadowdiff.render.junit import render_junit
 from shadowdiff.render.markdown import STEP_SUMMARY_LIMIT_BYTES, fit_step_summary, render_markdown
 from shadowdiff.report.schema import Report
+from shadowdiff.spec import SIDES, Side
+from shadowdiff.stats.histogram import LatencyHistogram
 
 
 @dataclass(frozen=True)
@@ -57,3 +60,20 @@ def append_step_summary(path: str | os.PathLike[str], report: Report) -> bool:
         with target.open("a", encoding="utf-8") as summary:
             summary.write(separator + fitted)
     return fitted == markdown
+
+
+def hgrm_paths(prefix: str) -> dict[Side, Path]:
+    """Where `--hgrm PREFIX` writes each side's percentile distribution."""
+    return {side: Path(f"{prefix}.{side}.hgrm") for side in SIDES}
+
+
+def write_hgrm(prefix: str, histograms: Mapping[Side, LatencyHistogram]) -> list[Path]:
+    """Each side's latency histogram as HdrHistogram percentile distribution text
+    (`render/hgrm.py`), written atomically to PREFIX.baseline.hgrm and PREFIX.candidate.hgrm."""
+    written = []
+    for side, target in hgrm_paths(prefix).items():
+        temporary = target.with_name(f".{target.name}.partial")
+        temporary.write_text(render_hgrm(histograms[side]), encoding="utf-8")
+        temporary.replace(target)
+        written.append(target)
+    return written

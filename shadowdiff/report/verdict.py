@@ -33,14 +33,19 @@ class ExitCode(IntEnum):
 
 
 EXIT_CODE_MEANINGS: Final[Mapping[ExitCode, str]] = {
-    ExitCode.IDENTICAL: "every pair alike",
+    ExitCode.IDENTICAL: "every pair alike; for `compare-runs`, nothing worse than the "
+    "checkpoint beyond the thresholds",
     ExitCode.DIFFERENCES: "differences found at or above `compare.fail_on` (default: error), "
     "or an expired acceptance; for `preflight`, a Gateway API object that cannot serve",
-    ExitCode.USAGE: "usage or scenario error (one line per problem, nothing sent)",
+    ExitCode.USAGE: "usage or scenario error (one line per problem, nothing sent); for "
+    "`compare-runs` and `report`, a file that is not a shadowdiff report, or two reports of "
+    "different scenarios",
     ExitCode.RUN_FAILED: "the run could not be carried out: a target failed every request, "
-    "an open-model run fell short of its rate, or a worker process died (the report says how)",
+    "an open-model run fell short of its rate, or a worker process died (the report says how); "
+    "for `compare-runs`, nothing could be compared (no answers or requests in a run)",
     ExitCode.THRESHOLDS: "answers alike, but a threshold failed "
-    "(latency, error rate, difference rate)",
+    "(latency, error rate, difference rate); for `compare-runs`, the current run is worse "
+    "than the checkpoint beyond a threshold",
     ExitCode.INTERNAL_ERROR: "internal error (a bug): one line on stderr (the traceback with "
     "`--debug`); the report covers the pairs completed",
     ExitCode.INTERRUPTED: "interrupted by Ctrl-C (SIGINT); the report (and `--json`) covers "

@@ -30,15 +30,36 @@ def bucket_index(values_us: Int64Array) -> Int64Array:
     return indexes
 
 
+def _exponent(index: Int64Array) -> Int64Array:
+    exponent: Int64Array = np.maximum((index >> _SUB_BUCKET_BITS) - 1, 0)
+    return exponent
+
+
+def lowest_equivalent(index: Int64Array) -> Int64Array:
+    """The smallest value that falls in each bucket."""
+    index = np.asarray(index, dtype=np.int64)
+    exponent = _exponent(index)
+    lowest: Int64Array = np.where(
+        index < _LINEAR_LIMIT, index, (index - (exponent << _SUB_BUCKET_BITS)) << exponent
+    )
+    return lowest
+
+
 def highest_equivalent(index: Int64Array) -> Int64Array:
     """The largest value that falls in each bucket (what HdrHistogram reports)."""
     index = np.asarray(index, dtype=np.int64)
-    exponent = np.maximum((index >> _SUB_BUCKET_BITS) - 1, 0)
-    lowest = np.where(
-        index < _LINEAR_LIMIT, index, (index - (exponent << _SUB_BUCKET_BITS)) << exponent
-    )
-    highest: Int64Array = lowest + (np.int64(1) << exponent) - 1
+    highest: Int64Array = lowest_equivalent(index) + (np.int64(1) << _exponent(index)) - 1
     return highest
+
+
+def bucket_count_covering(value_us: int) -> int:
+    """How many powers of two HdrHistogram's layout (2048 sub-buckets, 3 digits) needs to hold
+    `value_us`: its `bucketCount` for a histogram whose highest trackable value this is."""
+    buckets, smallest_untrackable = 1, _LINEAR_LIMIT
+    while smallest_untrackable <= value_us:
+        smallest_untrackable <<= 1
+        buckets += 1
+    return buckets
 
 
 class LatencyHistogram:
@@ -106,6 +127,19 @@ class LatencyHistogram:
         position = min(int(np.searchsorted(cumulative, rank)), self.indexes.size - 1)
         value = int(highest_equivalent(self.indexes[position : position + 1])[0])
         return min(value, self.max_us if self.max_us is not None else value)
+
+    def bounds_at_rank(self, rank: int) -> tuple[int, int]:
+        """The smallest and largest value the `rank`-th smallest value (1-based) can be: its
+        bucket's range, clamped to the exact minimum and maximum."""
+        cumulative = np.cumsum(self.counts)
+        position = min(int(np.searchsorted(cumulative, rank)), self.indexes.size - 1)
+        bucket = self.indexes[position : position + 1]
+        low, high = int(lowest_equivalent(bucket)[0]), int(highest_equivalent(bucket)[0])
+        if self.min_us is not None:
+            low = max(low, self.min_us)
+        if self.max_us is not None:
+            high = min(high, self.max_us)
+        return min(low, high), high
 
     def percentiles(self, quantiles: Iterable[float]) -> list[int]:
         """Values at each percentile (0-100), HdrHistogram's way: the smallest bucket whose

@@ -1,0 +1,163 @@
+"""`compare-runs` on the proxy lab (real nginx, tests/lab): a checkpoint run, a second clean run
+that must pass, and a run with a slowdown planted in front of the candidate that must be
+flagged, on the candidate only. Each run is 3 s of open-model load through the CLI."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from .cli_process import CliProcess
+from .lab import Lab, nginx_binary, run_lab
+
+pytestmark = pytest.mark.nginx
+
+PLANTED_DELAY_S = 0.04
+SCENARIO = """\
+version: 1
+name: lab load checkpoint
+targets:
+  baseline:
+    address: ${LAB_BASELINE_ADDRESS}
+    ports: {http: "${LAB_BASELINE_HTTP}", https: "${LAB_BASELINE_HTTPS}"}
+    tls: {ca: "${LAB_CA}"}
+  candidate:
+    address: ${CANDIDATE_ADDRESS}
+    ports: {http: "${LAB_CANDIDATE_HTTP}", https: "${CANDIDATE_HTTPS}"}
+    tls: {ca: "${LAB_CA}"}
+tls_probe: {probe: false}
+compare: {noise: {share: 0}}
+load: {model: open, rate: 120, duration_s: 3}
+requests:
+  - {name: shop home, url: "https://shop.lab.test/"}
+  - {name: api v1, url: "https://api.lab.test/v1/items"}
+"""
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
+    if nginx_binary() is None:
+        if os.environ.get("CI"):
+            pytest.fail("nginx is missing in CI: ./dev test should have installed it")
+        pytest.skip("nginx is not installed (./dev test installs it)")
+    with run_lab(tmp_path_factory.mktemp("lab")) as running:
+        yield running
+
+
+@contextlib.asynccontextmanager
+async def slow_forwarder(address: str, port: int, delay_s: float) -> AsyncIterator[int]:
+    """A TCP forwarder on loopback to `address:port` that holds every chunk a client sends for
+    `delay_s` before passing it on: each request (and handshake flight) reaches the entry point
+    that much later, as behind a slower hop."""
+    tasks: set[asyncio.Task[None]] = set()
+
+    async def pipe(
+        reader: asyncio.StreamReader, writer: asyncio.StreamWriter, delay: float
+    ) -> None:
+        try:
+            while chunk := await reader.read(65536):
+                if delay:
+                    await asyncio.sleep(delay)
+                writer.write(chunk)
+                await writer.drain()
+        except (ConnectionError, asyncio.CancelledError):
+            pass
+        finally:
+            writer.close()
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        upstream_reader, upstream_writer = await asyncio.open_connection(address, port)
+        for task in (
+            asyncio.ensure_future(pipe(reader, upstream_writer, delay_s)),
+            asyncio.ensure_future(pipe(upstream_reader, writer, 0)),
+        ):
+            tasks.add(task)
+            task.add_done_callback(tasks.discard)
+
+    server = await asyncio.start_server(serve, "127.0.0.1", 0)
+    try:
+        yield int(server.sockets[0].getsockname()[1])
+    finally:
+        server.close()
+        for task in list(tasks):
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+
+async def run_cli(*args: str, environ: dict[str, str]) -> tuple[int, str, str]:
+    saved = dict(os.environ)
+    os.environ.update(environ)
+    try:
+        process = await CliProcess.start(*args)
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+    return await process.finish(timeout_s=40)
+
+
+# Starting the lab, then three runs and two comparisons as processes: more than the default
+# minute on a busy machine.
+@pytest.mark.timeout(240)
+async def test_compare_runs_flags_a_planted_slowdown_and_passes_a_clean_run(
+    lab: Lab, tmp_path: Path
+) -> None:
+    scenario = tmp_path / "lab-load.yaml"
+    scenario.write_text(SCENARIO)
+    direct = {
+        **lab.environ(),
+        "CANDIDATE_ADDRESS": lab.candidate.address,
+        "CANDIDATE_HTTPS": str(lab.candidate.https_port),
+    }
+    reports = {name: tmp_path / f"{name}.json" for name in ("checkpoint", "clean", "slowed")}
+    for name in ("checkpoint", "clean"):
+        code, _, stderr = await run_cli(
+            "run", str(scenario), "-q", "--json", str(reports[name]), environ=direct
+        )
+        assert code == 0, stderr
+    async with slow_forwarder(
+        lab.candidate.address, lab.candidate.https_port, PLANTED_DELAY_S
+    ) as port:
+        slowed = {**direct, "CANDIDATE_ADDRESS": "127.0.0.1", "CANDIDATE_HTTPS": str(port)}
+        code, _, stderr = await run_cli(
+            "run", str(scenario), "-q", "--json", str(reports["slowed"]), environ=slowed
+        )
+    assert code in (0, 1), stderr  # the paired latency difference may be reported too
+
+    clean_json = tmp_path / "clean-comparison.json"
+    slowed_json = tmp_path / "slowed-comparison.json"
+    code, stdout, stderr = await run_cli(
+        "compare-runs",
+        str(reports["checkpoint"]),
+        str(reports["clean"]),
+        "--json",
+        str(clean_json),
+        environ={},
+    )
+    assert code == 0, stdout + stderr
+    clean: dict[str, Any] = json.loads(clean_json.read_text())
+    judged = [c for c in clean["checks"] if c["status"] not in ("not judged",)]
+    assert len(judged) >= 12 and all(c["status"] != "worse" for c in judged)
+
+    code, stdout, stderr = await run_cli(
+        "compare-runs",
+        str(reports["checkpoint"]),
+        str(reports["slowed"]),
+        "--json",
+        str(slowed_json),
+        environ={},
+    )
+    assert code == 4, stdout + stderr
+    assert "exit 4: worse than the checkpoint:" in stdout
+    result: dict[str, Any] = json.loads(slowed_json.read_text())
+    worse = {(c["subject"], c["figure"]) for c in result["checks"] if c["status"] == "worse"}
+    assert {("candidate", "p50"), ("candidate", "p90")} <= worse
+    assert not any(subject == "baseline" for subject, _ in worse), worse
+    p50 = next(c for c in result["checks"] if (c["subject"], c["figure"]) == ("candidate", "p50"))
+    assert p50["current"]["value"] - p50["checkpoint"]["value"] >= PLANTED_DELAY_S * 1000 * 0.9
