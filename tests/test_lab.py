@@ -442,3 +442,56 @@ def test_every_planted_regression_gets_the_right_hint(
     ]
     assert hints and all(hint is not None for hint in hints), request_name
     assert any(PLANTED_FIXES[request_name] in hint["fix"] for hint in hints), hints
+
+
+async def test_prometheus_scrapes_a_lab_run(lab: Lab, tmp_path: Path) -> None:
+    """Debian's Prometheus scrapes a run against the two nginx entry points; the pair counter
+    and the candidate's latency histogram read back through its HTTP API agree with the
+    report (tests/test_metrics_prometheus.py checks every series on a two-worker run)."""
+    import asyncio
+    from urllib.parse import urlsplit
+
+    from .cli_process import CliProcess
+    from .prometheus import run_prometheus
+    from .test_metrics import read_serving_url
+
+    scenario = LAB_SCENARIO.read_text().split("requests:", 1)[0] + (
+        "load: {model: open, arrivals: constant, rate: 30, duration_s: 8}\n"
+        "requests:\n"
+        '  - {name: "alike: shop home", url: "https://shop.lab.test/"}\n'
+        '  - {name: "regression: wrong backend", url: "https://api.lab.test/v2/items"}\n'
+    )
+    for name, value in lab.environ().items():
+        scenario = scenario.replace("${" + name + "}", value)
+    path = tmp_path / "lab-load.yaml"
+    path.write_text(scenario)
+    report_path = tmp_path / "report.json"
+    with run_prometheus(tmp_path / "prometheus") as prometheus:
+        process = await CliProcess.start(
+            "run", str(path), "--metrics-port", "0", "--json", str(report_path)
+        )
+        prometheus.scrape(urlsplit(await read_serving_url(process)).netloc)
+
+        def pairs_scraped() -> list[list[Any]]:
+            found = prometheus.query("shadowdiff_pairs_total[1m]")
+            return found[0]["values"] if found else []
+
+        samples: list[list[Any]] = []
+        while len(samples) < 3 and process.process.returncode is None:
+            await asyncio.sleep(0.2)
+            samples = await asyncio.to_thread(pairs_scraped)
+        code, stdout, stderr = await process.finish()
+        assert code == 1, stdout + stderr  # the planted wrong backend
+        report = json.loads(report_path.read_text())
+        samples = await asyncio.to_thread(pairs_scraped)
+        assert len(samples) >= 3, (samples, stderr)
+        counts = [float(value) for _, value in samples]
+        assert counts == sorted(counts) and 0 < counts[-1] <= report["totals"]["pairs"]
+        at_s = float(samples[-1][0])
+        (count,) = prometheus.query(
+            'shadowdiff_request_duration_seconds_count{side="candidate"}', at_s
+        )
+        (infinite,) = prometheus.query(
+            'shadowdiff_request_duration_seconds_bucket{side="candidate", le="+Inf"}', at_s
+        )
+        assert float(count["value"][1]) == float(infinite["value"][1]) > 0
