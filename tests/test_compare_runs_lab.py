@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from .cli_process import CliProcess
-from .lab import Lab, nginx_binary, run_lab
+from .lab import Lab, lab_for_tests
 
 pytestmark = pytest.mark.nginx
 
@@ -43,11 +43,7 @@ requests:
 
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
-    if nginx_binary() is None:
-        if os.environ.get("CI"):
-            pytest.fail("nginx is missing in CI: ./dev test should have installed it")
-        pytest.skip("nginx is not installed (./dev test installs it)")
-    with run_lab(tmp_path_factory.mktemp("lab")) as running:
+    with lab_for_tests(tmp_path_factory.mktemp("lab")) as running:
         yield running
 
 

@@ -17,7 +17,7 @@ from shadowdiff.report import RunCollector, build_report
 from shadowdiff.report.schema import Report
 from shadowdiff.scenario import load_scenario
 
-from .lab import Lab, nginx_binary, run_lab
+from .lab import Lab, lab_for_tests
 
 pytestmark = pytest.mark.nginx  # skipped (and named) where nginx cannot be installed
 
@@ -47,11 +47,7 @@ PLANTED = {
 
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
-    if nginx_binary() is None:
-        if os.environ.get("CI"):
-            pytest.fail("nginx is missing in CI: ./dev test should have installed it")
-        pytest.skip("nginx is not installed (./dev test installs it)")
-    with run_lab(tmp_path_factory.mktemp("lab")) as running:
+    with lab_for_tests(tmp_path_factory.mktemp("lab")) as running:
         yield running
 
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -21,7 +20,7 @@ from typing import Any
 import pytest
 import yaml
 
-from .lab import Lab, nginx_binary, run_lab
+from .lab import Lab, lab_for_tests
 from .test_cli import shadowdiff
 
 pytestmark = pytest.mark.nginx
@@ -66,11 +65,7 @@ PLANTED: dict[str, tuple[set[tuple[str, str]], str]] = {
 
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
-    if nginx_binary() is None:
-        if os.environ.get("CI"):
-            pytest.fail("nginx is missing in CI: ./dev test should have installed it")
-        pytest.skip("nginx is not installed (./dev test installs it)")
-    with run_lab(tmp_path_factory.mktemp("translation-lab"), HERE) as running:
+    with lab_for_tests(tmp_path_factory.mktemp("translation-lab"), HERE) as running:
         yield running
 
 

@@ -54,15 +54,15 @@ def latency_difference(tally: RequestTally, rules: LatencyRules) -> Difference |
     )
 
 
-def with_latency_finding(
+def with_request_finding(
     tally: RequestTally,
-    rules: LatencyRules,
+    difference: Difference | None,
     accept: Sequence[Acceptance],
     today: datetime.date,
 ) -> RequestTally:
-    """`tally`, with its latency difference among its signatures when it has one. Not a
-    per-pair difference: it does not make any pair differ, it describes the request."""
-    difference = latency_difference(tally, rules)
+    """`tally`, with `difference` among its signatures when there is one: a finding about the
+    request as a whole (pair -1, counted over all its pairs), not about any one pair, so it
+    makes no pair differ."""
     if difference is None:
         return tally
     signature = SignatureTally(difference)
@@ -76,3 +76,13 @@ def with_latency_finding(
     return dataclasses.replace(
         tally, signatures={**tally.signatures, difference.signature: signature}
     )
+
+
+def with_latency_finding(
+    tally: RequestTally,
+    rules: LatencyRules,
+    accept: Sequence[Acceptance],
+    today: datetime.date,
+) -> RequestTally:
+    """`tally`, with its latency difference among its signatures when it has one."""
+    return with_request_finding(tally, latency_difference(tally, rules), accept, today)

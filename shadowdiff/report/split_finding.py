@@ -12,14 +12,13 @@ which is why `shadowdiff plan` repeats a canary's probes 200 times.
 
 from __future__ import annotations
 
-import dataclasses
 import datetime
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Final
 
-from shadowdiff.compare.acceptance import find_acceptance
 from shadowdiff.difference import Difference, Severity
-from shadowdiff.report.collect import RequestTally, SignatureTally
+from shadowdiff.report.collect import RequestTally
+from shadowdiff.report.latency_finding import with_request_finding
 from shadowdiff.stats.homogeneity import homogeneity
 
 if TYPE_CHECKING:
@@ -62,19 +61,5 @@ def split_difference(tally: RequestTally) -> Difference | None:
 def with_split_finding(
     tally: RequestTally, accept: Sequence[Acceptance], today: datetime.date
 ) -> RequestTally:
-    """`tally`, with its split difference among its signatures when it has one. It describes
-    the request as a whole (pair -1), like the latency finding."""
-    difference = split_difference(tally)
-    if difference is None:
-        return tally
-    signature = SignatureTally(difference)
-    match = find_acceptance(accept, tally.request, difference, today) if accept else None
-    signature.add(difference, -1, match)
-    signature.count = tally.pairs
-    if match is not None:
-        signature.accepted, signature.expired = (
-            (0, tally.pairs) if match.expired else (tally.pairs, 0)
-        )
-    return dataclasses.replace(
-        tally, signatures={**tally.signatures, difference.signature: signature}
-    )
+    """`tally`, with its split difference among its signatures when it has one."""
+    return with_request_finding(tally, split_difference(tally), accept, today)

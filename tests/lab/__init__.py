@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
+import pytest
 import trustme
 
 HERE: Final = Path(__file__).parent
@@ -220,3 +221,15 @@ def run_lab(folder: Path, configs: Path = HERE) -> Iterator[Lab]:
                 raise RuntimeError(f"{exc}\n{log}") from None
             entry_points[name] = entry
         yield Lab(folder, ca_file, entry_points["baseline"], entry_points["candidate"])
+
+
+@contextmanager
+def lab_for_tests(folder: Path, configs: Path = HERE) -> Iterator[Lab]:
+    """`run_lab` for a test: skipped (and named) where nginx cannot be installed, failed in CI,
+    where ./dev test must have installed it."""
+    if nginx_binary() is None:
+        if os.environ.get("CI"):
+            pytest.fail("nginx is missing in CI: ./dev test should have installed it")
+        pytest.skip("nginx is not installed (./dev test installs it)")
+    with run_lab(folder, configs) as running:
+        yield running
