@@ -163,6 +163,9 @@ def command_run(args: argparse.Namespace) -> int:
     scenario = load_scenario(
         args.scenario, keep_reading=lambda: STOP.received is None, read_sources=not args.follow
     )
+    from shadowdiff.replay.shard import resolve_shard
+    from shadowdiff.report.pair_stream import DEFAULT_LIMIT_BYTES, PairStreamSettings
+
     options = RunOptions(
         concurrency=args.concurrency,
         seed=args.seed,
@@ -170,7 +173,17 @@ def command_run(args: argparse.Namespace) -> int:
         workers=args.workers,
         follow=args.follow,
         follow_pairs_per_s=args.follow_rate,
+        shard=resolve_shard(args.shard, os.environ),
+        pairs=None
+        if args.pairs is None
+        else PairStreamSettings(
+            args.pairs,
+            args.pairs_limit,
+            DEFAULT_LIMIT_BYTES if args.pairs_max_bytes is None else args.pairs_max_bytes,
+        ),
     )
+    if args.pairs is None and (args.pairs_limit is not None or args.pairs_max_bytes is not None):
+        raise UsageError("--pairs-limit and --pairs-max-bytes bound --pairs: give --pairs PATH")
     try:
         check_options(scenario, options)
     except UsageError as exc:
@@ -263,6 +276,18 @@ def command_report(args: argparse.Namespace) -> int:
     print_report(report)
     _write_formats(report, args)
     code: int = report["outcome"]["exit_code"]
+    return code
+
+
+def command_merge(args: argparse.Namespace) -> int:
+    from shadowdiff.redaction import load_key
+    from shadowdiff.report.merge import merge_reports
+
+    _check_output_path(args.json)
+    _check_format_paths(args)
+    report = merge_reports(args.reports, redaction_key=load_key(os.environ))
+    code = _finish(report, args.json, args.quiet)
+    _write_formats(report, args)
     return code
 
 
@@ -381,6 +406,25 @@ def build_parser() -> argparse.ArgumentParser:
         help="with --follow: start at most this many pairs a second (default 20); lines "
         "beyond it are counted as sampled out",
     )
+    run.add_argument(
+        "--shard",
+        metavar="K/N",
+        help="send only shard K of N (0-based) of the run, with its mix of requests; "
+        "'auto' (or no flag in a Kubernetes Indexed Job) reads $JOB_COMPLETION_INDEX and "
+        "$SHADOWDIFF_SHARDS",
+    )
+    run.add_argument(
+        "--pairs", metavar="PATH", help="write one JSON line per pair here, as pairs complete"
+    )
+    run.add_argument(
+        "--pairs-limit", type=int, metavar="N", help="with --pairs: at most N pair lines"
+    )
+    run.add_argument(
+        "--pairs-max-bytes",
+        type=int,
+        metavar="BYTES",
+        help="with --pairs: at most this many bytes of pair lines (default 1 GiB)",
+    )
     run.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=_DEBUG_HELP)
     run.set_defaults(handler=command_run)
 
@@ -407,6 +451,17 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("report", metavar="REPORT.json")
     _add_format_flags(report)
     report.set_defaults(handler=command_report)
+
+    merge = commands.add_parser(
+        "merge", help="merge the JSON reports of shards or machines into one report, exactly"
+    )
+    merge.add_argument("reports", nargs="+", metavar="REPORT.json")
+    merge.add_argument("--json", metavar="PATH", help="write the merged JSON report here")
+    _add_format_flags(merge)
+    merge.add_argument(
+        "--quiet", "-q", action="store_true", help="print the report only when it fails"
+    )
+    merge.set_defaults(handler=command_merge)
 
     plan = commands.add_parser(
         "plan",

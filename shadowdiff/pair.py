@@ -29,6 +29,7 @@ class Pair:
     # here includes any wait for the client, so a stall cannot hide (coordinated omission).
     intended_ns: int | None = None
     measured: bool = True  # False during warm-up: compared, but left out of latency figures
+    repetition: int = 0  # which sending of `request` this is (0-based; laps of a load continue)
 
 
 @dataclass(frozen=True, slots=True)

@@ -159,6 +159,7 @@ class _PairRunner:
                 noise,
                 intended_ns,
                 measured,
+                repetition,
             )
         )
         self.completed += 1

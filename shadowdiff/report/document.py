@@ -13,6 +13,7 @@ import secrets
 from collections import Counter
 from collections.abc import Mapping
 from pathlib import Path
+from types import EllipsisType
 from typing import Final, cast
 
 from shadowdiff import __version__
@@ -30,6 +31,7 @@ from shadowdiff.report.schema import (
     LatencyComparison,
     LatencySummary,
     Load,
+    Merged,
     Posture,
     Report,
     RequestEntry,
@@ -43,6 +45,7 @@ from shadowdiff.report.schema import (
     Totals,
 )
 from shadowdiff.report.signatures import NoiseThresholds, fold_signatures
+from shadowdiff.report.state import run_state
 from shadowdiff.report.thresholds import evaluate_thresholds
 from shadowdiff.report.verdict import FAILING_STATUSES, decide
 from shadowdiff.scenario import Scenario
@@ -238,11 +241,17 @@ def build_report(
     resources: Resources | None = None,
     redaction_key: tuple[bytes, KeySource] | None = None,
     coverage: CoverageEntry | None = None,
+    pairs_planned: int | EllipsisType | None = ...,
+    shard: tuple[int, int] | None = None,
+    merged: Merged | None = None,
 ) -> Report:
     """The report as JSON-ready data, with every secret of the scenario hidden (see
     `shadowdiff.redaction`). `redaction_key` is the fingerprint key and where it came from;
     without one, fingerprints compare within this report only. `coverage`, when the scenario
-    asks for it, is checked against its `min` as a threshold."""
+    asks for it, is checked against its `min` as a threshold. `pairs_planned` replaces the
+    scenario's count (a shard plans its share); `shard` (index, count) says the run was one
+    shard of the scenario, `merged` what `merge` built the report from."""
+    planned = scenario.pair_count if isinstance(pairs_planned, EllipsisType) else pairs_planned
     noise = scenario.compare.noise
     collector.flush()
     rules = LatencyRules(
@@ -311,7 +320,7 @@ def build_report(
     load_entry = _load_entry(scenario, load)
     totals: Totals = {
         "pairs": collector.pairs_done,
-        "pairs_planned": scenario.pair_count,
+        "pairs_planned": planned,
         "pairs_with_differences": differing,
         "pairs_alike": collector.pairs_done - differing,
         "signatures": {
@@ -388,6 +397,9 @@ def build_report(
             "key_id": redactor.key_id,
             "headers": sorted(scenario.secrets.headers),
         },
+        "shard": None if shard is None else f"{shard[0]}/{shard[1]}",
+        "merged": merged,
+        "state": run_state(scenario, collector, load=load, pairs_planned=planned, shard=shard),
     }
     redacted: Report = redactor.walk(report)
     return redacted

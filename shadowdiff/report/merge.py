@@ -1,0 +1,247 @@
+"""`shadowdiff merge`: one report from the reports of several shards or machines, exactly.
+
+Each report carries its state (report/state.py): the collector it was built from and the
+scenario settings the report reads. Merging adds the collectors (`RunCollector.merge`, the
+same exact merge `--workers` uses: counts, histogram buckets, signatures with their counts,
+examples capped as in one report, per-combination counts) and builds the report again with
+`build_report`, so thresholds and the verdict are decided on the merged figures by the code
+`run` uses. Pure apart from reading the files.
+
+Refused, as a `UsageError` naming the file (exit 2): a file that is no report (not JSON,
+larger than MAX_REPORT_BYTES, nested deeper than json_document.MAX_DEPTH, fields of the
+wrong type), reports of another schema or shadowdiff version, of different scenarios or
+settings, and the same shard twice.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from pathlib import Path
+from typing import Any, Final, cast
+
+from shadowdiff import __version__
+from shadowdiff.difference import Difference
+from shadowdiff.errors import UsageError
+from shadowdiff.json_document import MAX_DEPTH, NOT_JSON, load_json
+from shadowdiff.pair import LoadOutcome
+from shadowdiff.redaction import KeySource
+from shadowdiff.report.collect import PAIR_RECORD_LIMIT
+from shadowdiff.report.document import REPORT_SCHEMA, build_report
+from shadowdiff.report.schema import Merged, PairRecord, Report
+from shadowdiff.report.state import RunState, StateError, read_state
+from shadowdiff.tls import HostTls
+from shadowdiff.tls.certificate import CertificateInfo
+from shadowdiff.tls.probe import DefaultCertificate, TlsPosture
+
+# A report is a few megabytes; a file far past that is not one.
+MAX_REPORT_BYTES: Final = 256 << 20
+
+
+def read_mergeable(path: str | os.PathLike[str]) -> tuple[Report, RunState]:
+    """A report file and its state, checked as hostile input."""
+    try:
+        size = Path(path).stat().st_size
+        if size > MAX_REPORT_BYTES:
+            raise UsageError(f"{path}: larger than {MAX_REPORT_BYTES >> 20} MiB: not a report")
+        data = load_json(Path(path).read_bytes())
+    except FileNotFoundError:
+        raise UsageError(f"{path}: no such file") from None
+    except OSError as exc:
+        raise UsageError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    if data is NOT_JSON:
+        raise UsageError(f"{path}: not JSON, or nested deeper than {MAX_DEPTH} levels")
+    if not isinstance(data, dict):
+        raise UsageError(f"{path}: not a shadowdiff report (a JSON {type(data).__name__})")
+    schema = data.get("schema")
+    if schema != REPORT_SCHEMA:
+        raise UsageError(f"{path}: schema {schema!r} is not {REPORT_SCHEMA!r}")
+    tool = data.get("tool")
+    version = tool.get("version") if isinstance(tool, dict) else None
+    if version != __version__:
+        raise UsageError(
+            f"{path}: written by shadowdiff {version!r}; this is {__version__}: merge reports "
+            "with the version that wrote them"
+        )
+    if "state" not in data:
+        raise UsageError(f"{path}: no state section (written before reports could merge)")
+    try:
+        state = read_state(data["state"])
+        host_tls = [_host_tls(entry) for entry in _list(data.get("tls"), "tls")]
+        records = _pair_records(data.get("pairs"))
+        for key in ("started_at", "duration_s", "interrupted"):
+            if key not in data:
+                raise StateError(f"{key}: missing")
+        if not isinstance(data["started_at"], str) or not isinstance(data["interrupted"], bool):
+            raise StateError("started_at, interrupted: expected a string and true or false")
+        if isinstance(data["duration_s"], bool) or not isinstance(data["duration_s"], (int, float)):
+            raise StateError("duration_s: expected a number")
+    except StateError as exc:
+        raise UsageError(f"{path}: {exc}") from None
+    # The tallies of the TLS findings are in the state; the postures are the report's own.
+    state.collector.tls_hosts = host_tls
+    state.collector.pair_records = records
+    state.collector.keep_pairs = data.get("pairs") is not None
+    report = cast(Report, data)  # checked above in what merge reads
+    return report, state
+
+
+def _list(value: Any, where: str) -> list[Any]:
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise StateError(f"{where}: expected a list")
+    return value
+
+
+def _pair_records(value: Any) -> list[PairRecord]:
+    records = _list(value, "pairs")
+    for i, record in enumerate(records):
+        if not isinstance(record, dict) or not isinstance(record.get("index"), int):
+            raise StateError(f"pairs[{i}]: expected an object with an integer index")
+    return records[:PAIR_RECORD_LIMIT]
+
+
+def _certificate(data: Any, where: str) -> CertificateInfo | None:
+    if data is None:
+        return None
+    if not isinstance(data, dict):
+        raise StateError(f"{where}: expected an object")
+    try:
+        return CertificateInfo(**{**data, "names": tuple(data.get("names", ()))})
+    except TypeError as exc:
+        raise StateError(f"{where}: {exc}") from None
+
+
+def _posture(data: Any, where: str) -> TlsPosture:
+    if not isinstance(data, dict):
+        raise StateError(f"{where}: expected an object")
+    fields = {key: value for key, value in data.items() if key != "days_to_expiry"}
+    try:
+        return TlsPosture(
+            **{
+                **fields,
+                "leaf": _certificate(fields.get("leaf"), f"{where}.leaf"),
+                "chain": tuple(
+                    _certificate(item, f"{where}.chain")
+                    for item in _list(fields.get("chain"), f"{where}.chain")
+                ),
+                "no_sni": None
+                if fields.get("no_sni") is None
+                else DefaultCertificate(**fields["no_sni"]),
+                "unknown_sni": None
+                if fields.get("unknown_sni") is None
+                else DefaultCertificate(**fields["unknown_sni"]),
+            }
+        )
+    except TypeError as exc:
+        raise StateError(f"{where}: {exc}") from None
+
+
+def _host_tls(entry: Any) -> HostTls:
+    if not isinstance(entry, dict) or not isinstance(entry.get("host"), str):
+        raise StateError("tls[]: expected an object with a host")
+    try:
+        differences = tuple(Difference(**d) for d in _list(entry.get("differences"), "tls[]"))
+    except TypeError as exc:
+        raise StateError(f"tls[].differences: {exc}") from None
+    return HostTls(
+        entry["host"],
+        _posture(entry.get("baseline"), "tls[].baseline"),
+        _posture(entry.get("candidate"), "tls[].candidate"),
+        differences,
+    )
+
+
+def merge_load(loads: list[LoadOutcome | None]) -> LoadOutcome | None:
+    """The load of several shards or machines sending at once: pairs and the rates they
+    were asked for add up (a shard's target is its share of the rate), the window is the
+    longest."""
+    found = [load for load in loads if load is not None]
+    if not found:
+        return None
+    targets = [load.target_rate for load in found]
+    return LoadOutcome(
+        model=found[0].model,
+        pairs=sum(load.pairs for load in found),
+        elapsed_s=max(load.elapsed_s for load in found),
+        measured_s=max(load.measured_s for load in found),
+        target_rate=None if any(t is None for t in targets) else sum(t or 0.0 for t in targets),
+        started_on_time=sum(load.started_on_time for load in found),
+        interrupted=any(load.interrupted for load in found),
+    )
+
+
+def merge_reports(
+    paths: list[str], *, redaction_key: tuple[bytes, KeySource] | None = None
+) -> Report:
+    """The report of the runs whose reports are at `paths`, built as one run's would be."""
+    if len(paths) < 1:
+        raise UsageError("merge: name at least one report")
+    read = [(path, *read_mergeable(path)) for path in paths]
+    first_path, _, first = read[0]
+    shards: dict[tuple[int, int], str] = {}
+    for path, _, state in read:
+        if state.settings != first.settings:
+            raise UsageError(
+                f"{path}: another scenario or other settings than {first_path} "
+                f"({_difference(first.settings, state.settings)}): only runs of the same "
+                "scenario merge"
+            )
+        if state.shard is not None:
+            if state.shard in shards:
+                raise UsageError(
+                    f"{path}: shard {state.shard[0]}/{state.shard[1]} is {shards[state.shard]} "
+                    "too: each shard once"
+                )
+            shards[state.shard] = path
+    counts = {shard[1] for shard in shards}
+    if len(counts) > 1:
+        raise UsageError(f"merge: shards of different counts ({sorted(counts)}): one split each")
+    if counts:
+        count = counts.pop()
+        missing = [f"{k}/{count}" for k in range(count) if (k, count) not in shards]
+        if missing:
+            raise UsageError(
+                f"merge: shard {', '.join(missing)} missing: the merged report would claim a "
+                "whole run it does not cover"
+            )
+    collector = first.collector
+    for _, _, state in read[1:]:
+        # TLS was probed by every shard alike: the first report's probe stands for all.
+        state.collector.tls, state.collector.tls_hosts = {}, []
+        collector.merge(state.collector)
+    collector.keep_pairs = all(state.collector.keep_pairs for _, _, state in read)
+    order = {name: place for _, _, state in read for name, place in state.order.items()}
+    scenario = dataclasses.replace(
+        first.scenario,
+        requests=tuple(
+            collector.requests[name].request
+            for name in sorted(collector.requests, key=lambda name: order.get(name, 0))
+        ),
+    )
+    planned = [state.pairs_planned for _, _, state in read]
+    merged: Merged = {
+        "reports": len(read),
+        "shards": [f"{s.shard[0]}/{s.shard[1]}" for _, _, s in read if s.shard is not None],
+    }
+    reports = [report for _, report, _ in read]
+    report = build_report(
+        scenario,
+        collector,
+        started_at=min(r["started_at"] for r in reports),
+        duration_s=max(float(r["duration_s"]) for r in reports),
+        interrupted=any(r["interrupted"] for r in reports),
+        load=merge_load([state.load for _, _, state in read]),
+        redaction_key=redaction_key,
+        pairs_planned=None if any(p is None for p in planned) else sum(p or 0 for p in planned),
+        merged=merged,
+    )
+    stops = [r.get("stop") for r in reports if r.get("stop")]
+    report["stop"] = stops[0] if stops else None
+    return report
+
+
+def _difference(expected: dict[str, Any], found: dict[str, Any]) -> str:
+    keys = [key for key in {**expected, **found} if expected.get(key) != found.get(key)]
+    return "differs in " + ", ".join(keys[:5])
