@@ -197,7 +197,7 @@ async def test_a_bad_shard_exits_2_before_sending(
 ) -> None:
     baseline = await start_entry_point("127.0.0.1")
     scenario = write_scenario(baseline, baseline, SCENARIO)
-    code, out, err = await _cli("run", str(scenario), "--shard", "3/3")
+    code, _, err = await _cli("run", str(scenario), "--shard", "3/3")
     assert code == 2 and err.strip().splitlines() == [
         "error: --shard: shard index 3 is not below the count 3 (shards are counted from 0: "
         "0/3 to 2/3)"
@@ -284,7 +284,7 @@ def test_merge_refuses_hostile_files_with_their_name(
 def test_merge_refuses_a_shard_twice_or_missing(base_report: Path, tmp_path: Path) -> None:
     first = _report(tmp_path, "a.json", _set(["state", "shard"], {"index": 0, "count": 2}))
     again = _report(tmp_path, "b.json", _set(["state", "shard"], {"index": 0, "count": 2}))
-    with pytest.raises(UsageError, match="shard 0/2 is .*a.json too"):
+    with pytest.raises(UsageError, match=r"shard 0/2 is .*a\.json too"):
         merge_reports([first, again])
     with pytest.raises(UsageError, match="shard 1/2 missing"):
         merge_reports([first])
@@ -293,7 +293,7 @@ def test_merge_refuses_a_shard_twice_or_missing(base_report: Path, tmp_path: Pat
 def test_a_pairs_file_of_another_schema_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "p.ndjson"
     path.write_text('{"type": "header", "schema": "shadowdiff.pairs/9"}\n')
-    with pytest.raises(PairsFileError, match="p.ndjson:1: schema 'shadowdiff.pairs/9'"):
+    with pytest.raises(PairsFileError, match=r"p\.ndjson:1: schema 'shadowdiff\.pairs/9'"):
         list(read_pair_lines(path))
 
 

@@ -94,7 +94,9 @@ def _tally_state(tally: RequestTally, order: int = 0) -> dict[str, Any]:
         },
         "signatures": [
             {
-                "difference": dataclasses.asdict(signature.difference),
+                # The difference's own fields beside its examples, in one object: the report's
+                # redactor fingerprints the values and the examples of a sensitive field there.
+                **dataclasses.asdict(signature.difference),
                 "count": signature.count,
                 "accepted": signature.accepted,
                 "expired": signature.expired,
@@ -359,8 +361,8 @@ def _tally_from_state(reader: _Reader, data: Any, path: str) -> RequestTally:
 
 def _signature_from_state(reader: _Reader, data: Any, path: str) -> SignatureTally:
     r = reader
-    found = r.obj(r.key(data, path, "difference"), f"{path}.difference")
-    where = f"{path}.difference"
+    found = r.obj(data, path)
+    where = path
     try:
         difference = Difference(
             kind=r.text(r.key(found, where, "kind"), f"{where}.kind"),
@@ -482,7 +484,7 @@ def read_state(data: Any, where: str = "state") -> RunState:
         count = r.count(r.key(shard, ".shard", "count"), ".shard.count")
         if not index < count:
             raise StateError(f"{where}.shard: index {index} is not below count {count}")
-    state = RunState(
+    result = RunState(
         dataclasses.replace(
             scenario, requests=tuple(t.request for t in collector.requests.values())
         ),
@@ -492,8 +494,8 @@ def read_state(data: Any, where: str = "state") -> RunState:
         None if shard is None else (index, count),
         settings,
     )
-    state.order = order
-    return state
+    result.order = order
+    return result
 
 
 def _load_from_state(reader: _Reader, data: Any) -> LoadOutcome | None:
