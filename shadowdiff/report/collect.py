@@ -40,7 +40,7 @@ SignatureKey = tuple[str, str]  # (kind, field)
 HistogramT = TypeVar("HistogramT", LatencyHistogram, DifferenceHistogram)
 
 
-class _Buffered(Generic[HistogramT]):
+class Buffered(Generic[HistogramT]):
     """A histogram with a small buffer in front: appending is cheap, recording is batched."""
 
     __slots__ = ("histogram", "pending")
@@ -80,9 +80,9 @@ class SignatureTally:
                 self.expired += 1
             else:
                 self.accepted += 1
-        self._example(difference.baseline, difference.candidate, pair_index, difference.detail)
+        self.add_example(difference.baseline, difference.candidate, pair_index, difference.detail)
 
-    def _example(
+    def add_example(
         self,
         baseline: str | None,
         candidate: str | None,
@@ -108,8 +108,12 @@ class SignatureTally:
         self.expired += other.expired
         self.noise += other.noise
         self.acceptance = self.acceptance or other.acceptance
-        for example in other.examples:
-            self._example(
+        # The earliest pairs of the run, whatever order the shares are merged in: each share
+        # kept the first distinct values it saw, so the run's first ones are among them.
+        combined = sorted([*self.examples, *other.examples], key=lambda example: example["pair"])
+        self.examples = []
+        for example in combined:
+            self.add_example(
                 example["baseline"], example["candidate"], example["pair"], example.get("diff")
             )
 
@@ -135,15 +139,15 @@ class RequestTally:
     # request (see `shadowdiff.transport.may_retry`).
     retries: Counter[Side] = field(default_factory=Counter)
     # Total time per side; measured from the intended start in the open model.
-    latency: dict[Side, _Buffered[LatencyHistogram]] = field(
-        default_factory=lambda: {side: _Buffered(LatencyHistogram()) for side in SIDES}
+    latency: dict[Side, Buffered[LatencyHistogram]] = field(
+        default_factory=lambda: {side: Buffered(LatencyHistogram()) for side in SIDES}
     )
     # From the actual start: differs from `latency` only in the open model.
-    uncorrected: dict[Side, _Buffered[LatencyHistogram]] = field(
-        default_factory=lambda: {side: _Buffered(LatencyHistogram()) for side in SIDES}
+    uncorrected: dict[Side, Buffered[LatencyHistogram]] = field(
+        default_factory=lambda: {side: Buffered(LatencyHistogram()) for side in SIDES}
     )
-    difference: _Buffered[DifferenceHistogram] = field(
-        default_factory=lambda: _Buffered(DifferenceHistogram())
+    difference: Buffered[DifferenceHistogram] = field(
+        default_factory=lambda: Buffered(DifferenceHistogram())
     )
     signatures: dict[SignatureKey, SignatureTally] = field(default_factory=dict)
     # How many pairs showed exactly this set of signatures: enough to count differing pairs
@@ -197,8 +201,8 @@ class RunCollector:
         self.today = today or datetime.date.min
         self.keep_pairs = keep_pairs
         self.pair_records: list[PairRecord] = []
-        self.phases: dict[Side, dict[str, _Buffered[LatencyHistogram]]] = {
-            side: {phase: _Buffered(LatencyHistogram()) for phase in PHASES} for side in SIDES
+        self.phases: dict[Side, dict[str, Buffered[LatencyHistogram]]] = {
+            side: {phase: Buffered(LatencyHistogram()) for phase in PHASES} for side in SIDES
         }
         self.open_model = False  # set when any pair carried an intended start time
         self.tls: dict[str, RequestTally] = {}  # hostname -> TLS findings

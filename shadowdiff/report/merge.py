@@ -29,7 +29,8 @@ from shadowdiff.redaction import KeySource
 from shadowdiff.report.collect import PAIR_RECORD_LIMIT
 from shadowdiff.report.document import REPORT_SCHEMA, build_report
 from shadowdiff.report.schema import Merged, PairRecord, Report
-from shadowdiff.report.state import RunState, StateError, read_state
+from shadowdiff.report.state import StateError
+from shadowdiff.report.state_read import RunState, read_state
 from shadowdiff.tls import HostTls
 from shadowdiff.tls.certificate import CertificateInfo
 from shadowdiff.tls.probe import DefaultCertificate, TlsPosture
@@ -182,7 +183,8 @@ def merge_reports(
     first_path, _, first = read[0]
     shards: dict[tuple[int, int], str] = {}
     for path, _, state in read:
-        if state.settings != first.settings:
+        # The file's path may differ from machine to machine; what it says may not.
+        if _comparable(state.settings) != _comparable(first.settings):
             raise UsageError(
                 f"{path}: another scenario or other settings than {first_path} "
                 f"({_difference(first.settings, state.settings)}): only runs of the same "
@@ -242,6 +244,14 @@ def merge_reports(
     return report
 
 
+def _comparable(settings: dict[str, Any]) -> dict[str, Any]:
+    return {key: value for key, value in settings.items() if key != "source"}
+
+
 def _difference(expected: dict[str, Any], found: dict[str, Any]) -> str:
-    keys = [key for key in {**expected, **found} if expected.get(key) != found.get(key)]
+    keys = [
+        key
+        for key in {**expected, **found}
+        if key != "source" and expected.get(key) != found.get(key)
+    ]
     return "differs in " + ", ".join(keys[:5])

@@ -1,0 +1,189 @@
+"""`merge`, in process: reports of disjoint shares merge into exactly the report of the whole
+run, and no change to a report's state ends in anything but a located error."""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from shadowdiff.difference import Difference
+from shadowdiff.errors import UsageError
+from shadowdiff.observation import Observation, Timings, TransportFailure
+from shadowdiff.pair import Pair
+from shadowdiff.replay.pacing import deal, iter_requests
+from shadowdiff.replay.shard import Shard
+from shadowdiff.report.collect import RunCollector
+from shadowdiff.report.document import build_report, write_report
+from shadowdiff.report.merge import merge_reports
+from shadowdiff.scenario import Scenario, parse_scenario
+
+SCENARIO = """\
+targets:
+  baseline: {address: 127.0.0.1}
+  candidate: {address: 127.0.0.2}
+compare: {noise: {share: 0}}
+thresholds:
+  - candidate.p99 < 4ms
+  - difference_rate < 20%
+requests:
+  - {name: home, url: 'http://app.example.com/', repeat: 300}
+  - {name: cart, url: 'http://app.example.com/cart', repeat: 120}
+  - {name: api, url: 'http://app.example.com/api', repeat: 40}
+"""
+KEY = (b"k" * 32, "environment")
+
+
+def _scenario(tmp_path: Path) -> Scenario:
+    return parse_scenario(SCENARIO, "s.yaml", base_dir=tmp_path, environ={})
+
+
+def _pairs(scenario: Scenario) -> list[Pair]:
+    """The whole run's pairs: latencies drawn once, a header lost on every third cart pair,
+    a refused connection now and then."""
+    rng = np.random.default_rng(7)
+    pairs = []
+    for index, (request, repetition) in enumerate(iter_requests(scenario)):
+        baseline_ns, candidate_ns = (int(v) for v in rng.integers(200_000, 6_000_000, size=2))
+        candidate = Observation(
+            "candidate", status=200, timings=Timings(0, connect_ns=90_000, total_ns=candidate_ns)
+        )
+        differences: tuple[Difference, ...] = ()
+        if request.name == "cart" and repetition % 3 == 0:
+            differences = (
+                Difference("header_missing", "x-frame-options", f"DENY-{index % 5}", None, "error"),
+            )
+        if request.name == "api" and repetition % 10 == 0:
+            candidate = Observation(
+                "candidate",
+                failure=TransportFailure("refused", "connection refused"),
+                timings=Timings(0),
+            )
+            differences = (Difference("transport", "error", "200", "refused", "error"),)
+        pairs.append(
+            Pair(
+                index,
+                request,
+                Observation("baseline", status=200, timings=Timings(0, total_ns=baseline_ns)),
+                candidate,
+                differences,
+                repetition=repetition,
+            )
+        )
+    return pairs
+
+
+def _report(scenario: Scenario, pairs: list[Pair], shard: Shard | None) -> Any:
+    collector = RunCollector(accept=scenario.accept)
+    for pair in pairs:
+        collector(pair)
+    return build_report(
+        scenario,
+        collector,
+        started_at="2026-12-02T10:00:00+00:00",
+        duration_s=1.0,
+        redaction_key=KEY,  # type: ignore[arg-type]
+        shard=None if shard is None else (shard.index, shard.count),
+        pairs_planned=...
+        if shard is None
+        else sum(1 for _ in deal(iter_requests(scenario), shard.share(), lambda i: i[0].name)),
+    )
+
+
+def _shard_files(tmp_path: Path, count: int = 4) -> tuple[Any, list[str]]:
+    scenario = _scenario(tmp_path)
+    pairs = _pairs(scenario)
+    paths = []
+    for k in range(count):
+        shard = Shard(k, count)
+        mine = {
+            index for index, _ in deal(iter_requests(scenario), shard.share(), lambda i: i[0].name)
+        }
+        path = tmp_path / f"shard-{k}.json"
+        write_report(path, _report(scenario, [p for p in pairs if p.index in mine], shard))
+        paths.append(str(path))
+    return _report(scenario, pairs, None), paths
+
+
+def test_merged_shards_are_exactly_the_whole_runs_report(tmp_path: Path) -> None:
+    whole, paths = _shard_files(tmp_path)
+    merged = merge_reports(paths, redaction_key=KEY)  # type: ignore[arg-type]
+    whole = json.loads(json.dumps(whole))
+    merged = json.loads(json.dumps(merged))
+    # Built by one function from equal collectors: equal in every figure. Only what says how
+    # the report came to be may differ.
+    for report in (whole, merged):
+        for key in ("shard", "merged", "state"):
+            report.pop(key)
+    assert merged.pop("stop") is None  # set as `run` sets it (build_report alone does not)
+    assert merged == whole
+    assert whole["totals"]["pairs_with_differences"] == 40 + 4
+    assert [t["passed"] for t in whole["thresholds"]] == [False, True]
+
+
+def test_examples_stay_capped_and_counts_add_up(tmp_path: Path) -> None:
+    _, paths = _shard_files(tmp_path)
+    merged = merge_reports(paths, redaction_key=KEY)  # type: ignore[arg-type]
+    (cart,) = [entry for entry in merged["requests"] if entry["name"] == "cart"]
+    (lost,) = [d for d in cart["differences"] if d["field"] == "x-frame-options"]
+    assert lost["count"] == 40 and len(lost["examples"]) == 3
+
+
+# Hostile states: any value put anywhere in a report's state is read, or refused by name.
+_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers(-(2**70), 2**70) | st.floats() | st.text(max_size=8),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3)
+    ),
+    max_leaves=6,
+)
+
+
+def _paths(value: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    found = [prefix]
+    if isinstance(value, dict):
+        for key, item in value.items():
+            found += _paths(item, (*prefix, key))
+    elif isinstance(value, list):
+        for index, item in enumerate(value[:3]):
+            found += _paths(item, (*prefix, index))
+    return found
+
+
+@pytest.fixture(scope="module")
+def shard_report(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    folder = tmp_path_factory.mktemp("hostile")
+    _, paths = _shard_files(folder, count=1)
+    loaded: dict[str, Any] = json.loads(Path(paths[0]).read_text())
+    return loaded
+
+
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(data=st.data(), value=_JSON)
+def test_any_change_to_a_state_is_merged_or_refused_by_name(
+    shard_report: dict[str, Any], tmp_path: Path, data: st.DataObject, value: Any
+) -> None:
+    report = copy.deepcopy(shard_report)
+    paths = _paths(report["state"])
+    where = data.draw(st.sampled_from(paths[1:]))
+    target = report["state"]
+    for part in where[:-1]:
+        target = target[part]
+    if data.draw(st.booleans()) and isinstance(target, dict):
+        del target[where[-1]]
+    else:
+        target[where[-1]] = value
+    path = tmp_path / "changed.json"
+    path.write_text(json.dumps(report))
+    try:
+        merge_reports([str(path)], redaction_key=KEY)  # type: ignore[arg-type]
+    except UsageError as exc:
+        assert str(exc).startswith(f"{path}: ") and "\n" not in str(exc)
