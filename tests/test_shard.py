@@ -15,8 +15,11 @@ from typing import Any
 
 import pytest
 from aiohttp import web
+from hypothesis import given
+from hypothesis import strategies as st
 
 from shadowdiff.errors import UsageError
+from shadowdiff.replay.pacing import deal
 from shadowdiff.replay.shard import Shard, resolve_shard
 from shadowdiff.report.figures import figures_from_pairs, figures_from_report
 from shadowdiff.report.merge import merge_reports
@@ -315,3 +318,48 @@ async def test_pairs_stop_at_their_bounds_and_say_so(
         "run", str(scenario), "--pairs", str(pairs), "--pairs-max-bytes", "10", "-q"
     )
     assert code == 0 and json.loads(pairs.read_text().splitlines()[-1])["pairs_left_out"] == PAIRS
+
+
+@given(
+    repeats=st.lists(st.integers(1, 9), min_size=1, max_size=5),
+    count=st.integers(1, 6),
+    workers=st.integers(1, 3),
+)
+def test_shards_and_their_workers_deal_each_pair_exactly_once(
+    repeats: list[int], count: int, workers: int
+) -> None:
+    items = [(f"r{i}", rep) for i, repeat in enumerate(repeats) for rep in range(repeat)]
+    seen: list[int] = []
+    for index in range(count):
+        shard = Shard(index, count)
+        whole_shard = [i for i, _ in deal(items, shard.share(), lambda item: item[0])]
+        by_workers = sorted(
+            i
+            for k in range(workers)
+            for i, _ in deal(items, shard.share(k, workers), lambda item: item[0])
+        )
+        assert by_workers == whole_shard  # a shard's workers split exactly its share
+        seen += whole_shard
+    assert sorted(seen) == list(range(len(items)))  # together: the run, once
+
+
+async def test_an_open_model_shard_runs_its_share_of_the_rate(
+    start_entry_point: Callable[..., Any], write_scenario: Callable[..., Path], tmp_path: Path
+) -> None:
+    baseline = await start_entry_point("127.0.0.1", handler=_baseline)
+    scenario = write_scenario(
+        baseline,
+        baseline,
+        "compare: {noise: {share: 0}}\ntls_probe: {probe: false}\n"
+        "load: {model: open, rate: 80, duration_s: 1}\n"
+        "requests:\n  - {name: home, url: 'http://app.example.com/'}\n"
+        "  - {name: cart, url: 'http://app.example.com/cart'}\n",
+    )
+    code, out, err = await _cli(
+        "run", str(scenario), "--shard", "1/4", "--json", str(tmp_path / "r.json"), "-q"
+    )
+    report = json.loads((tmp_path / "r.json").read_text())
+    assert code == 0, out + err
+    assert report["load"]["target_rate"] == pytest.approx(20, rel=0.1)
+    assert report["load"]["valid"] and 18 <= report["totals"]["pairs"] <= 22
+    assert {entry["name"] for entry in report["requests"]} == {"home", "cart"}
