@@ -79,7 +79,9 @@ def _pairs(scenario: Scenario) -> list[Pair]:
     return pairs
 
 
-def _report(scenario: Scenario, pairs: list[Pair], shard: Shard | None) -> Any:
+def _report(
+    scenario: Scenario, pairs: list[Pair], shard: Shard | None, coverage: Any = None
+) -> Any:
     collector = RunCollector(accept=scenario.accept)
     for pair in pairs:
         collector(pair)
@@ -90,13 +92,16 @@ def _report(scenario: Scenario, pairs: list[Pair], shard: Shard | None) -> Any:
         duration_s=1.0,
         redaction_key=KEY,  # type: ignore[arg-type]
         shard=None if shard is None else (shard.index, shard.count),
+        coverage=coverage,
         pairs_planned=...
         if shard is None
         else sum(1 for _ in deal(iter_requests(scenario), shard.share(), lambda i: i[0].name)),
     )
 
 
-def _shard_files(tmp_path: Path, count: int = 4) -> tuple[Any, list[str]]:
+def _shard_files(
+    tmp_path: Path, count: int = 4, coverage: list[Any] | None = None
+) -> tuple[Any, list[str]]:
     scenario = _scenario(tmp_path)
     pairs = _pairs(scenario)
     paths = []
@@ -106,7 +111,8 @@ def _shard_files(tmp_path: Path, count: int = 4) -> tuple[Any, list[str]]:
             index for index, _ in deal(iter_requests(scenario), shard.share(), lambda i: i[0].name)
         }
         path = tmp_path / f"shard-{k}.json"
-        write_report(path, _report(scenario, [p for p in pairs if p.index in mine], shard))
+        mine_pairs = [p for p in pairs if p.index in mine]
+        write_report(path, _report(scenario, mine_pairs, shard, coverage and coverage[k]))
         paths.append(str(path))
     return _report(scenario, pairs, None), paths
 
@@ -135,6 +141,33 @@ def test_examples_stay_capped_and_counts_add_up(tmp_path: Path) -> None:
     assert lost["count"] == 40 and len(lost["examples"]) == 3
 
 
+def _coverage(uncovered: list[str]) -> Any:
+    return {
+        "ingress": {"rules": 4, "covered": 4 - len(uncovered), "uncovered": uncovered},
+        "routes": None,
+        "share": (4 - len(uncovered)) / 4,
+        "min": 0.75,
+    }
+
+
+def test_a_rule_any_shard_reached_is_reached_by_the_merged_run(tmp_path: Path) -> None:
+    # Each shard reached half the rules, and failed its `coverage.min` of 75%; together they
+    # reached three of the four.
+    shards = [_coverage(["ns/a rule 0", "ns/b rule 0"]), _coverage(["ns/b rule 0", "ns/c rule 1"])]
+    _, paths = _shard_files(tmp_path, count=2, coverage=shards)
+    for path in paths:
+        check = json.loads(Path(path).read_text())["thresholds"][-1]
+        assert check["check"] == "coverage >= 75%" and not check["passed"]
+    merged = merge_reports(paths, redaction_key=KEY)  # type: ignore[arg-type]
+    coverage = merged["coverage"]
+    assert coverage is not None and coverage["ingress"] == {
+        "rules": 4,
+        "covered": 3,
+        "uncovered": ["ns/b rule 0"],
+    }
+    assert coverage["share"] == 0.75 and merged["thresholds"][-1]["passed"]
+
+
 # Hostile states: any value put anywhere in a report's state is read, or refused by name.
 _JSON = st.recursive(
     st.none() | st.booleans() | st.integers(-(2**70), 2**70) | st.floats() | st.text(max_size=8),
@@ -161,6 +194,7 @@ def shard_report(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     folder = tmp_path_factory.mktemp("hostile")
     _, paths = _shard_files(folder, count=1)
     loaded: dict[str, Any] = json.loads(Path(paths[0]).read_text())
+    loaded["pairs"] = loaded["pairs"][:3]  # a shorter report is quicker to change 60 times
     return loaded
 
 
@@ -168,13 +202,15 @@ def shard_report(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
 @given(data=st.data(), value=_JSON)
-def test_any_change_to_a_state_is_merged_or_refused_by_name(
+def test_any_change_to_a_report_is_merged_or_refused_by_name(
     shard_report: dict[str, Any], tmp_path: Path, data: st.DataObject, value: Any
 ) -> None:
     report = copy.deepcopy(shard_report)
-    paths = _paths(report["state"])
-    where = data.draw(st.sampled_from(paths[1:]))
-    target = report["state"]
+    # Mostly in the state (what merge reads most of), also anywhere else in the report.
+    root = data.draw(st.sampled_from([("state",), ("state",), ()]))
+    start: Any = report["state"] if root else report
+    where = data.draw(st.sampled_from(_paths(start)[1:]))
+    target = start
     for part in where[:-1]:
         target = target[part]
     if data.draw(st.booleans()) and isinstance(target, dict):

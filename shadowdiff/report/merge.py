@@ -16,9 +16,9 @@ settings, and the same shard twice.
 from __future__ import annotations
 
 import dataclasses
-import os
+from collections import Counter
 from pathlib import Path
-from typing import Any, Final, cast
+from typing import Any, Final, NamedTuple, cast
 
 from shadowdiff import __version__
 from shadowdiff.difference import Difference
@@ -28,7 +28,7 @@ from shadowdiff.pair import LoadOutcome
 from shadowdiff.redaction import KeySource
 from shadowdiff.report.collect import PAIR_RECORD_LIMIT
 from shadowdiff.report.document import REPORT_SCHEMA, build_report
-from shadowdiff.report.schema import Merged, PairRecord, Report
+from shadowdiff.report.schema import CoverageCount, CoverageEntry, Merged, PairRecord, Report
 from shadowdiff.report.state import StateError
 from shadowdiff.report.state_read import RunState, read_state
 from shadowdiff.tls import HostTls
@@ -39,7 +39,16 @@ from shadowdiff.tls.probe import DefaultCertificate, TlsPosture
 MAX_REPORT_BYTES: Final = 256 << 20
 
 
-def read_mergeable(path: str | os.PathLike[str]) -> tuple[Report, RunState]:
+class Mergeable(NamedTuple):
+    """A report file read for merging: the report, its state, and its coverage (checked)."""
+
+    path: str
+    report: Report
+    state: RunState
+    coverage: CoverageEntry | None
+
+
+def read_mergeable(path: str) -> Mergeable:
     """A report file and its state, checked as hostile input."""
     try:
         size = Path(path).stat().st_size
@@ -68,6 +77,7 @@ def read_mergeable(path: str | os.PathLike[str]) -> tuple[Report, RunState]:
         raise UsageError(f"{path}: no state section (written before reports could merge)")
     try:
         state = read_state(data["state"])
+        coverage = _coverage(data.get("coverage"))
         host_tls = [_host_tls(entry) for entry in _list(data.get("tls"), "tls")]
         records = _pair_records(data.get("pairs"))
         for key in ("started_at", "duration_s", "interrupted"):
@@ -84,7 +94,7 @@ def read_mergeable(path: str | os.PathLike[str]) -> tuple[Report, RunState]:
     state.collector.pair_records = records
     state.collector.keep_pairs = data.get("pairs") is not None
     report = cast(Report, data)  # checked above in what merge reads
-    return report, state
+    return Mergeable(str(path), report, state, coverage)
 
 
 def _list(value: Any, where: str) -> list[Any]:
@@ -154,6 +164,69 @@ def _host_tls(entry: Any) -> HostTls:
     )
 
 
+def _coverage_count(value: Any, where: str) -> CoverageCount | None:
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise StateError(f"{where}: expected an object or null")
+    rules, uncovered = value.get("rules"), value.get("uncovered")
+    if isinstance(rules, bool) or not isinstance(rules, int) or rules < 0:
+        raise StateError(f"{where}.rules: expected a whole number")
+    if not isinstance(uncovered, list) or not all(isinstance(u, str) for u in uncovered):
+        raise StateError(f"{where}.uncovered: expected a list of strings")
+    if len(uncovered) > rules:
+        raise StateError(f"{where}.uncovered: more rules than {rules}")
+    return {"rules": rules, "covered": rules - len(uncovered), "uncovered": uncovered}
+
+
+def _coverage(value: Any) -> CoverageEntry | None:
+    """A report's coverage section, checked: what merging it reads."""
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise StateError("coverage: expected an object or null")
+    minimum = value.get("min")
+    if minimum is not None and (isinstance(minimum, bool) or not isinstance(minimum, (int, float))):
+        raise StateError("coverage.min: expected a number or null")
+    return {
+        "ingress": _coverage_count(value.get("ingress"), "coverage.ingress"),
+        "routes": _coverage_count(value.get("routes"), "coverage.routes"),
+        "share": None,
+        "min": minimum,
+    }
+
+
+def merge_coverage(entries: list[CoverageEntry | None]) -> CoverageEntry | None:
+    """A rule is reached by the merged run when any report's requests reached it: the rules
+    none reached are those every report lists as not reached (each report lists them all)."""
+    if not entries or entries[0] is None:
+        return None
+    first = entries[0]
+    merged: CoverageEntry = {"ingress": None, "routes": None, "share": None, "min": first["min"]}
+    for kind in ("ingress", "routes"):
+        counts = [entry[kind] for entry in entries if entry is not None]
+        found = [count for count in counts if count is not None]
+        if not found:
+            continue
+        left = Counter(found[0]["uncovered"])
+        for count in found[1:]:
+            left &= Counter(count["uncovered"])
+        uncovered = []
+        for name in found[0]["uncovered"]:
+            if left[name] > 0:
+                uncovered.append(name)
+                left[name] -= 1
+        merged[kind] = {
+            "rules": found[0]["rules"],
+            "covered": found[0]["rules"] - len(uncovered),
+            "uncovered": uncovered,
+        }
+    total = sum(c["rules"] for c in (merged["ingress"], merged["routes"]) if c is not None)
+    reached = sum(c["covered"] for c in (merged["ingress"], merged["routes"]) if c is not None)
+    merged["share"] = round(reached / total, 4) if total else None
+    return merged
+
+
 def merge_load(loads: list[LoadOutcome | None]) -> LoadOutcome | None:
     """The load of several shards or machines sending at once: pairs and the rates they
     were asked for add up (a shard's target is its share of the rate), the window is the
@@ -179,9 +252,17 @@ def merge_reports(
     """The report of the runs whose reports are at `paths`, built as one run's would be."""
     if len(paths) < 1:
         raise UsageError("merge: name at least one report")
-    read = [(path, *read_mergeable(path)) for path in paths]
+    files = [read_mergeable(path) for path in paths]
+    read = [(file.path, file.report, file.state) for file in files]
     first_path, _, first = read[0]
     shards: dict[tuple[int, int], str] = {}
+    for file in files:
+        if _rules(file.coverage) != _rules(files[0].coverage):
+            raise UsageError(
+                f"{file.path}: its coverage section counts other rules than {first_path}'s "
+                f"({_rules(file.coverage)} and {_rules(files[0].coverage)}): only runs checked "
+                "against the same manifests merge"
+            )
     for path, _, state in read:
         # The file's path may differ from machine to machine; what it says may not.
         if _comparable(state.settings) != _comparable(first.settings):
@@ -238,10 +319,21 @@ def merge_reports(
         redaction_key=redaction_key,
         pairs_planned=None if any(p is None for p in planned) else sum(p or 0 for p in planned),
         merged=merged,
+        coverage=merge_coverage([file.coverage for file in files]),
     )
     stops = [r.get("stop") for r in reports if r.get("stop")]
     report["stop"] = stops[0] if stops else None
     return report
+
+
+def _rules(coverage: CoverageEntry | None) -> tuple[int | None, int | None] | None:
+    if coverage is None:
+        return None
+    ingress, routes = coverage["ingress"], coverage["routes"]
+    return (
+        None if ingress is None else ingress["rules"],
+        None if routes is None else routes["rules"],
+    )
 
 
 def _comparable(settings: dict[str, Any]) -> dict[str, Any]:
