@@ -25,6 +25,7 @@ from shadowdiff.errors import PreflightFailed, ScenarioError, UsageError, descri
 from shadowdiff.render.formats import FORMATS, append_step_summary, write_format
 from shadowdiff.render.terminal import displayable, print_report
 from shadowdiff.report import ExitCode, read_report, write_report
+from shadowdiff.report.pair_stream import PairStreamSettings
 from shadowdiff.report.schema import Report
 from shadowdiff.report.verdict import exit_code_table
 from shadowdiff.run import RunOptions, RunResult, check_options, run
@@ -87,6 +88,21 @@ def _write_formats(report: Report, args: argparse.Namespace, *, step_summary: bo
 def _add_format_flags(parser: argparse.ArgumentParser) -> None:
     for name, file_format in FORMATS.items():
         parser.add_argument(f"--{name}", metavar="PATH", help=file_format.help)
+
+
+def _add_pairs_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--pairs", metavar="PATH", help="write one JSON line per pair here, as pairs complete"
+    )
+    parser.add_argument(
+        "--pairs-limit", type=int, metavar="N", help="with --pairs: at most N pair lines"
+    )
+    parser.add_argument(
+        "--pairs-max-bytes",
+        type=int,
+        metavar="BYTES",
+        help="with --pairs: at most this many bytes of pair lines (default 1 GiB)",
+    )
 
 
 def _warn_insecure(scenario: Scenario) -> None:
@@ -164,7 +180,6 @@ def command_run(args: argparse.Namespace) -> int:
         args.scenario, keep_reading=lambda: STOP.received is None, read_sources=not args.follow
     )
     from shadowdiff.replay.shard import resolve_shard
-    from shadowdiff.report.pair_stream import DEFAULT_LIMIT_BYTES, PairStreamSettings
 
     options = RunOptions(
         concurrency=args.concurrency,
@@ -174,16 +189,8 @@ def command_run(args: argparse.Namespace) -> int:
         follow=args.follow,
         follow_pairs_per_s=args.follow_rate,
         shard=resolve_shard(args.shard, os.environ),
-        pairs=None
-        if args.pairs is None
-        else PairStreamSettings(
-            args.pairs,
-            args.pairs_limit,
-            DEFAULT_LIMIT_BYTES if args.pairs_max_bytes is None else args.pairs_max_bytes,
-        ),
+        pairs=_pair_stream(args),
     )
-    if args.pairs is None and (args.pairs_limit is not None or args.pairs_max_bytes is not None):
-        raise UsageError("--pairs-limit and --pairs-max-bytes bound --pairs: give --pairs PATH")
     try:
         check_options(scenario, options)
     except UsageError as exc:
@@ -224,12 +231,29 @@ def _announce_follow(scenario: Scenario, options: RunOptions) -> None:
     )
 
 
+def _pair_stream(args: argparse.Namespace) -> PairStreamSettings | None:
+    """--pairs and its bounds, as `run` takes them."""
+    from shadowdiff.report.pair_stream import DEFAULT_LIMIT_BYTES, PairStreamSettings
+
+    if args.pairs is None:
+        if args.pairs_limit is not None or args.pairs_max_bytes is not None:
+            raise UsageError("--pairs-limit and --pairs-max-bytes bound --pairs: give --pairs PATH")
+        return None
+    if args.pairs == "-":
+        # Standard output carries the terminal report (or --json -).
+        raise UsageError("--pairs -: give a file name")
+    _check_output_path(args.pairs, "--pairs")
+    limit_bytes = DEFAULT_LIMIT_BYTES if args.pairs_max_bytes is None else args.pairs_max_bytes
+    return PairStreamSettings(args.pairs, args.pairs_limit, limit_bytes)
+
+
 def command_demo(args: argparse.Namespace) -> int:
     from shadowdiff.demo.run import run_demo
 
     _check_output_path(args.json)
     _check_format_paths(args)
-    _, report = _run_async(lambda: run_demo())
+    pairs = _pair_stream(args)
+    _, report = _run_async(lambda: run_demo(pairs=pairs))
     code = _finish(report, args.json, quiet=False)
     _write_formats(report, args)
     return code
@@ -413,18 +437,7 @@ def build_parser() -> argparse.ArgumentParser:
         "'auto' (or no flag in a Kubernetes Indexed Job) reads $JOB_COMPLETION_INDEX and "
         "$SHADOWDIFF_SHARDS",
     )
-    run.add_argument(
-        "--pairs", metavar="PATH", help="write one JSON line per pair here, as pairs complete"
-    )
-    run.add_argument(
-        "--pairs-limit", type=int, metavar="N", help="with --pairs: at most N pair lines"
-    )
-    run.add_argument(
-        "--pairs-max-bytes",
-        type=int,
-        metavar="BYTES",
-        help="with --pairs: at most this many bytes of pair lines (default 1 GiB)",
-    )
+    _add_pairs_flags(run)
     run.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=_DEBUG_HELP)
     run.set_defaults(handler=command_run)
 
@@ -433,6 +446,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     demo.add_argument("--json", metavar="PATH", help="write the versioned JSON report here")
     _add_format_flags(demo)
+    _add_pairs_flags(demo)
     demo.set_defaults(handler=command_demo)
 
     validate = commands.add_parser("validate", help="check scenario files without sending anything")
