@@ -25,6 +25,7 @@ from shadowdiff.errors import PreflightFailed, ScenarioError, UsageError, descri
 from shadowdiff.render.formats import FORMATS, append_step_summary, write_format
 from shadowdiff.render.terminal import displayable, print_report
 from shadowdiff.report import ExitCode, read_report, write_report
+from shadowdiff.report.document import report_json
 from shadowdiff.report.pair_stream import PairStreamSettings
 from shadowdiff.report.schema import Report
 from shadowdiff.report.verdict import exit_code_table
@@ -157,7 +158,7 @@ def _finish(
 ) -> int:
     if json_path == "-":
         # The JSON takes standard output, for a pipe; the terminal report goes to stderr.
-        sys.stdout.write(json.dumps(report, indent=1, ensure_ascii=False) + "\n")
+        sys.stdout.write(report_json(report))
         sys.stdout.flush()
         if not quiet or report["outcome"]["exit_code"]:
             print_report(report, Console(stderr=True), all_tls_tables=all_tls_tables)

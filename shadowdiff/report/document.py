@@ -470,11 +470,22 @@ def _tls_entry(host_tls: HostTls) -> TlsHost:
     }
 
 
+def report_json(report: Report) -> str:
+    """The report as `--json` writes it: indented for people, but its `state` (for `merge`,
+    not for reading, and the largest part with many requests) on one line."""
+    if "state" not in report:
+        return json.dumps(report, indent=1, ensure_ascii=False) + "\n"
+    rest = {key: value for key, value in report.items() if key != "state"}
+    text = json.dumps(rest, indent=1, ensure_ascii=False)
+    state = json.dumps(report["state"], ensure_ascii=False, separators=(",", ":"))
+    return f'{text[:-2]},\n "state": {state}\n}}\n'
+
+
 def write_report(path: str | os.PathLike[str], report: Report) -> None:
     """Write atomically, so an interrupted write never leaves half a report behind."""
     target = Path(path)
     temporary = target.with_name(f".{target.name}.partial")
-    temporary.write_text(json.dumps(report, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+    temporary.write_text(report_json(report), encoding="utf-8")
     temporary.replace(target)
 
 

@@ -28,8 +28,10 @@ class StateError(ValueError):
     """A report's state that cannot be read: the message names where."""
 
 
-def _histogram(histogram: LatencyHistogram) -> dict[str, Any]:
-    return histogram.to_dict()
+def _histogram(histogram: LatencyHistogram) -> dict[str, Any] | None:
+    # Null when empty: most are (the uncorrected figures outside the open model, a side
+    # that only failed), and a state holds six per request.
+    return histogram.to_dict() if histogram.count else None
 
 
 def _tally_state(tally: RequestTally, order: int = 0) -> dict[str, Any]:

@@ -94,6 +94,8 @@ class _Reader:
         return value
 
     def histogram(self, value: Any, path: str) -> LatencyHistogram:
+        if value is None:
+            return LatencyHistogram()  # written as null when empty
         data = self.obj(value, path)
         buckets = []
         for i, bucket in enumerate(self.items(self.key(data, path, "buckets"), f"{path}.buckets")):
