@@ -127,7 +127,8 @@ def render_report(report: Report, *, all_tls_tables: bool = False) -> Group:
         header.append(f"   shard {shard} (its share of the run only)", "yellow")
     if merged := report.get("merged"):
         shards = f": shards {', '.join(merged['shards'])}" if merged["shards"] else ""
-        header.append(f"   merged from {merged['reports']} reports{shards}", "dim")
+        reports = "1 report" if merged["reports"] == 1 else f"{merged['reports']} reports"
+        header.append(f"   merged from {reports}{shards}", "dim")
 
     requests = Table(title="Requests", title_justify="left", expand=False, pad_edge=False)
     requests.add_column("request", overflow="fold", max_width=38)

@@ -20,8 +20,9 @@ from collections import Counter
 from pathlib import Path
 from typing import Any, Final, NamedTuple, cast
 
+from pydantic import TypeAdapter, ValidationError
+
 from shadowdiff import __version__
-from shadowdiff.difference import Difference
 from shadowdiff.errors import UsageError
 from shadowdiff.json_document import MAX_DEPTH, NOT_JSON, load_json
 from shadowdiff.pair import LoadOutcome
@@ -32,8 +33,6 @@ from shadowdiff.report.schema import CoverageCount, CoverageEntry, Merged, PairR
 from shadowdiff.report.state import StateError
 from shadowdiff.report.state_read import RunState, read_state
 from shadowdiff.tls import HostTls
-from shadowdiff.tls.certificate import CertificateInfo
-from shadowdiff.tls.probe import DefaultCertificate, TlsPosture
 
 # A report is a few megabytes; a file far past that is not one.
 MAX_REPORT_BYTES: Final = 256 << 20
@@ -65,20 +64,22 @@ def read_mergeable(path: str) -> Mergeable:
         raise UsageError(f"{path}: not a shadowdiff report (a JSON {type(data).__name__})")
     schema = data.get("schema")
     if schema != REPORT_SCHEMA:
-        raise UsageError(f"{path}: schema {schema!r} is not {REPORT_SCHEMA!r}")
+        raise UsageError(_one_line(f"{path}: schema {schema!r} is not {REPORT_SCHEMA!r}"))
     tool = data.get("tool")
     version = tool.get("version") if isinstance(tool, dict) else None
     if version != __version__:
         raise UsageError(
-            f"{path}: written by shadowdiff {version!r}; this is {__version__}: merge reports "
-            "with the version that wrote them"
+            _one_line(
+                f"{path}: written by shadowdiff {version!r}; this is {__version__}: merge "
+                "reports with the version that wrote them"
+            )
         )
     if "state" not in data:
         raise UsageError(f"{path}: no state section (written before reports could merge)")
     try:
         state = read_state(data["state"])
         coverage = _coverage(data.get("coverage"))
-        host_tls = [_host_tls(entry) for entry in _list(data.get("tls"), "tls")]
+        host_tls = [_host_tls(entry, i) for i, entry in enumerate(_list(data.get("tls"), "tls"))]
         records = _pair_records(data.get("pairs"))
         for key in ("started_at", "duration_s", "interrupted"):
             if key not in data:
@@ -88,13 +89,19 @@ def read_mergeable(path: str) -> Mergeable:
         if isinstance(data["duration_s"], bool) or not isinstance(data["duration_s"], (int, float)):
             raise StateError("duration_s: expected a number")
     except StateError as exc:
-        raise UsageError(f"{path}: {exc}") from None
+        raise UsageError(f"{path}: {_one_line(str(exc))}") from None
     # The tallies of the TLS findings are in the state; the postures are the report's own.
     state.collector.tls_hosts = host_tls
     state.collector.pair_records = records
     state.collector.keep_pairs = data.get("pairs") is not None
     report = cast(Report, data)  # checked above in what merge reads
     return Mergeable(str(path), report, state, coverage)
+
+
+def _one_line(message: str, limit: int = 300) -> str:
+    """A message quoting a hostile file's names, as one bounded line of printable text."""
+    shown = "".join(c if c.isprintable() else repr(c)[1:-1] for c in message)
+    return shown if len(shown) <= limit else shown[: limit - 1] + "…"
 
 
 def _list(value: Any, where: str) -> list[Any]:
@@ -113,55 +120,26 @@ def _pair_records(value: Any) -> list[PairRecord]:
     return records[:PAIR_RECORD_LIMIT]
 
 
-def _certificate(data: Any, where: str) -> CertificateInfo | None:
-    if data is None:
-        return None
-    if not isinstance(data, dict):
+# The TLS postures are the report's `tls[]` entries, read back into the probe's own
+# dataclasses by pydantic: every field checked for its type, nested ones included.
+_HOST_TLS: Final = TypeAdapter(HostTls)
+
+
+def _host_tls(entry: Any, index: int) -> HostTls:
+    where = f"tls[{index}]"
+    if not isinstance(entry, dict):
         raise StateError(f"{where}: expected an object")
     try:
-        return CertificateInfo(**{**data, "names": tuple(data.get("names", ()))})
-    except TypeError as exc:
-        raise StateError(f"{where}: {exc}") from None
-
-
-def _posture(data: Any, where: str) -> TlsPosture:
-    if not isinstance(data, dict):
-        raise StateError(f"{where}: expected an object")
-    fields = {key: value for key, value in data.items() if key != "days_to_expiry"}
-    try:
-        return TlsPosture(
-            **{
-                **fields,
-                "leaf": _certificate(fields.get("leaf"), f"{where}.leaf"),
-                "chain": tuple(
-                    _certificate(item, f"{where}.chain")
-                    for item in _list(fields.get("chain"), f"{where}.chain")
-                ),
-                "no_sni": None
-                if fields.get("no_sni") is None
-                else DefaultCertificate(**fields["no_sni"]),
-                "unknown_sni": None
-                if fields.get("unknown_sni") is None
-                else DefaultCertificate(**fields["unknown_sni"]),
-            }
-        )
-    except TypeError as exc:
-        raise StateError(f"{where}: {exc}") from None
-
-
-def _host_tls(entry: Any) -> HostTls:
-    if not isinstance(entry, dict) or not isinstance(entry.get("host"), str):
-        raise StateError("tls[]: expected an object with a host")
-    try:
-        differences = tuple(Difference(**d) for d in _list(entry.get("differences"), "tls[]"))
-    except TypeError as exc:
-        raise StateError(f"tls[].differences: {exc}") from None
-    return HostTls(
-        entry["host"],
-        _posture(entry.get("baseline"), "tls[].baseline"),
-        _posture(entry.get("candidate"), "tls[].candidate"),
-        differences,
-    )
+        host_tls = _HOST_TLS.validate_python(entry, strict=False)
+        for posture in (host_tls.baseline, host_tls.candidate):
+            posture.days_to_expiry  # noqa: B018 - the report computes it: dates must parse
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        inner = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in error["loc"])
+        raise StateError(f"{where}{inner}: {error['msg']}") from None
+    except (ValueError, TypeError, OverflowError) as exc:
+        raise StateError(f"{where}: a date that does not parse: {exc}") from None
+    return host_tls
 
 
 def _coverage_count(value: Any, where: str) -> CoverageCount | None:

@@ -19,7 +19,7 @@ from shadowdiff.pair import LoadOutcome
 from shadowdiff.report.collect import PHASES, RequestTally, RunCollector
 from shadowdiff.scenario import Scenario
 from shadowdiff.spec import SIDES
-from shadowdiff.stats.histogram import LatencyHistogram
+from shadowdiff.stats.histogram import SIGNIFICANT_DIGITS, LatencyHistogram
 
 STATE_SCHEMA: Final = "shadowdiff.state/1"
 
@@ -31,7 +31,12 @@ class StateError(ValueError):
 def _histogram(histogram: LatencyHistogram) -> dict[str, Any] | None:
     # Null when empty: most are (the uncorrected figures outside the open model, a side
     # that only failed), and a state holds six per request.
-    return histogram.to_dict() if histogram.count else None
+    # Unit and precision are said once for the whole state (`histograms`).
+    if not histogram.count:
+        return None
+    exact = histogram.to_dict()
+    del exact["unit"], exact["significant_digits"]
+    return exact
 
 
 def _tally_state(tally: RequestTally, order: int = 0) -> dict[str, Any]:
@@ -110,6 +115,8 @@ def run_state(
         names.setdefault(name, len(names))  # a followed log's requests are in no file
     return {
         "schema": STATE_SCHEMA,
+        # Buckets of another precision would add up to nonsense: a reader checks these.
+        "histograms": {"unit": "us", "significant_digits": SIGNIFICANT_DIGITS},
         "shard": None if shard is None else {"index": shard[0], "count": shard[1]},
         "pairs_planned": pairs_planned,
         "today": collector.today.isoformat(),

@@ -13,12 +13,12 @@ import datetime
 from collections import Counter
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, get_args
 
 from pydantic import BaseModel, ValidationError
 
 from shadowdiff.compare.acceptance import AcceptanceMatch
-from shadowdiff.difference import Difference
+from shadowdiff.difference import Difference, DifferenceKind
 from shadowdiff.pair import LoadOutcome
 from shadowdiff.redaction import Secrets
 from shadowdiff.report.collect import PHASES, Buffered, RequestTally, RunCollector, SignatureTally
@@ -37,8 +37,9 @@ from shadowdiff.scenario.model import (
     TlsProbeSettings,
 )
 from shadowdiff.spec import SIDES, RequestSpec
-from shadowdiff.stats.histogram import DifferenceHistogram, LatencyHistogram
+from shadowdiff.stats.histogram import SIGNIFICANT_DIGITS, DifferenceHistogram, LatencyHistogram
 
+_KINDS: Final = frozenset(get_args(DifferenceKind))
 # HdrHistogram buckets of values up to 2**63 µs stay below this index (see stats/histogram.py).
 _MAX_BUCKET_INDEX: Final = 64 << 10
 
@@ -123,6 +124,8 @@ class _Reader:
                 "min": low,
                 "max": high,
                 "sum": self.count(self.key(data, path, "sum"), f"{path}.sum"),
+                "unit": "us",
+                "significant_digits": SIGNIFICANT_DIGITS,
                 "sum_squares": float(
                     self.number(self.key(data, path, "sum_squares"), f"{path}.sum_squares")
                 ),
@@ -234,6 +237,8 @@ def _signature_from_state(reader: _Reader, data: Any, path: str) -> SignatureTal
         )
     except (TypeError, ValueError) as exc:
         raise StateError(f"{r.where}{where}: {exc}") from None
+    if difference.kind not in _KINDS:
+        raise r.fail(f"{where}.kind", "a difference kind (docs/report-format.md)", difference.kind)
     if difference.severity not in ("error", "warning", "info"):
         raise r.fail(f"{where}.severity", "error, warning or info", difference.severity)
     acceptance = None
@@ -303,6 +308,9 @@ def read_state(data: Any, where: str = "state") -> RunState:
     schema = state.get("schema")
     if schema != STATE_SCHEMA:
         raise StateError(f"{where}.schema: {schema!r} is not {STATE_SCHEMA!r}")
+    expected = {"unit": "us", "significant_digits": SIGNIFICANT_DIGITS}
+    if state.get("histograms") != expected:
+        raise StateError(f"{where}.histograms: expected {expected}; got another bucketing")
     settings = r.obj(r.key(state, "", "scenario"), ".scenario")
     scenario = _scenario_from_state(r, settings)
     try:
