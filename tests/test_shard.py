@@ -128,6 +128,8 @@ async def test_four_indexed_shards_send_one_run_and_merge_into_its_figures(
         *(str(tmp_path / f"shard-{k}.json") for k in range(4)),
         "--json",
         str(merged_path),
+        "--markdown",
+        str(tmp_path / "merged.md"),
         "-q",
     )
     merged = json.loads(merged_path.read_text())
@@ -136,6 +138,10 @@ async def test_four_indexed_shards_send_one_run_and_merge_into_its_figures(
     assert figures_from_report(merged) == figures_from_pairs(lines)
     assert merged["totals"]["pairs"] == merged["totals"]["pairs_planned"] == PAIRS
     assert merged["merged"] == {"reports": 4, "shards": ["0/4", "1/4", "2/4", "3/4"]}
+    assert (
+        "Merged from 4 report(s) (shards 0/4, 1/4, 2/4, 3/4)."
+        in (tmp_path / "merged.md").read_text()
+    )
     # The same counts as the single run (latencies differ: another moment).
     for key in ("pairs_with_differences", "pairs_alike", "signatures", "failures"):
         assert merged["totals"][key] == single["totals"][key], key
