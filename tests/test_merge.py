@@ -111,7 +111,7 @@ def _report(
     )
 
 
-def _shard_files(
+def write_shard_reports(
     tmp_path: Path, count: int = 4, coverage: list[Any] | None = None
 ) -> tuple[Any, list[str]]:
     scenario = _scenario(tmp_path)
@@ -130,7 +130,7 @@ def _shard_files(
 
 
 def test_merged_shards_are_exactly_the_whole_runs_report(tmp_path: Path) -> None:
-    whole, paths = _shard_files(tmp_path)
+    whole, paths = write_shard_reports(tmp_path)
     merged = merge_reports(paths, redaction_key=KEY)  # type: ignore[arg-type]
     whole = json.loads(json.dumps(whole))
     merged = json.loads(json.dumps(merged))
@@ -146,7 +146,7 @@ def test_merged_shards_are_exactly_the_whole_runs_report(tmp_path: Path) -> None
 
 
 def test_examples_stay_capped_and_counts_add_up(tmp_path: Path) -> None:
-    _, paths = _shard_files(tmp_path)
+    _, paths = write_shard_reports(tmp_path)
     merged = merge_reports(paths, redaction_key=KEY)  # type: ignore[arg-type]
     (cart,) = [entry for entry in merged["requests"] if entry["name"] == "cart"]
     (lost,) = [d for d in cart["differences"] if d["field"] == "x-frame-options"]
@@ -166,7 +166,7 @@ def test_a_rule_any_shard_reached_is_reached_by_the_merged_run(tmp_path: Path) -
     # Each shard reached half the rules, and failed its `coverage.min` of 75%; together they
     # reached three of the four.
     shards = [_coverage(["ns/a rule 0", "ns/b rule 0"]), _coverage(["ns/b rule 0", "ns/c rule 1"])]
-    _, paths = _shard_files(tmp_path, count=2, coverage=shards)
+    _, paths = write_shard_reports(tmp_path, count=2, coverage=shards)
     for path in paths:
         check = json.loads(Path(path).read_text())["thresholds"][-1]
         assert check["check"] == "coverage >= 75%" and not check["passed"]
@@ -204,7 +204,7 @@ def _paths(value: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
 @pytest.fixture(scope="module")
 def shard_report(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     folder = tmp_path_factory.mktemp("hostile")
-    _, paths = _shard_files(folder, count=1)
+    _, paths = write_shard_reports(folder, count=1)
     loaded: dict[str, Any] = json.loads(Path(paths[0]).read_text())
     loaded["pairs"] = loaded["pairs"][:3]  # a shorter report is quicker to change 60 times
     return loaded

@@ -21,9 +21,12 @@ from hypothesis import strategies as st
 from shadowdiff.errors import UsageError
 from shadowdiff.replay.pacing import deal
 from shadowdiff.replay.shard import Shard, resolve_shard
+from shadowdiff.report.document import write_report
 from shadowdiff.report.figures import figures_from_pairs, figures_from_report
 from shadowdiff.report.merge import merge_reports
 from shadowdiff.report.pair_stream import PairsFileError, read_pair_lines
+
+from .test_merge import write_shard_reports
 
 SCENARIO = """\
 compare: {noise: {share: 0}}
@@ -224,14 +227,10 @@ def _report(tmp_path: Path, name: str, change: Callable[[dict[str, Any]], None])
 
 
 @pytest.fixture
-async def base_report(
-    start_entry_point: Callable[..., Any], write_scenario: Callable[..., Path], tmp_path: Path
-) -> Path:
-    baseline = await start_entry_point("127.0.0.1", handler=_baseline)
-    candidate = await start_entry_point("127.0.0.2", handler=_candidate)
-    scenario = write_scenario(baseline, candidate, SCENARIO)
-    code, out, err = await _cli("run", str(scenario), "--json", str(tmp_path / "base.json"), "-q")
-    assert code == 1, out + err
+def base_report(tmp_path: Path) -> Path:
+    """A whole run's report, built in process (tests/test_merge.py)."""
+    whole, _ = write_shard_reports(tmp_path, count=1)
+    write_report(tmp_path / "base.json", whole)
     return tmp_path / "base.json"
 
 
