@@ -26,6 +26,8 @@ from shadowdiff.metrics.options import DEFAULT_ADDRESS, DEFAULT_JOB, MetricsOpti
 from shadowdiff.render.formats import FORMATS, append_step_summary, write_format
 from shadowdiff.render.terminal import displayable, print_report
 from shadowdiff.report import ExitCode, read_report, write_report
+from shadowdiff.report.document import report_json
+from shadowdiff.report.pair_stream import PairStreamSettings
 from shadowdiff.report.schema import Report
 from shadowdiff.report.verdict import exit_code_table
 from shadowdiff.run import RunOptions, RunResult, check_options, run
@@ -112,6 +114,21 @@ def _add_format_flags(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _add_pairs_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--pairs", metavar="PATH", help="write one JSON line per pair here, as pairs complete"
+    )
+    parser.add_argument(
+        "--pairs-limit", type=int, metavar="N", help="with --pairs: at most N pair lines"
+    )
+    parser.add_argument(
+        "--pairs-max-bytes",
+        type=int,
+        metavar="BYTES",
+        help="with --pairs: at most this many bytes of pair lines (default 1 GiB)",
+    )
+
+
 def _warn_insecure(scenario: Scenario) -> None:
     for side in SIDES:
         if getattr(scenario.targets, side).tls.insecure:
@@ -170,7 +187,7 @@ def _finish(
 ) -> int:
     if json_path == "-":
         # The JSON takes standard output, for a pipe; the terminal report goes to stderr.
-        sys.stdout.write(json.dumps(report, indent=1, ensure_ascii=False) + "\n")
+        sys.stdout.write(report_json(report))
         sys.stdout.flush()
         if not quiet or report["outcome"]["exit_code"]:
             print_report(report, Console(stderr=True), all_tls_tables=all_tls_tables)
@@ -192,6 +209,8 @@ def command_run(args: argparse.Namespace) -> int:
     scenario = load_scenario(
         args.scenario, keep_reading=lambda: STOP.received is None, read_sources=not args.follow
     )
+    from shadowdiff.replay.shard import resolve_shard
+
     options = RunOptions(
         concurrency=args.concurrency,
         seed=args.seed,
@@ -203,6 +222,8 @@ def command_run(args: argparse.Namespace) -> int:
             args.metrics_port, args.metrics_address, args.metrics_push, args.metrics_job
         ),
         trace=not args.no_trace,
+        shard=resolve_shard(args.shard, os.environ),
+        pairs=_pair_stream(args),
     )
     try:
         check_options(scenario, options)
@@ -249,12 +270,29 @@ def _announce_follow(scenario: Scenario, options: RunOptions) -> None:
     )
 
 
+def _pair_stream(args: argparse.Namespace) -> PairStreamSettings | None:
+    """--pairs and its bounds, as `run` takes them."""
+    from shadowdiff.report.pair_stream import DEFAULT_LIMIT_BYTES, PairStreamSettings
+
+    if args.pairs is None:
+        if args.pairs_limit is not None or args.pairs_max_bytes is not None:
+            raise UsageError("--pairs-limit and --pairs-max-bytes bound --pairs: give --pairs PATH")
+        return None
+    if args.pairs == "-":
+        # Standard output carries the terminal report (or --json -).
+        raise UsageError("--pairs -: give a file name")
+    _check_output_path(args.pairs, "--pairs")
+    limit_bytes = DEFAULT_LIMIT_BYTES if args.pairs_max_bytes is None else args.pairs_max_bytes
+    return PairStreamSettings(args.pairs, args.pairs_limit, limit_bytes)
+
+
 def command_demo(args: argparse.Namespace) -> int:
     from shadowdiff.demo.run import run_demo
 
     _check_output_path(args.json)
     _check_format_paths(args)
-    _, report = _run_async(lambda: run_demo())
+    pairs = _pair_stream(args)
+    _, report = _run_async(lambda: run_demo(pairs=pairs))
     code = _finish(report, args.json, quiet=False)
     _write_formats(report, args)
     return code
@@ -360,6 +398,18 @@ def _number_at_least(minimum: float, maximum: float = float("inf")) -> Callable[
         return value
 
     return parse
+
+
+def command_merge(args: argparse.Namespace) -> int:
+    from shadowdiff.redaction import load_key
+    from shadowdiff.report.merge import merge_reports
+
+    _check_output_path(args.json)
+    _check_format_paths(args)
+    report = merge_reports(args.reports, redaction_key=load_key(os.environ))
+    code = _finish(report, args.json, args.quiet)
+    _write_formats(report, args)
+    return code
 
 
 def command_sources_export(args: argparse.Namespace) -> int:
@@ -483,6 +533,14 @@ def build_parser() -> argparse.ArgumentParser:
         "beyond it are counted as sampled out",
     )
     _add_metrics_flags(run)
+    run.add_argument(
+        "--shard",
+        metavar="K/N",
+        help="send only shard K of N (0-based) of the run, with its mix of requests; "
+        "'auto' (or no flag in a Kubernetes Indexed Job) reads $JOB_COMPLETION_INDEX and "
+        "$SHADOWDIFF_SHARDS",
+    )
+    _add_pairs_flags(run)
     run.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=_DEBUG_HELP)
     run.set_defaults(handler=command_run)
 
@@ -491,6 +549,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     demo.add_argument("--json", metavar="PATH", help="write the versioned JSON report here")
     _add_format_flags(demo)
+    _add_pairs_flags(demo)
     demo.set_defaults(handler=command_demo)
 
     validate = commands.add_parser("validate", help="check scenario files without sending anything")
@@ -557,6 +616,16 @@ def build_parser() -> argparse.ArgumentParser:
         help="the answered rate may fall by this many percent (default: not checked)",
     )
     compare.set_defaults(handler=command_compare_runs)
+    merge = commands.add_parser(
+        "merge", help="merge the JSON reports of shards or machines into one report, exactly"
+    )
+    merge.add_argument("reports", nargs="+", metavar="REPORT.json")
+    merge.add_argument("--json", metavar="PATH", help="write the merged JSON report here")
+    _add_format_flags(merge)
+    merge.add_argument(
+        "--quiet", "-q", action="store_true", help="print the report only when it fails"
+    )
+    merge.set_defaults(handler=command_merge)
 
     plan = commands.add_parser(
         "plan",

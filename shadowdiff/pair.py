@@ -34,6 +34,7 @@ class Pair:
     # The W3C trace id both requests carried (32 lower-case hex digits; see shadowdiff.trace),
     # to look the pair up in an APM on both data planes; None when the run sends none.
     trace_id: str | None = None
+    repetition: int = 0  # which sending of `request` this is (0-based; laps of a load continue)
 
 
 @dataclass(frozen=True, slots=True)

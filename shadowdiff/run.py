@@ -15,6 +15,7 @@ import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Final
 
 from shadowdiff.errors import PreflightFailed, ScenarioError, UsageError, describe_exception
@@ -27,10 +28,17 @@ from shadowdiff.redaction import load_key
 from shadowdiff.replay.engine import replay
 from shadowdiff.replay.live_metrics import LiveMetrics
 from shadowdiff.replay.pacing import pairs_in_flight
+from shadowdiff.replay.shard import Shard, planned_pairs
 from shadowdiff.replay.stream import DEFAULT_RATE_PER_S, replay_stream
 from shadowdiff.replay.workers import SharedProgress, replay_in_workers
 from shadowdiff.report.collect import RunCollector
 from shadowdiff.report.document import build_report, redactor_for
+from shadowdiff.report.pair_stream import (
+    PairStream,
+    PairStreamSettings,
+    end_pair_stream,
+    start_pair_stream,
+)
 from shadowdiff.report.schema import CoverageCount, CoverageEntry, Report, Resources
 from shadowdiff.report.verdict import stop_verdict
 from shadowdiff.scenario import Scenario
@@ -62,6 +70,10 @@ class RunOptions:
     metrics: MetricsOptions = field(default_factory=MetricsOptions)
     # False: no W3C traceparent on any request, whatever `defaults.trace` says (--no-trace).
     trace: bool = True
+    # Send only this shard's share of the run (replay/shard.py); None: the whole run.
+    shard: Shard | None = None
+    # Write each pair as a line of this NDJSON file as it completes (report/pair_stream.py).
+    pairs: PairStreamSettings | None = None
 
 
 @dataclass(slots=True)
@@ -94,6 +106,13 @@ def check_options(scenario: Scenario, options: RunOptions) -> None:
     elif options.follow_pairs_per_s is not None:
         problems.append("--follow-rate applies to --follow only")
     problems += options_problems(options.metrics)
+    if options.shard is not None and (options.follow or options.tls_only):
+        problems.append(
+            "--shard splits the requests of a run: it cannot apply to "
+            + ("--follow" if options.follow else "--tls-only")
+        )
+    if options.pairs is not None:
+        problems += _pairs_problems(options.pairs, options.tls_only)
     if options.tls_only and not options.follow:
         if not scenario.https_hosts():
             problems.append("--tls-only has nothing to check: no request has an https:// URL")
@@ -112,6 +131,20 @@ def check_options(scenario: Scenario, options: RunOptions) -> None:
         raise UsageError("\n".join(problems))
     if not options.tls_only:
         pairs_in_flight(scenario, scenario.load, options.concurrency)  # refuses what cannot apply
+
+
+def _pairs_problems(settings: PairStreamSettings, tls_only: bool) -> list[str]:
+    problems = []
+    if tls_only:
+        problems.append("--pairs: --tls-only sends no pair")
+    if settings.limit_pairs is not None and settings.limit_pairs < 0:
+        problems.append(f"--pairs-limit must be at least 0; got {settings.limit_pairs}")
+    if settings.limit_bytes < 0:
+        problems.append(f"--pairs-max-bytes must be at least 0; got {settings.limit_bytes}")
+    folder = Path(settings.path).resolve().parent
+    if not folder.is_dir():
+        problems.append(f"--pairs {settings.path}: folder {folder} does not exist")
+    return problems
 
 
 def _follow_problems(scenario: Scenario, options: RunOptions) -> list[str]:
@@ -215,11 +248,33 @@ async def _carry_out(
         today=now.date(),
         board=live.metrics.board if live is not None else None,
     )
+    shard = options.shard
+    share = shard.share() if shard is not None else (0, 1)
+    key = load_key(os.environ)
+    stream: PairStream | None = None
+    sink: Callable[[Any], None] = collector
+    if options.pairs is not None:
+        start_pair_stream(
+            options.pairs,
+            {
+                "scenario": scenario.name,
+                "shard": str(shard) if shard is not None else None,
+                "started_at": now.isoformat(timespec="seconds"),
+            },
+        )
+        if options.workers == 1:
+            stream = PairStream(
+                options.pairs,
+                redactor_for(scenario, key[0]),
+                shard=str(shard) if shard is not None else None,
+            )
+            sink = _both(collector, stream)
     started = time.perf_counter()
     counters: list[Any] = [collector]  # the workers' shared counters replace it once they exist
     outcome: list[LoadOutcome] = []
     worker_peaks_kb: list[int] = []
     worker_failures: list[str] = []
+    pairs_counts: list[int] = []  # the workers' pair stream counters, once they are done
     followed = (
         FollowedLog(
             scenario.recorded[0],
@@ -241,7 +296,7 @@ async def _carry_out(
         if followed is not None:
             await replay_stream(
                 scenario,
-                collector,
+                sink,
                 followed.feed,
                 rate_per_s=options.follow_pairs_per_s or DEFAULT_RATE_PER_S,
                 concurrency=options.concurrency,
@@ -265,6 +320,10 @@ async def _carry_out(
                 seed=options.seed,
                 on_started=started,
                 metrics=live is not None,
+                shard=shard,
+                pairs=options.pairs,
+                redaction_key=key[0],
+                on_pairs_written=pairs_counts.extend,
             )
             worker_peaks_kb.extend(done.peak_rss_kb)
             worker_failures.extend(done.failures)
@@ -273,9 +332,10 @@ async def _carry_out(
             return
         await replay(
             scenario,
-            collector,
+            sink,
             concurrency=options.concurrency,
             seed=options.seed,
+            share=share,
             on_outcome=outcome.append,
         )
 
@@ -314,6 +374,21 @@ async def _carry_out(
         if isinstance(display_error, Exception):
             failure = display_error
     stopped_by = (stop_cause() or "cancelled") if cancelled else None
+    if options.pairs is not None:
+        if stream is not None:
+            stream.close()
+            pairs_counts = [stream.counters[i] for i in range(3)]
+        end_pair_stream(options.pairs, pairs_counts or [0, 0, 0])
+    if shard is not None:
+        # Every shard walks the whole schedule and keeps its turns: the rate it was asked
+        # for is its share of the scenario's (a closed model's pairs in flight are divided
+        # alike, in the engine).
+        outcome[:] = [
+            dataclasses.replace(
+                o, target_rate=None if o.target_rate is None else o.target_rate / shard.count
+            )
+            for o in outcome
+        ]
     report = finish_report(
         scenario,
         collector,
@@ -325,6 +400,7 @@ async def _carry_out(
         worker_failures=worker_failures,
         followed=followed.summary if followed is not None else None,
         coverage_rules=rules,
+        shard=shard,
         resources={
             "workers": options.workers,
             "workers_peak_rss_mb": [round(kb / 1024, 1) for kb in worker_peaks_kb],
@@ -402,6 +478,14 @@ def _coverage_entry(
     }
 
 
+def _both(collector: RunCollector, stream: PairStream) -> Callable[[Any], None]:
+    def sink(pair: Any) -> None:
+        collector(pair)
+        stream(pair)
+
+    return sink
+
+
 async def _finish_despite_cancel(task: asyncio.Future[Any], *, pass_on: bool = True) -> bool:
     """Wait until `task` has finished, whatever its outcome. A cancellation of the waiting task
     (a Ctrl-C, or a second one) is passed on to `task` (unless not `pass_on`: the task then
@@ -442,6 +526,7 @@ def finish_report(
     followed: SourceSummary | None = None,
     coverage_rules: tuple[list[Rule], list[Rule]] | None = None,
     resources: Resources | None = None,
+    shard: Shard | None = None,
 ) -> Report:
     """The report of a run (`started` is its time.perf_counter()).
 
@@ -485,6 +570,8 @@ def finish_report(
         resources=resources,
         redaction_key=key,
         coverage=_coverage_entry(scenario, collector, coverage_rules),
+        pairs_planned=... if shard is None else planned_pairs(scenario, shard),
+        shard=None if shard is None else (shard.index, shard.count),
     )
     report["stop"] = None
     if followed is not None:

@@ -157,6 +157,10 @@ def _masked(data: Any, path: tuple[str, ...] = ()) -> Any:
 def report_shape(report: dict[str, Any]) -> str:
     """The JSON report with `MASKED_FIELDS` masked and pairs in index order, as text."""
     shape = dict(report)
+    # The mergeable state repeats the report's figures with this run's ports and timings;
+    # tests/test_shard.py holds it to what it must do (merge exactly).
+    if isinstance(shape.get("state"), dict):
+        shape["state"] = {"schema": shape["state"]["schema"]}
     if isinstance(shape.get("pairs"), list):
         shape["pairs"] = sorted(shape["pairs"], key=lambda pair: pair["index"])
     return json.dumps(_masked(shape), indent=1, ensure_ascii=False) + "\n"

@@ -194,6 +194,8 @@ async def test_no_secret_reaches_any_output(
             str(scenario),
             "--json",
             str(report_path),
+            "--pairs",
+            str(tmp_path / "run.ndjson"),
             *formats("run"),
             "--metrics-push",
             push_url,
@@ -203,7 +205,18 @@ async def test_no_secret_reaches_any_output(
             str(tmp_path / "run"),
         )
         recorded_run = await shadowdiff(
-            "run", str(recorded), "--json", str(recorded_report_path), *formats("recorded")
+            "run",
+            str(recorded),
+            "--json",
+            str(recorded_report_path),
+            "--pairs",
+            str(tmp_path / "recorded.ndjson"),
+            "--workers",
+            "2",
+            *formats("recorded"),
+        )
+        merged = await shadowdiff(
+            "merge", str(report_path), "--json", str(tmp_path / "merged.json"), *formats("merge")
         )
         exported = await shadowdiff("sources", "export", str(recorded))
         rendered = await shadowdiff(
@@ -278,14 +291,21 @@ async def test_no_secret_reaches_any_output(
         "sources export stdout": exported[1],
         "sources export stderr": exported[2],
         "--metrics-push body": pushed_body.decode(),
+        "run --pairs": (tmp_path / "run.ndjson").read_text(),
+        "recorded run --pairs (2 workers)": (tmp_path / "recorded.ndjson").read_text(),
+        "merge stdout": merged[1],
+        "merge stderr": merged[2],
+        "merge --json": (tmp_path / "merged.json").read_text(),
         "$GITHUB_STEP_SUMMARY (both runs)": step_summary.read_text(),
         **{
             f"{prefix} --{name}": (tmp_path / f"{prefix}.{extension}").read_text()
-            for prefix in ("run", "recorded", "report")
+            for prefix in ("run", "recorded", "report", "merge")
             for name, extension in (("junit", "xml"), ("markdown", "md"))
         },
     }
     # The formats show the differences on those values, as fingerprints.
+    assert merged[0] == 1, merged[2]
+    assert len(outputs["run --pairs"].splitlines()) == report["totals"]["pairs"] + 2
     for name in ("run --junit", "run --markdown", "$GITHUB_STEP_SUMMARY (both runs)"):
         assert "[redacted " in outputs[name], name
     secrets = [

@@ -16,6 +16,7 @@ import trustme
 from aiohttp import web
 
 from shadowdiff.demo.entrypoints import BASELINE, CANDIDATE, EntryPointProfile, make_entry_point
+from shadowdiff.report.pair_stream import PairStreamSettings
 from shadowdiff.report.schema import Report
 from shadowdiff.run import RunOptions, run
 from shadowdiff.scenario import Scenario, load_scenario
@@ -56,8 +57,11 @@ async def serve_entry_point(
             await runner.cleanup()
 
 
-async def run_demo(scenario_path: Path | None = None) -> tuple[Scenario, Report]:
-    """Replay the demo scenario against the embedded entry points; return the report."""
+async def run_demo(
+    scenario_path: Path | None = None, *, pairs: PairStreamSettings | None = None
+) -> tuple[Scenario, Report]:
+    """Replay the demo scenario against the embedded entry points; return the report. With
+    `pairs`, each pair is also written to that file as it completes (`--pairs`)."""
     authority = trustme.CA()
     now = datetime.now(UTC)
     baseline_tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
@@ -87,5 +91,5 @@ async def run_demo(scenario_path: Path | None = None) -> tuple[Scenario, Report]
                     ),
                 ),
             )
-            result = await run(scenario, RunOptions(seed=0), now=now)
+            result = await run(scenario, RunOptions(seed=0, pairs=pairs), now=now)
     return scenario, result.report

@@ -63,6 +63,7 @@ def render_markdown(report: Report) -> str:
         f"### {mark} shadowdiff {markdown_text(report['scenario']['name'])}: "
         f"{markdown_text(verdict_line(report))}",
         "",
+        *_scope(report),
         *_totals(report),
     ]
     sections = (_signatures, _likely_fixes, _tls, _thresholds, _load)
@@ -70,6 +71,20 @@ def render_markdown(report: Report) -> str:
         if section:
             lines += ["", *section]
     return "\n".join(lines) + "\n"
+
+
+def _scope(report: Report) -> list[str]:
+    """A shard's summary is of its share only; a merged one says what it joins."""
+    if shard := report.get("shard"):
+        return [
+            f"Shard **{markdown_text(shard)}**: this summary covers its share of the run only.",
+            "",
+        ]
+    if merged := report.get("merged"):
+        shards = ", ".join(markdown_text(s) for s in merged["shards"])
+        joined = f" (shards {shards})" if shards else ""
+        return [f"Merged from {merged['reports']} report(s){joined}.", ""]
+    return []
 
 
 def _totals(report: Report) -> list[str]:

@@ -124,6 +124,13 @@ def render_report(report: Report, *, all_tls_tables: bool = False) -> Group:
         ("  candidate ", "dim"),
         _address(targets["candidate"], schemes),
     )
+    # A shard's figures are its share of the run only; a merged report says what it joins.
+    if shard := report.get("shard"):
+        header.append(f"   shard {shard} (its share of the run only)", "yellow")
+    if merged := report.get("merged"):
+        shards = f": shards {', '.join(merged['shards'])}" if merged["shards"] else ""
+        reports = "1 report" if merged["reports"] == 1 else f"{merged['reports']} reports"
+        header.append(f"   merged from {reports}{shards}", "dim")
 
     requests = Table(title="Requests", title_justify="left", expand=False, pad_edge=False)
     requests.add_column("request", overflow="fold", max_width=38)

@@ -199,6 +199,7 @@ class _PairRunner:
                     else None
                 ),
                 trace_id=trace_id,
+                repetition=repetition,
             )
         )
         self.completed += 1

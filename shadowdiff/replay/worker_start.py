@@ -14,10 +14,18 @@ from typing import Any
 from shadowdiff.stop import STOP
 
 
-def start(arguments: bytes, counters: Any, results: Any, boards: Any = None) -> None:
+def start(
+    arguments: bytes, counters: Any, results: Any, boards: Any = None, pair_counters: Any = None
+) -> None:
     STOP.install()
     with STOP.deferred():
         from shadowdiff.replay.workers import run_worker
 
-    run_worker(*pickle.loads(arguments), counters=counters, results=results, boards=boards)
+    run_worker(
+        *pickle.loads(arguments),
+        counters=counters,
+        results=results,
+        boards=boards,
+        pair_counters=pair_counters,
+    )
     STOP.ignore_from_now()  # its results are sent: nothing a signal could still change

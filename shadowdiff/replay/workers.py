@@ -44,7 +44,10 @@ from shadowdiff.metrics.board import CELLS, Board
 from shadowdiff.pair import LoadOutcome
 from shadowdiff.replay import worker_start
 from shadowdiff.replay.engine import replay, tune_garbage_collection
+from shadowdiff.replay.shard import Shard
 from shadowdiff.report.collect import RunCollector
+from shadowdiff.report.document import redactor_for
+from shadowdiff.report.pair_stream import PairStream, PairStreamSettings
 from shadowdiff.scenario import Scenario
 from shadowdiff.spec import SIDES
 from shadowdiff.stop import STOP, STOP_SIGNALS
@@ -96,16 +99,20 @@ class SharedProgress:
 def run_worker(
     scenario: Scenario,
     worker: int,
-    workers: int,
+    share: tuple[int, int],
     concurrency: int | None,
     seed: int | None,
     today: datetime.date,
+    stream: tuple[PairStreamSettings, bytes, str | None] | None = None,
     *,
     counters: SynchronizedArray[Any],
     results: Connection,
     boards: SynchronizedArray[Any] | None = None,
+    pair_counters: SynchronizedArray[Any] | None = None,
 ) -> None:
-    """One worker process's share of the run (started by `worker_start.start`)."""
+    """One worker process's share of the run (started by `worker_start.start`): `share` as
+    `pacing.deal` takes it. With `stream` (settings, redaction key, shard), each pair is also
+    appended to the pairs file, bounded by `pair_counters`, which every worker shares."""
     STOP.install()
     tune_garbage_collection()
     collector = RunCollector(
@@ -116,9 +123,21 @@ def run_worker(
     base = worker * _COUNTERS_PER_WORKER
     parent = multiprocessing.parent_process()
     parent_gone = False
+    writer = None
+    if stream is not None and pair_counters is not None:
+        settings, key, shard = stream
+        writer = PairStream(
+            settings,
+            redactor_for(scenario, key),
+            shard=shard,
+            counters=pair_counters,
+            lock=pair_counters.get_lock(),
+        )
 
     def count(pair: Any) -> None:
         collector(pair)
+        if writer is not None:
+            writer(pair)
         counters[base] = collector.pairs_done
         counters[base + 1] = collector.pairs_with_differences
         counters[base + 2] = collector.failures["baseline"]
@@ -133,7 +152,7 @@ def run_worker(
                 count,
                 concurrency=concurrency,
                 seed=seed,
-                share=(worker, workers),
+                share=share,
                 on_outcome=outcomes.append,
             )
         )
@@ -167,6 +186,8 @@ def run_worker(
         outcome, interrupted = uvloop.run(main())
     except ImportError:
         outcome, interrupted = asyncio.run(main())
+    if writer is not None:
+        writer.close()
     if parent_gone:
         return  # nobody to report to
     collector.flush()
@@ -217,15 +238,28 @@ async def replay_in_workers(
     seed: int | None = None,
     on_started: Callable[[SharedProgress], None] | None = None,
     metrics: bool = False,
+    shard: Shard | None = None,
+    pairs: PairStreamSettings | None = None,
+    redaction_key: bytes = b"",
+    on_pairs_written: Callable[[list[int]], None] | None = None,
 ) -> WorkersOutcome:
     """Replay with `workers` processes, merging into `collector`. `on_started` receives the
     workers' live counters once they exist (with their metrics boards when `metrics`).
     Cancelling stops the workers and still merges what they completed (then returns
-    normally)."""
+    normally).
+
+    With `shard`, the workers split that shard's share of the run. With `pairs`, each worker
+    appends its pairs to that file (redacted with `redaction_key`), and `on_pairs_written`
+    receives the file's counters (pairs written, bytes, pairs left out) once all are done."""
+    label = None if shard is None else str(shard)
+    shard = shard or Shard(0, 1)
     # spawn, not fork: the parent already runs an event loop (and possibly threads).
     context = multiprocessing.get_context("spawn")
     counters = context.Array("q", workers * _COUNTERS_PER_WORKER, lock=False)
     boards = context.Array("q", workers * CELLS, lock=False) if metrics else None
+    # Pairs written, bytes written, pairs left out; its lock also orders the workers' lines.
+    pair_counters = context.Array("q", 3) if pairs is not None else None
+    stream = None if pairs is None else (pairs, redaction_key, label)
     if on_started is not None:
         on_started(SharedProgress(counters, workers, boards))
     failures: list[str] = []
@@ -239,12 +273,20 @@ async def replay_in_workers(
             for k in range(workers):
                 receiver, sender = context.Pipe(duplex=False)
                 arguments = pickle.dumps(
-                    (scenario, k, workers, concurrency, seed, collector.today),
+                    (
+                        scenario,
+                        k,
+                        shard.share(k, workers),
+                        concurrency,
+                        seed,
+                        collector.today,
+                        stream,
+                    ),
                     protocol=pickle.HIGHEST_PROTOCOL,
                 )
                 process = context.Process(
                     target=worker_start.start,
-                    args=(arguments, counters, sender, boards),
+                    args=(arguments, counters, sender, boards, pair_counters),
                     daemon=True,
                 )
                 processes.append(process)
@@ -256,6 +298,8 @@ async def replay_in_workers(
         _reap(processes, connections)
     for result in gathered:
         collector.merge(result.collector)
+    if pair_counters is not None and on_pairs_written is not None:
+        on_pairs_written([pair_counters[i] for i in range(3)])
     outcomes = [r.outcome for r in gathered if r.outcome is not None]
     return WorkersOutcome(
         merge_outcomes(outcomes),

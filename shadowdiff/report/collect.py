@@ -48,7 +48,7 @@ SignatureKey = tuple[str, str]  # (kind, field)
 HistogramT = TypeVar("HistogramT", LatencyHistogram, DifferenceHistogram)
 
 
-class _Buffered(Generic[HistogramT]):
+class Buffered(Generic[HistogramT]):
     """A histogram with a small buffer in front: appending is cheap, recording is batched."""
 
     __slots__ = ("histogram", "pending")
@@ -94,11 +94,11 @@ class SignatureTally:
                 self.expired += 1
             else:
                 self.accepted += 1
-        self._example(
+        self.add_example(
             difference.baseline, difference.candidate, pair_index, trace_id, difference.detail
         )
 
-    def _example(
+    def add_example(
         self,
         baseline: str | None,
         candidate: str | None,
@@ -126,12 +126,16 @@ class SignatureTally:
         self.expired += other.expired
         self.noise += other.noise
         self.acceptance = self.acceptance or other.acceptance
-        for example in other.examples:
-            self._example(
+        # The earliest pairs of the run, whatever order the shares are merged in: each share
+        # kept the first distinct values it saw, so the run's first ones are among them.
+        combined = sorted([*self.examples, *other.examples], key=lambda example: example["pair"])
+        self.examples = []
+        for example in combined:
+            self.add_example(
                 example["baseline"],
                 example["candidate"],
                 example["pair"],
-                example["trace_id"],
+                example.get("trace_id"),
                 example.get("diff"),
             )
 
@@ -143,17 +147,17 @@ class EdgeTally:
     Made for a request when its first such answer arrives, so that requests without any cost
     nothing."""
 
-    edge: dict[Side, _Buffered[LatencyHistogram]] = field(
-        default_factory=lambda: {side: _Buffered(LatencyHistogram()) for side in SIDES}
+    edge: dict[Side, Buffered[LatencyHistogram]] = field(
+        default_factory=lambda: {side: Buffered(LatencyHistogram()) for side in SIDES}
     )
-    backend: dict[Side, _Buffered[LatencyHistogram]] = field(
-        default_factory=lambda: {side: _Buffered(LatencyHistogram()) for side in SIDES}
+    backend: dict[Side, Buffered[LatencyHistogram]] = field(
+        default_factory=lambda: {side: Buffered(LatencyHistogram()) for side in SIDES}
     )
-    edge_difference: _Buffered[DifferenceHistogram] = field(
-        default_factory=lambda: _Buffered(DifferenceHistogram())
+    edge_difference: Buffered[DifferenceHistogram] = field(
+        default_factory=lambda: Buffered(DifferenceHistogram())
     )
-    backend_difference: _Buffered[DifferenceHistogram] = field(
-        default_factory=lambda: _Buffered(DifferenceHistogram())
+    backend_difference: Buffered[DifferenceHistogram] = field(
+        default_factory=lambda: Buffered(DifferenceHistogram())
     )
 
     def add(self, splits: dict[Side, EdgeSplit]) -> None:
@@ -202,15 +206,15 @@ class RequestTally:
     # request (see `shadowdiff.transport.may_retry`).
     retries: Counter[Side] = field(default_factory=Counter)
     # Total time per side; measured from the intended start in the open model.
-    latency: dict[Side, _Buffered[LatencyHistogram]] = field(
-        default_factory=lambda: {side: _Buffered(LatencyHistogram()) for side in SIDES}
+    latency: dict[Side, Buffered[LatencyHistogram]] = field(
+        default_factory=lambda: {side: Buffered(LatencyHistogram()) for side in SIDES}
     )
     # From the actual start: differs from `latency` only in the open model.
-    uncorrected: dict[Side, _Buffered[LatencyHistogram]] = field(
-        default_factory=lambda: {side: _Buffered(LatencyHistogram()) for side in SIDES}
+    uncorrected: dict[Side, Buffered[LatencyHistogram]] = field(
+        default_factory=lambda: {side: Buffered(LatencyHistogram()) for side in SIDES}
     )
-    difference: _Buffered[DifferenceHistogram] = field(
-        default_factory=lambda: _Buffered(DifferenceHistogram())
+    difference: Buffered[DifferenceHistogram] = field(
+        default_factory=lambda: Buffered(DifferenceHistogram())
     )
     signatures: dict[SignatureKey, SignatureTally] = field(default_factory=dict)
     # How many pairs showed exactly this set of signatures: enough to count differing pairs
@@ -288,8 +292,8 @@ class RunCollector:
         self.today = today or datetime.date.min
         self.keep_pairs = keep_pairs
         self.pair_records: list[PairRecord] = []
-        self.phases: dict[Side, dict[str, _Buffered[LatencyHistogram]]] = {
-            side: {phase: _Buffered(LatencyHistogram()) for phase in PHASES} for side in SIDES
+        self.phases: dict[Side, dict[str, Buffered[LatencyHistogram]]] = {
+            side: {phase: Buffered(LatencyHistogram()) for phase in PHASES} for side in SIDES
         }
         self.open_model = False  # set when any pair carried an intended start time
         # Answers that said their backend time, by where it came from ("ignored": unusably).

@@ -13,6 +13,7 @@ import secrets
 from collections import Counter
 from collections.abc import Mapping
 from pathlib import Path
+from types import EllipsisType
 from typing import Final, cast
 
 from shadowdiff import __version__
@@ -30,6 +31,7 @@ from shadowdiff.report.schema import (
     LatencyComparison,
     LatencySummary,
     Load,
+    Merged,
     Posture,
     Report,
     RequestEntry,
@@ -46,6 +48,7 @@ from shadowdiff.report.schema import (
 from shadowdiff.report.sender import sender_health, sender_reason
 from shadowdiff.report.signatures import NoiseThresholds, fold_signatures
 from shadowdiff.report.split_finding import with_split_finding
+from shadowdiff.report.state import run_state
 from shadowdiff.report.thresholds import evaluate_thresholds
 from shadowdiff.report.verdict import FAILING_STATUSES, decide
 from shadowdiff.scenario import Scenario
@@ -276,11 +279,17 @@ def build_report(
     resources: Resources | None = None,
     redaction_key: tuple[bytes, KeySource] | None = None,
     coverage: CoverageEntry | None = None,
+    pairs_planned: int | EllipsisType | None = ...,
+    shard: tuple[int, int] | None = None,
+    merged: Merged | None = None,
 ) -> Report:
     """The report as JSON-ready data, with every secret of the scenario hidden (see
     `shadowdiff.redaction`). `redaction_key` is the fingerprint key and where it came from;
     without one, fingerprints compare within this report only. `coverage`, when the scenario
-    asks for it, is checked against its `min` as a threshold."""
+    asks for it, is checked against its `min` as a threshold. `pairs_planned` replaces the
+    scenario's count (a shard plans its share); `shard` (index, count) says the run was one
+    shard of the scenario, `merged` what `merge` built the report from."""
+    planned = scenario.pair_count if isinstance(pairs_planned, EllipsisType) else pairs_planned
     noise = scenario.compare.noise
     collector.flush()
     rules = LatencyRules(
@@ -355,7 +364,7 @@ def build_report(
     load_entry = _load_entry(scenario, load)
     totals: Totals = {
         "pairs": collector.pairs_done,
-        "pairs_planned": scenario.pair_count,
+        "pairs_planned": planned,
         "pairs_with_differences": differing,
         "pairs_alike": collector.pairs_done - differing,
         "signatures": {
@@ -432,6 +441,9 @@ def build_report(
             "key_id": redactor.key_id,
             "headers": sorted(scenario.secrets.headers),
         },
+        "shard": None if shard is None else f"{shard[0]}/{shard[1]}",
+        "merged": merged,
+        "state": run_state(scenario, collector, load=load, pairs_planned=planned, shard=shard),
     }
     redacted: Report = redactor.walk(report)
     return redacted
@@ -514,11 +526,22 @@ def _tls_entry(host_tls: HostTls) -> TlsHost:
     }
 
 
+def report_json(report: Report) -> str:
+    """The report as `--json` writes it: indented for people, but its `state` (for `merge`,
+    not for reading, and the largest part with many requests) on one line."""
+    if "state" not in report:
+        return json.dumps(report, indent=1, ensure_ascii=False) + "\n"
+    rest = {key: value for key, value in report.items() if key != "state"}
+    text = json.dumps(rest, indent=1, ensure_ascii=False)
+    state = json.dumps(report["state"], ensure_ascii=False, separators=(",", ":"))
+    return f'{text[:-2]},\n "state": {state}\n}}\n'
+
+
 def write_report(path: str | os.PathLike[str], report: Report) -> None:
     """Write atomically, so an interrupted write never leaves half a report behind."""
     target = Path(path)
     temporary = target.with_name(f".{target.name}.partial")
-    temporary.write_text(json.dumps(report, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+    temporary.write_text(report_json(report), encoding="utf-8")
     temporary.replace(target)
 
 

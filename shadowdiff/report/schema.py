@@ -11,7 +11,7 @@ the same keys as plain strings.
 # No `from __future__ import annotations`: on Python 3.11 it hides `NotRequired` from
 # `__optional_keys__`, which tests read. Every type below is defined before it is used.
 from collections.abc import Sequence
-from typing import Literal, NotRequired, TypedDict
+from typing import Any, Literal, NotRequired, TypedDict
 
 from shadowdiff.difference import DifferenceKind, Severity
 from shadowdiff.redaction import KeySource
@@ -433,6 +433,13 @@ class CoverageEntry(TypedDict):
     min: float | None  # the scenario's `coverage.min`, also checked in `thresholds[]`
 
 
+class Merged(TypedDict):
+    """What a report built by `shadowdiff merge` was built from."""
+
+    reports: int
+    shards: list[str]  # "K/N" of each report that was a shard, in the order given
+
+
 class Report(TypedDict):
     schema: str
     tool: Tool
@@ -456,6 +463,11 @@ class Report(TypedDict):
     coverage: CoverageEntry | None
     pairs: list[PairRecord] | None
     redaction: Redaction
+    shard: str | None  # "K/N" when this run sent shard K of N of the scenario (replay/shard.py)
+    merged: Merged | None  # set by `shadowdiff merge`
+    # The exact, mergeable state the report was built from (report/state.py,
+    # `shadowdiff.state/1`): read by `merge`, typed loosely here and checked when read.
+    state: dict[str, Any]
     # Set by `shadowdiff.run.finish_report`, which knows whether the run ended by itself;
     # absent from what `build_report` alone returns.
     stop: NotRequired[Stop | None]
