@@ -13,6 +13,7 @@ for it.
 from __future__ import annotations
 
 import io
+import logging
 import re
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Final, Literal
@@ -33,6 +34,7 @@ SIDE_COLOURS: Final[dict[Side, str]] = {"baseline": "#0072b2", "candidate": "#d5
 PAIRS_COLOUR: Final = "#009e73"
 _INK: Final = "#333333"
 _GRID: Final = "#dddddd"
+_PARTIAL: Final = "#eeeeee"
 # A CDF drawn from more buckets than this is thinned to the ranks of a fixed grid of shares,
 # with the tail kept in full detail: the curve stays exact where it is read (p50 ... p99.99).
 _CDF_POINTS: Final = 500
@@ -49,9 +51,18 @@ _DIFFERENCE_KEYS: Final[tuple[Literal["p1", "p10", "p50", "p90", "p99"], ...]] =
 _SVG_START: Final = re.compile(r"<svg\b")
 
 
+def _quiet_matplotlib() -> None:
+    """Keep matplotlib's own notices off stderr (on a new machine its first import says it is
+    building its font cache): a run's stderr is the user's. A level the caller set stays."""
+    logger = logging.getLogger("matplotlib")
+    if logger.level == logging.NOTSET:
+        logger.setLevel(logging.ERROR)
+
+
 def _figure(width_in: float, height_in: float, left_in: float = 0.6) -> Figure:
     """Fixed margins rather than a layout engine: a layout engine draws every figure twice,
     and no label of ours varies in width (requests are `#n`)."""
+    _quiet_matplotlib()
     from matplotlib.figure import Figure
 
     figure = Figure(figsize=(width_in, height_in))
@@ -213,6 +224,9 @@ def timeline_svg(timeline: TimelineEntry, salt: str) -> str | None:
     throughput, errors = figure.subplots(2, 1, sharex=True, height_ratios=(3, 2))
     for axes in (throughput, errors):
         _style(axes)
+        # The run started and ended inside these: their rates are of part of an interval.
+        for start_s in (starts_s[0], starts_s[-2]):
+            axes.axvspan(start_s, start_s + interval_s, color=_PARTIAL, linewidth=0, zorder=0)
     throughput.plot(
         starts_s,
         per_second(timeline["pairs"]),
