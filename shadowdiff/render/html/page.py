@@ -98,8 +98,8 @@ def _page(report: Report) -> dict[str, Any]:
             "passed": report["outcome"]["exit_code"] == 0,
         },
         "totals": _totals(report),
-        "signatures": [_signature(line, report["fail_on"]) for line in report["signatures"]][
-            :TABLE_ROWS
+        "signatures": [
+            _signature(line, report["fail_on"]) for line in report["signatures"][:TABLE_ROWS]
         ],
         "signatures_total": len(report["signatures"]),
         "fixes": _likely_fixes(report),
