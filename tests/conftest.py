@@ -25,18 +25,25 @@ PRODUCTION_HOSTS = ("app.example.com", "api.example.com")
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Tests that need a system package skip, by name, where it is missing; CI (which installs
     everything) sets SHADOWDIFF_REQUIRE_SYSTEM_PACKAGES=1 so that a missing one fails instead."""
+    from .browser import chromium_binary
     from .lab import nginx_binary
 
-    if nginx_binary() is not None:
-        return
-    message = (
-        "nginx is not installed: `sudo apt-get install nginx-light` (./dev test does it as root)"
-    )
-    if os.environ.get("SHADOWDIFF_REQUIRE_SYSTEM_PACKAGES") == "1":
-        raise pytest.UsageError(f"{message}; CI requires it")
-    for item in items:
-        if item.get_closest_marker("nginx") is not None:
-            item.add_marker(pytest.mark.skip(reason=message))
+    missing = {
+        "nginx": None
+        if nginx_binary() is not None
+        else "nginx is not installed: `sudo apt-get install nginx-light` (./dev test does it as root)",
+        "chromium": None
+        if chromium_binary() is not None
+        else "chromium is not installed: `sudo apt-get install chromium` (./dev test does it as root)",
+    }
+    for marker, message in missing.items():
+        if message is None:
+            continue
+        if os.environ.get("SHADOWDIFF_REQUIRE_SYSTEM_PACKAGES") == "1":
+            raise pytest.UsageError(f"{message}; CI requires it")
+        for item in items:
+            if item.get_closest_marker(marker) is not None:
+                item.add_marker(pytest.mark.skip(reason=message))
 
 
 # Reports create a fingerprint key file on first use: keep it out of the real home, for this
@@ -212,6 +219,8 @@ class DemoRun:
     report: dict[str, Any]
     junit: str  # --junit
     markdown: str  # --markdown
+    html: str  # --html
+    html_path: Path
 
 
 @pytest.fixture(scope="session")
@@ -228,7 +237,7 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> DemoRun:
         "XDG_CONFIG_HOME": str(folder / "config"),
     }
     environment.pop("SHADOWDIFF_REDACTION_KEY", None)
-    outputs = {"json": "demo.json", "junit": "demo.xml", "markdown": "demo.md"}
+    outputs = {"json": "demo.json", "junit": "demo.xml", "markdown": "demo.md", "html": "demo.html"}
     flags = [part for flag, name in outputs.items() for part in (f"--{flag}", str(folder / name))]
     result = subprocess.run(
         [sys.executable, "-m", "shadowdiff", "demo", *flags],
@@ -246,4 +255,6 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> DemoRun:
         json.loads(read["json"]),
         read["junit"],
         read["markdown"],
+        read["html"],
+        folder / outputs["html"],
     )

@@ -61,6 +61,9 @@ MASKED_FIELDS: Final[dict[str, re.Pattern[str] | None]] = {
     f"requests/*/latency_ms/difference/{_DIFFERENCE}": None,
     "requests/*/latency_ms/histograms/*/min|max|sum|sum_squares|buckets": None,
     "pairs/*/baseline|candidate/total_ms": None,
+    # When the demo ran, and whether its pairs ended within one second or across two.
+    "timeline/start_s|pairs": None,
+    "timeline/failures|server_errors/*": None,
     # The ports the embedded entry points were given.
     "targets/*/ports/*": None,
     # Dates and times of the run.

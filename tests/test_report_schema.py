@@ -25,12 +25,14 @@ from shadowdiff.report.schema import (
     Signature,
     SniOutcome,
     SourceEntry,
+    TimelineEntry,
     TooFewSamples,
     Totals,
 )
 from shadowdiff.sources import SourceSummary
 from shadowdiff.stats.histogram import DifferenceHistogram, LatencyHistogram
 from shadowdiff.stats.latency import compare_latency, summarize, summarize_differences
+from shadowdiff.stats.timeline import Timeline
 from shadowdiff.tls.certificate import CertificateInfo
 from shadowdiff.tls.probe import DefaultCertificate, TlsPosture
 
@@ -94,8 +96,9 @@ def test_outcome_fields_in_doc_and_typed_dict_match() -> None:
         ("`requests[]`", RequestEntry),
         ("`tls[]`", Posture),
         ("`latency`", Latency),
+        ("`timeline`", TimelineEntry),
     ],
-    ids=["signatures", "requests", "tls", "latency"],
+    ids=["signatures", "requests", "tls", "latency", "timeline"],
 )
 def test_section_fields_in_doc_and_typed_dict_match(heading: str, typed_dict: Any) -> None:
     assert _fields(_documented(_section(heading))) == _keys(typed_dict)
@@ -148,6 +151,13 @@ def test_tls_dataclass_fields_are_the_typed_keys(
     """The report writes these dataclasses with `dataclasses.asdict` (and `days_to_expiry`)."""
     fields = {field.name for field in dataclasses.fields(dataclass)}
     assert fields | added == _keys(typed_dict)
+
+
+def test_timeline_to_dict_has_the_typed_keys() -> None:
+    timeline = Timeline()
+    timeline.add(1_700_000_000 * 10**9, (True, False), (False, True))
+    assert set(timeline.to_dict()) == _keys(TimelineEntry)
+    assert set(Timeline().to_dict()) == _keys(TimelineEntry)
 
 
 def test_source_summary_has_the_typed_keys() -> None:

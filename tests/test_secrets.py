@@ -25,6 +25,7 @@ from urllib.parse import quote, quote_plus
 
 import pytest
 from aiohttp import web
+from markupsafe import escape
 
 from shadowdiff.render.markdown import markdown_text
 
@@ -72,6 +73,7 @@ def spellings(secret: str) -> set[str]:
         quote(secret, safe="").lower(),
         base64.b64encode(secret.encode()).decode().rstrip("="),
         html.escape(secret),  # XML (JUnit) and HTML
+        str(escape(secret)),  # HTML as Jinja2 escapes it (`&#34;` for a double quote)
         markdown_text(secret),  # the Markdown summary
     }
 
@@ -164,12 +166,14 @@ async def test_no_secret_reaches_any_output(
     monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(step_summary))
 
     def formats(prefix: str) -> list[str]:
-        """--junit and --markdown, into files named after the output."""
+        """--junit, --markdown and --html, into files named after the output."""
         return [
             "--junit",
             str(tmp_path / f"{prefix}.xml"),
             "--markdown",
             str(tmp_path / f"{prefix}.md"),
+            "--html",
+            str(tmp_path / f"{prefix}.html"),
         ]
 
     # What a Pushgateway receives (`--metrics-push`): the series, and the credentials given in
@@ -300,13 +304,19 @@ async def test_no_secret_reaches_any_output(
         **{
             f"{prefix} --{name}": (tmp_path / f"{prefix}.{extension}").read_text()
             for prefix in ("run", "recorded", "report", "merge")
-            for name, extension in (("junit", "xml"), ("markdown", "md"))
+            for name, extension in (("junit", "xml"), ("markdown", "md"), ("html", "html"))
         },
     }
     # The formats show the differences on those values, as fingerprints.
     assert merged[0] == 1, merged[2]
     assert len(outputs["run --pairs"].splitlines()) == report["totals"]["pairs"] + 2
-    for name in ("run --junit", "run --markdown", "$GITHUB_STEP_SUMMARY (both runs)"):
+    for name in (
+        "run --junit",
+        "run --markdown",
+        "run --html",
+        "report --html",
+        "$GITHUB_STEP_SUMMARY (both runs)",
+    ):
         assert "[redacted " in outputs[name], name
     secrets = [
         *ENVIRONMENT.values(),

@@ -1,7 +1,7 @@
 """The report's file formats beside the JSON, by flag name, and how they reach their files.
 
 A format is a function from the report to text, in a module of its own; adding one is that
-module and a line in `FORMATS` (the CLI's `--junit`, `--markdown` come from here).
+module and a line in `FORMATS` (the CLI's `--junit`, `--markdown`, `--html` come from here).
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Final
 
 from shadowdiff.render.hgrm import render_hgrm
+from shadowdiff.render.html import render_html
 from shadowdiff.render.junit import render_junit
 from shadowdiff.render.markdown import STEP_SUMMARY_LIMIT_BYTES, fit_step_summary, render_markdown
 from shadowdiff.report.schema import Report
@@ -30,6 +31,9 @@ FORMATS: Final[dict[str, FileFormat]] = {
     "junit": FileFormat(render_junit, "write the report as JUnit XML here (CI test tabs)"),
     "markdown": FileFormat(
         render_markdown, "write a Markdown summary here (a step summary, a PR comment)"
+    ),
+    "html": FileFormat(
+        render_html, "write a self-contained HTML page with plots here (opens from disk)"
     ),
 }
 

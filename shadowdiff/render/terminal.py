@@ -82,8 +82,11 @@ def _differences_cell(request: RequestEntry) -> Text:
 # C0 and C1 control characters (tab and newline aside), DEL: a name, a path or an answer's
 # header may hold escape sequences that would retitle, clear or write to the clipboard of the
 # terminal the report is printed on. Bidirectional overrides and isolates too: they reorder
-# what is shown, so a line can read other than it is. They are shown as escapes instead.
-_CONTROL: Final = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+# what is shown, so a line can read other than it is. They are shown as escapes instead, and
+# so are lone surrogates (a report file may hold `\ud800`), which no terminal encoding holds.
+_CONTROL: Final = re.compile(
+    r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069\ud800-\udfff]"
+)
 
 
 def _escaped(match: re.Match[str]) -> str:
@@ -99,7 +102,8 @@ def displayable(data: Any) -> Any:
     if isinstance(data, list):
         return [displayable(item) for item in data]
     if isinstance(data, dict):
-        return {key: displayable(value) for key, value in data.items()}
+        # Keys too: a failure class or a status code is a key, and a saved report may hold any.
+        return {displayable(key): displayable(value) for key, value in data.items()}
     return data
 
 

@@ -1,14 +1,17 @@
 """Accumulate completed pairs into per-request tallies, without keeping the answers themselves.
 
-A `RunCollector` is the engine's sink. It is pure bookkeeping: no I/O, no clock (today's date,
-for acceptance expiry, is passed in). Memory grows with the number of distinct requests and
-difference signatures, not with the number of pairs: latencies go into histograms (buffered,
-then recorded in vectorised batches) and only the first pair records are kept.
+A `RunCollector` is the engine's sink. It is pure bookkeeping: no I/O, and no clock but one
+reading when it is made (where the pairs' `perf_counter` timings stand on the wall clock, to
+place each pair on the timeline; today's date, for acceptance expiry, is passed in). Memory
+grows with the number of distinct requests and difference signatures, not with the number of
+pairs: latencies go into histograms (buffered, then recorded in vectorised batches), the
+timeline into at most `MAX_INTERVALS` intervals, and only the first pair records are kept.
 """
 
 from __future__ import annotations
 
 import datetime
+import time
 from array import array
 from collections import Counter
 from collections.abc import Sequence
@@ -24,6 +27,7 @@ from shadowdiff.pair import Pair
 from shadowdiff.report.schema import PairRecord, PairSide, RequestExample
 from shadowdiff.spec import SIDES, RequestSpec, Side
 from shadowdiff.stats.histogram import DifferenceHistogram, LatencyHistogram
+from shadowdiff.stats.timeline import Timeline
 from shadowdiff.trace import parse_traceparent
 
 if TYPE_CHECKING:
@@ -281,6 +285,7 @@ class RunCollector:
         today: datetime.date | None = None,
         keep_pairs: bool = True,
         board: Board | None = None,
+        wall_offset_ns: int | None = None,
     ) -> None:
         self.requests: dict[str, RequestTally] = {}
         self.pairs_done = 0
@@ -303,6 +308,12 @@ class RunCollector:
         # Live metrics (shadowdiff/metrics): counted here as tallied, so that they mean what
         # the report means. Not merged with another collector: each process has its own.
         self.board = board
+        # Pairs completed and failures per side, over wall-clock time. Each process reads its
+        # own offset: `perf_counter` is not promised to agree between processes.
+        self.timeline = Timeline()
+        self.wall_offset_ns = (
+            time.time_ns() - time.perf_counter_ns() if wall_offset_ns is None else wall_offset_ns
+        )
 
     def __call__(self, pair: Pair) -> None:
         tally = self.requests.get(pair.request.name)
@@ -354,6 +365,28 @@ class RunCollector:
                 self._signature(tally, noisy).noise += 1
         if self.keep_pairs and len(self.pair_records) < PAIR_RECORD_LIMIT:
             self.pair_records.append(_pair_record(pair))
+        self._place_on_timeline(pair)
+
+    def _place_on_timeline(self, pair: Pair) -> None:
+        """At the moment the later of the two answers ended (warm-up pairs too: they are load
+        the entry points carried). A side without a start time (an observation made by hand,
+        never by a transport) has no moment; a pair with neither is left off the timeline."""
+        baseline, candidate = pair.baseline, pair.candidate
+        ends_ns = [
+            o.timings.started_ns + o.timings.total_ns
+            for o in (baseline, candidate)
+            if o.timings.started_ns
+        ]
+        if not ends_ns:
+            return
+        self.timeline.add(
+            max(ends_ns) + self.wall_offset_ns,
+            (baseline.failure is not None, candidate.failure is not None),
+            (
+                baseline.failure is None and (baseline.status or 0) >= 500,
+                candidate.failure is None and (candidate.status or 0) >= 500,
+            ),
+        )
 
     def _tally_observation(self, tally: RequestTally, observation: Observation, pair: Pair) -> None:
         side = observation.side
@@ -452,6 +485,7 @@ class RunCollector:
             for phase in PHASES:
                 self.phases[side][phase].histogram.merge(other.phases[side][phase].histogram)
         self.open_model = self.open_model or other.open_model
+        self.timeline.merge(other.timeline)
         room = PAIR_RECORD_LIMIT - len(self.pair_records)
         self.pair_records = sorted(
             self.pair_records + other.pair_records[: max(room, 0)], key=lambda r: r["index"]

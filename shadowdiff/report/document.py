@@ -42,6 +42,7 @@ from shadowdiff.report.schema import (
     SignatureStatus,
     SourceEntry,
     SplitLatency,
+    TimelineEntry,
     TlsHost,
     Totals,
 )
@@ -422,6 +423,8 @@ def build_report(
         "resources": resources,
         "thresholds": thresholds,
         "latency": _overall_latency(tallies, collector, regression_ratio),
+        # Timeline.to_dict() is the TimelineEntry shape (tests/test_report_schema.py).
+        "timeline": cast(TimelineEntry, collector.timeline.to_dict()),
         "requests": requests,
         # Requests left out of `requests` (past REQUEST_ENTRY_LIMIT), counted together; the
         # totals, signatures and latency above include them.

@@ -344,6 +344,17 @@ class RequestLatency(TypedDict):
     backend: NotRequired[SplitLatency]
 
 
+class TimelineEntry(TypedDict):
+    """`shadowdiff.stats.timeline.Timeline.to_dict()`: counts per interval of the wall clock,
+    mergeable by coarsening to the larger `interval_s` and adding counts."""
+
+    interval_s: int  # a power of two; intervals start at multiples of it (Unix time)
+    start_s: int | None  # Unix time of the first interval's start; null with no pair
+    pairs: list[int]  # pairs completed in each interval
+    failures: dict[Side, list[int]]  # transport failures, per side
+    server_errors: dict[Side, list[int]]  # answers with a 5xx status, per side
+
+
 class FailureSeen(TypedDict):
     count: int
     message: str  # the first one seen
@@ -457,6 +468,7 @@ class Report(TypedDict):
     resources: Resources | None
     thresholds: list[ThresholdResult]
     latency: Latency
+    timeline: TimelineEntry
     requests: list[RequestEntry]
     requests_folded: RequestsFolded
     sources: list[SourceEntry] | None

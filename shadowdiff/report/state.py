@@ -161,6 +161,7 @@ def run_state(
             "failures": dict(collector.failures),
             "open_model": collector.open_model,
             "backend_time_from": {side: dict(collector.backend_time_from[side]) for side in SIDES},
+            "timeline": collector.timeline.to_dict(),
             "phases": {
                 side: {
                     phase: _histogram(collector.phases[side][phase].histogram) for phase in PHASES

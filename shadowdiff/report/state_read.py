@@ -45,6 +45,7 @@ from shadowdiff.scenario.model import (
 )
 from shadowdiff.spec import SIDES, RequestSpec
 from shadowdiff.stats.histogram import SIGNIFICANT_DIGITS, DifferenceHistogram, LatencyHistogram
+from shadowdiff.stats.timeline import Timeline
 
 _KINDS: Final = frozenset(get_args(DifferenceKind))
 # HdrHistogram buckets of values up to 2**63 µs stay below this index (see stats/histogram.py).
@@ -369,6 +370,11 @@ def read_state(data: Any, where: str = "state") -> RunState:
             at = f".collector.phases.{side}.{phase}"
             collector.phases[side][phase] = Buffered(r.histogram(r.key(phases, at, phase), at))
     collector.open_model = r.flag(r.key(found, ".collector", "open_model"), ".collector")
+    if (timeline := found.get("timeline")) is not None:
+        try:
+            collector.timeline = Timeline.from_dict(r.obj(timeline, ".collector.timeline"))
+        except ValueError as exc:
+            raise StateError(f"{where}.collector.timeline: {exc}") from None
     sources = r.obj(found.get("backend_time_from", {}), ".collector.backend_time_from")
     for side in SIDES:
         collector.backend_time_from[side] = _counter(
