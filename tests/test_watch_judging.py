@@ -187,3 +187,51 @@ def test_a_checkpoint_round_trips_through_a_file(tmp_path: Path) -> None:
     path = tmp_path / "checkpoint.json"
     path.write_text(json.dumps(_report()))
     assert read_checkpoint(path)["candidate"].errors == 2
+
+
+@pytest.mark.parametrize(
+    ("rollback_when", "expected"),
+    [
+        (
+            "{error_rate_points: 0}",
+            "rollback_when.error_rate_points: input should be greater than 0",
+        ),
+        ("{p99_ratio: 0.5}", "rollback_when.p99_ratio: input should be greater than 1"),
+        ("{intervals: 2}", "rollback_when: rollback_when needs error_rate_points or p99_ratio"),
+        ("{error_rate_point: 1}", "rollback_when.error_rate_point: unknown field"),
+    ],
+    ids=["zero points", "ratio under 1", "no limit", "typo"],
+)
+def test_rollback_when_is_validated_with_located_errors(
+    tmp_path: Path, rollback_when: str, expected: str
+) -> None:
+    from shadowdiff.errors import ScenarioError
+    from shadowdiff.scenario.load import parse_scenario
+
+    text = (
+        "targets: {baseline: {address: 127.0.0.1}, candidate: {address: 127.0.0.2}}\n"
+        "requests: [{name: home, url: 'https://app.example.com/'}]\n"
+        f"rollback_when: {rollback_when}\n"
+    )
+    with pytest.raises(ScenarioError) as raised:
+        parse_scenario(text, "shop.yaml", base_dir=tmp_path)
+    assert any(
+        str(problem).startswith("shop.yaml:3:") and expected in str(problem)
+        for problem in raised.value.problems
+    ), [str(p) for p in raised.value.problems]
+
+
+def test_rollback_when_reaches_the_scenario(tmp_path: Path) -> None:
+    from shadowdiff.scenario.load import parse_scenario
+
+    text = (
+        "targets: {baseline: {address: 127.0.0.1}, candidate: {address: 127.0.0.2}}\n"
+        "requests: [{name: home, url: 'https://app.example.com/'}]\n"
+        "rollback_when: {error_rate_points: 1, p99_ratio: 1.5, intervals: 3}\n"
+    )
+    rules = parse_scenario(text, "shop.yaml", base_dir=tmp_path).rollback_when
+    assert rules is not None and (rules.error_rate_points, rules.p99_ratio, rules.intervals) == (
+        1,
+        1.5,
+        3,
+    )
