@@ -296,9 +296,10 @@ def command_watch(args: argparse.Namespace) -> int:
                 else "no rollback_when: watching only"
             )
             + "; Ctrl-C or SIGTERM ends it and writes the report"
-        )
+        ),
+        soft_wrap=True,
     )
-    _stderr.print(escape(reference_line(reference)))
+    _stderr.print(escape(reference_line(reference)), soft_wrap=True)
 
     async def watch_with_signals() -> Any:
         task = asyncio.ensure_future(

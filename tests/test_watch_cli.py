@@ -125,10 +125,10 @@ ROW: IntervalRow = {
 
 def test_a_row_reads_as_shares_rates_and_the_verdict() -> None:
     cells = dict(zip(COLUMNS, row_cells(ROW, 10.0), strict=True))
-    assert cells["DNS b/c/o %"] == "75/25/0 malformed"
-    assert cells["errors % dns/b/c"] == "5.0/0.0/5.0"
+    assert cells["DNS b/c/o%"] == "75/25/0 malformed"
+    assert cells["err% d/b/c"] == "5.0/0.0/5.0"
     assert cells["req/s"] == "2.0"
-    assert cells["verdict"] == "candidate worse (error_rate_points)"
+    assert cells["verdict"] == "candidate worse (errors)"
 
 
 def test_nothing_a_nameserver_says_acts_on_the_terminal() -> None:

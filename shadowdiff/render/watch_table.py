@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 from typing import IO, Any, Final
 
+from rich import box
 from rich.console import Console
 from rich.live import Live
 from rich.markup import escape
@@ -17,15 +18,16 @@ from shadowdiff.watch.schema import PATHS, CheckpointSide, IntervalRow, WatchRep
 
 # Rows the live table keeps on screen: the newest at the bottom.
 LIVE_ROWS: Final = 15
+# Each figure three times: following DNS (d), to the baseline (b), to the candidate (c).
 COLUMNS: Final = (
     "#",
-    "DNS b/c/o %",
+    "DNS b/c/o%",
     "TTL s",
     "req/s",
-    "errors % dns/b/c",
-    "p50 ms dns/b/c",
-    "p99 ms dns/b/c",
-    "p99 ×ckpt c",
+    "err% d/b/c",
+    "p50 ms d/b/c",
+    "p99 ms d/b/c",
+    "p99/ckpt",
     "verdict",
 )
 _VERDICT_STYLE: Final = {
@@ -36,6 +38,9 @@ _VERDICT_STYLE: Final = {
     "too_few": "dim",
     "no_rules": "dim",
 }
+
+
+_RULE_NAMES: Final = {"error_rate_points": "errors", "p99_ratio": "p99"}
 
 
 def _number(value: float | None, digits: int = 1) -> str:
@@ -60,7 +65,7 @@ def row_cells(row: IntervalRow, interval_s: float) -> list[str]:
         pointed += " " + ",".join(sorted({str(host["error"]) for host in failed}))
     verdict = row["verdict"].replace("_", " ")
     if row["crossed"]:
-        verdict += f" ({', '.join(row['crossed'])})"
+        verdict += f" ({', '.join(_RULE_NAMES.get(rule, rule) for rule in row['crossed'])})"
     return [
         str(row["interval"]),
         pointed,
@@ -138,9 +143,16 @@ class WatchDisplay:
             self.console.print(line, markup=False, soft_wrap=True)
 
     def _table(self) -> Table:
-        table = Table(title=escape(self.title), title_justify="left")
+        table = Table(
+            title=escape(self.title),
+            title_justify="left",
+            box=box.SIMPLE_HEAD,
+            pad_edge=False,
+            padding=(0, 1),
+            collapse_padding=True,
+        )
         for name in COLUMNS:
-            table.add_column(name, justify="left" if name == "verdict" else "right")
+            table.add_column(name, justify="left" if name == "verdict" else "right", no_wrap=True)
         for cells, style in zip(self.rows, self.styles, strict=True):
             table.add_row(*(escape(cell) for cell in cells), style=style or None)
         return table
