@@ -271,6 +271,8 @@ def command_watch(args: argparse.Namespace) -> int:
             f"{args.checkpoint}: the baseline has {answered} timed answers; a p99 rule needs "
             f"at least {MIN_CHECKPOINT_LATENCIES} (run the checkpoint with more repeats)"
         )
+    if args.json == "-":
+        raise UsageError("--json -: give a file name (standard output carries the rows)")
     _check_output_path(args.json)
     options = WatchOptions(nameserver, rules, args.rate, args.interval, args.seed)
     redactor = watch_redactor(scenario)

@@ -49,8 +49,9 @@ def _checkpoint(tmp_path: Path, answers: int) -> Path:
         (["--nameserver", "127.0.0.1:53", "--rollback-p99-ratio", "0.9"], "--rollback-p99-ratio must be more than 1"),
         (["--nameserver", "127.0.0.1:53", "--rollback-p99-ratio", "1.5"], "a p99 rule needs at least 100"),
         (["--nameserver", "127.0.0.1:53", "--json", "/no/such/folder/w.json"], "folder /no/such/folder does not exist"),
+        (["--nameserver", "127.0.0.1:53", "--json", "-"], "--json -: give a file name"),
     ],
-    ids=["name as nameserver", "rate 0", "tiny interval", "ratio under 1", "small checkpoint", "json folder"],
+    ids=["name as nameserver", "rate 0", "tiny interval", "ratio under 1", "small checkpoint", "json folder", "json stdout"],
 )  # fmt: skip
 async def test_watch_refuses_what_cannot_work_before_sending(
     tmp_path: Path, flags: list[str], message: str
