@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import json
 import os
 import re
@@ -286,6 +287,131 @@ def _pair_stream(args: argparse.Namespace) -> PairStreamSettings | None:
     return PairStreamSettings(args.pairs, args.pairs_limit, limit_bytes)
 
 
+def _rollback_rules(scenario: Scenario, args: argparse.Namespace) -> Any:
+    """`rollback_when` of the scenario, each limit replaced by its flag when given."""
+    from shadowdiff.watch import RollbackRules
+
+    written = scenario.rollback_when
+    rules = RollbackRules(
+        written.error_rate_points if written else None,
+        written.p99_ratio if written else None,
+        written.intervals if written else 2,
+    )
+    flags = {
+        "error_rate_points": args.rollback_error_points,
+        "p99_ratio": args.rollback_p99_ratio,
+        "intervals": args.rollback_intervals,
+    }
+    problems = []
+    if flags["error_rate_points"] is not None and not 0 < flags["error_rate_points"] <= 100:
+        problems.append("--rollback-error-points must be more than 0 and at most 100")
+    if flags["p99_ratio"] is not None and not 1 < flags["p99_ratio"] <= 1000:
+        problems.append("--rollback-p99-ratio must be more than 1 and at most 1000")
+    if flags["intervals"] is not None and not 1 <= flags["intervals"] <= 10_000:
+        problems.append("--rollback-intervals must be from 1 to 10000")
+    if problems:
+        raise UsageError("\n".join(problems))
+    given = {name: value for name, value in flags.items() if value is not None}
+    return dataclasses.replace(rules, **given)
+
+
+def command_watch(args: argparse.Namespace) -> int:
+    from shadowdiff.render.watch_table import WatchDisplay, reference_line, summary_lines
+    from shadowdiff.watch import (
+        WatchOptions,
+        build_watch_report,
+        checkpoint_side,
+        parse_nameserver,
+        read_checkpoint,
+        watch,
+        watch_redactor,
+        write_watch_report,
+    )
+    from shadowdiff.watch.compare import MIN_CHECKPOINT_LATENCIES
+
+    scenario = load_scenario(args.scenario, keep_reading=lambda: STOP.received is None)
+    try:
+        nameserver = parse_nameserver(args.nameserver)
+    except ValueError as exc:
+        raise UsageError(f"--nameserver: {exc}") from None
+    if not 0 < args.rate <= 1000:
+        raise UsageError("--rate must be more than 0 and at most 1000 rounds a second")
+    if not 0.2 <= args.interval <= 3600:
+        raise UsageError("--interval must be from 0.2 to 3600 seconds")
+    rules = _rollback_rules(scenario, args)
+    checkpoint = read_checkpoint(args.checkpoint)
+    answered = checkpoint["baseline"].latency.count
+    if rules.p99_ratio is not None and answered < MIN_CHECKPOINT_LATENCIES:
+        raise UsageError(
+            f"{args.checkpoint}: the baseline has {answered} timed answers; a p99 rule needs "
+            f"at least {MIN_CHECKPOINT_LATENCIES} (run the checkpoint with more repeats)"
+        )
+    if args.json == "-":
+        raise UsageError("--json -: give a file name (standard output carries the rows)")
+    _check_output_path(args.json)
+    options = WatchOptions(nameserver, rules, args.rate, args.interval, args.seed)
+    redactor = watch_redactor(scenario)
+    display = WatchDisplay(
+        args.interval,
+        f"watch {scenario.name} via {args.nameserver}",
+        json_lines=args.json_lines,
+        out=sys.stdout,
+        console=Console(highlight=False),
+    )
+    reference = redactor.walk(checkpoint_side(checkpoint["baseline"]))
+    limits = [
+        f"error rate +{rules.error_rate_points:g} points" if rules.error_rate_points else "",
+        f"p99 x{rules.p99_ratio:g}" if rules.p99_ratio else "",
+    ]
+    said = " or ".join(limit for limit in limits if limit)
+    _stderr.print(
+        escape(
+            f"watching {scenario.name}: {args.rate:g} rounds/s, every {args.interval:g} s; "
+            + (
+                f"rollback when {said} for {rules.intervals} intervals"
+                if said
+                else "no rollback_when: watching only"
+            )
+            + "; Ctrl-C or SIGTERM ends it and writes the report"
+        ),
+        soft_wrap=True,
+    )
+    _stderr.print(escape(reference_line(reference)), soft_wrap=True)
+
+    async def watch_with_signals() -> Any:
+        task = asyncio.ensure_future(
+            watch(
+                scenario, checkpoint, options, on_row=lambda row: display.show(redactor.walk(row))
+            )
+        )
+        loop = asyncio.get_running_loop()
+        STOP.listen(lambda: loop.call_soon_threadsafe(task.cancel))
+        try:
+            return await task
+        finally:
+            STOP.listen(None)
+            display.close()
+
+    result = _run_async(watch_with_signals)
+    stop_cause = STOP.received.name if STOP.received is not None else None
+    report = build_watch_report(
+        scenario, args.checkpoint, checkpoint, options, result, stop_cause or "cancelled"
+    )
+    if args.json:
+        try:
+            write_watch_report(args.json, report)
+        except OSError as exc:
+            raise UsageError(f"--json {args.json}: cannot write: {exc.strerror or exc}") from None
+    for line in summary_lines(report):
+        _stderr.print(escape(line), soft_wrap=True)
+    if result.internal_error is not None:
+        raise InternalFailure(
+            redactor.text(describe_exception(result.internal_error))
+        ) from result.internal_error
+    code: int = report["outcome"]["exit_code"]
+    return code
+
+
 def command_demo(args: argparse.Namespace) -> int:
     from shadowdiff.demo.run import run_demo
 
@@ -544,6 +670,67 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=_DEBUG_HELP)
     run.set_defaults(handler=command_run)
 
+    watch = commands.add_parser(
+        "watch",
+        help="during the DNS cutover: where DNS points, each entry point against a "
+        "checkpoint, and when to roll back (exit 5)",
+    )
+    watch.add_argument("scenario", help="scenario file (YAML); only its safe requests are sent")
+    watch.add_argument(
+        "--checkpoint",
+        required=True,
+        metavar="REPORT.json",
+        help="`shadowdiff run --json` report taken before the cutover; its baseline is the "
+        "reference",
+    )
+    watch.add_argument(
+        "--nameserver",
+        required=True,
+        metavar="HOST:PORT",
+        help="the nameserver to ask for each hostname (an IP address; port 53 by default)",
+    )
+    watch.add_argument(
+        "--rate",
+        type=float,
+        default=2.0,
+        metavar="ROUNDS_PER_S",
+        help="rounds a second, each one request via DNS and one to each entry point (default 2)",
+    )
+    watch.add_argument(
+        "--interval",
+        type=float,
+        default=10.0,
+        metavar="SECONDS",
+        help="seconds between DNS look-ups and table rows (default 10)",
+    )
+    watch.add_argument(
+        "--rollback-error-points",
+        type=float,
+        metavar="N",
+        help="roll back when the candidate's error rate is above the checkpoint's by N points "
+        "(overrides rollback_when.error_rate_points)",
+    )
+    watch.add_argument(
+        "--rollback-p99-ratio",
+        type=float,
+        metavar="R",
+        help="roll back when the candidate's p99 is above R times the checkpoint's "
+        "(overrides rollback_when.p99_ratio)",
+    )
+    watch.add_argument(
+        "--rollback-intervals",
+        type=int,
+        metavar="K",
+        help="for K intervals in a row (overrides rollback_when.intervals; default 2)",
+    )
+    watch.add_argument("--json", metavar="PATH", help="write the watch report here when it ends")
+    watch.add_argument(
+        "--json-lines", action="store_true", help="one JSON object per interval on stdout"
+    )
+    watch.add_argument("--seed", type=int, help="seed for the address a client request picks")
+    watch.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=_DEBUG_HELP)
+    watch.set_defaults(handler=command_watch)
+
     demo = commands.add_parser(
         "demo", help="run the bundled scenario against two embedded entry points"
     )
@@ -723,7 +910,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _main(argv: Sequence[str] | None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    if args.handler is not command_run:
+    if args.handler not in (command_run, command_watch):
         # Nothing to save: a signal ends these commands at once.
         if STOP.exit_code is not None:
             return STOP.exit_code

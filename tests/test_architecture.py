@@ -105,6 +105,9 @@ FORBIDDEN: dict[str, tuple[str, ...]] = {
         *ORCHESTRATION,
     ),
     "shadowdiff.replay": ("shadowdiff.render", *ORCHESTRATION),
+    # `shadowdiff watch`: sends like the replay and judges against a checkpoint; it draws
+    # nothing (render/watch_table.py does, from its rows).
+    "shadowdiff.watch": ("shadowdiff.render", "shadowdiff.replay", *ORCHESTRATION),
     "shadowdiff.report": (
         "shadowdiff.replay",
         "shadowdiff.transport",
@@ -117,6 +120,9 @@ FORBIDDEN: dict[str, tuple[str, ...]] = {
         "shadowdiff.transport",
         "shadowdiff.compare",
         "shadowdiff.tls",
+        # Rows and reports only (watch/schema.py), never what sends or asks a nameserver.
+        "shadowdiff.watch.loop",
+        "shadowdiff.watch.dns",
         *ORCHESTRATION,
     ),
     "shadowdiff.run": ("shadowdiff.cli", "shadowdiff.render", "shadowdiff.demo"),

@@ -426,3 +426,57 @@ def test_secrets_inside_tuples_are_hidden_too() -> None:
     walked = redactor.walk({"names": ("a.example.com", "x-s3cr3t-token-value-y")})
     assert "s3cr3t-token-value" not in str(walked)
     assert walked["names"][0] == "a.example.com"
+
+
+async def test_no_secret_reaches_watch_output(
+    start_entry_point: Callable[..., Any],
+    write_scenario: Callable[..., Path],
+    ca_file: Path,
+    tmp_path: Path,
+) -> None:
+    """`shadowdiff watch`: its JSON lines, its stderr and its report (`--json`), with a
+    nameserver that answers nothing (so DNS failures, with their messages, are in every row)."""
+    import signal
+
+    from shadowdiff.report import write_report
+    from shadowdiff.run import run_scenario
+    from shadowdiff.scenario import load_scenario
+
+    from .conftest import unused_port
+    from .test_watch import Watching
+
+    baseline = await start_entry_point(handler=reflecting("baseline"))
+    candidate = await start_entry_point("127.0.0.2", handler=reflecting("candidate"))
+    scenario = write_scenario(baseline, candidate, SCENARIO, ca_file)
+    checkpoint = tmp_path / "checkpoint.json"
+    report_path = tmp_path / "watch.json"
+    os.environ.update(ENVIRONMENT)
+    try:
+        write_report(str(checkpoint), await run_scenario(load_scenario(scenario)))
+        watching = await Watching.start(
+            str(scenario), "--checkpoint", str(checkpoint),
+            "--nameserver", f"127.0.0.1:{unused_port()}", "--rollback-error-points", "50",
+            "--rate", "10", "--interval", "0.3", "--json-lines", "--json", str(report_path),
+        )  # fmt: skip
+        await watching.until(lambda row: row["interval"] >= 2, 10)
+        watching.process.send_signal(signal.SIGINT)
+        code = await watching.finish()
+    finally:
+        for name in ENVIRONMENT:
+            del os.environ[name]
+    assert code == 0, watching.stderr
+    assert watching.rows[-1]["dns"]["hosts"][0]["error"] in ("unreachable", "timeout")
+    outputs = {
+        "watch stdout": "\n".join(json.dumps(row) for row in watching.rows),
+        "watch stderr": watching.stderr.decode(),
+        "watch --json": report_path.read_text(),
+    }
+    secrets = [*ENVIRONMENT.values(), *LITERALS, "alice:userinfo-pass-3"]
+    leaks = [
+        (output, secret, spelling)
+        for output, text in outputs.items()
+        for secret in secrets
+        for spelling in spellings(secret)
+        if spelling in text
+    ]
+    assert leaks == [], leaks

@@ -25,6 +25,8 @@ class ExitCode(IntEnum):
     USAGE = 2
     RUN_FAILED = 3
     THRESHOLDS = 4
+    # `watch`: a rollback rule was crossed while DNS points at the candidate.
+    ROLLBACK = 5
     # EX_SOFTWARE from BSD's sysexits.h: a bug, never a verdict on the entry points.
     INTERNAL_ERROR = 70
     # 128 + the signal's number, as shells report a process ended by that signal.
@@ -46,6 +48,8 @@ EXIT_CODE_MEANINGS: Final[Mapping[ExitCode, str]] = {
     ExitCode.THRESHOLDS: "answers alike, but a threshold failed "
     "(latency, error rate, difference rate); for `compare-runs`, the current run is worse "
     "than the checkpoint beyond a threshold",
+    ExitCode.ROLLBACK: "`watch`: a rollback rule (`rollback_when`) was crossed while DNS points "
+    "at the candidate; the report (`--json`) says which, when, and the interval's figures",
     ExitCode.INTERNAL_ERROR: "internal error (a bug): one line on stderr (the traceback with "
     "`--debug`); the report covers the pairs completed",
     ExitCode.INTERRUPTED: "interrupted by Ctrl-C (SIGINT); the report (and `--json`) covers "

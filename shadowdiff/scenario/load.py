@@ -39,6 +39,7 @@ from shadowdiff.scenario.model import (
     PreflightSettings,
     RecordedSource,
     Request,
+    RollbackWhen,
     ScenarioFile,
     SourceSelection,
     Targets,
@@ -93,6 +94,8 @@ class Scenario:
     coverage: CoverageSettings | None = None
     # Gateway API objects checked before anything is sent (plan/preflight.py).
     preflight: PreflightSettings | None = None
+    # When `shadowdiff watch` calls for a rollback (shadowdiff/watch/rollback.py).
+    rollback_when: RollbackWhen | None = None
 
     @property
     def environment_values(self) -> Mapping[str, str]:
@@ -259,6 +262,7 @@ def parse_scenario(
         selection=config.select,
         coverage=config.coverage,
         preflight=config.preflight,
+        rollback_when=config.rollback_when,
     )
 
 

@@ -741,6 +741,28 @@ class Redaction(_Strict):
     )
 
 
+class RollbackWhen(_Strict):
+    """When `shadowdiff watch` calls for a rollback: the candidate worse than the checkpoint's
+    baseline beyond chance (shadowdiff/watch/compare.py) for `intervals` intervals in a row."""
+
+    error_rate_points: float | None = Field(
+        None,
+        gt=0,
+        le=100,
+        description="error rate (failures and 5xx) above the checkpoint's by this many points",
+    )
+    p99_ratio: float | None = Field(
+        None, gt=1, le=1000, description="p99 above this many times the checkpoint's"
+    )
+    intervals: int = Field(2, ge=1, le=10_000, description="consecutive intervals over a limit")
+
+    @model_validator(mode="after")
+    def _some_limit(self) -> RollbackWhen:
+        if self.error_rate_points is None and self.p99_ratio is None:
+            raise ValueError("rollback_when needs error_rate_points or p99_ratio")
+        return self
+
+
 class ScenarioFile(_Strict):
     """A shadowdiff scenario: two entry points and the requests to replay against both."""
 
@@ -760,3 +782,4 @@ class ScenarioFile(_Strict):
     select: SourceSelection = SourceSelection()
     coverage: CoverageSettings | None = None
     preflight: PreflightSettings | None = None
+    rollback_when: RollbackWhen | None = None
