@@ -114,6 +114,16 @@ async def test_four_indexed_shards_send_one_run_and_merge_into_its_figures(
         }
     )  # every (request, repetition) once: no overlap, nothing missing
     assert sorted(line["index"] for line in lines) == list(range(PAIRS))
+    # Each pair its own trace, the id both servers saw in that pair's traceparent.
+    assert len({line["trace_id"] for line in lines}) == PAIRS
+    seen_traces = {
+        value.split("-")[1]
+        for side in (baseline, candidate)
+        for seen in side.requests
+        for name, value in seen.headers
+        if name.lower() == "traceparent"
+    }
+    assert seen_traces == {line["trace_id"] for line in lines}
     for k in range(4):
         report = json.loads((tmp_path / f"shard-{k}.json").read_text())
         assert report["shard"] == f"{k}/4"

@@ -78,6 +78,8 @@ def pair_line(pair: Pair, shard: str | None) -> dict[str, Any]:
         "method": pair.request.method,
         "url": pair.request.url,
         "shard": shard,
+        # One W3C trace id for both sides' requests: the pair in the APM of either data plane.
+        "trace_id": pair.trace_id,
         "measured": pair.measured,
         "baseline": _side(pair.baseline, pair),
         "candidate": _side(pair.candidate, pair),
