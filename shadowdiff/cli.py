@@ -23,7 +23,12 @@ from rich.markup import escape
 
 from shadowdiff import __version__
 from shadowdiff.errors import PreflightFailed, ScenarioError, UsageError, describe_exception
-from shadowdiff.metrics.options import DEFAULT_ADDRESS, DEFAULT_JOB, MetricsOptions
+from shadowdiff.metrics.options import (
+    DEFAULT_ADDRESS,
+    DEFAULT_JOB,
+    MetricsOptions,
+    options_problems,
+)
 from shadowdiff.render.formats import FORMATS, append_step_summary, write_format
 from shadowdiff.render.terminal import displayable, print_report
 from shadowdiff.report import ExitCode, read_report, write_report
@@ -316,6 +321,7 @@ def _rollback_rules(scenario: Scenario, args: argparse.Namespace) -> Any:
 
 
 def command_watch(args: argparse.Namespace) -> int:
+    from shadowdiff.metrics.serve import MetricsServer
     from shadowdiff.render.watch_table import WatchDisplay, reference_line, summary_lines
     from shadowdiff.watch import (
         WatchOptions,
@@ -328,6 +334,7 @@ def command_watch(args: argparse.Namespace) -> int:
         write_watch_report,
     )
     from shadowdiff.watch.compare import MIN_CHECKPOINT_LATENCIES
+    from shadowdiff.watch.metrics import WatchMetrics
 
     scenario = load_scenario(args.scenario, keep_reading=lambda: STOP.received is None)
     try:
@@ -339,6 +346,9 @@ def command_watch(args: argparse.Namespace) -> int:
     if not 0.2 <= args.interval <= 3600:
         raise UsageError("--interval must be from 0.2 to 3600 seconds")
     rules = _rollback_rules(scenario, args)
+    metrics_problems = options_problems(MetricsOptions(args.metrics_port, args.metrics_address))
+    if metrics_problems:
+        raise UsageError("\n".join(metrics_problems))
     checkpoint = read_checkpoint(args.checkpoint)
     answered = checkpoint["baseline"].latency.count
     if rules.p99_ratio is not None and answered < MIN_CHECKPOINT_LATENCIES:
@@ -378,12 +388,22 @@ def command_watch(args: argparse.Namespace) -> int:
     )
     _stderr.print(escape(reference_line(reference)), soft_wrap=True)
 
+    metrics = WatchMetrics() if args.metrics_port is not None else None
+
+    def on_row(row: Any) -> None:
+        shown = redactor.walk(row)
+        display.show(shown)
+        if metrics is not None:
+            metrics.observe(shown)
+
     async def watch_with_signals() -> Any:
-        task = asyncio.ensure_future(
-            watch(
-                scenario, checkpoint, options, on_row=lambda row: display.show(redactor.walk(row))
-            )
-        )
+        server = None
+        if metrics is not None:
+            # Listening first: a port in use is an error before anything is sent.
+            server = MetricsServer(metrics.registry)
+            url = await server.start(args.metrics_address, args.metrics_port)
+            print(f"metrics: serving {url} until the watch ends", file=sys.stderr, flush=True)
+        task = asyncio.ensure_future(watch(scenario, checkpoint, options, on_row=on_row))
         loop = asyncio.get_running_loop()
         STOP.listen(lambda: loop.call_soon_threadsafe(task.cancel))
         try:
@@ -391,6 +411,8 @@ def command_watch(args: argparse.Namespace) -> int:
         finally:
             STOP.listen(None)
             display.close()
+            if server is not None:
+                await server.close()
 
     result = _run_async(watch_with_signals)
     stop_cause = STOP.received.name if STOP.received is not None else None
@@ -729,6 +751,19 @@ def build_parser() -> argparse.ArgumentParser:
     )
     watch.add_argument("--seed", type=int, help="seed for the address a client request picks")
     watch.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=_DEBUG_HELP)
+    watch.add_argument(
+        "--metrics-port",
+        type=int,
+        metavar="PORT",
+        help="serve the watch's rows as Prometheus metrics at http://ADDRESS:PORT/metrics "
+        "(0: any free port, printed on stderr); see docs/metrics.md",
+    )
+    watch.add_argument(
+        "--metrics-address",
+        default=DEFAULT_ADDRESS,
+        metavar="ADDRESS",
+        help=f"with --metrics-port: the address to listen on (default {DEFAULT_ADDRESS})",
+    )
     watch.set_defaults(handler=command_watch)
 
     demo = commands.add_parser(

@@ -402,7 +402,8 @@ def test_every_series_is_documented() -> None:
         assert entry.type in row, entry.name
         for label in entry.labels:
             assert f"`{label}`" in row, (entry.name, label)
-    names = set(re.findall(r"\bshadowdiff_[a-z_]+", text))
+    # The watch's own series are held to the doc by tests/test_watch.py, on a real watch.
+    names = set(re.findall(r"\bshadowdiff_(?!watch_)[a-z_]+", text))
     known = {entry.name for entry in series.CATALOGUE}
     derived = {
         f"{entry.name}{suffix}"

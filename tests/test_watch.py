@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from aiohttp import web
+from prometheus_client.parser import text_string_to_metric_families
 
 from shadowdiff.report import write_report
 from shadowdiff.run import run_scenario
@@ -22,6 +23,7 @@ from shadowdiff.scenario import load_scenario
 
 from .conftest import EntryPoint, echo_handler
 from .dnsmasq import running_dnsmasq
+from .prometheus import free_port, get
 
 HOST = "app.example.com"
 BASELINE, CANDIDATE = "127.0.0.1", "127.0.0.2"
@@ -135,6 +137,18 @@ async def _setup(
     return scenario, checkpoint, baseline, candidate
 
 
+def _scraped(port: int) -> dict[str, float]:
+    """The watch's /metrics, read with the Prometheus client's own parser: series -> value."""
+    text = get(f"http://127.0.0.1:{port}/metrics").decode()
+    return {
+        sample.name
+        + ("{" + ",".join(f'{k}="{v}"' for k, v in sorted(sample.labels.items())) + "}"
+           if sample.labels else ""): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }  # fmt: skip
+
+
 def _shares(row: dict[str, Any]) -> dict[str, float] | None:
     shares: dict[str, float] | None = row["dns"]["shares"]
     return shares
@@ -151,11 +165,15 @@ async def test_watch_shows_the_dns_shift_as_it_happens(
     )
     with running_dnsmasq(tmp_path, ONLY_BASELINE) as dns_server:
         nameserver = f"127.0.0.1:{dns_server.port}"
+        metrics_port = free_port()
         watching = await Watching.start(
             str(scenario), "--checkpoint", str(checkpoint), "--nameserver", nameserver,
             "--rate", "10", "--interval", "0.5", "--json-lines",
+            "--metrics-port", str(metrics_port),
         )  # fmt: skip
         await watching.until(lambda r: _shares(r) == {"baseline": 1, "candidate": 0, "other": 0}, 8)
+        before = await asyncio.to_thread(_scraped, metrics_port)
+        assert before['shadowdiff_watch_dns_share{target="baseline"}'] == 1
         await asyncio.to_thread(dns_server.move, HALF)
         await watching.until(
             lambda r: _shares(r) == {"baseline": 0.5, "candidate": 0.5, "other": 0}, 5
@@ -168,9 +186,18 @@ async def test_watch_shows_the_dns_shift_as_it_happens(
             ),
             5,
         )
+        # The same shift in the metrics a dashboard reads.
+        after = await asyncio.to_thread(_scraped, metrics_port)
         watching.process.send_signal(signal.SIGINT)
         code = await watching.finish()
     assert code == 0, watching.stderr
+    assert after['shadowdiff_watch_dns_share{target="candidate"}'] == 1
+    assert after['shadowdiff_watch_dns_share{target="baseline"}'] == 0
+    assert after['shadowdiff_watch_requests_total{path="dns"}'] > 0
+    assert after["shadowdiff_watch_rollback"] == 0
+    documented = (Path(__file__).parents[1] / "docs" / "metrics.md").read_text()
+    for name in {series.split("{")[0] for series in after}:
+        assert f"`{name}`" in documented, name
     row = next(r for r in watching.rows if r["interval"] == last)
     assert row["dns"]["ttl_s"] == 1  # dnsmasq's --local-ttl
     assert row["dns"]["hosts"][0] == {
