@@ -1,0 +1,234 @@
+"""HTTP/2 in the lean transport, against Debian's nginx (h2 over TLS by ALPN, h2c with prior
+knowledge, HTTP/1.1 only) and against hostile servers written with the `h2` library: answers
+on the same Observation model, several streams on one connection, `auto` choosing what the
+server offers, and every fault a classified failure within the timeout."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from shadowdiff.endpoint import ClientTls, Endpoint, HeadLimits
+from shadowdiff.observation import Observation
+from shadowdiff.spec import HttpVersion, RequestSpec
+from shadowdiff.transport import open_transport
+
+from .h2_hostile import hostile_h2_server
+from .h2_nginx import ADDRESS, H2Nginx, run_h2_nginx
+
+# Production ports, each mapped to one nginx listener (see h2_nginx.py).
+_PORTS = {"h2_tls": 443, "h1_tls": 8443, "h2c": 80, "h1": 8080, "h2_short": 9443}
+
+
+@pytest.fixture(scope="module")
+def h2_nginx(tmp_path_factory: pytest.TempPathFactory) -> Iterator[H2Nginx]:
+    with run_h2_nginx(tmp_path_factory.mktemp("h2-nginx")) as nginx:
+        yield nginx
+
+
+def endpoint(
+    ports: dict[int, int],
+    *,
+    ca: Path | None = None,
+    http: HttpVersion = "1.1",
+    total_s: float = 5.0,
+    capture: int = 65_536,
+) -> Endpoint:
+    return Endpoint(
+        side="baseline",
+        address=ADDRESS,
+        port_map=ports,
+        tls=ClientTls(ca=ca),
+        headers=(),
+        connect_timeout_s=2.0,
+        total_timeout_s=total_s,
+        body_capture_bytes=capture,
+        limits=HeadLimits(65_536, 262_144, 500),
+        any_https=ca is not None,
+        http=http,
+    )
+
+
+def nginx_endpoint(nginx: H2Nginx, http: HttpVersion = "1.1") -> Endpoint:
+    ports = {production: nginx.ports[name] for name, production in _PORTS.items()}
+    return endpoint(ports, ca=nginx.ca_file, http=http)
+
+
+def get(url: str, http: HttpVersion | None = None, method: str = "GET") -> RequestSpec:
+    return RequestSpec(name="h2", method=method, url=url, headers=(), body=None, http=http)
+
+
+async def send_all(target: Endpoint, requests: list[RequestSpec]) -> list[Observation]:
+    transport = open_transport(target, pool_size=16)
+    try:
+        return list(await asyncio.gather(*(transport.send(r) for r in requests)))
+    finally:
+        await transport.close()
+
+
+@pytest.mark.nginx
+async def test_h2_over_tls_carries_concurrent_streams_on_one_connection(
+    h2_nginx: H2Nginx,
+) -> None:
+    requests = [get(f"https://app.example.com/tls/{n}", "2") for n in range(8)]
+    answers = await send_all(nginx_endpoint(h2_nginx), requests)
+
+    assert [a.failure for a in answers] == [None] * 8
+    assert {(a.status, a.http_version, a.reason, a.body) for a in answers} == {
+        (200, "2", None, b"served\n")
+    }
+    first = answers[0]
+    assert first.tls is not None and first.tls.alpn == "h2"
+    # Lower-case names, as HTTP/2 writes them, and no pseudo-header among them.
+    assert ("x-served", "nginx") in first.headers
+    assert all(not name.startswith(":") for name, _ in first.headers)
+    assert sum(not a.connection_reused for a in answers) == 1
+    logged = [line for line in h2_nginx.log_lines("h2_tls") if line[3].startswith("/tls/")]
+    assert len(logged) == 8
+    assert {line[0] for line in logged} == {"HTTP/2.0"}
+    assert len({line[1] for line in logged}) == 1, "all eight on one connection"
+
+
+@pytest.mark.nginx
+async def test_h2c_with_prior_knowledge(h2_nginx: H2Nginx) -> None:
+    answers = await send_all(
+        nginx_endpoint(h2_nginx, http="2"),
+        [get("http://app.example.com/h2c"), get("http://app.example.com/h2c", method="HEAD")],
+    )
+
+    assert [(a.failure, a.status, a.http_version) for a in answers] == [(None, 200, "2")] * 2
+    assert answers[0].body == b"served\n" and answers[1].body == b""
+    assert answers[0].tls is None
+    logged = [line for line in h2_nginx.log_lines("h2c") if line[3] == "/h2c"]
+    assert [line[0] for line in logged] == ["HTTP/2.0"] * 2
+
+
+@pytest.mark.nginx
+async def test_auto_speaks_h2_where_offered_and_http11_where_not(h2_nginx: H2Nginx) -> None:
+    target = nginx_endpoint(h2_nginx, http="auto")
+    transport = open_transport(target, pool_size=4)
+    try:
+        offered = [await transport.send(get("https://app.example.com/auto")) for _ in range(2)]
+        refused = [await transport.send(get("https://app.example.com:8443/auto")) for _ in range(3)]
+        plain = await transport.send(get("http://app.example.com:8080/auto"))
+    finally:
+        await transport.close()
+
+    assert [(a.status, a.http_version) for a in offered] == [(200, "2")] * 2
+    assert [(a.status, a.http_version) for a in refused] == [(200, "1.1")] * 3
+    assert plain.http_version == "1.1", "no negotiation without TLS: auto is HTTP/1.1"
+    # The choice is remembered: the connection auto opened to the HTTP/1.1-only host served
+    # its request, and the next ones reused it instead of handshaking again.
+    assert [a.connection_reused for a in refused] == [False, True, True]
+    assert len({line[1] for line in h2_nginx.log_lines("h1_tls") if line[3] == "/auto"}) == 1
+
+
+@pytest.mark.nginx
+async def test_h2_required_where_tls_does_not_offer_it_is_tls_handshake(
+    h2_nginx: H2Nginx,
+) -> None:
+    (answer,) = await send_all(
+        nginx_endpoint(h2_nginx, http="2"), [get("https://app.example.com:8443/need-h2")]
+    )
+
+    assert answer.failure is not None
+    assert answer.failure.error_class == "tls_handshake"
+    assert "h2" in answer.failure.message
+
+
+@pytest.mark.nginx
+async def test_h2c_to_an_http11_server_is_malformed(h2_nginx: H2Nginx) -> None:
+    (answer,) = await send_all(
+        nginx_endpoint(h2_nginx, http="2"), [get("http://app.example.com:8080/h1")]
+    )
+
+    assert answer.failure is not None
+    assert answer.failure.error_class in ("malformed_response", "reset")
+
+
+@pytest.mark.nginx
+async def test_graceful_goaway_finishes_the_streams_in_flight(h2_nginx: H2Nginx) -> None:
+    # nginx ends each connection after three requests (keepalive_requests) with a GOAWAY
+    # that spares the streams it took: they complete, and later requests move on to a new
+    # connection. None may fail, or every long run over h2 would show false failures.
+    target = nginx_endpoint(h2_nginx, http="2")
+    transport = open_transport(target, pool_size=4)
+    try:
+        answers = []
+        for _ in range(5):
+            answers += await asyncio.gather(
+                *(transport.send(get("https://app.example.com:9443/short")) for _ in range(4))
+            )
+    finally:
+        await transport.close()
+
+    assert [(a.failure, a.status) for a in answers] == [(None, 200)] * 20
+    logged = [line for line in h2_nginx.log_lines("h2_short") if line[3] == "/short"]
+    assert len({line[1] for line in logged}) >= 7, "at most three requests per connection"
+    # The streams above a GOAWAY's last stream never reached nginx: they were sent again, on
+    # a new connection (RFC 9113 section 8.7), and nginx saw each request once.
+    assert len(logged) == 20
+    assert any(a.retried for a in answers)
+
+
+@pytest.mark.nginx
+async def test_request_setting_overrides_the_targets(h2_nginx: H2Nginx) -> None:
+    answers = await send_all(
+        nginx_endpoint(h2_nginx, http="2"),
+        [get("https://app.example.com/", "1.1"), get("https://app.example.com/")],
+    )
+
+    assert [a.http_version for a in answers] == ["1.1", "2"]
+
+
+async def send_hostile(
+    behaviour: str, requests: int = 1, total_s: float = 1.0, capture: int = 65_536
+) -> tuple[list[Observation], float]:
+    async with hostile_h2_server(behaviour) as port:
+        target = endpoint({80: port}, http="2", total_s=total_s, capture=capture)
+        started = time.monotonic()
+        answers = await send_all(
+            target, [get(f"http://app.example.com/{n}") for n in range(requests)]
+        )
+        return answers, time.monotonic() - started
+
+
+@pytest.mark.parametrize(
+    ("behaviour", "error_class"),
+    [
+        ("goaway_mid_stream", "reset"),
+        ("goaway_before", "reset"),
+        ("reset", "reset"),
+        ("no_end", "timeout"),
+        ("endless_data", "timeout"),
+        ("endless_continuation", "malformed_response"),
+        ("oversized_frame", "malformed_response"),
+        ("uppercase_header", "malformed_response"),
+    ],
+)
+async def test_hostile_server_ends_as_classified_failure(behaviour: str, error_class: str) -> None:
+    answers, elapsed_s = await send_hostile(behaviour, requests=3, total_s=1.0, capture=1024)
+
+    assert [a.failure.error_class if a.failure else None for a in answers] == [error_class] * 3
+    assert elapsed_s < 4.0, "within the timeout, never a hang"
+    assert all(len(a.body) == 0 for a in answers)
+
+
+async def test_a_reset_stream_leaves_the_others_on_its_connection() -> None:
+    answers, _ = await send_hostile("reset_second", requests=4)
+
+    failed = [a for a in answers if a.failure is not None]
+    assert len(failed) == 1 and failed[0].failure is not None
+    assert failed[0].failure.error_class == "reset"
+    assert "RST_STREAM" in failed[0].failure.message
+    assert [a.body for a in answers if a.failure is None] == [b"fine\n"] * 3
+
+
+async def test_the_hostile_servers_ok_answer_is_an_observation() -> None:
+    answers, _ = await send_hostile("ok", requests=2)
+
+    assert [(a.status, a.http_version, a.body) for a in answers] == [(200, "2", b"fine\n")] * 2
