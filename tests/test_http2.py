@@ -6,14 +6,21 @@ server offers, and every fault a classified failure within the timeout."""
 from __future__ import annotations
 
 import asyncio
+import textwrap
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+from rich.console import Console
 
 from shadowdiff.endpoint import ClientTls, Endpoint, HeadLimits
+from shadowdiff.errors import ScenarioError
 from shadowdiff.observation import Observation
+from shadowdiff.render.terminal import render_report
+from shadowdiff.run import run_scenario
+from shadowdiff.scenario import load_scenario
 from shadowdiff.spec import HttpVersion, RequestSpec
 from shadowdiff.transport import open_transport
 
@@ -232,3 +239,131 @@ async def test_the_hostile_servers_ok_answer_is_an_observation() -> None:
     answers, _ = await send_hostile("ok", requests=2)
 
     assert [(a.status, a.http_version, a.body) for a in answers] == [(200, "2", b"fine\n")] * 2
+
+
+def scenario_text(baseline_port: int, candidate_port: int, ca: Path, extra: str = "") -> str:
+    return textwrap.dedent(
+        f"""\
+        targets:
+          baseline:
+            address: {ADDRESS}
+            ports: {{https: {baseline_port}}}
+            tls: {{ca: {ca}}}
+            http: auto
+          candidate:
+            address: {ADDRESS}
+            ports: {{https: {candidate_port}}}
+            tls: {{ca: {ca}}}
+            http: auto
+        tls_probe: {{probe: false}}
+        compare: {{noise: {{share: 0}}}}
+        requests:
+          - {{name: home, url: "https://app.example.com/", repeat: 3}}
+          - {{name: head, method: HEAD, url: "https://app.example.com/head"}}
+        {extra}"""
+    )
+
+
+async def run_text(tmp_path: Path, text: str) -> Any:
+    path = tmp_path / "h2.yaml"
+    path.write_text(text)
+    return await run_scenario(load_scenario(path, environ={}))
+
+
+@pytest.mark.nginx
+async def test_baseline_h2_and_candidate_http11_is_one_protocol_difference_with_its_hint(
+    h2_nginx: H2Nginx, tmp_path: Path
+) -> None:
+    report = await run_text(
+        tmp_path,
+        scenario_text(h2_nginx.ports["h2_tls"], h2_nginx.ports["h1_tls"], h2_nginx.ca_file),
+    )
+
+    # HTTP/2's lower-case names, missing reason phrase and missing Connection header are no
+    # differences: the protocol is the only one.
+    found = {(s["kind"], s["field"], s["severity"]) for s in report["signatures"]}
+    assert found == {("protocol", "http_version", "warning")}
+    assert len(report["signatures"]) == 2, "one per route: GET / and HEAD /head"
+    signature = report["signatures"][0]
+    example = signature["examples"][0]
+    assert (example["baseline"], example["candidate"]) == ("HTTP/2", "HTTP/1.1")
+    assert "ALPN" in signature["hint"]["fix"] and "listener" in signature["hint"]["fix"]
+    assert report["outcome"]["exit_code"] == 0, "a warning does not fail the run by default"
+    console = Console(width=200, record=True)
+    console.print(render_report(report))
+    shown = console.export_text()
+    assert "protocol: http_version" in shown and "HTTP/2 → HTTP/1.1" in shown
+    assert "offer h2 on the Gateway listener" in shown
+
+
+@pytest.mark.nginx
+async def test_h2_on_both_sides_and_http11_on_both_sides_are_alike(
+    h2_nginx: H2Nginx, tmp_path: Path
+) -> None:
+    for port in (h2_nginx.ports["h2_tls"], h2_nginx.ports["h1_tls"]):
+        report = await run_text(tmp_path, scenario_text(port, port, h2_nginx.ca_file))
+        assert report["signatures"] == []
+        assert report["outcome"]["exit_code"] == 0
+
+
+@pytest.mark.nginx
+async def test_http2_required_on_a_candidate_without_it_is_a_transport_difference(
+    h2_nginx: H2Nginx, tmp_path: Path
+) -> None:
+    text = scenario_text(h2_nginx.ports["h2_tls"], h2_nginx.ports["h1_tls"], h2_nginx.ca_file)
+    report = await run_text(tmp_path, text.replace("http: auto", 'http: "2"'))
+
+    found = {(s["kind"], s["field"], s["severity"]) for s in report["signatures"]}
+    assert found == {("transport", "error", "error")}
+    assert report["signatures"][0]["examples"][0]["candidate"] == "tls_handshake"
+
+
+@pytest.mark.parametrize(
+    ("written", "target", "request_http"),
+    [("2", "2", "2"), ("1.1", "1.1", "1.1"), ('"2"', "2", "2"), ("auto", "auto", "auto")],
+)
+def test_the_http_setting_reads_as_written(
+    tmp_path: Path, written: str, target: str, request_http: str
+) -> None:
+    path = tmp_path / "s.yaml"
+    path.write_text(
+        "targets:\n"
+        f"  baseline: {{address: 10.0.0.1, http: {written}}}\n"
+        "  candidate: {address: 10.0.0.2}\n"
+        "requests:\n"
+        f"  - {{name: a, url: 'https://a.example.com/', http: {written}}}\n"
+        "  - {name: b, url: 'https://a.example.com/b'}\n"
+    )
+    scenario = load_scenario(path, environ={})
+    assert scenario.endpoint("baseline").http == target
+    assert scenario.endpoint("candidate").http == "1.1", "HTTP/1.1 unless a file says otherwise"
+    assert [r.http for r in scenario.requests] == [request_http, None]
+
+
+@pytest.mark.parametrize(
+    ("fragment", "message"),
+    [
+        ("  - {name: a, url: 'https://a.example.com/', http: 3}\n", "expected one of 1.1, 2, auto"),
+        (
+            "  - {name: a, url: 'https://a.example.com/', http: 2}\n"
+            "defaults: {transport: aiohttp}\n",
+            "HTTP/2 needs the lean transport",
+        ),
+    ],
+    ids=["unknown-version", "aiohttp"],
+)
+def test_a_wrong_http_setting_is_a_located_error(
+    tmp_path: Path, fragment: str, message: str
+) -> None:
+    path = tmp_path / "s.yaml"
+    path.write_text(
+        "targets:\n"
+        "  baseline: {address: 10.0.0.1}\n"
+        "  candidate: {address: 10.0.0.2}\n"
+        "requests:\n" + fragment
+    )
+    with pytest.raises(ScenarioError) as caught:
+        load_scenario(path, environ={})
+    (problem,) = caught.value.problems
+    assert str(problem).startswith(f"{path}:5:") and "requests[0].http" in str(problem)
+    assert message in str(problem)

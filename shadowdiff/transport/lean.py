@@ -138,6 +138,8 @@ class LeanTransport:
         self._endpoint = endpoint
         self._http: HttpVersion = endpoint.http
         self._h2: H2Sender | None = None
+        if endpoint.http_versions - {"1.1"}:
+            self._h2 = H2Sender(endpoint, self._pool.adopt, self._busy, self._watch)
         # Serialised requests, per request spec: built once, sent many times. Keyed by id for
         # speed, with the spec kept beside its bytes: an id is reused once its spec is freed,
         # and the bytes of a freed spec must never go out for a new one.

@@ -73,6 +73,10 @@ class H2Sender:
             "2": ClientContexts(endpoint.tls, ("h2",)),
             "auto": ClientContexts(endpoint.tls, ("h2", "http/1.1")),
         }
+        if endpoint.any_https:
+            # Built now rather than in the first request's time (a trust store takes a while).
+            for version in endpoint.http_versions & {"2", "auto"}:
+                self._contexts[version].prepare(endpoint.tls_overrides)
         self.connections: dict[_Key, list[H2Connection]] = {}
         self._opening: dict[_Key, asyncio.Future[H2Connection | None]] = {}
         # `auto` over TLS: what each host (with its TLS settings) chose by ALPN.
