@@ -13,6 +13,7 @@ the same way, by its `behaviour`:
     oversized_frame     a DATA frame longer than the client's SETTINGS_MAX_FRAME_SIZE
     uppercase_header    a response with a header name in upper case (malformed in HTTP/2)
     ok                  200 with a small body
+    two_streams         200 after 50 ms, allowing two streams at once (SETTINGS)
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Coroutine
 from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
 from typing import cast
 
 import h2.config
@@ -27,6 +29,7 @@ import h2.connection
 import h2.errors
 import h2.events
 import h2.exceptions
+import h2.settings
 from hpack import Encoder
 from hyperframe.frame import ContinuationFrame, DataFrame, HeadersFrame
 
@@ -45,9 +48,16 @@ class _Server(asyncio.Protocol):
         )
         self.transport: asyncio.Transport | None = None
         self.requests = 0
+        self.open_streams = 0
+        self.most_open_streams = 0
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast(asyncio.Transport, transport)
+        if self.behaviour == "two_streams":
+            self.conn.local_settings = h2.settings.Settings(
+                client=False,
+                initial_values={h2.settings.SettingCodes.MAX_CONCURRENT_STREAMS: 2},
+            )
         self.conn.initiate_connection()
         self.transport.write(self.conn.data_to_send())
 
@@ -69,7 +79,11 @@ class _Server(asyncio.Protocol):
         behaviour = self.behaviour
         head = [(b":status", b"200"), (b"content-type", b"text/plain")]
         conn = self.conn
-        if behaviour == "ok" or (behaviour == "reset_second" and self.requests != 2):
+        if behaviour == "two_streams":
+            self.open_streams += 1
+            self.most_open_streams = max(self.most_open_streams, self.open_streams)
+            asyncio.get_running_loop().call_later(0.05, self._answer_later, stream_id)
+        elif behaviour == "ok" or (behaviour == "reset_second" and self.requests != 2):
             conn.send_headers(stream_id, head)
             conn.send_data(stream_id, b"fine\n", end_stream=True)
         elif behaviour in ("reset", "reset_second"):
@@ -101,6 +115,13 @@ class _Server(asyncio.Protocol):
             block = Encoder().encode(head)
             self._raw(HeadersFrame(stream_id, data=block).serialize())
             self._spawn(self._endless_continuation(stream_id))
+
+    def _answer_later(self, stream_id: int) -> None:
+        self.open_streams -= 1
+        if self.transport is not None:
+            self.conn.send_headers(stream_id, [(b":status", b"200")])
+            self.conn.send_data(stream_id, b"later\n", end_stream=True)
+            self._flush()
 
     async def _endless_data(self, stream_id: int) -> None:
         # Past the flow-control window, as a hostile server would: the client acknowledges
@@ -136,9 +157,15 @@ class _Server(asyncio.Protocol):
         self.transport = None
 
 
+@dataclass
+class HostileServer:
+    port: int
+    connections: list[_Server] = field(default_factory=list)
+
+
 @asynccontextmanager
-async def hostile_h2_server(behaviour: str) -> AsyncIterator[int]:
-    """An h2c server on 127.0.0.1 answering every request by `behaviour`; yields its port."""
+async def hostile_h2_server(behaviour: str) -> AsyncIterator[HostileServer]:
+    """An h2c server on 127.0.0.1 answering every request by `behaviour`."""
     tasks: set[asyncio.Task[None]] = set()
     connections: list[_Server] = []
 
@@ -148,7 +175,7 @@ async def hostile_h2_server(behaviour: str) -> AsyncIterator[int]:
 
     server = await asyncio.get_running_loop().create_server(accept, "127.0.0.1", 0)
     try:
-        yield int(server.sockets[0].getsockname()[1])
+        yield HostileServer(int(server.sockets[0].getsockname()[1]), connections)
     finally:
         server.close()
         for task in list(tasks):

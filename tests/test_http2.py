@@ -195,8 +195,8 @@ async def test_request_setting_overrides_the_targets(h2_nginx: H2Nginx) -> None:
 async def send_hostile(
     behaviour: str, requests: int = 1, total_s: float = 1.0, capture: int = 65_536
 ) -> tuple[list[Observation], float]:
-    async with hostile_h2_server(behaviour) as port:
-        target = endpoint({80: port}, http="2", total_s=total_s, capture=capture)
+    async with hostile_h2_server(behaviour) as server:
+        target = endpoint({80: server.port}, http="2", total_s=total_s, capture=capture)
         started = time.monotonic()
         answers = await send_all(
             target, [get(f"http://app.example.com/{n}") for n in range(requests)]
@@ -233,6 +233,36 @@ async def test_a_reset_stream_leaves_the_others_on_its_connection() -> None:
     assert failed[0].failure.error_class == "reset"
     assert "RST_STREAM" in failed[0].failure.message
     assert [a.body for a in answers if a.failure is None] == [b"fine\n"] * 3
+
+
+async def test_streams_in_flight_never_exceed_the_servers_max_concurrent_streams() -> None:
+    async with hostile_h2_server("two_streams") as server:
+        answers = await send_all(
+            endpoint({80: server.port}, http="2"),
+            [get(f"http://app.example.com/{n}") for n in range(6)],
+        )
+        most = [connection.most_open_streams for connection in server.connections]
+
+    assert [(a.status, a.body) for a in answers] == [(200, b"later\n")] * 6
+    # h2 on the server side would have refused a third stream (a protocol error) outright.
+    assert max(most) == 2
+
+
+@pytest.mark.nginx
+async def test_a_body_larger_than_the_flow_control_window_is_sent(h2_nginx: H2Nginx) -> None:
+    body = b"z" * 300_000  # nginx grants 64 KiB per stream before the body is read
+    request = RequestSpec(
+        name="post",
+        method="POST",
+        url="https://app.example.com/upload",
+        headers=(),
+        body=body,
+        allow_unsafe=True,
+        http="2",
+    )
+    (answer,) = await send_all(nginx_endpoint(h2_nginx), [request])
+
+    assert (answer.failure, answer.status, answer.http_version) == (None, 200, "2")
 
 
 async def test_the_hostile_servers_ok_answer_is_an_observation() -> None:

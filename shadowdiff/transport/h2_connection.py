@@ -105,6 +105,17 @@ class Stream:
         # Set when the server opens flow-control room or the socket drains (request bodies).
         self.window = asyncio.Event()
 
+    def settle(self, failure: Failure | None) -> None:
+        """End the wait for this stream: answered (None) or failed. A body still being sent
+        stops too."""
+        if not self.done.done():
+            if failure is None:
+                self.ended_ns = time.perf_counter_ns()
+                self.done.set_result(None)
+            else:
+                self.done.set_exception(failure)
+        self.window.set()
+
     # What the transport's deadline sweeper and its close() call on anything busy.
     def fail(self, failure: Failure) -> None:
         if self.connection is not None:
@@ -222,30 +233,38 @@ class H2Connection(asyncio.Protocol):
         self._flush()
 
     async def send_body(self, stream: Stream, body: bytes) -> None:
-        """Send `body` on `stream` as flow control and the socket allow, then end the stream."""
+        """Send `body` on `stream` as flow control and the socket allow, then end the stream.
+        An answer that comes first (a 413 before the body is through) stops the sending."""
         view = memoryview(body)
-        while view and not stream.done.done():
-            room = min(
-                self.h2.local_flow_control_window(stream.stream_id),
-                self.h2.max_outbound_frame_size,
-                len(view),
-            )
-            if room <= 0 or self.paused:
-                stream.window.clear()
-                await stream.window.wait()
-                continue
-            self.h2.send_data(stream.stream_id, view[:room].tobytes())
-            view = view[room:]
-            self._flush()
-        if not stream.done.done():
-            self.h2.end_stream(stream.stream_id)
-            self._flush()
+        try:
+            while view and not stream.done.done():
+                room = min(
+                    self.h2.local_flow_control_window(stream.stream_id),
+                    self.h2.max_outbound_frame_size,
+                    len(view),
+                )
+                if room <= 0 or self.paused:
+                    stream.window.clear()
+                    await stream.window.wait()
+                    continue
+                self.h2.send_data(stream.stream_id, view[:room].tobytes())
+                view = view[room:]
+                self._flush()
+            if not stream.done.done():
+                self.h2.end_stream(stream.stream_id)
+            elif view and not self.closed:
+                # Answered before the body was through: the rest is not wanted (RFC 9113
+                # section 8.1), and the stream must not stay open on h2's count.
+                self.h2.reset_stream(stream.stream_id, h2.errors.ErrorCodes.NO_ERROR)
+        except h2.exceptions.H2Error as exc:
+            stream.settle(Failure("reset", f"the stream closed while its body was sent: {exc}"))
+        self._flush()
 
     def end_stream(self, stream: Stream, failure: Failure | None) -> None:
         """Stop `stream`: its answer failed with `failure` (a timeout, a cancel), so the server
         is told to stop sending it (RST_STREAM CANCEL)."""
-        if failure is not None and not stream.done.done():
-            stream.done.set_exception(failure)
+        if failure is not None:
+            stream.settle(failure)
         if self.streams.pop(stream.stream_id, None) is not None and not self.closed:
             with contextlib.suppress(h2.exceptions.H2Error):  # closed on h2's side already
                 self.h2.reset_stream(stream.stream_id, h2.errors.ErrorCodes.CANCEL)
@@ -294,18 +313,17 @@ class H2Connection(asyncio.Protocol):
                 self._read_head(stream, event.headers or [])
         elif isinstance(event, h2.events.StreamEnded):
             stream = self.streams.pop(event.stream_id or 0, None)
-            if stream is not None and not stream.done.done():
-                stream.ended_ns = time.perf_counter_ns()
-                stream.done.set_result(None)
+            if stream is not None:
+                stream.settle(None)
             self._close_if_spent()
         elif isinstance(event, h2.events.StreamReset):
             stream = self.streams.pop(event.stream_id or 0, None)
-            if stream is not None and not stream.done.done():
+            if stream is not None:
                 code = _code_name(event.error_code)
                 failure = Failure("reset", f"the server reset the stream (RST_STREAM {code})")
                 # RFC 9113 section 8.7: a refused stream was not processed at all.
                 failure.before_answer = event.error_code == h2.errors.ErrorCodes.REFUSED_STREAM
-                stream.done.set_exception(failure)
+                stream.settle(failure)
             self._close_if_spent()
         elif isinstance(event, h2.events.ConnectionTerminated):
             self._going_away(event)
@@ -356,13 +374,12 @@ class H2Connection(asyncio.Protocol):
         code = _code_name(event.error_code)
         for stream_id in [i for i in self.streams if i > last]:
             stream = self.streams.pop(stream_id)
-            if not stream.done.done():
-                failure = Failure(
-                    "reset", f"the server closed the connection (GOAWAY {code}) before the stream"
-                )
-                # RFC 9113 section 6.8: streams above the last ID were not processed.
-                failure.before_answer = True
-                stream.done.set_exception(failure)
+            failure = Failure(
+                "reset", f"the server closed the connection (GOAWAY {code}) before the stream"
+            )
+            # RFC 9113 section 6.8: streams above the last ID were not processed.
+            failure.before_answer = True
+            stream.settle(failure)
         if not self.ready.done():
             self.ready.set_exception(
                 Failure("reset", f"the server closed the connection (GOAWAY {code})")
@@ -388,11 +405,9 @@ class H2Connection(asyncio.Protocol):
     def _fail_all(self, failure: Failure) -> None:
         streams, self.streams = list(self.streams.values()), {}
         for stream in streams:
-            if not stream.done.done():
-                each = Failure(failure.failure.error_class, failure.failure.message)
-                each.before_answer = stream.received_bytes == 0
-                stream.done.set_exception(each)
-            stream.window.set()
+            each = Failure(failure.failure.error_class, failure.failure.message)
+            each.before_answer = stream.received_bytes == 0
+            stream.settle(each)
         if not self.ready.done():
             self.ready.set_exception(failure)
             self.ready.exception()  # retrieved: nobody may be waiting on it

@@ -213,7 +213,8 @@ class H2Sender:
                 opened.set_exception(failure)
                 raise
             except BaseException:
-                opened.cancel()
+                # This request was cancelled: those waiting for its connection try again.
+                opened.set_result(None)
                 raise
             finally:
                 if self._opening.get(key) is opened:
