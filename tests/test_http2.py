@@ -6,6 +6,8 @@ server offers, and every fault a classified failure within the timeout."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import shutil
 import textwrap
 import time
 from collections.abc import Iterator
@@ -19,6 +21,8 @@ from shadowdiff.endpoint import ClientTls, Endpoint, HeadLimits
 from shadowdiff.errors import ScenarioError
 from shadowdiff.observation import Observation
 from shadowdiff.render.terminal import render_report
+from shadowdiff.replay.engine import replay
+from shadowdiff.report import RunCollector, build_report
 from shadowdiff.run import run_scenario
 from shadowdiff.scenario import load_scenario
 from shadowdiff.spec import HttpVersion, RequestSpec
@@ -26,6 +30,8 @@ from shadowdiff.transport import open_transport
 
 from .h2_hostile import hostile_h2_server
 from .h2_nginx import ADDRESS, H2Nginx, run_h2_nginx
+from .lab import HERE as LAB_CONFIGS
+from .lab import run_lab
 
 # Production ports, each mapped to one nginx listener (see h2_nginx.py).
 _PORTS = {"h2_tls": 443, "h1_tls": 8443, "h2c": 80, "h1": 8080, "h2_short": 9443}
@@ -397,3 +403,44 @@ def test_a_wrong_http_setting_is_a_located_error(
     (problem,) = caught.value.problems
     assert str(problem).startswith(f"{path}:5:") and "requests[0].http" in str(problem)
     assert message in str(problem)
+
+
+@pytest.mark.nginx
+def test_lab_routes_alike_except_http2_differ_in_the_protocol_alone(tmp_path: Path) -> None:
+    """The proxy lab's routes configured alike, with the baseline offering h2 (as
+    ingress-nginx does) and the candidate HTTP/1.1 only, sent with `http: auto`: through
+    real proxies to echo backends, the protocol is the one difference reported. HTTP/2's
+    lower-case names reach the backends too; nothing of that may show."""
+    configs = tmp_path / "configs"
+    configs.mkdir()
+    baseline = (LAB_CONFIGS / "baseline.conf").read_text()
+    assert " ssl default_server;" in baseline
+    (configs / "baseline.conf").write_text(
+        baseline.replace(" ssl default_server;", " ssl http2 default_server;")
+    )
+    shutil.copy(LAB_CONFIGS / "candidate.conf", configs / "candidate.conf")
+    lab_folder = tmp_path / "lab"
+    lab_folder.mkdir()
+    with run_lab(lab_folder, configs) as lab:
+        scenario = load_scenario(LAB_CONFIGS / "scenario.yaml", environ=lab.environ())
+        alike = tuple(
+            dataclasses.replace(spec, http="auto", repeat=min(spec.repeat, 10))
+            for spec in scenario.requests
+            if spec.name.startswith("alike:")
+        )
+        scenario = dataclasses.replace(scenario, requests=alike)
+        collector = RunCollector()
+        asyncio.run(replay(scenario, collector, seed=7))
+        report = build_report(scenario, collector, started_at="t", duration_s=1.0)
+
+    reported = {
+        (line["kind"], line["field"], line["severity"])
+        for line in report["signatures"]
+        if line["status"] in ("reported", "expired")
+    }
+    assert reported == {("protocol", "http_version", "warning")}
+    https_pairs = sum(s.repeat for s in alike if s.url.startswith("https:"))
+    protocol_pairs = sum(
+        line["count"] for line in report["signatures"] if line["kind"] == "protocol"
+    )
+    assert protocol_pairs == https_pairs > 0

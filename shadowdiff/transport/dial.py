@@ -95,14 +95,12 @@ class Opening(asyncio.Protocol):
     hand-over are kept and replayed, and a close is passed on, so nothing is lost between the
     handshake and the hand-over."""
 
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(self) -> None:
         self.transport: asyncio.Transport | None = None
         self.buffered: list[bytes] = []
         self.buffered_bytes = 0
         self.lost = False
         self.lost_exc: Exception | None = None
-        # Resolved once the socket is closed (the hand-over moves closing to the new protocol).
-        self.closed: asyncio.Future[None] = loop.create_future()
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast(asyncio.Transport, transport)
@@ -115,8 +113,6 @@ class Opening(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.lost, self.lost_exc = True, exc
-        if not self.closed.done():
-            self.closed.set_result(None)
 
     def hand_over(self, transport: asyncio.Transport, protocol: asyncio.Protocol) -> None:
         """Make `protocol` the one that speaks on `transport` (the TLS transport when there is

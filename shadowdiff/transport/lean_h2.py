@@ -227,7 +227,7 @@ class H2Sender:
         scheme, host, port, tls = key
         endpoint = self._endpoint
         connect_port = endpoint.port_map.get(port, port)
-        opening = Opening(self._loop)
+        opening = Opening()
         server_name = sni(scheme, host, tls)
         started_ns = time.perf_counter_ns()
         try:
