@@ -12,6 +12,9 @@ the same way, by its `behaviour`:
     endless_continuation  a HEADERS frame without END_HEADERS, then CONTINUATION frames forever
     oversized_frame     a DATA frame longer than the client's SETTINGS_MAX_FRAME_SIZE
     uppercase_header    a response with a header name in upper case (malformed in HTTP/2)
+    huge_header         a 100 KB header field (over response_limits.header_line_bytes)
+    window_overflow     WINDOW_UPDATEs that take the client's send window past 2^31-1
+    cut_mid_stream      the head and part of the body, then a TCP reset
     ok                  200 with a small body
     two_streams         200 after 50 ms, allowing two streams at once (SETTINGS)
 """
@@ -31,7 +34,13 @@ import h2.events
 import h2.exceptions
 import h2.settings
 from hpack import Encoder
-from hyperframe.frame import ContinuationFrame, DataFrame, HeadersFrame
+from hyperframe.frame import (
+    ContinuationFrame,
+    DataFrame,
+    Frame,
+    HeadersFrame,
+    WindowUpdateFrame,
+)
 
 
 class _Server(asyncio.Protocol):
@@ -103,6 +112,26 @@ class _Server(asyncio.Protocol):
             conn.send_data(stream_id, b"and then nothing")
         elif behaviour == "uppercase_header":
             conn.send_headers(stream_id, [*head, (b"X-Upper", b"1")], end_stream=True)
+        elif behaviour == "huge_header":
+            # Written without Huffman coding: hpack's pure-Python encoder takes seconds over
+            # 100 KB, and this server shares the test's event loop.
+            block = Encoder().encode([*head, (b"x-big", b"a" * 100_000)], huffman=False)
+            chunks = [block[i : i + 16_384] for i in range(0, len(block), 16_384)]
+            frames: list[Frame] = [HeadersFrame(stream_id, data=chunks[0], flags=["END_STREAM"])]
+            frames += [ContinuationFrame(stream_id, data=chunk) for chunk in chunks[1:]]
+            frames[-1].flags.add("END_HEADERS")
+            self._raw(b"".join(frame.serialize() for frame in frames))
+        elif behaviour == "window_overflow":
+            self._flush()
+            update = WindowUpdateFrame(0)
+            update.window_increment = 2**31 - 1
+            self._raw(update.serialize() * 2)
+        elif behaviour == "cut_mid_stream":
+            conn.send_headers(stream_id, head)
+            conn.send_data(stream_id, b"partial")
+            self._flush()
+            if self.transport is not None:
+                self.transport.abort()
         elif behaviour == "oversized_frame":
             conn.send_headers(stream_id, head)
             self._flush()

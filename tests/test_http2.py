@@ -221,6 +221,9 @@ async def send_hostile(
         ("endless_continuation", "malformed_response"),
         ("oversized_frame", "malformed_response"),
         ("uppercase_header", "malformed_response"),
+        ("huge_header", "malformed_response"),
+        ("window_overflow", "malformed_response"),
+        ("cut_mid_stream", "reset"),
     ],
 )
 async def test_hostile_server_ends_as_classified_failure(behaviour: str, error_class: str) -> None:
