@@ -447,3 +447,25 @@ def test_lab_routes_alike_except_http2_differ_in_the_protocol_alone(tmp_path: Pa
         line["count"] for line in report["signatures"] if line["kind"] == "protocol"
     )
     assert protocol_pairs == https_pairs > 0
+
+
+async def test_a_cancelled_request_resets_its_stream_and_the_connection_serves_on() -> None:
+    async with hostile_h2_server("no_end") as server:
+        transport = open_transport(endpoint({80: server.port}, http="2", total_s=0.5), 4)
+        try:
+            first = asyncio.ensure_future(transport.send(get("http://app.example.com/a")))
+            await asyncio.sleep(0.1)
+            first.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await first
+            # The same connection carries the next one (which this server never ends).
+            second = await transport.send(get("http://app.example.com/b"))
+        finally:
+            started = time.monotonic()
+            await transport.close()
+            closed_s = time.monotonic() - started
+        (connection,) = server.connections  # one connection carried both
+        assert connection.requests == 2
+
+    assert second.failure is not None and second.failure.error_class == "timeout"
+    assert closed_s < 2.0

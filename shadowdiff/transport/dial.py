@@ -37,9 +37,9 @@ async def dial(
 ) -> asyncio.Transport:
     """Connect `protocol` to `address`:`port` within `timeout_s`, then handshake TLS with
     `tls` (a context and the server name) when given; `host` is the production host, for
-    messages. Records `connect_ns` and `tls_ns` in
-    `timings`. The TCP transport is handed to `protocol.connection_made`; the TLS one is
-    returned (the protocol receives its data but is not told of it). Raises `Failure`."""
+    messages. Records `connect_ns` and `tls_ns` in `timings`. The TCP transport is handed
+    to `protocol.connection_made`; the TLS one is returned (the protocol receives its data
+    but is not told of it). Raises `Failure`."""
     started = time.perf_counter_ns()
     transport: asyncio.Transport | None = None
     try:
@@ -64,6 +64,12 @@ async def dial(
         if transport is not None:
             transport.abort()
         raise Failure(*set_up_failure(exc, host, address, port, timeout_s)) from None
+    except BaseException:
+        # Cancelled mid-way (Ctrl-C, the end of a timed load): nothing else may hold this
+        # socket yet, so it is cut here rather than left open past the run.
+        if transport is not None:
+            transport.abort()
+        raise
 
 
 def sni(scheme: str, host: str, tls: RequestTls | None) -> str:
