@@ -214,3 +214,53 @@ async def hostile_h2_server(behaviour: str) -> AsyncIterator[HostileServer]:
             if connection.transport is not None:
                 connection.transport.abort()
         await server.wait_closed()
+
+
+class _Scripted(asyncio.Protocol):
+    """Answers the first request with `script`, bytes as they are (any frames, or none)."""
+
+    def __init__(self, script: bytes) -> None:
+        self.script = script
+        self.conn = h2.connection.H2Connection(
+            h2.config.H2Configuration(client_side=False, header_encoding=None)
+        )
+        self.transport: asyncio.Transport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.Transport, transport)
+        self.conn.initiate_connection()
+        self.transport.write(self.conn.data_to_send())
+
+    def data_received(self, data: bytes) -> None:
+        if self.transport is None or self.script is None:
+            return
+        try:
+            events = self.conn.receive_data(data)
+        except h2.exceptions.ProtocolError:
+            events = []
+        self.transport.write(self.conn.data_to_send())
+        if any(isinstance(event, h2.events.RequestReceived) for event in events):
+            self.transport.write(self.script)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.transport = None
+
+
+@asynccontextmanager
+async def scripted_h2_server(script: bytes) -> AsyncIterator[int]:
+    """An h2c server that answers a request with `script`; yields its port."""
+    connections: list[_Scripted] = []
+
+    def accept() -> _Scripted:
+        connections.append(_Scripted(script))
+        return connections[-1]
+
+    server = await asyncio.get_running_loop().create_server(accept, "127.0.0.1", 0)
+    try:
+        yield int(server.sockets[0].getsockname()[1])
+    finally:
+        server.close()
+        for connection in connections:
+            if connection.transport is not None:
+                connection.transport.abort()
+        await server.wait_closed()

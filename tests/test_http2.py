@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import os
 import shutil
+import struct
 import textwrap
 import time
 from collections.abc import Iterator
@@ -15,6 +17,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from rich.console import Console
 
 from shadowdiff.endpoint import ClientTls, Endpoint, HeadLimits
@@ -28,7 +32,7 @@ from shadowdiff.scenario import load_scenario
 from shadowdiff.spec import HttpVersion, RequestSpec
 from shadowdiff.transport import open_transport
 
-from .h2_hostile import hostile_h2_server
+from .h2_hostile import hostile_h2_server, scripted_h2_server
 from .h2_nginx import ADDRESS, H2Nginx, run_h2_nginx
 from .lab import HERE as LAB_CONFIGS
 from .lab import run_lab
@@ -469,3 +473,52 @@ async def test_a_cancelled_request_resets_its_stream_and_the_connection_serves_o
 
     assert second.failure is not None and second.failure.error_class == "timeout"
     assert closed_s < 2.0
+
+
+_FRAME = st.builds(
+    lambda kind, flags, stream_id, payload: (
+        struct.pack(">I", len(payload))[1:]
+        + bytes([kind, flags])
+        + struct.pack(">I", stream_id)
+        + payload
+    ),
+    st.integers(0, 12),
+    st.integers(0, 255),
+    st.sampled_from([0, 1, 3, 2**31 - 1]),
+    st.binary(max_size=48),
+)
+# A valid response head for stream 1 (:status 200, HPACK static index 8), END_HEADERS.
+_HEAD = b"\x00\x00\x01\x01\x04\x00\x00\x00\x01\x88"
+
+
+# 30 examples in the suite (each may wait out its 0.3 s timeout); SHADOWDIFF_H2_EXAMPLES=400
+# (with --timeout 900) for a longer look.
+@settings(
+    max_examples=int(os.environ.get("SHADOWDIFF_H2_EXAMPLES", "30")),
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+@given(
+    st.lists(st.one_of(_FRAME, st.binary(min_size=1, max_size=24)), max_size=6),
+    st.booleans(),
+)
+def test_any_frames_a_server_sends_end_as_an_answer_or_a_classified_failure(
+    frames: list[bytes], head_first: bool
+) -> None:
+    script = (_HEAD if head_first else b"") + b"".join(frames)
+
+    async def exchange() -> Observation:
+        async with scripted_h2_server(script) as port:
+            transport = open_transport(endpoint({80: port}, http="2", total_s=0.3), 2)
+            try:
+                return await transport.send(get("http://app.example.com/"))
+            finally:
+                await transport.close()
+
+    started = time.monotonic()
+    answer = asyncio.run(exchange())
+    assert time.monotonic() - started < 3.0
+    if answer.failure is None:
+        assert answer.status is not None and answer.http_version == "2"
+    else:
+        assert answer.failure.error_class in ("reset", "timeout", "malformed_response")
