@@ -13,6 +13,7 @@ the same way, by its `behaviour`:
     oversized_frame     a DATA frame longer than the client's SETTINGS_MAX_FRAME_SIZE
     uppercase_header    a response with a header name in upper case (malformed in HTTP/2)
     huge_header         a 100 KB header field (over response_limits.header_line_bytes)
+    bad_status          `:status: 2x0`
     window_overflow     WINDOW_UPDATEs that take the client's send window past 2^31-1
     cut_mid_stream      the head and part of the body, then a TCP reset
     ok                  200 with a small body
@@ -112,6 +113,8 @@ class _Server(asyncio.Protocol):
             conn.send_data(stream_id, b"and then nothing")
         elif behaviour == "uppercase_header":
             conn.send_headers(stream_id, [*head, (b"X-Upper", b"1")], end_stream=True)
+        elif behaviour == "bad_status":
+            conn.send_headers(stream_id, [(b":status", b"2x0")], end_stream=True)
         elif behaviour == "huge_header":
             # Written without Huffman coding: hpack's pure-Python encoder takes seconds over
             # 100 KB, and this server shares the test's event loop.

@@ -226,6 +226,7 @@ async def send_hostile(
         ("oversized_frame", "malformed_response"),
         ("uppercase_header", "malformed_response"),
         ("huge_header", "malformed_response"),
+        ("bad_status", "malformed_response"),
         ("window_overflow", "malformed_response"),
         ("cut_mid_stream", "reset"),
     ],

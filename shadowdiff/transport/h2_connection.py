@@ -194,7 +194,13 @@ class H2Connection(asyncio.Protocol):
         for event in events:
             try:
                 self._handle(event)
-            except Failure as failure:
+            except Exception as exc:
+                # A limit refused the answer, or h2 refused what handling it needed.
+                failure = (
+                    exc
+                    if isinstance(exc, Failure)
+                    else Failure("malformed_response", f"HTTP/2 answer refused: {exc!r}")
+                )
                 self._flush()
                 self._fail_all(failure)
                 self.abort()
@@ -347,7 +353,9 @@ class H2Connection(asyncio.Protocol):
         for name, value in headers:
             line_bytes = len(name) + len(value) + 4  # as an HTTP/1.1 line: ": " and CRLF
             if name == b":status":
-                stream.status = int(value)  # h2 checked it is three digits
+                if len(value) != 3 or not value.isdigit():
+                    raise Failure("malformed_response", f"HTTP/2 :status {value[:20]!r}")
+                stream.status = int(value)
                 continue
             if line_bytes > limits.header_line_bytes:
                 raise Failure(
