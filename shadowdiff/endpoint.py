@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from shadowdiff.spec import RequestTls, Side
+from shadowdiff.spec import HttpVersion, RequestTls, Side
 
 TransportName = Literal["lean", "aiohttp"]
 
@@ -56,3 +56,7 @@ class Endpoint:
     # the run (an unusable TLS file stops it before anything is sent), and never for plain HTTP.
     tls_overrides: tuple[RequestTls, ...] = field(default=())
     any_https: bool = False
+    # The HTTP version of a request that does not say its own (`targets.<side>.http`), and
+    # every version the requests ask for: their TLS contexts are built before the run too.
+    http: HttpVersion = "1.1"
+    http_versions: frozenset[HttpVersion] = frozenset()

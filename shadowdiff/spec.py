@@ -9,6 +9,10 @@ from shadowdiff.wire import unsafe_reason
 
 Side = Literal["baseline", "candidate"]
 SIDES: tuple[Side, Side] = ("baseline", "candidate")
+# Which HTTP a request speaks: "1.1"; "2" (h2 by ALPN over TLS, h2c with prior knowledge over
+# plain HTTP); "auto" (over TLS, h2 or HTTP/1.1 as the server picks by ALPN; HTTP/1.1 over
+# plain HTTP, where nothing is negotiated).
+HttpVersion = Literal["1.1", "2", "auto"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +61,8 @@ class RequestSpec:
     # Compare which backend answered in proportion over the request's pairs, not pair by pair
     # (`backend_split:`): behind a weighted canary each side picks it at random.
     backend_split: bool = False
+    # The HTTP version to speak (`http:`), None for the target's own setting.
+    http: HttpVersion | None = None
     # Where a generated request comes from (`shadowdiff plan`: namespace/ingress, rule,
     # annotation), for reports to point back to.
     origin: str | None = None

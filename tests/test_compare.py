@@ -337,3 +337,58 @@ def test_a_hostile_line_of_quotes_and_commas_is_combined_in_one_pass() -> None:
     """64 KiB of a quote and commas took the look-ahead pattern minutes per header."""
     assert combined(['"' + "," * 65_536]) == '"'  # each comma has no quote after it
     assert combined(['a, "b, c", d']) == 'a, "b, c", d'
+
+
+def as_served(observation: Observation, version: str, reason: str | None) -> Observation:
+    observation.http_version, observation.reason = version, reason
+    return observation
+
+
+H1_HEADERS = [
+    ("Server", "nginx"),
+    ("Content-Type", "text/plain"),
+    ("Content-Length", "5"),
+    ("Connection", "keep-alive"),
+    ("Strict-Transport-Security", "max-age=31536000"),
+]
+H2_HEADERS = [(name.lower(), value) for name, value in H1_HEADERS if name.lower() != "connection"]
+
+
+@pytest.mark.parametrize(
+    ("baseline_version", "candidate_version", "expected"),
+    [
+        ("2", "1.1", {("protocol", "http_version", "warning")}),
+        ("1.1", "2", {("protocol", "http_version", "info")}),
+        ("2", "2", set()),
+        ("1.1", "1.0", set()),
+    ],
+    ids=["h2-lost", "h2-gained", "both-h2", "http1-versions"],
+)
+def test_the_protocol_served_is_compared_and_nothing_else_of_it(
+    baseline_version: str, candidate_version: str, expected: set[tuple[str, str, str]]
+) -> None:
+    # HTTP/2 writes header names in lower case, has no reason phrase and no Connection
+    # header: none of that may show as a header or status difference.
+    def served(side: Side, version: str) -> Observation:
+        headers = H2_HEADERS if version == "2" else H1_HEADERS
+        reason = None if version == "2" else "OK"
+        return as_served(answer(side, headers=headers, body=b"hello"), version, reason)
+
+    baseline = served("baseline", baseline_version)
+    candidate = served("candidate", candidate_version)
+    assert differences(baseline, candidate) == expected
+    if expected:
+        (difference,) = compare(REQUEST, baseline, candidate)
+        assert (difference.baseline, difference.candidate) == (
+            f"HTTP/{baseline_version}",
+            f"HTTP/{candidate_version}",
+        )
+
+
+def test_the_protocol_difference_stays_beside_a_status_difference() -> None:
+    baseline = as_served(answer(status=200, headers=H2_HEADERS), "2", None)
+    candidate = as_served(answer("candidate", status=404, headers=H1_HEADERS), "1.1", "Not Found")
+    assert differences(baseline, candidate) == {
+        ("protocol", "http_version", "warning"),
+        ("status", "status", "error"),
+    }

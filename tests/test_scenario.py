@@ -53,7 +53,7 @@ def test_typo_bad_port_and_bad_method_are_three_located_lines(tmp_path: Path) ->
     assert lines == [
         f"{path}:4:20: targets.baseline.ports.https: input should be less than or equal to 65535; got 70000",
         f"{path}:6:5: targets.candidate.adress: unknown field; expected one of address, ports, "
-        "tls, headers (did you mean 'address'?)",
+        "tls, headers, http (did you mean 'address'?)",
         f"{path}:9:13: requests[0].method: expected one of GET, HEAD, OPTIONS, POST, PUT, PATCH, "
         "DELETE; got 'GTE'",
     ]

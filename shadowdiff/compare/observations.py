@@ -47,13 +47,14 @@ def compare(
     """Every way `candidate` differs from `baseline` for `request`, noise left out."""
     if baseline.failure or candidate.failure:
         return _compare_failures(baseline, candidate)
+    protocol = _compare_protocols(baseline, candidate)
     if (
         baseline.status == candidate.status
         and baseline.body_sha256 == candidate.body_sha256
         and baseline.headers == candidate.headers
     ):
-        return []  # byte-identical answers, the common case: nothing can differ
-    headers = _compare_headers(request, baseline, candidate, options)
+        return protocol  # byte-identical answers, the common case: nothing else can differ
+    headers = protocol + _compare_headers(request, baseline, candidate, options)
     if baseline.status != candidate.status:
         # A different status explains different bodies, Location and Content-Type; saying it
         # again for each is noise. Security headers still count: losing HSTS is its own finding.
@@ -65,10 +66,35 @@ def compare(
             for d in headers
             if d.kind == "header_missing" and d.severity == "error" and d.field != "location"
         )
-        return [status, *lost_security]
+        return [*protocol, status, *lost_security]
     if request.method == "HEAD":
         return headers
     return headers + _compare_bodies(request, baseline, candidate, options)
+
+
+def _compare_protocols(baseline: Observation, candidate: Observation) -> list[Difference]:
+    """HTTP/2 served on one side and HTTP/1.x on the other. Clients that need HTTP/2 (gRPC,
+    or anything that multiplexes) lose it: a warning when the candidate drops it, information
+    when it adds it. Only the version is compared here: what HTTP/2 writes differently by
+    design (no reason phrase, lower-case header names, no Connection or Keep-Alive) is no
+    difference anywhere (reasons are never compared, header names compare case-insensitively,
+    framing headers not at all)."""
+    baseline_h2, candidate_h2 = baseline.http_version == "2", candidate.http_version == "2"
+    if baseline_h2 == candidate_h2:
+        return []
+    return [
+        Difference(
+            "protocol",
+            "http_version",
+            _version(baseline.http_version),
+            _version(candidate.http_version),
+            "warning" if baseline_h2 else "info",
+        )
+    ]
+
+
+def _version(version: str | None) -> str | None:
+    return None if version is None else f"HTTP/{version}"
 
 
 def _compare_failures(baseline: Observation, candidate: Observation) -> list[Difference]:

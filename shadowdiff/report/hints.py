@@ -7,11 +7,14 @@ One table, one place. Sources, cited per rule:
   other codes exist only where a release and an implementation added them; URLRewrite with
   ReplacePrefixMatch / ReplaceFullPath; RequestHeaderModifier / ResponseHeaderModifier set
   static values; PathPrefix matches whole path elements, and path matches are case-sensitive;
-  rules are ordered by the precedence the spec defines (Exact before the longest prefix).
+  rules are ordered by the precedence the spec defines (Exact before the longest prefix);
+  a Listener's protocol (HTTPS terminates TLS, whose ALPN the data plane's policy sets),
+  GRPCRoute (HTTP/2 end to end), and a Service's appProtocol for the backend side.
 - [IN] ingress-nginx annotation and configuration docs (docs/user-guide/nginx-configuration/):
   ssl-redirect answers 308; use-regex locations are `~*` (case-insensitive); proxy-body-size
   defaults to 1m (413 beyond); X-Forwarded-For / X-Real-IP / X-Forwarded-Proto are set by the
-  controller; HSTS is on by default for TLS hosts; the default backend answers unknown hosts.
+  controller; HSTS is on by default for TLS hosts; the default backend answers unknown hosts;
+  use-http2 (on by default) offers h2 by ALPN on TLS hosts.
 
 Pure: a signature's kind, field, examples and requests in, a hint or None out. A hint is a
 likely cause, said as such: the report never claims it is the cause.
@@ -211,6 +214,26 @@ def hint_for(
             "fix": "the data plane's TLS policy for the listener (Gateway API leaves it to "
             "implementation-specific listener tls.options)",
             "source": "[GW] GatewayTLSConfig.options; [IN] ssl-protocols",
+        }
+    if kind == "protocol" and baseline == "HTTP/2":
+        return {
+            "cause": "the new entry point answers in HTTP/1.1 where the old one spoke HTTP/2: "
+            "its listener does not offer h2 by ALPN (ingress-nginx offers it on every TLS "
+            "host by default, use-http2), or, over plain HTTP, does not accept h2c",
+            "fix": "offer h2 on the Gateway listener (protocol HTTPS, with h2 among the data "
+            "plane's ALPN protocols in its client traffic or listener TLS policy); for h2c, the "
+            "data plane's HTTP/2 setting for plain-text listeners; a route's protocol "
+            "(GRPCRoute needs HTTP/2 end to end) and the Service's appProtocol "
+            "(kubernetes.io/h2c) govern the backend side, not this one",
+            "source": "[GW] Listener.protocol, GRPCRoute, Service appProtocol; [IN] use-http2",
+        }
+    if kind == "protocol":
+        return {
+            "cause": "the new entry point offers HTTP/2 where the old one answered in HTTP/1.1 "
+            "(ingress-nginx with use-http2 off, or a plain-text listener without h2c)",
+            "fix": "nothing, if clients handle HTTP/2 (browsers and curl do); otherwise leave "
+            "h2 out of the listener's ALPN protocols in the data plane's TLS policy",
+            "source": "[GW] Listener.protocol; [IN] use-http2",
         }
     if kind == "tls_alpn":
         return {

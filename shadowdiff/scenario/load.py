@@ -162,6 +162,10 @@ class Scenario:
             body_capture_bytes=defaults.body_capture,
             limits=HeadLimits(limits.header_line_bytes, limits.header_bytes, limits.header_fields),
             transport=defaults.transport,
+            http=target.http,
+            http_versions=frozenset(
+                {target.http, *(r.http for r in self.requests if r.http is not None)}
+            ),
             tls_overrides=tuple(dict.fromkeys(r.tls for r in self.requests if r.tls is not None)),
             any_https=bool(self.https_hosts()),
         )
@@ -238,6 +242,7 @@ def parse_scenario(
         [
             *expand_problems,
             *_check_targets(config, document, base_dir),
+            *_check_http(config, document),
             *_check_pace(config, document, requests),
             *_check_manifest_files(config, document, base_dir),
         ]
@@ -621,6 +626,31 @@ def _check_targets(
         )
 
 
+def _check_http(config: ScenarioFile, document: SourceDocument) -> Iterable[Problem]:
+    """HTTP/2 is the lean transport's: the aiohttp client speaks HTTP/1.1 only."""
+    if config.defaults.transport != "aiohttp":
+        return
+    where: list[FieldPath] = [
+        ("targets", side, "http")
+        for side in ("baseline", "candidate")
+        if getattr(config.targets, side).http != "1.1"
+    ]
+    where += [
+        ("requests", index, "http")
+        for index, request in enumerate(config.requests)
+        if request.http not in (None, "1.1")
+    ]
+    where += [
+        ("matrix", index, "http")
+        for index, matrix in enumerate(config.matrix)
+        if matrix.http not in (None, "1.1")
+    ]
+    for path in where:
+        yield document.problem(
+            path, "HTTP/2 needs the lean transport; defaults.transport: aiohttp speaks HTTP/1.1"
+        )
+
+
 def _request_tls(
     request: Request,
     url: str,
@@ -739,6 +769,7 @@ def _expand(
             allow_unsafe=request.allow_unsafe,
             repeat_under_load=request.repeat_under_load,
             tls=tls,
+            http=request.http,
             origin=request.origin,
             # Pair by pair the backend of a random split differs by chance: compared in
             # proportion instead (shadowdiff/report/split_finding.py).
@@ -858,6 +889,7 @@ def _expand_matrix(matrix: Matrix, defaults: Defaults) -> list[RequestSpec]:
                                 repeat=matrix.repeat,
                                 allow_unsafe=matrix.allow_unsafe,
                                 repeat_under_load=matrix.repeat_under_load,
+                                http=matrix.http,
                             )
                         )
     return specs

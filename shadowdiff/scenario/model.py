@@ -18,6 +18,7 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    WithJsonSchema,
     field_validator,
     model_validator,
 )
@@ -118,6 +119,15 @@ def _parse_byte_size(value: Any) -> int:
     return size
 
 
+def _http_as_text(value: Any) -> Any:
+    """`http: 2` and `http: 1.1` are numbers in YAML: read them as the versions they name."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int | float) and value in (2, 1.1):
+        return "2" if value == 2 else "1.1"
+    return value
+
+
 HeaderName = Annotated[str, AfterValidator(_check_header_name)]
 HeaderValue = Annotated[str, AfterValidator(_check_header_value)]
 Headers = dict[HeaderName, HeaderValue]
@@ -125,6 +135,17 @@ Address = Annotated[str, AfterValidator(_check_address)]
 Hostname = Annotated[str, AfterValidator(_check_hostname)]
 UrlPath = Annotated[str, AfterValidator(_check_path)]
 Port = Annotated[int, Field(ge=1, le=65535)]
+HttpSetting = Annotated[
+    Literal["1.1", "2", "auto"],
+    BeforeValidator(_http_as_text),
+    # Editors see what the loader reads: `2` and `1.1` unquoted too.
+    WithJsonSchema({"enum": ["1.1", "2", "auto", 2, 1.1]}),
+]
+_HTTP_DESCRIPTION: Final = (
+    '"1.1" (the default); "2": h2 by ALPN over TLS (a server that does not choose it is the '
+    'failure tls_handshake), h2c with prior knowledge over plain HTTP; "auto": over TLS, '
+    "h2 or HTTP/1.1 as the server chooses by ALPN, HTTP/1.1 over plain HTTP"
+)
 ByteSize = Annotated[int, Field(json_schema_extra={"examples": ["2MiB", 1024]})]
 _PositiveByteSize = Annotated[
     int,
@@ -199,6 +220,9 @@ class Target(_Strict):
     ports: Ports = Ports()
     tls: TargetTls = TargetTls()
     headers: Headers = Field(default_factory=dict, description="added to every request")
+    http: HttpSetting = Field(
+        "1.1", description="the HTTP version of requests that do not set one: " + _HTTP_DESCRIPTION
+    )
 
 
 class Targets(_Strict):
@@ -305,6 +329,10 @@ class Request(_Strict):
     tls: RequestTls | None = Field(
         None, description="HTTPS only: TLS settings replacing both targets' for this request"
     )
+    http: HttpSetting | None = Field(
+        None,
+        description="the HTTP version on both targets, instead of theirs: " + _HTTP_DESCRIPTION,
+    )
     ignore: list[DifferenceKind] = Field(
         default_factory=list,
         description="kinds of difference not compared for this request, e.g. [backend] when a "
@@ -337,6 +365,7 @@ class Matrix(_Strict):
     repeat: int = Field(1, ge=1, le=10_000_000)
     allow_unsafe: bool = False
     repeat_under_load: bool = False
+    http: HttpSetting | None = Field(None, description="as a request's `http`")
 
 
 def _check_regex(pattern: str) -> str:

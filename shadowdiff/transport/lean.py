@@ -11,8 +11,6 @@ the same classes as the aiohttp transport. One connection's wire work is `lean_c
 from __future__ import annotations
 
 import asyncio
-import socket
-import ssl
 import time
 from collections import deque
 from typing import Final
@@ -20,11 +18,13 @@ from typing import Final
 from yarl import URL
 
 from shadowdiff.endpoint import Endpoint, HeadLimits
-from shadowdiff.observation import ErrorClass, Observation, Timings, TransportFailure
-from shadowdiff.spec import RequestSpec, RequestTls, Side
+from shadowdiff.observation import Observation, Timings, TransportFailure
+from shadowdiff.spec import HttpVersion, RequestSpec, RequestTls, Side
 from shadowdiff.transport import USER_AGENT, may_retry, traceparent_problem
-from shadowdiff.transport.failures import classify_os_error
-from shadowdiff.transport.lean_connection import Connection, Exchange, Failure
+from shadowdiff.transport.dial import dial, sni
+from shadowdiff.transport.h2_connection import H2Connection
+from shadowdiff.transport.lean_connection import Awaited, Connection, Exchange, Failure
+from shadowdiff.transport.lean_h2 import H1Chosen, H2Sender
 from shadowdiff.transport.tls import ClientContexts, tls_session
 from shadowdiff.wire import refusal
 
@@ -59,7 +59,7 @@ class _Pool:
         # connections to make room for another's, and every new one costs a handshake.
         self.max_idle = max_idle
         # Every connection whose socket is still open, pooled, busy or closing.
-        self.open_connections: set[Connection] = set()
+        self.open_connections: set[Connection | H2Connection] = set()
 
     def take(self, key: _Key) -> Connection | None:
         idle = self.idle.get(key)
@@ -84,45 +84,31 @@ class _Pool:
             return
         idle.append(connection)
 
+    def adopt(self, connection: Connection | H2Connection) -> None:
+        """Count `connection` among the open ones until its socket is closed."""
+        self.open_connections.add(connection)
+        connection.lost.add_done_callback(lambda _: self.open_connections.discard(connection))
+
     async def open(self, key: _Key, timings: dict[str, int]) -> Connection:
         """Connect (timed), then handshake TLS (timed apart) with SNI = the production host, or
         the request's `tls.sni`."""
         scheme, host, port, tls = key
         connection = Connection(self.loop, self.limits)
         connect_port = self.port_map.get(port, port)
-        started = time.perf_counter_ns()
-        try:
-            async with asyncio.timeout(self.connect_timeout_s):
-                transport, _ = await self.loop.create_connection(
-                    lambda: connection, self.address, connect_port
-                )
-                self.open_connections.add(connection)
-                connection.lost.add_done_callback(
-                    lambda _: self.open_connections.discard(connection)
-                )
-                transport.get_extra_info("socket").setsockopt(
-                    socket.IPPROTO_TCP, socket.TCP_NODELAY, 1
-                )
-                connected = time.perf_counter_ns()
-                timings["connect_ns"] = connected - started
-                if scheme == "https":
-                    server_name = tls.sni if tls is not None and tls.sni else host
-                    tls_transport = await self.loop.start_tls(
-                        transport,
-                        connection,
-                        self.contexts.get(tls),
-                        server_hostname=server_name.rstrip("."),
-                    )
-                    assert tls_transport is not None
-                    connection.transport = tls_transport
-                    timings["tls_ns"] = time.perf_counter_ns() - connected
-                    connection.tls = tls_session(tls_transport)
-        except (OSError, EOFError) as exc:
-            # TimeoutError, ssl.SSLError and socket.gaierror are OSErrors too.
-            connection.abort()
-            raise Failure(
-                *_set_up_failure(exc, host, self.address, connect_port, self.connect_timeout_s)
-            ) from None
+        server_name = sni(scheme, host, tls)
+        connection.transport = await dial(
+            self.loop,
+            self.address,
+            connect_port,
+            connection,
+            tls=(self.contexts.get(tls), server_name) if scheme == "https" else None,
+            host=host,
+            timeout_s=self.connect_timeout_s,
+            timings=timings,
+            on_connected=lambda: self.adopt(connection),
+        )
+        if scheme == "https":
+            connection.tls = tls_session(connection.transport)
         return connection
 
 
@@ -146,8 +132,14 @@ class LeanTransport:
         # than a timer created and cancelled for every request.
         self._total_timeout_ns = int(self._total_timeout_s * 1e9)
         self._sweep_every_s = min(max(self._total_timeout_s / 10, 0.005), 0.1)
-        self._busy: set[Connection] = set()
+        self._busy: set[Awaited] = set()
         self._sweeper: asyncio.Task[None] | None = None
+        # HTTP/2 (`http: "2"` or `auto`), set up by the first request that asks for it.
+        self._endpoint = endpoint
+        self._http: HttpVersion = endpoint.http
+        self._h2: H2Sender | None = None
+        if endpoint.http_versions - {"1.1"}:
+            self._h2 = H2Sender(endpoint, self._pool.adopt, self._busy, self._watch)
         # Serialised requests, per request spec: built once, sent many times. Keyed by id for
         # speed, with the spec kept beside its bytes: an id is reused once its spec is freed,
         # and the bytes of a freed spec must never go out for a new one.
@@ -206,9 +198,47 @@ class LeanTransport:
         """Drop the bytes kept to send `request` again: a caller that sends each request once
         (a followed log) would otherwise make them grow with the run."""
         self._wire.pop(id(request), None)
+        if self._h2 is not None:
+            self._h2.forget(request)
+
+    def _watch(self) -> None:
+        """Start the deadline sweeper (once) now that something is awaited."""
+        if self._sweeper is None:
+            self._sweeper = self._loop.create_task(self._sweep())
 
     async def send(self, request: RequestSpec, traceparent: str | None = None) -> Observation:
         started_ns = time.perf_counter_ns()
+        if traceparent is not None and (problem := traceparent_problem(traceparent)) is not None:
+            failure = TransportFailure("not_sent", f"not sent: {problem}")
+            return self._failed(failure, started_ns, {})
+        mode = request.http or self._http
+        if mode != "1.1" and (mode == "2" or request.url.startswith("https:")):
+            # `auto` over plain HTTP is HTTP/1.1: nothing is negotiated without TLS.
+            return await self._send_h2(request, mode, started_ns, traceparent)
+        return await self._send_h1(request, started_ns, traceparent)
+
+    async def _send_h2(
+        self, request: RequestSpec, mode: HttpVersion, started_ns: int, traceparent: str | None
+    ) -> Observation:
+        if self._h2 is None:
+            self._h2 = H2Sender(self._endpoint, self._pool.adopt, self._busy, self._watch)
+        try:
+            return await self._h2.send(request, mode, started_ns, traceparent)
+        except H1Chosen as chosen:
+            return await self._send_h1(
+                request, started_ns, traceparent, chosen.connection, chosen.timings
+            )
+
+    async def _send_h1(
+        self,
+        request: RequestSpec,
+        started_ns: int,
+        traceparent: str | None = None,
+        fresh: Connection | None = None,
+        fresh_timings: dict[str, int] | None = None,
+    ) -> Observation:
+        """`fresh`: a new connection to send on (`auto` opened it and the server chose
+        HTTP/1.1), with the timings of its opening."""
         wire = self._wire.get(id(request))
         if wire is None or wire[0] is not request:
             try:
@@ -216,15 +246,20 @@ class LeanTransport:
             except Failure as refused:
                 return self._failed(refused.failure, started_ns, {})
         _, key, head, payload, retry = wire
-        if traceparent is not None:
-            if (problem := traceparent_problem(traceparent)) is not None:
-                failure = TransportFailure("not_sent", f"not sent: {problem}")
-                return self._failed(failure, started_ns, {})
+        if traceparent is not None:  # checked in `send`
             line = f"traceparent: {traceparent}\r\n\r\n".encode("ascii")
             payload = head + line + (request.body or b"")
         head_only = request.method == "HEAD"
+        if fresh is not None:
+            timings = fresh_timings or {}
+            try:
+                return await self._exchange(
+                    fresh, key, payload, head_only, started_ns, timings, fresh=True
+                )
+            except Failure as failure:
+                return self._failed(failure.failure, started_ns, timings)
         connection = self._pool.take(key)
-        timings: dict[str, int] = {}
+        timings = {}
         try:
             return await self._exchange(connection, key, payload, head_only, started_ns, timings)
         except Failure as failure:
@@ -250,10 +285,12 @@ class LeanTransport:
         timings: dict[str, int],
         *,
         retried: bool = False,
+        fresh: bool = False,
     ) -> Observation:
-        """One request on `connection` (a new one when None). Raises `Failure`, with
-        `before_answer` set when a reused connection ended before any byte came back."""
-        reused = connection is not None
+        """One request on `connection` (a new one when None; `fresh` when it is new too).
+        Raises `Failure`, with `before_answer` set when a reused connection ended before any
+        byte came back."""
+        reused = connection is not None and not fresh
         exchange: Exchange | None = None
         try:
             if connection is None:
@@ -262,8 +299,7 @@ class LeanTransport:
             connection.exchange = exchange
             connection.deadline_ns = started_ns + self._total_timeout_ns
             self._busy.add(connection)
-            if self._sweeper is None:
-                self._sweeper = self._loop.create_task(self._sweep())
+            self._watch()
             assert connection.transport is not None
             connection.transport.write(payload)
             await exchange.done
@@ -373,34 +409,21 @@ class LeanTransport:
                 if connection.transport is not None:
                     connection.transport.close()
         self._pool.idle.clear()
-        for connection in self._busy:
-            connection.abort()
+        if self._h2 is not None:
+            self._h2.close_all()
+        for awaited in list(self._busy):
+            awaited.abort()
         for cut in (False, True):
             still_open = [c.lost for c in self._pool.open_connections]
             if not still_open:
                 return
             if cut:
-                for connection in list(self._pool.open_connections):
-                    connection.abort()
+                for still in list(self._pool.open_connections):
+                    still.abort()
             # An aborted socket closes on the loop's next turns; a polite close may wait on the
             # server. Both waits are bounded, so a stalled server cannot hold the run open.
             await asyncio.wait(still_open, timeout=_CLOSE_GRACE_S)
 
 
-def _set_up_failure(
-    exc: BaseException, host: str, address: str, port: int, timeout_s: float
-) -> tuple[ErrorClass, str]:
-    error_class = classify_os_error(exc, connecting=True)
-    if error_class == "timeout_connect":
-        return error_class, f"no connection to {address}:{port} within {timeout_s} s"
-    if isinstance(exc, ssl.SSLCertVerificationError):
-        return error_class, f"certificate verify failed for {host}: {exc.verify_message}"
-    if isinstance(exc, ssl.SSLError):
-        return error_class, f"TLS handshake with {host} failed: {exc}"
-    if error_class == "dns":
-        return error_class, f"cannot resolve {address}: {exc}"
-    return error_class, f"connecting to {address}:{port} failed: {type(exc).__name__}: {exc}"
-
-
-def _expire(connection: Connection, total_s: float) -> None:
+def _expire(connection: Awaited, total_s: float) -> None:
     connection.fail(Failure("timeout", f"no complete response within {total_s} s"))

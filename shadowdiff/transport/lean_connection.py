@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import time
-from typing import Final, cast
+from typing import Final, Protocol, cast
 
 import httptools
 
@@ -26,6 +26,19 @@ class Failure(Exception):
         self.failure = TransportFailure(error_class, message)
         # A reused connection ended before any byte of the answer (see `may_retry`).
         self.before_answer = False
+        # It happened on a connection opened before this request (HTTP/2 sets it).
+        self.reused = False
+
+
+class Awaited(Protocol):
+    """What waits for an answer until a deadline: an HTTP/1.1 connection or an HTTP/2 stream.
+    The transport's sweeper fails it when its deadline passes, and close() cuts it."""
+
+    deadline_ns: int
+
+    def fail(self, failure: Failure) -> None: ...
+
+    def abort(self) -> None: ...
 
 
 class Exchange:
