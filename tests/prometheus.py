@@ -99,6 +99,18 @@ class Prometheus:
         temporary.write_text(json.dumps([{"targets": [target]}]))
         temporary.replace(self.targets_file)  # whole, at once: never read half-written
 
+    def scrape_before_it_listens(self, target: str, timeout_s: float = 15) -> None:
+        """Scrape `target` from now on, and return once Prometheus has taken it up: its
+        discovery applies new targets only every few seconds, so a run started after this is
+        scraped from its first second, not from the fifth."""
+        self.scrape(target)
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if any(t["discoveredLabels"].get("__address__") == target for t in self.targets()):
+                return
+            time.sleep(0.1)
+        raise AssertionError(f"Prometheus did not take up {target} within {timeout_s} s")
+
     def query(self, expression: str, at_s: float | None = None) -> list[dict[str, Any]]:
         """An instant query's result vector (at `at_s`, Unix time, or now)."""
         parameters = {"query": expression}

@@ -445,14 +445,13 @@ async def test_prometheus_scrapes_a_lab_run(lab: Lab, tmp_path: Path) -> None:
     and the candidate's latency histogram read back through its HTTP API agree with the
     report (tests/test_metrics_prometheus.py checks every series on a two-worker run)."""
     import asyncio
-    from urllib.parse import urlsplit
 
     from .cli_process import CliProcess
-    from .prometheus import run_prometheus
+    from .prometheus import free_port, run_prometheus
     from .test_metrics import read_serving_url
 
     scenario = LAB_SCENARIO.read_text().split("requests:", 1)[0] + (
-        "load: {model: open, arrivals: constant, rate: 30, duration_s: 8}\n"
+        "load: {model: open, arrivals: constant, rate: 30, duration_s: 5}\n"
         "requests:\n"
         '  - {name: "alike: shop home", url: "https://shop.lab.test/"}\n'
         '  - {name: "regression: wrong backend", url: "https://api.lab.test/v2/items"}\n'
@@ -463,10 +462,12 @@ async def test_prometheus_scrapes_a_lab_run(lab: Lab, tmp_path: Path) -> None:
     path.write_text(scenario)
     report_path = tmp_path / "report.json"
     with run_prometheus(tmp_path / "prometheus") as prometheus:
+        port = free_port()
+        await asyncio.to_thread(prometheus.scrape_before_it_listens, f"127.0.0.1:{port}")
         process = await CliProcess.start(
-            "run", str(path), "--metrics-port", "0", "--json", str(report_path)
+            "run", str(path), "--metrics-port", str(port), "--json", str(report_path)
         )
-        prometheus.scrape(urlsplit(await read_serving_url(process)).netloc)
+        await read_serving_url(process)
 
         def pairs_scraped() -> list[list[Any]]:
             found = prometheus.query("shadowdiff_pairs_total[1m]")
@@ -491,3 +492,70 @@ async def test_prometheus_scrapes_a_lab_run(lab: Lab, tmp_path: Path) -> None:
             'shadowdiff_request_duration_seconds_bucket{side="candidate", le="+Inf"}', at_s
         )
         assert float(count["value"][1]) == float(infinite["value"][1]) > 0
+
+
+async def test_watch_follows_a_dns_shift_between_the_two_nginx_entry_points(
+    lab: Lab, tmp_path: Path
+) -> None:
+    """The cutover on the lab: a checkpoint run of the routes configured alike, then a watch
+    while a real dnsmasq moves shop.lab.test from the baseline's address to the candidate's.
+    The shift shows in the rows and in the metrics; nothing calls for a rollback (the routes
+    watched are alike), and SIGINT ends it with exit 0 and a report (tests/test_watch.py
+    plants the regression that does)."""
+    import asyncio
+    import signal
+
+    from .dnsmasq import running_dnsmasq
+    from .prometheus import free_port
+    from .test_cli import shadowdiff
+    from .test_watch import Watching, _scraped, _shares
+
+    scenario = LAB_SCENARIO.read_text().split("requests:", 1)[0] + (
+        "rollback_when: {error_rate_points: 1, intervals: 2}\n"
+        "requests:\n"
+        '  - {name: "alike: shop home", url: "https://shop.lab.test/", repeat: 60}\n'
+        '  - {name: "alike: docs page", url: "https://shop.lab.test/docs/intro", repeat: 60}\n'
+    )
+    for name, value in lab.environ().items():
+        scenario = scenario.replace("${" + name + "}", value)
+    path = tmp_path / "cutover.yaml"
+    path.write_text(scenario)
+    checkpoint = tmp_path / "checkpoint.json"
+    code, stdout, stderr = await shadowdiff("run", str(path), "--json", str(checkpoint), "-q")
+    assert code == 0, stdout + stderr
+    host = "shop.lab.test"
+    baseline, candidate = lab.baseline.address, lab.candidate.address
+    with running_dnsmasq(tmp_path, [(baseline, host)]) as dns_server:
+        metrics_port = free_port()
+        watching = await Watching.start(
+            str(path), "--checkpoint", str(checkpoint),
+            "--nameserver", f"127.0.0.1:{dns_server.port}",
+            "--rate", "10", "--interval", "0.5", "--json-lines",
+            "--metrics-port", str(metrics_port),
+        )  # fmt: skip
+        await watching.until(
+            lambda r: _shares(r) == {"baseline": 1, "candidate": 0, "other": 0}, 10
+        )
+        await asyncio.to_thread(dns_server.move, [(baseline, host), (candidate, host)])
+        await watching.until(
+            lambda r: _shares(r) == {"baseline": 0.5, "candidate": 0.5, "other": 0}, 5
+        )
+        await asyncio.to_thread(dns_server.move, [(candidate, host)])
+        await watching.until(
+            lambda r: (
+                _shares(r) == {"baseline": 0, "candidate": 1, "other": 0}
+                and r["paths"]["dns"]["reached"]["candidate"] > 0
+            ),
+            5,
+        )
+        scraped = await asyncio.to_thread(_scraped, metrics_port)
+        watching.process.send_signal(signal.SIGINT)
+        code = await watching.finish()
+    assert code == 0, watching.stderr
+    assert scraped['shadowdiff_watch_dns_share{target="candidate"}'] == 1
+    assert scraped["shadowdiff_watch_rollback"] == 0
+    assert all(r["verdict"] != "rollback" for r in watching.rows)
+    # Through both nginx instances, following DNS: answers, not failures.
+    dns = [r["paths"]["dns"] for r in watching.rows]
+    assert sum(p["requests"] for p in dns) > 0
+    assert sum(p["errors"] for p in dns) == 0

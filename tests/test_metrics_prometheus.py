@@ -11,14 +11,13 @@ import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import pytest
 from aiohttp import web
 from prometheus_client.parser import text_string_to_metric_families
 
 from .cli_process import CliProcess
-from .prometheus import get, run_prometheus, run_pushgateway
+from .prometheus import free_port, get, run_prometheus, run_pushgateway
 from .test_metrics import read_serving_url
 
 
@@ -56,18 +55,19 @@ async def test_prometheus_scrapes_a_load_run_and_reads_back_pairs_and_latency(
     scenario = write_scenario(baseline, candidate, load_scenario_text())
     report_path = tmp_path / "report.json"
     with run_prometheus(tmp_path / "prometheus") as prometheus:
+        port = free_port()
+        await asyncio.to_thread(prometheus.scrape_before_it_listens, f"127.0.0.1:{port}")
         process = await CliProcess.start(
             "run",
             str(scenario),
             "--workers",
             "2",
             "--metrics-port",
-            "0",
+            str(port),
             "--json",
             str(report_path),
         )
-        url = await read_serving_url(process)
-        prometheus.scrape(urlsplit(url).netloc)
+        await read_serving_url(process)
 
         async def scraped() -> list[list[Any]]:
             # Off the event loop: it serves the entry points meanwhile.
@@ -120,7 +120,9 @@ async def test_prometheus_scrapes_a_load_run_and_reads_back_pairs_and_latency(
             at_s,
         )
         assert float(planted["value"][1]) > 0
-        (target,) = prometheus.query("shadowdiff_load_current_target_pairs_per_second", at_s)
+        # While the schedule ran (the last scrape may come after it ended: 0 then).
+        during_s = float(samples[len(samples) // 2][0])
+        (target,) = prometheus.query("shadowdiff_load_current_target_pairs_per_second", during_s)
         assert target["metric"]["model"] == "open" and float(target["value"][1]) == 40
 
 
