@@ -16,6 +16,7 @@ from shadowdiff.render.hgrm import render_hgrm
 from shadowdiff.render.html import render_html
 from shadowdiff.render.junit import render_junit
 from shadowdiff.render.markdown import STEP_SUMMARY_LIMIT_BYTES, fit_step_summary, render_markdown
+from shadowdiff.report.output import write_text_file
 from shadowdiff.report.schema import Report
 from shadowdiff.spec import SIDES, Side
 from shadowdiff.stats.histogram import LatencyHistogram
@@ -40,10 +41,7 @@ FORMATS: Final[dict[str, FileFormat]] = {
 
 def write_format(name: str, path: str | os.PathLike[str], report: Report) -> None:
     """Render `report` as format `name` and write it atomically, as `write_report` does."""
-    target = Path(path)
-    temporary = target.with_name(f".{target.name}.partial")
-    temporary.write_text(FORMATS[name].render(report), encoding="utf-8")
-    temporary.replace(target)
+    write_text_file(path, FORMATS[name].render(report))
 
 
 def append_step_summary(path: str | os.PathLike[str], report: Report) -> bool:
@@ -76,8 +74,6 @@ def write_hgrm(prefix: str, histograms: Mapping[Side, LatencyHistogram]) -> list
     (`render/hgrm.py`), written atomically to PREFIX.baseline.hgrm and PREFIX.candidate.hgrm."""
     written = []
     for side, target in hgrm_paths(prefix).items():
-        temporary = target.with_name(f".{target.name}.partial")
-        temporary.write_text(render_hgrm(histograms[side]), encoding="utf-8")
-        temporary.replace(target)
+        write_text_file(target, render_hgrm(histograms[side]))
         written.append(target)
     return written

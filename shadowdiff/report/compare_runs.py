@@ -9,11 +9,11 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import Any, Final
 
 from shadowdiff import __version__
 from shadowdiff.errors import UsageError
+from shadowdiff.report.output import write_text_file
 from shadowdiff.report.run_figures import ReportFigures
 from shadowdiff.report.verdict import ExitCode
 from shadowdiff.stats.run_comparison import (
@@ -219,9 +219,4 @@ def comparison_document(result: ComparedRuns) -> dict[str, Any]:
 
 def write_comparison(path: str | os.PathLike[str], document: dict[str, Any]) -> None:
     """Write atomically, as `write_report` does."""
-    target = Path(path)
-    temporary = target.with_name(f".{target.name}.partial")
-    temporary.write_text(
-        json.dumps(document, indent=1, ensure_ascii=False) + "\n", encoding="utf-8"
-    )
-    temporary.replace(target)
+    write_text_file(path, json.dumps(document, indent=1, ensure_ascii=False) + "\n")

@@ -23,6 +23,7 @@ from shadowdiff.pair import LoadOutcome
 from shadowdiff.redaction import KeySource, Redactor, sensitive_literals
 from shadowdiff.report.collect import EdgeTally, RequestTally, RunCollector
 from shadowdiff.report.latency_finding import LatencyRules, with_latency_finding
+from shadowdiff.report.output import write_text_file
 from shadowdiff.report.schema import (
     CoverageEntry,
     DifferenceSummary,
@@ -541,11 +542,8 @@ def report_json(report: Report) -> str:
 
 
 def write_report(path: str | os.PathLike[str], report: Report) -> None:
-    """Write atomically, so an interrupted write never leaves half a report behind."""
-    target = Path(path)
-    temporary = target.with_name(f".{target.name}.partial")
-    temporary.write_text(report_json(report), encoding="utf-8")
-    temporary.replace(target)
+    """Write atomically where the path allows it (see `report/output.py`)."""
+    write_text_file(path, report_json(report))
 
 
 def read_report(path: str | os.PathLike[str]) -> Report:

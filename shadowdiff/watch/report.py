@@ -7,11 +7,11 @@ from __future__ import annotations
 
 import json
 import os
-from pathlib import Path
 
 from shadowdiff import __version__
 from shadowdiff.redaction import Redactor, load_key
 from shadowdiff.report.document import redactor_for
+from shadowdiff.report.output import write_text_file
 from shadowdiff.report.verdict import ExitCode
 from shadowdiff.scenario import Scenario
 from shadowdiff.spec import Side
@@ -122,4 +122,4 @@ def watch_redactor(scenario: Scenario) -> Redactor:
 
 
 def write_watch_report(path: str, report: WatchReport) -> None:
-    Path(path).write_text(json.dumps(report, indent=1, ensure_ascii=False) + "\n", "utf-8")
+    write_text_file(path, json.dumps(report, indent=1, ensure_ascii=False) + "\n")
