@@ -51,6 +51,11 @@ KEY_VARIABLE: Final = "SHADOWDIFF_REDACTION_KEY"
 # Shorter environment values are replaced only where they stand alone (not inside a word or
 # a number), so that a two-digit value does not garble every figure of a report.
 _SHORT_VALUE_CHARS: Final = 4
+# What shadowdiff writes of itself, never a value from a scenario, a server or the environment:
+# left as written, so that a short environment value ("1") cannot turn the report's schema
+# into `shadowdiff.report/${FLAG}` and make the report unreadable by shadowdiff itself.
+# (`redact_headers` holds header names, which are not secret values.)
+_OWN_FIELDS: Final = frozenset({"schema", "tool", "redaction", "redact_headers", "histograms"})
 # Difference kinds whose `field` is a header name and whose values are that header's values.
 # (Not `cookie`: its field is a cookie's name and its values are attribute shapes such as
 # `httponly; secure`, never the cookie's value, and hiding them would hide what was lost.)
@@ -207,7 +212,9 @@ class Redactor:
             }
             data = self._fingerprinted(data)
         return {
-            self.text(key) if isinstance(key, str) else key: self.walk(value)
+            self.text(key) if isinstance(key, str) else key: (
+                value if key in _OWN_FIELDS else self.walk(value)
+            )
             for key, value in data.items()
         }
 

@@ -480,3 +480,32 @@ async def test_no_secret_reaches_watch_output(
         if spelling in text
     ]
     assert leaks == [], leaks
+
+
+async def test_a_one_character_secret_leaves_the_report_readable_by_shadowdiff(
+    start_entry_point: Callable[..., Any],
+    write_scenario: Callable[..., Path],
+    ca_file: Path,
+    tmp_path: Path,
+) -> None:
+    """A short environment value is hidden where it stands alone, but never in what shadowdiff
+    writes of itself: `shadowdiff.report/1` must not become `shadowdiff.report/${FLAG}`."""
+    from shadowdiff.report import read_report, write_report
+    from shadowdiff.run import run_scenario
+    from shadowdiff.scenario import load_scenario
+
+    baseline = await start_entry_point(handler=reflecting("baseline"))
+    candidate = await start_entry_point("127.0.0.2", handler=reflecting("candidate"))
+    path = write_scenario(
+        baseline,
+        candidate,
+        "defaults: {headers: {X-Api-Key: '${FLAG}'}}\n"
+        "requests:\n  - {name: a, url: 'https://app.example.com/'}\n",
+        ca_file,
+    )
+    report = await run_scenario(load_scenario(path, environ={"FLAG": "1"}))
+    assert report["schema"] == "shadowdiff.report/1"
+    saved = tmp_path / "report.json"
+    write_report(saved, report)
+    assert read_report(saved)["schema"] == "shadowdiff.report/1"
+    assert "x-api-key" in report["redaction"]["headers"]
