@@ -16,7 +16,7 @@ from shadowdiff.render.hgrm import render_hgrm
 from shadowdiff.render.html import render_html
 from shadowdiff.render.junit import render_junit
 from shadowdiff.render.markdown import STEP_SUMMARY_LIMIT_BYTES, fit_step_summary, render_markdown
-from shadowdiff.report.output import write_text_file
+from shadowdiff.report.files import write_text_file
 from shadowdiff.report.schema import Report
 from shadowdiff.spec import SIDES, Side
 from shadowdiff.stats.histogram import LatencyHistogram

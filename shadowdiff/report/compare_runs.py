@@ -13,7 +13,7 @@ from typing import Any, Final
 
 from shadowdiff import __version__
 from shadowdiff.errors import UsageError
-from shadowdiff.report.output import write_text_file
+from shadowdiff.report.files import write_text_file
 from shadowdiff.report.run_figures import ReportFigures
 from shadowdiff.report.verdict import ExitCode
 from shadowdiff.stats.run_comparison import (

@@ -12,7 +12,6 @@ import os
 import secrets
 from collections import Counter
 from collections.abc import Mapping
-from pathlib import Path
 from types import EllipsisType
 from typing import Final, cast
 
@@ -22,8 +21,8 @@ from shadowdiff.errors import UsageError
 from shadowdiff.pair import LoadOutcome
 from shadowdiff.redaction import KeySource, Redactor, sensitive_literals
 from shadowdiff.report.collect import EdgeTally, RequestTally, RunCollector
+from shadowdiff.report.files import read_file_bounded, write_text_file
 from shadowdiff.report.latency_finding import LatencyRules, with_latency_finding
-from shadowdiff.report.output import write_text_file
 from shadowdiff.report.schema import (
     CoverageEntry,
     DifferenceSummary,
@@ -541,18 +540,23 @@ def report_json(report: Report) -> str:
     return f'{text[:-2]},\n "state": {state}\n}}\n'
 
 
+# A report of a very large run is tens of MiB; past this a file is no report to read whole.
+REPORT_FILE_LIMIT_BYTES: Final = 256 * 2**20
+
+
 def write_report(path: str | os.PathLike[str], report: Report) -> None:
-    """Write atomically where the path allows it (see `report/output.py`)."""
+    """Write atomically where the path allows it (see `report/files.py`)."""
     write_text_file(path, report_json(report))
 
 
 def read_report(path: str | os.PathLike[str]) -> Report:
     """Read a report written by `write_report`, refusing other schemas by name."""
+    raw = read_file_bounded(path, REPORT_FILE_LIMIT_BYTES, "a shadowdiff report")
     try:
-        data = json.loads(Path(path).read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise UsageError(f"{path}: no such file") from None
-    except (OSError, ValueError) as exc:
+        data = json.loads(raw.decode("utf-8"))
+    except RecursionError:
+        raise UsageError(f"{path}: not a shadowdiff report: JSON nested too deeply") from None
+    except ValueError as exc:  # UnicodeDecodeError included
         raise UsageError(f"{path}: not a shadowdiff report: {exc}") from None
     schema = data.get("schema") if isinstance(data, dict) else None
     if schema != REPORT_SCHEMA:

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import dataclasses
 from collections import Counter
-from pathlib import Path
 from typing import Any, Final, NamedTuple, cast
 
 from pydantic import TypeAdapter, ValidationError
@@ -29,6 +28,7 @@ from shadowdiff.pair import LoadOutcome
 from shadowdiff.redaction import KeySource
 from shadowdiff.report.collect import PAIR_RECORD_LIMIT
 from shadowdiff.report.document import REPORT_SCHEMA, build_report
+from shadowdiff.report.files import read_file_bounded
 from shadowdiff.report.schema import CoverageCount, CoverageEntry, Merged, PairRecord, Report
 from shadowdiff.report.state import StateError
 from shadowdiff.report.state_read import RunState, read_state
@@ -49,15 +49,7 @@ class Mergeable(NamedTuple):
 
 def read_mergeable(path: str) -> Mergeable:
     """A report file and its state, checked as hostile input."""
-    try:
-        size = Path(path).stat().st_size
-        if size > MAX_REPORT_BYTES:
-            raise UsageError(f"{path}: larger than {MAX_REPORT_BYTES >> 20} MiB: not a report")
-        data = load_json(Path(path).read_bytes())
-    except FileNotFoundError:
-        raise UsageError(f"{path}: no such file") from None
-    except OSError as exc:
-        raise UsageError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    data = load_json(read_file_bounded(path, MAX_REPORT_BYTES, "a report"))
     if data is NOT_JSON:
         raise UsageError(f"{path}: not JSON, or nested deeper than {MAX_DEPTH} levels")
     if not isinstance(data, dict):

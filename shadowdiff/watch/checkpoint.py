@@ -17,6 +17,7 @@ from typing import Any, Final
 
 from shadowdiff.errors import UsageError
 from shadowdiff.json_document import NOT_JSON, load_json
+from shadowdiff.report.files import read_file_bounded
 from shadowdiff.spec import SIDES, Side
 from shadowdiff.stats.histogram import LatencyHistogram
 from shadowdiff.watch.compare import Figures
@@ -37,14 +38,7 @@ def is_error_status(status: int) -> bool:
 def read_checkpoint(path: str | Path) -> dict[Side, Figures]:
     """Each side's figures in the report at `path`."""
     where = str(path)
-    try:
-        if Path(path).stat().st_size > MAX_CHECKPOINT_BYTES:
-            raise UsageError(f"{where}: larger than 512 MiB: not a shadowdiff report")
-        document = load_json(Path(path).read_bytes())
-    except FileNotFoundError:
-        raise UsageError(f"{where}: no such file") from None
-    except OSError as exc:
-        raise UsageError(f"{where}: cannot read: {exc.strerror or exc}") from None
+    document = load_json(read_file_bounded(path, MAX_CHECKPOINT_BYTES, "a shadowdiff report"))
     if document is NOT_JSON:
         raise UsageError(f"{where}: not JSON (or nested too deep): not a shadowdiff report")
     return checkpoint_figures(document, where)

@@ -11,7 +11,7 @@ import os
 from shadowdiff import __version__
 from shadowdiff.redaction import Redactor, load_key
 from shadowdiff.report.document import redactor_for
-from shadowdiff.report.output import write_text_file
+from shadowdiff.report.files import write_text_file
 from shadowdiff.report.verdict import ExitCode
 from shadowdiff.scenario import Scenario
 from shadowdiff.spec import Side

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from shadowdiff.report.output import write_text_file
+from shadowdiff.report.files import read_file_bounded, write_text_file
 
 from .test_cli import shadowdiff
 
@@ -57,3 +57,21 @@ async def test_a_full_disk_is_a_one_line_error_naming_the_flag_and_dev_full_stay
     assert code == 2, stdout + stderr
     assert "--markdown /dev/full: cannot write: No space left on device" in stderr
     assert stat.S_ISCHR(os.stat("/dev/full").st_mode)
+
+
+@pytest.mark.parametrize(
+    "command",
+    [["report"], ["merge"], ["compare-runs", "/dev/zero"]],
+    ids=["report", "merge", "compare-runs"],
+)
+async def test_a_report_that_never_ends_is_refused_before_it_is_read(command: list[str]) -> None:
+    code, stdout, stderr = await shadowdiff(*command, "/dev/zero")
+    assert code == 2, stdout + stderr
+    assert "/dev/zero: not a regular file" in stderr
+
+
+def test_a_file_past_the_bound_is_refused_by_name(tmp_path: Path) -> None:
+    big = tmp_path / "big.json"
+    big.write_bytes(b" " * (2 * 2**20 + 1))
+    with pytest.raises(Exception, match=r"big.json: larger than 2 MiB: not a report"):
+        read_file_bounded(big, 2 * 2**20, "a report")
