@@ -308,6 +308,17 @@ def test_merge_refuses_a_shard_twice_or_missing(base_report: Path, tmp_path: Pat
         merge_reports([first])
 
 
+def test_merge_refuses_the_same_run_twice_and_reports_of_two_keys(
+    base_report: Path, tmp_path: Path
+) -> None:
+    copy = _report(tmp_path, "copy.json", lambda report: None)
+    with pytest.raises(UsageError, match=r"copy\.json: the same run as .*base\.json"):
+        merge_reports([str(base_report), copy])
+    other_key = _report(tmp_path, "k.json", _set(["redaction", "key_id"], "0badc0de"))
+    with pytest.raises(UsageError, match=r"k\.json: redacted with another key"):
+        merge_reports([str(base_report), other_key])
+
+
 def test_a_pairs_file_of_another_schema_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "p.ndjson"
     path.write_text('{"type": "header", "schema": "shadowdiff.pairs/9"}\n')

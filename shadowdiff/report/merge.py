@@ -16,6 +16,8 @@ settings, and the same shard twice.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import json
 from collections import Counter
 from typing import Any, Final, NamedTuple, cast
 
@@ -216,6 +218,31 @@ def merge_load(loads: list[LoadOutcome | None]) -> LoadOutcome | None:
     )
 
 
+def _key_id(file: Mergeable) -> object:
+    redaction: object = file.report.get("redaction")
+    return redaction.get("key_id") if isinstance(redaction, dict) else None
+
+
+def _refuse_repeats_and_mixed_keys(files: list[Mergeable]) -> None:
+    """The same run given twice would count every pair twice; reports whose fingerprints come
+    from different keys cannot be compared, and the merged report could name neither key."""
+    seen: dict[str, str] = {}
+    first_key = _key_id(files[0])
+    for file in files:
+        key_id = _key_id(file)
+        if key_id != first_key:
+            raise UsageError(
+                f"{file.path}: redacted with another key (key_id {key_id}, not {first_key} as "
+                f"{files[0].path}): merge reports made with one SHADOWDIFF_REDACTION_KEY"
+            )
+        digest = hashlib.sha256(
+            json.dumps(file.report.get("state"), sort_keys=True).encode("utf-8", "surrogatepass")
+        ).hexdigest()
+        if digest in seen:
+            raise UsageError(f"{file.path}: the same run as {seen[digest]}: each run's report once")
+        seen[digest] = file.path
+
+
 def merge_reports(
     paths: list[str], *, redaction_key: tuple[bytes, KeySource] | None = None
 ) -> Report:
@@ -259,6 +286,7 @@ def merge_reports(
                 f"merge: shard {', '.join(missing)} missing: the merged report would claim a "
                 "whole run it does not cover"
             )
+    _refuse_repeats_and_mixed_keys(files)
     collector = first.collector
     for _, _, state in read[1:]:
         # TLS was probed by every shard alike: the first report's probe stands for all.
