@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import stat
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final, NoReturn
@@ -18,6 +17,7 @@ import numpy as np
 
 from shadowdiff.errors import UsageError
 from shadowdiff.report.document import REPORT_SCHEMA
+from shadowdiff.report.files import read_file_bounded
 from shadowdiff.spec import SIDES, Side
 from shadowdiff.stats.histogram import SIGNIFICANT_DIGITS, LatencyHistogram, bucket_index
 from shadowdiff.stats.run_comparison import RunFigures, SideFigures
@@ -129,20 +129,7 @@ def load_report_document(path: str | os.PathLike[str]) -> dict[str, Any]:
     """The parsed JSON of a shadowdiff report file: bounded in size, any parse failure (nesting
     too deep included) one line, and its schema ours."""
     name = os.fspath(path)
-    try:
-        # Before opening: opening a FIFO would wait for a writer.
-        if not stat.S_ISREG(os.stat(name).st_mode):
-            raise UsageError(f"{name}: not a regular file")
-        with open(name, "rb") as file:
-            data = file.read(REPORT_LIMIT_BYTES + 1)
-    except FileNotFoundError:
-        raise UsageError(f"{name}: no such file") from None
-    except OSError as exc:
-        raise UsageError(f"{name}: cannot read: {exc.strerror or exc}") from None
-    if len(data) > REPORT_LIMIT_BYTES:
-        raise UsageError(
-            f"{name}: larger than {REPORT_LIMIT_BYTES // 2**20} MiB: not a shadowdiff report"
-        )
+    data = read_file_bounded(name, REPORT_LIMIT_BYTES, "a shadowdiff report")
     try:
         document = json.loads(data.decode("utf-8"))
     except UnicodeDecodeError as exc:
