@@ -75,3 +75,10 @@ def test_a_file_past_the_bound_is_refused_by_name(tmp_path: Path) -> None:
     big.write_bytes(b" " * (2 * 2**20 + 1))
     with pytest.raises(Exception, match=r"big.json: larger than 2 MiB: not a report"):
         read_file_bounded(big, 2 * 2**20, "a report")
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="no /dev/full on this system")
+async def test_a_pairs_file_that_cannot_be_written_is_one_line_before_anything_is_sent() -> None:
+    code, stdout, stderr = await shadowdiff("demo", "--pairs", "/dev/full")
+    assert code == 2, stdout + stderr
+    assert "--pairs /dev/full: cannot write: No space left on device" in stderr

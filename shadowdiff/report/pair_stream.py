@@ -20,6 +20,7 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any, Final, Protocol
 
+from shadowdiff.errors import UsageError
 from shadowdiff.observation import Observation
 from shadowdiff.pair import Pair
 from shadowdiff.redaction import Redactor
@@ -121,7 +122,13 @@ class PairStream:
             ) > self.settings.limit_bytes:
                 counters[_DROPPED] += 1
                 return
-            _write_all(self.descriptor, line)
+            try:
+                _write_all(self.descriptor, line)
+            except OSError:
+                # A disk that filled up mid-run: the pair is left out, counted as such in
+                # the end line, and the run goes on (its report is what matters most).
+                counters[_DROPPED] += 1
+                return
             counters[_WRITTEN] += 1
             counters[_BYTES] += len(line)
 
@@ -137,10 +144,14 @@ def _write_all(descriptor: int, data: bytes) -> None:
 
 
 def start_pair_stream(settings: PairStreamSettings, header: dict[str, Any]) -> None:
-    """Create (or empty) the file and write its header line."""
+    """Create (or empty) the file and write its header line; `UsageError` naming the flag
+    when it cannot be written (before anything is sent)."""
     line = {"type": "header", "schema": PAIRS_SCHEMA, **header}
-    with open(settings.path, "w", encoding="utf-8") as file:
-        file.write(json.dumps(line, ensure_ascii=False, separators=(",", ":")) + "\n")
+    try:
+        with open(settings.path, "w", encoding="utf-8") as file:
+            file.write(json.dumps(line, ensure_ascii=False, separators=(",", ":")) + "\n")
+    except OSError as exc:
+        raise UsageError(f"--pairs {settings.path}: cannot write: {exc.strerror or exc}") from None
 
 
 def end_pair_stream(settings: PairStreamSettings, counters: Counters) -> None:
@@ -151,7 +162,7 @@ def end_pair_stream(settings: PairStreamSettings, counters: Counters) -> None:
         "pairs_left_out": counters[_DROPPED],
         "bytes": counters[_BYTES],
     }
-    with open(settings.path, "a", encoding="utf-8") as file:
+    with contextlib.suppress(OSError), open(settings.path, "a", encoding="utf-8") as file:
         file.write(json.dumps(line, separators=(",", ":")) + "\n")
 
 
