@@ -9,13 +9,19 @@ import asyncio
 import socket
 import ssl
 import time
-from collections.abc import Callable
-from typing import cast
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Final, cast
+
+from yarl import URL
 
 from shadowdiff.observation import ErrorClass
-from shadowdiff.spec import RequestTls
+from shadowdiff.spec import RequestSpec, RequestTls
 from shadowdiff.transport.failures import classify_os_error
 from shadowdiff.transport.lean_connection import Failure
+from shadowdiff.wire import refusal
+
+DEFAULT_PORTS: Final = {"http": 80, "https": 443}
 
 # What an `Opening` protocol holds before its connection is handed over: the server speaks
 # first only in HTTP/2 (its SETTINGS), a frame or two, so this bound is never reached by a
@@ -130,3 +136,37 @@ class Opening(asyncio.Protocol):
         self.buffered = []
         if self.lost:
             protocol.connection_lost(self.lost_exc)
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """Where a checked request goes: its URL, scheme, host, port, and the authority both
+    protocols write (Host in HTTP/1.1, `:authority` in HTTP/2)."""
+
+    url: URL
+    scheme: str
+    host: str
+    port: int
+    authority: str
+
+
+def checked_target(request: RequestSpec, extra_headers: Sequence[tuple[str, str]]) -> Target:
+    """The request's target, once the last line of defence has passed it: a CR or LF written
+    by either protocol would end a header block and let the rest of a value become a second
+    request that nobody allowed. Raises `Failure("not_sent")` with the reason otherwise."""
+    reason = refusal(
+        request.method,
+        request.url,
+        (*request.headers, *extra_headers),
+        request.body,
+        allow_unsafe=request.allow_unsafe,
+    )
+    if reason is not None:
+        raise Failure("not_sent", f"not sent: {reason}")
+    url = URL(request.url, encoded=True)
+    scheme, host = url.scheme, url.raw_host or ""
+    port = url.port or DEFAULT_PORTS[scheme]
+    authority = host if url.explicit_port in (None, DEFAULT_PORTS[scheme]) else f"{host}:{port}"
+    if ":" in host and not host.startswith("["):
+        authority = f"[{host}]" if url.explicit_port is None else f"[{host}]:{port}"
+    return Target(url, scheme, host, port, authority)

@@ -15,20 +15,16 @@ import time
 from collections import deque
 from typing import Final
 
-from yarl import URL
-
 from shadowdiff.endpoint import Endpoint, HeadLimits
 from shadowdiff.observation import Observation, Timings, TransportFailure
 from shadowdiff.spec import HttpVersion, RequestSpec, RequestTls, Side
 from shadowdiff.transport import USER_AGENT, may_retry, traceparent_problem
-from shadowdiff.transport.dial import dial, sni
+from shadowdiff.transport.dial import checked_target, dial, sni
 from shadowdiff.transport.h2_connection import H2Connection
 from shadowdiff.transport.lean_connection import Awaited, Connection, Exchange, Failure
 from shadowdiff.transport.lean_h2 import H1Chosen, H2Sender
 from shadowdiff.transport.tls import ClientContexts, tls_session
-from shadowdiff.wire import refusal
 
-_DEFAULT_PORTS: Final = {"http": 80, "https": 443}
 # How long closing waits for servers to answer TLS close_notify before cutting the rest: a
 # server that never answers would otherwise hold a socket open past the end of the run.
 _CLOSE_GRACE_S: Final = 0.5
@@ -154,26 +150,9 @@ class LeanTransport:
     def _serialise(self, request: RequestSpec) -> tuple[_Key, bytes, bool]:
         """The connection key, the head without its closing blank line, and whether a
         failure on a reused connection may be retried."""
-        # The last line of defence: a CR or LF written here would end the header block and
-        # let the rest of a value become a second request that nobody allowed.
-        reason = refusal(
-            request.method,
-            request.url,
-            (*request.headers, *self._extra_headers),
-            request.body,
-            allow_unsafe=request.allow_unsafe,
-        )
-        if reason is not None:
-            raise Failure("not_sent", f"not sent: {reason}")
-        url = URL(request.url, encoded=True)
-        scheme, host = url.scheme, url.raw_host or ""
-        port = url.port or _DEFAULT_PORTS[scheme]
-        host_header = (
-            host if url.explicit_port in (None, _DEFAULT_PORTS[scheme]) else f"{host}:{port}"
-        )
-        if ":" in host and not host.startswith("["):
-            host_header = f"[{host}]" if url.explicit_port is None else f"[{host}]:{port}"
-        lines = [f"{request.method} {url.raw_path_qs or '/'} HTTP/1.1", f"Host: {host_header}"]
+        target = checked_target(request, self._extra_headers)
+        url, scheme, host, port = target.url, target.scheme, target.host, target.port
+        lines = [f"{request.method} {url.raw_path_qs or '/'} HTTP/1.1", f"Host: {target.authority}"]
         sent = set()
         for name, value in (*request.headers, *self._extra_headers):
             lines.append(f"{name}: {value}")

@@ -19,19 +19,15 @@ import time
 from collections.abc import Callable
 from typing import Final
 
-from yarl import URL
-
 from shadowdiff.endpoint import Endpoint
 from shadowdiff.observation import Observation, Timings
 from shadowdiff.spec import HttpVersion, RequestSpec, RequestTls, Side
 from shadowdiff.transport import USER_AGENT, may_retry
-from shadowdiff.transport.dial import Opening, dial, sni
+from shadowdiff.transport.dial import Opening, checked_target, dial, sni
 from shadowdiff.transport.h2_connection import H2Connection, Stream
 from shadowdiff.transport.lean_connection import Awaited, Connection, Failure
 from shadowdiff.transport.tls import ClientContexts, tls_session
-from shadowdiff.wire import refusal
 
-_DEFAULT_PORTS: Final = {"http": 80, "https": 443}
 _Key = tuple[str, str, int, RequestTls | None]
 # RFC 9113 section 8.2.2: connection-specific fields are malformed in HTTP/2 (TE only as
 # "trailers"). A request that states one cannot be sent as written.
@@ -309,27 +305,12 @@ class H2Sender:
         """The request as HTTP/2 header fields: pseudo-headers first, names in lower case
         (RFC 9113 section 8.2), the same defaults as HTTP/1.1."""
         extra = self._endpoint.headers
-        reason = refusal(
-            request.method,
-            request.url,
-            (*request.headers, *extra),
-            request.body,
-            allow_unsafe=request.allow_unsafe,
-        )
-        if reason is not None:
-            raise Failure("not_sent", f"not sent: {reason}")
-        url = URL(request.url, encoded=True)
-        scheme, host = url.scheme, url.raw_host or ""
-        port = url.port or _DEFAULT_PORTS[scheme]
-        authority = (
-            host if url.explicit_port in (None, _DEFAULT_PORTS[scheme]) else f"{host}:{port}"
-        )
-        if ":" in host and not host.startswith("["):
-            authority = f"[{host}]" if url.explicit_port is None else f"[{host}]:{port}"
+        target = checked_target(request, extra)
+        url, scheme, host, port = target.url, target.scheme, target.host, target.port
         fields = [
             (b":method", request.method.encode("ascii")),
             (b":scheme", scheme.encode("ascii")),
-            (b":authority", authority.encode("ascii")),
+            (b":authority", target.authority.encode("ascii")),
             (b":path", (url.raw_path_qs or "/").encode("ascii")),
         ]
         sent = set()
