@@ -440,6 +440,16 @@ def test_every_planted_regression_gets_the_right_hint(
     assert any(PLANTED_FIXES[request_name] in hint["fix"] for hint in hints), hints
 
 
+def lab_scenario_file(lab: Lab, path: Path, rest: str) -> Path:
+    """The lab scenario's targets and settings with `rest` (its own requests) after them, the
+    lab's addresses written in (a CLI process gets no environment of the test's)."""
+    scenario = LAB_SCENARIO.read_text().split("requests:", 1)[0] + rest
+    for name, value in lab.environ().items():
+        scenario = scenario.replace("${" + name + "}", value)
+    path.write_text(scenario)
+    return path
+
+
 async def test_prometheus_scrapes_a_lab_run(lab: Lab, tmp_path: Path) -> None:
     """Debian's Prometheus scrapes a run against the two nginx entry points; the pair counter
     and the candidate's latency histogram read back through its HTTP API agree with the
@@ -450,16 +460,14 @@ async def test_prometheus_scrapes_a_lab_run(lab: Lab, tmp_path: Path) -> None:
     from .prometheus import free_port, run_prometheus
     from .test_metrics import read_serving_url
 
-    scenario = LAB_SCENARIO.read_text().split("requests:", 1)[0] + (
+    path = lab_scenario_file(
+        lab,
+        tmp_path / "lab-load.yaml",
         "load: {model: open, arrivals: constant, rate: 30, duration_s: 5}\n"
         "requests:\n"
         '  - {name: "alike: shop home", url: "https://shop.lab.test/"}\n'
-        '  - {name: "regression: wrong backend", url: "https://api.lab.test/v2/items"}\n'
+        '  - {name: "regression: wrong backend", url: "https://api.lab.test/v2/items"}\n',
     )
-    for name, value in lab.environ().items():
-        scenario = scenario.replace("${" + name + "}", value)
-    path = tmp_path / "lab-load.yaml"
-    path.write_text(scenario)
     report_path = tmp_path / "report.json"
     with run_prometheus(tmp_path / "prometheus") as prometheus:
         port = free_port()
@@ -510,16 +518,14 @@ async def test_watch_follows_a_dns_shift_between_the_two_nginx_entry_points(
     from .test_cli import shadowdiff
     from .test_watch import Watching, _scraped, _shares
 
-    scenario = LAB_SCENARIO.read_text().split("requests:", 1)[0] + (
+    path = lab_scenario_file(
+        lab,
+        tmp_path / "cutover.yaml",
         "rollback_when: {error_rate_points: 1, intervals: 2}\n"
         "requests:\n"
         '  - {name: "alike: shop home", url: "https://shop.lab.test/", repeat: 60}\n'
-        '  - {name: "alike: docs page", url: "https://shop.lab.test/docs/intro", repeat: 60}\n'
+        '  - {name: "alike: docs page", url: "https://shop.lab.test/docs/intro", repeat: 60}\n',
     )
-    for name, value in lab.environ().items():
-        scenario = scenario.replace("${" + name + "}", value)
-    path = tmp_path / "cutover.yaml"
-    path.write_text(scenario)
     checkpoint = tmp_path / "checkpoint.json"
     code, stdout, stderr = await shadowdiff("run", str(path), "--json", str(checkpoint), "-q")
     assert code == 0, stdout + stderr
