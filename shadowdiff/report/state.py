@@ -42,7 +42,7 @@ def _histogram(histogram: LatencyHistogram) -> dict[str, Any] | None:
 def _tally_state(tally: RequestTally, order: int = 0) -> dict[str, Any]:
     tally.flush()
     spec = tally.request
-    return {
+    state: dict[str, Any] = {
         # Its place in the scenario: a merge lists requests in file order even when the
         # first report never sent some of them.
         "order": order,
@@ -93,9 +93,13 @@ def _tally_state(tally: RequestTally, order: int = 0) -> dict[str, Any]:
             [sorted([kind, field] for kind, field in keys), count]
             for keys, count in tally.combinations.items()
         ],
-        "backends": {side: dict(tally.backends[side]) for side in SIDES},
-        "edge": None if tally.split is None else _edge_state(tally.split),
     }
+    # Only where there is something: a report of thousands of requests stays small.
+    if any(tally.backends[side] for side in SIDES):
+        state["backends"] = {side: dict(tally.backends[side]) for side in SIDES}
+    if tally.split is not None:
+        state["edge"] = _edge_state(tally.split)
+    return state
 
 
 def _difference_state(histogram: DifferenceHistogram) -> dict[str, Any]:
