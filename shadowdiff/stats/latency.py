@@ -63,14 +63,24 @@ def _resampled_quantile(
     resamples: int,
     rng: np.random.Generator,
 ) -> np.ndarray[Any, np.dtype[np.float64]]:
-    """The q-th percentile of `resamples` bootstrap samples drawn from (values, counts)."""
+    """The q-th percentile of `resamples` bootstrap samples drawn from (values, counts).
+
+    A bootstrap sample is n values F⁻¹(U₁)...F⁻¹(Uₙ) for n uniform draws and the empirical
+    inverse distribution F⁻¹, which never decreases: so its r-th smallest value is F⁻¹ of the
+    r-th smallest uniform, and that uniform follows Beta(r, n - r + 1). One Beta draw per
+    resample gives exactly the distribution that drawing all n values would, in O(log bins)
+    instead of O(bins): a multinomial over a histogram of thousands of buckets took 1.4 s per
+    request compared at the end of a run.
+    """
     total = int(counts.sum())
-    draws = rng.multinomial(total, counts / total, size=resamples)
-    cumulative = np.cumsum(draws, axis=1)
     rank = max(1, math.ceil(q / 100 * total))
-    resampled: np.ndarray[Any, np.dtype[np.float64]] = values[
-        np.argmax(cumulative >= rank, axis=1)
-    ].astype(np.float64)
+    uniform_at_rank = rng.beta(rank, total - rank + 1, size=resamples)
+    cumulative = np.cumsum(counts)
+    # F⁻¹(u): the first value whose cumulative count reaches u·n.
+    index = np.minimum(
+        np.searchsorted(cumulative, uniform_at_rank * total, side="left"), len(values) - 1
+    )
+    resampled: np.ndarray[Any, np.dtype[np.float64]] = values[index].astype(np.float64)
     return resampled
 
 
