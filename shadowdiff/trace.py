@@ -11,6 +11,7 @@ OpenTelemetry SDK or a data plane behind the entry point samples by its parent b
 
 from __future__ import annotations
 
+import functools
 import os
 import random
 import re
@@ -78,6 +79,10 @@ def traceparent(trace_id: str, span_id: str) -> str:
     return f"00-{trace_id}-{span_id}-{SAMPLED_FLAGS}"
 
 
+# Each value the engine makes is read three times within a pair (the transport checks it before
+# writing, the comparison sets its span aside, the pair record names the span): remembering the
+# last ones read saves two of the three.
+@functools.lru_cache(maxsize=1024)
 def parse_traceparent(value: str) -> TraceParent | None:
     """The trace and span ids of a valid `traceparent` value, or None (the spec's rule for an
     invalid one: as if absent). Any string is safe to pass."""
