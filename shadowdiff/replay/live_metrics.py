@@ -12,15 +12,18 @@ from __future__ import annotations
 import random
 import time
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from shadowdiff.metrics.board import Counts
 from shadowdiff.metrics.exposition import LoadRates, RunMetrics
 from shadowdiff.metrics.options import MetricsOptions
-from shadowdiff.metrics.serve import MetricsServer, push
 from shadowdiff.pair import LoadOutcome
 from shadowdiff.replay.pacing import model_name, rates_so_far, schedule_for
 from shadowdiff.replay.workers import SharedProgress
 from shadowdiff.scenario import Scenario
+
+if TYPE_CHECKING:
+    from shadowdiff.metrics.serve import MetricsServer
 
 
 class LiveMetrics:
@@ -54,6 +57,10 @@ class LiveMetrics:
         """Listen for scrapes when a port is given (`on_serving` is told the URL)."""
         if self.options.port is None:
             return
+        # Imported here: serving pulls in aiohttp's web server, a fifth of the CLI's start-up
+        # time, which a run without --metrics-port should not pay.
+        from shadowdiff.metrics.serve import MetricsServer
+
         server = MetricsServer(self.metrics.registry)
         url = await server.start(self.options.address, self.options.port)
         self._server = server
@@ -80,6 +87,8 @@ class LiveMetrics:
         self.metrics.exit_code = exit_code
         if self.options.push_url is None:
             return None
+        from shadowdiff.metrics.serve import push
+
         return await push(self.metrics.registry, self.options.push_url, self.options.job)
 
     async def close(self) -> None:
