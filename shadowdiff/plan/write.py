@@ -7,14 +7,21 @@ a value from the environment of the run."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
+from typing import Final
 
 from shadowdiff.plan.probes import Plan
+
+# Printable ASCII other than `"` and `\`: nothing to escape (nearly every string of a manifest).
+_PLAIN: Final = re.compile(r"[ !#-\[\]-~]*")
 
 
 def _escaped(text: str) -> str:
     """`text` in YAML double-quoted escapes, ASCII only. Not JSON's: JSON writes a character
     beyond U+FFFF as a surrogate pair, which YAML refuses; YAML has \\U for it."""
+    if _PLAIN.fullmatch(text):
+        return text
     out = []
     for char in text:
         code = ord(char)

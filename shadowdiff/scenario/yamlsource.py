@@ -105,6 +105,12 @@ class _TagResolver(Protocol):
     def resolve(self, kind: type[yaml.Node], value: str, implicit: tuple[bool, bool]) -> str: ...
 
 
+# Plain scalars whose resolved tag is remembered: short ones (keys and the values that repeat),
+# at most this many at once.
+_TAG_CACHED_LENGTH: Final = 64
+_TAGS_KEPT: Final = 4096
+
+
 def _mark(node: yaml.Node) -> tuple[int, int]:
     return (node.start_mark.line + 1, node.start_mark.column + 1)
 
@@ -127,6 +133,7 @@ class _Builder:
         self.values_built = 0
         self.max_values = max_values
         self.has_aliases = False  # set by the reader: says what an overflow means
+        self._implicit_tags: dict[tuple[str, bool], str] = {}
 
     def build(self, node: yaml.Node, path: FieldPath) -> Any:
         self.values_built += 1
@@ -183,7 +190,15 @@ class _Builder:
     def _scalar(self, node: yaml.Node) -> Any:
         """A scalar as plain data; explicit tags and unconstructible values are refused."""
         plain = not getattr(node, "style", None)  # None from PyYAML, "" from libyaml
-        implicit = self.resolver.resolve(yaml.ScalarNode, node.value, (plain, not plain))
+        implicit = self._implicit_tags.get((node.value, plain)) if plain else _STR_TAG
+        if implicit is None:
+            # The resolver tries a regular expression per type on each plain scalar: a manifest
+            # repeats the same keys and values thousands of times, so each is resolved once.
+            implicit = self.resolver.resolve(yaml.ScalarNode, node.value, (plain, not plain))
+            if len(node.value) <= _TAG_CACHED_LENGTH:
+                if len(self._implicit_tags) >= _TAGS_KEPT:
+                    self._implicit_tags.clear()
+                self._implicit_tags[(node.value, plain)] = implicit
         if node.tag != implicit:
             raise _Unreadable(node, f"YAML tags are not supported here ({node.tag})")
         if node.tag == _STR_TAG or node.tag == _TIMESTAMP_TAG:
