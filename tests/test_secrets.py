@@ -13,6 +13,7 @@ is added to `OUTPUTS` below, and must pass the same search.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import html
 import json
@@ -193,49 +194,59 @@ async def test_no_secret_reaches_any_output(
 
     os.environ.update(ENVIRONMENT)
     try:
-        run = await shadowdiff(
-            "run",
-            str(scenario),
-            "--json",
-            str(report_path),
-            "--pairs",
-            str(tmp_path / "run.ndjson"),
-            *formats("run"),
-            "--metrics-push",
-            push_url,
-            "--metrics-job",
-            "secrets",
-            "--hgrm",
-            str(tmp_path / "run"),
+        # Independent commands run side by side: each is a process of its own, and most of
+        # each one's time is starting Python.
+        run, recorded_run, exported, validated, validated_number = await asyncio.gather(
+            shadowdiff(
+                "run",
+                str(scenario),
+                "--json",
+                str(report_path),
+                "--pairs",
+                str(tmp_path / "run.ndjson"),
+                *formats("run"),
+                "--metrics-push",
+                push_url,
+                "--metrics-job",
+                "secrets",
+                "--hgrm",
+                str(tmp_path / "run"),
+            ),
+            shadowdiff(
+                "run",
+                str(recorded),
+                "--json",
+                str(recorded_report_path),
+                "--pairs",
+                str(tmp_path / "recorded.ndjson"),
+                "--workers",
+                "2",
+                *formats("recorded"),
+            ),
+            shadowdiff("sources", "export", str(recorded)),
+            shadowdiff("validate", str(broken_url)),
+            shadowdiff("validate", str(broken_number)),
         )
-        recorded_run = await shadowdiff(
-            "run",
-            str(recorded),
-            "--json",
-            str(recorded_report_path),
-            "--pairs",
-            str(tmp_path / "recorded.ndjson"),
-            "--workers",
-            "2",
-            *formats("recorded"),
+        merged, rendered, compared, refused = await asyncio.gather(
+            shadowdiff(
+                "merge",
+                str(report_path),
+                "--json",
+                str(tmp_path / "merged.json"),
+                *formats("merge"),
+            ),
+            shadowdiff(
+                "report", str(report_path), *formats("report"), "--hgrm", str(tmp_path / "report")
+            ),
+            shadowdiff(
+                "compare-runs",
+                str(report_path),
+                str(report_path),
+                "--json",
+                str(tmp_path / "comparison.json"),
+            ),
+            shadowdiff("compare-runs", str(report_path), str(recorded_report_path)),
         )
-        merged = await shadowdiff(
-            "merge", str(report_path), "--json", str(tmp_path / "merged.json"), *formats("merge")
-        )
-        exported = await shadowdiff("sources", "export", str(recorded))
-        rendered = await shadowdiff(
-            "report", str(report_path), *formats("report"), "--hgrm", str(tmp_path / "report")
-        )
-        compared = await shadowdiff(
-            "compare-runs",
-            str(report_path),
-            str(report_path),
-            "--json",
-            str(tmp_path / "comparison.json"),
-        )
-        refused = await shadowdiff("compare-runs", str(report_path), str(recorded_report_path))
-        validated = await shadowdiff("validate", str(broken_url))
-        validated_number = await shadowdiff("validate", str(broken_number))
     finally:
         for name in ENVIRONMENT:
             del os.environ[name]
