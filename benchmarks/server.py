@@ -15,7 +15,6 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import trustme
 
 BASELINE, CANDIDATE = "127.0.0.21", "127.0.0.22"
 HTTP_PORT, HTTPS_PORT = 18080, 18443
@@ -68,6 +67,8 @@ def _listening(address: str, port: int) -> bool:
 
 def start_nginx(folder: Path, workers: int) -> BenchServer:
     """Start nginx and return once every address and port accepts connections."""
+    import trustme  # the venv's; `./dev bench --help` runs before the venv exists
+
     authority = trustme.CA()
     leaf = authority.issue_cert(HOSTNAME, BASELINE, CANDIDATE)
     leaf.private_key_pem.write_to_path(str(folder / "server.key"))
