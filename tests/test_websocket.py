@@ -1,0 +1,457 @@
+"""The WebSocket probe: an upgrade and one echoed message through each side, against real
+aiohttp WebSocket servers on loopback (a candidate that answers differently in planted ways)
+and raw servers that misbehave on the wire (a wrong accept key, resets, stalls, huge or bad
+frames, a compression bomb): differences the report shows, and classified failures."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import struct
+import textwrap
+import zlib
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp import WSMsgType, web
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from shadowdiff.endpoint import ClientTls, Endpoint, HeadLimits
+from shadowdiff.errors import ScenarioError
+from shadowdiff.observation import Observation
+from shadowdiff.run import run_scenario
+from shadowdiff.scenario import load_scenario
+from shadowdiff.spec import RequestSpec, WebSocketProbe
+from shadowdiff.transport import open_transport
+from shadowdiff.transport.websocket_handshake import (
+    HandshakeRefused,
+    accept_for,
+    check_upgrade,
+    new_key,
+)
+
+from .fault_servers import fault_server, read_head, reset
+
+_GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+_HOST = "chat.example.com"
+
+
+def _websocket_app(candidate: bool) -> web.Application:
+    """An echo service. The baseline echoes every path alike; the candidate breaks in the way
+    its path names (as a Gateway without upgrade support, or another backend, would)."""
+
+    async def handle(request: web.Request) -> web.StreamResponse:
+        path = request.path if candidate else "/ws"
+        if path == "/ws-404":
+            return web.Response(status=404, text="no route\n")
+        if path == "/ws-200":
+            return web.Response(text="hello\n")  # the upgrade ignored, as without support
+        protocols = () if path == "/ws-nosub" else ("chat.v2", "chat.v1")
+        socket = web.WebSocketResponse(protocols=protocols, compress=path != "/ws-nodeflate")
+        await socket.prepare(request)
+        async for message in socket:
+            if message.type == WSMsgType.TEXT:
+                text = str(message.data)
+                if path == "/ws-shout":
+                    await socket.send_str(text.upper())
+                elif path == "/ws-binary":
+                    await socket.send_bytes(text.encode())
+                else:
+                    await socket.send_str(text)
+        return socket
+
+    app = web.Application()
+    app.router.add_route("GET", "/{tail:.*}", handle)
+    return app
+
+
+@pytest.fixture
+async def echo_pair() -> AsyncIterator[tuple[int, int]]:
+    runners = []
+    for candidate in (False, True):
+        runner = web.AppRunner(_websocket_app(candidate), access_log=None)
+        await runner.setup()
+        await web.TCPSite(runner, "127.0.0.1", 0).start()
+        runners.append(runner)
+    yield runners[0].addresses[0][1], runners[1].addresses[0][1]
+    for runner in runners:
+        await runner.cleanup()
+
+
+def _scenario(tmp_path: Path, ports: tuple[int, int], requests: str, extra: str = "") -> Path:
+    path = tmp_path / "ws.yaml"
+    path.write_text(
+        textwrap.dedent(
+            f"""\
+            targets:
+              baseline: {{address: 127.0.0.1, ports: {{http: {ports[0]}}}}}
+              candidate: {{address: 127.0.0.1, ports: {{http: {ports[1]}}}}}
+            tls_probe: {{probe: false}}
+            """
+        )
+        + extra
+        + "requests:\n"
+        + textwrap.indent(textwrap.dedent(requests), "  ")
+    )
+    return path
+
+
+def _probe(path: str, repeat: int = 1) -> str:
+    return (
+        f"- name: socket {path}\n"
+        f"  url: http://{_HOST}{path}\n"
+        f"  repeat: {repeat}\n"
+        "  allow_unsafe: true\n"
+        "  websocket: {subprotocols: [chat.v2, chat.v1], extensions: [permessage-deflate], "
+        "message: hello}\n"
+    )
+
+
+async def test_the_same_echo_on_both_sides_is_no_difference_across_repeats(
+    echo_pair: tuple[int, int], tmp_path: Path
+) -> None:
+    path = _scenario(tmp_path, (echo_pair[0], echo_pair[0]), _probe("/ws", repeat=6))
+    report = await run_scenario(load_scenario(path, environ={}))
+
+    assert report["signatures"] == []
+    assert report["outcome"]["exit_code"] == 0
+    assert report["totals"]["pairs"] == 6
+    assert report["totals"]["unsafe_pairs_sent"] == 6
+
+
+async def test_an_upgrade_without_a_message_is_calibrated_and_alike(
+    echo_pair: tuple[int, int], tmp_path: Path
+) -> None:
+    """No message: the upgrade alone, a GET, safe to send again (noise calibration does)."""
+    requests = (
+        f"- name: upgrade only\n  url: http://{_HOST}/ws\n  repeat: 4\n"
+        "  websocket: {subprotocols: [chat.v2]}\n"
+    )
+    report = await run_scenario(
+        load_scenario(_scenario(tmp_path, (echo_pair[0], echo_pair[0]), requests), environ={})
+    )
+    assert report["signatures"] == []
+    assert report["totals"]["unsafe_pairs_sent"] == 0
+
+
+async def test_planted_candidate_breakages_show_as_differences(
+    echo_pair: tuple[int, int], tmp_path: Path
+) -> None:
+    requests = "".join(
+        _probe(p) for p in ("/ws-nosub", "/ws-nodeflate", "/ws-shout", "/ws-404", "/ws-200")
+    )
+    report = await run_scenario(load_scenario(_scenario(tmp_path, echo_pair, requests), {}))
+    by_kind = {(s["kind"], s["field"]): s for s in report["signatures"]}
+    found = {
+        (s["kind"], s["field"], s["examples"][0]["baseline"], s["examples"][0]["candidate"])
+        for s in report["signatures"]
+    }
+
+    assert ("websocket", "subprotocol", "chat.v2", None) in found
+    assert by_kind[("websocket", "subprotocol")]["severity"] == "error"
+    subprotocol_hint = by_kind[("websocket", "subprotocol")]["hint"]
+    assert subprotocol_hint is not None and "Sec-WebSocket-Protocol" in subprotocol_hint["cause"]
+    extensions = by_kind[("websocket", "extensions")]
+    assert extensions["severity"] == "warning"
+    assert str(extensions["examples"][0]["baseline"]).startswith("permessage-deflate")
+    assert extensions["examples"][0]["candidate"] is None
+    statuses = {
+        (s["examples"][0]["baseline"], s["examples"][0]["candidate"])
+        for s in report["signatures"]
+        if s["kind"] == "status"
+    }
+    assert statuses == {("101", "404"), ("101", "200")}
+    status_hint = by_kind[("status", "status")]["hint"]
+    assert status_hint is not None and "does not upgrade the WebSocket" in status_hint["cause"]
+    assert ("body", "body") in by_kind, "HELLO echoed instead of hello"
+    # Sec-WebSocket-Accept answers each side's own key: never a difference.
+    assert not any("sec-websocket" in s["field"] for s in report["signatures"])
+    assert report["outcome"]["exit_code"] == 1
+
+
+async def test_binary_echo_of_a_text_message_is_a_message_type_difference(
+    echo_pair: tuple[int, int], tmp_path: Path
+) -> None:
+    report = await run_scenario(
+        load_scenario(_scenario(tmp_path, echo_pair, _probe("/ws-binary")), environ={})
+    )
+    found = {(s["kind"], s["field"], s["severity"]) for s in report["signatures"]}
+    assert found == {("websocket", "message_type", "error")}
+
+
+# --- The transport on its own, against raw servers ---------------------------------------
+
+
+def _endpoint(port: int, total_s: float = 2.0, capture: int = 65_536) -> Endpoint:
+    return Endpoint(
+        side="candidate",
+        address="127.0.0.1",
+        port_map={80: port},
+        tls=ClientTls(),
+        headers=(),
+        connect_timeout_s=1.0,
+        total_timeout_s=total_s,
+        body_capture_bytes=capture,
+        limits=HeadLimits(65_536, 262_144, 500),
+    )
+
+
+def _request(message: str | None = "hello", **probe: Any) -> RequestSpec:
+    return RequestSpec(
+        name="ws",
+        method="GET",
+        url=f"http://{_HOST}/ws",
+        headers=(("Authorization", "Bearer s3cret-token"),),
+        body=None,
+        allow_unsafe=message is not None,
+        websocket=WebSocketProbe(message=message, **probe),
+    )
+
+
+async def _send(port: int, request: RequestSpec | None = None, **endpoint: Any) -> Observation:
+    transport = open_transport(_endpoint(port, **endpoint), pool_size=4)
+    try:
+        return await transport.send(request or _request(extensions=("permessage-deflate",)))
+    finally:
+        await transport.close()
+
+
+def _accept(head: bytes) -> str:
+    key = next(
+        line.split(b":", 1)[1].strip()
+        for line in head.split(b"\r\n")
+        if line.lower().startswith(b"sec-websocket-key:")
+    )
+    return base64.b64encode(hashlib.sha1(key + _GUID).digest()).decode()
+
+
+def _frame(payload: bytes, opcode: int = 0x1, fin: bool = True, rsv1: bool = False) -> bytes:
+    first = (0x80 if fin else 0) | (0x40 if rsv1 else 0) | opcode
+    if len(payload) < 126:
+        return bytes([first, len(payload)]) + payload
+    if len(payload) < 65_536:
+        return bytes([first, 126]) + struct.pack("!H", len(payload)) + payload
+    return bytes([first, 127]) + struct.pack("!Q", len(payload)) + payload
+
+
+Script = Callable[[asyncio.StreamReader, asyncio.StreamWriter, str], Awaitable[None]]
+
+
+def _upgrading(script: Script, extra_headers: str = "") -> Any:
+    """A raw server that answers the upgrade with a correct 101, then runs `script`."""
+
+    async def behave(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        head = await read_head(reader)
+        if not head:
+            return
+        accept = _accept(head)
+        writer.write(
+            (
+                "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+                f"Connection: Upgrade\r\nSec-WebSocket-Accept: {accept}\r\n{extra_headers}\r\n"
+            ).encode()
+        )
+        await script(reader, writer, accept)
+        await writer.drain()
+
+    return behave
+
+
+async def _echo_in_pieces(
+    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, _: str
+) -> None:
+    """A ping first, then the echo in three fragments with a ping between them."""
+    await reader.read(64)  # the client's masked text frame
+    writer.write(_frame(b"are you there", opcode=0x9))
+    writer.write(_frame(b"he", opcode=0x1, fin=False))
+    writer.write(_frame(b"", opcode=0x9))
+    writer.write(_frame(b"ll", opcode=0x0, fin=False))
+    writer.write(_frame(b"o", opcode=0x0, fin=True))
+    await writer.drain()
+    await reader.read(64)  # the pong(s) and the close
+
+
+async def test_fragments_and_pings_are_read_as_one_echo() -> None:
+    async with fault_server(_upgrading(_echo_in_pieces)) as port:
+        answer = await _send(port)
+    assert answer.failure is None
+    assert (answer.status, answer.body, answer.websocket_message) == (101, b"hello", "text")
+
+
+async def _stall(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, _: str) -> None:
+    await asyncio.sleep(10)
+
+
+async def _huge(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, _: str) -> None:
+    await reader.read(64)
+    header = bytes([0x82, 127]) + struct.pack("!Q", 1 << 40)  # a frame of a terabyte
+    writer.write(header)
+    chunk = b"x" * 65_536
+    try:
+        for _sent in range(400):  # 26 MB: over the cap
+            writer.write(chunk)
+            await writer.drain()
+    except ConnectionError:
+        pass
+
+
+def _bomb_frame() -> bytes:
+    """One compressed text frame of 64 MiB of zeros (about 64 KB on the wire)."""
+    compressor = zlib.compressobj(9, zlib.DEFLATED, -15)
+    zeros = b"\0" * (1024 * 1024)
+    payload = b"".join(compressor.compress(zeros) for _ in range(64))
+    payload += compressor.flush(zlib.Z_SYNC_FLUSH)
+    return _frame(payload[:-4], opcode=0x1, rsv1=True)
+
+
+async def _bomb(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, _: str) -> None:
+    await reader.read(64)
+    writer.write(_bomb_frame())
+    await writer.drain()
+    await asyncio.sleep(2)
+
+
+async def _bad_opcode(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, _: str) -> None:
+    await reader.read(64)
+    writer.write(bytes([0x83, 0]))  # opcode 3 is reserved
+    await writer.drain()
+    await asyncio.sleep(2)
+
+
+async def _closes(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, _: str) -> None:
+    await reader.read(64)
+    writer.write(_frame(struct.pack("!H", 1011) + b"boom", opcode=0x8))
+    await writer.drain()
+    await reader.read(64)
+
+
+async def _reset_mid_handshake(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    await read_head(reader)
+    writer.write(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: webs")
+    await writer.drain()
+    reset(writer)
+
+
+async def _wrong_accept(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    await read_head(reader)
+    writer.write(
+        b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        b"Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n"
+    )
+    await writer.drain()
+    await asyncio.sleep(2)
+
+
+@pytest.mark.parametrize(
+    ("behaviour", "error_class", "words"),
+    [
+        (_wrong_accept, "malformed_response", "does not answer the key"),
+        (_reset_mid_handshake, "reset", "closed before the response was complete"),
+        (_upgrading(_stall), "timeout", "within 0.5 s"),
+        (_upgrading(_huge), "malformed_response", "over 16777216 bytes"),
+        (
+            _upgrading(_bomb, "Sec-WebSocket-Extensions: permessage-deflate\r\n"),
+            "malformed_response",
+            "over 16777216 bytes",
+        ),
+        (_upgrading(_bad_opcode), "malformed_response", "invalid WebSocket frames"),
+        (_upgrading(_closes), "reset", "code 1011"),
+    ],
+    ids=[
+        "wrong-accept",
+        "reset-mid-handshake",
+        "stall",
+        "huge-frame",
+        "bomb",
+        "bad-opcode",
+        "close",
+    ],
+)
+async def test_hostile_servers_are_classified_failures(
+    behaviour: Any, error_class: str, words: str
+) -> None:
+    async with fault_server(behaviour) as port:
+        answer = await _send(port, total_s=0.5 if error_class == "timeout" else 5.0)
+    assert answer.failure is not None, answer
+    assert answer.failure.error_class == error_class
+    assert words in answer.failure.message
+    assert "s3cret" not in answer.failure.message
+
+
+async def test_a_message_without_allow_unsafe_is_not_sent() -> None:
+    seen: list[bytes] = []
+
+    async def record(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        seen.append(await read_head(reader))
+
+    request = RequestSpec(
+        name="ws",
+        method="GET",
+        url=f"http://{_HOST}/ws",
+        headers=(),
+        body=None,
+        websocket=WebSocketProbe(message="hello"),
+    )
+    async with fault_server(record) as port:
+        answer = await _send(port, request)
+    assert answer.failure is not None and answer.failure.error_class == "not_sent"
+    assert "allow_unsafe" in answer.failure.message
+    assert seen == []
+
+
+@pytest.mark.parametrize(
+    ("fragment", "field", "words"),
+    [
+        ("websocket: {message: hi}", "websocket.message", "set allow_unsafe: true"),
+        ("websocket: {}\n    http: 2", "http", "HTTP/1.1"),
+        ("websocket: {}\n    method: POST\n    allow_unsafe: true", "method", "is a GET"),
+        ("websocket: {subprotocols: ['chat v2']}", "websocket.subprotocols[0]", "token"),
+        ('websocket: {extensions: ["x\\r\\nEvil: 1"]}', "websocket.extensions[0]", "offer"),
+        ("websocket: {}\n    headers: {Sec-WebSocket-Key: abc}", "headers", "set by the"),
+    ],
+    ids=["message-unsafe", "http2", "post", "subprotocol", "extension-crlf", "own-header"],
+)
+def test_bad_websocket_settings_are_located_errors(
+    tmp_path: Path, fragment: str, field: str, words: str
+) -> None:
+    path = tmp_path / "s.yaml"
+    path.write_text(
+        "targets:\n  baseline: {address: 10.0.0.1}\n  candidate: {address: 10.0.0.2}\n"
+        f"requests:\n  - name: ws\n    url: http://{_HOST}/ws\n    {fragment}\n"
+    )
+    with pytest.raises(ScenarioError) as caught:
+        load_scenario(path, environ={})
+    (problem,) = caught.value.problems
+    assert str(problem).startswith(f"{path}:") and f"requests[0].{field}" in str(problem)
+    assert words in str(problem)
+
+
+def test_the_aiohttp_transport_refuses_the_probe_as_a_located_error(tmp_path: Path) -> None:
+    path = tmp_path / "s.yaml"
+    path.write_text(
+        "targets:\n  baseline: {address: 10.0.0.1}\n  candidate: {address: 10.0.0.2}\n"
+        "defaults: {transport: aiohttp}\n"
+        f"requests:\n  - {{name: ws, url: 'http://{_HOST}/ws', websocket: {{}}}}\n"
+    )
+    with pytest.raises(ScenarioError) as caught:
+        load_scenario(path, environ={})
+    (problem,) = caught.value.problems
+    assert "requests[0].websocket" in str(problem) and "lean transport" in str(problem)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.binary(min_size=1, max_size=40))
+def test_only_the_accept_of_the_key_sent_passes(forged: bytes) -> None:
+    key = new_key()
+    right = accept_for(key)
+    assert right == base64.b64encode(hashlib.sha1(key.encode() + _GUID).digest()).decode()
+    headers = [("Upgrade", "websocket"), ("Connection", "Upgrade")]
+    check_upgrade(WebSocketProbe(), key, [*headers, ("Sec-WebSocket-Accept", right)])
+    wrong = base64.b64encode(forged).decode()
+    if wrong != right:
+        with pytest.raises(HandshakeRefused):
+            check_upgrade(WebSocketProbe(), key, [*headers, ("Sec-WebSocket-Accept", wrong)])
