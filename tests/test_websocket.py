@@ -8,7 +8,10 @@ from __future__ import annotations
 import asyncio
 import base64
 import hashlib
+import os
+import signal
 import struct
+import subprocess
 import textwrap
 import zlib
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -27,14 +30,18 @@ from shadowdiff.run import run_scenario
 from shadowdiff.scenario import load_scenario
 from shadowdiff.spec import RequestSpec, WebSocketProbe
 from shadowdiff.transport import open_transport
+from shadowdiff.transport.lean_connection import Failure
+from shadowdiff.transport.websocket import _Echo, _feed, _framing, _Socket
 from shadowdiff.transport.websocket_handshake import (
     HandshakeRefused,
+    Upgrade,
     accept_for,
     check_upgrade,
     new_key,
 )
 
 from .fault_servers import fault_server, read_head, reset
+from .lab import free_port, nginx_binary, wait_listening
 
 _GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 _HOST = "chat.example.com"
@@ -282,6 +289,20 @@ async def test_fragments_and_pings_are_read_as_one_echo() -> None:
     assert (answer.status, answer.body, answer.websocket_message) == (101, b"hello", "text")
 
 
+async def test_an_echo_past_body_capture_is_kept_in_part_and_hashed_whole(
+    echo_pair: tuple[int, int],
+) -> None:
+    answer = await _send(
+        echo_pair[0], _request("hello world", subprotocols=("chat.v1",)), capture=5
+    )
+    assert answer.failure is None
+    assert (answer.body, answer.body_bytes, answer.body_truncated) == (b"hello", 11, True)
+    assert answer.body_sha256 == hashlib.sha256(b"hello world").hexdigest()
+    assert answer.header_values("Sec-WebSocket-Protocol") == ["chat.v1"]
+    assert answer.timings.first_byte_ns is not None
+    assert answer.timings.first_byte_ns <= answer.timings.total_ns
+
+
 async def _stall(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, _: str) -> None:
     await asyncio.sleep(10)
 
@@ -455,3 +476,123 @@ def test_only_the_accept_of_the_key_sent_passes(forged: bytes) -> None:
     if wrong != right:
         with pytest.raises(HandshakeRefused):
             check_upgrade(WebSocketProbe(), key, [*headers, ("Sec-WebSocket-Accept", wrong)])
+
+
+# --- Through a real nginx ----------------------------------------------------------------
+
+_NGINX_CONFIG = """
+worker_processes 1;
+pid {dir}/nginx.pid;
+{user}
+events {{ worker_connections 64; }}
+http {{
+    access_log off;
+    error_log {dir}/error.log warn;
+    client_body_temp_path {dir}/tmp;
+    proxy_temp_path {dir}/tmp;
+    fastcgi_temp_path {dir}/tmp;
+    uwsgi_temp_path {dir}/tmp;
+    scgi_temp_path {dir}/tmp;
+    map $http_upgrade $connection_upgrade {{ default upgrade; '' close; }}
+    server {{
+        listen 127.0.0.1:{baseline};
+        location / {{
+            proxy_pass http://127.0.0.1:{backend};
+            proxy_http_version 1.1;
+            proxy_set_header Upgrade $http_upgrade;
+            proxy_set_header Connection $connection_upgrade;
+        }}
+    }}
+    server {{
+        listen 127.0.0.1:{candidate};
+        location / {{
+            proxy_pass http://127.0.0.1:{backend};
+            proxy_http_version 1.1;
+        }}
+    }}
+}}
+"""
+
+
+@pytest.mark.nginx
+async def test_nginx_without_upgrade_headers_is_the_classic_breakage(tmp_path: Path) -> None:
+    """The baseline proxies the upgrade as ingress-nginx does (Upgrade and Connection passed
+    on); the candidate's location forgets them, so the backend sees a plain GET."""
+    nginx = nginx_binary()
+    assert nginx is not None, "nginx is not installed"
+    runner = web.AppRunner(_websocket_app(candidate=False), access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    ports = {"baseline": free_port("127.0.0.1"), "candidate": free_port("127.0.0.1")}
+    (tmp_path / "tmp").mkdir()
+    config = tmp_path / "nginx.conf"
+    config.write_text(
+        _NGINX_CONFIG.format(
+            dir=tmp_path,
+            user="user root;" if os.geteuid() == 0 else "",
+            backend=runner.addresses[0][1],
+            **ports,
+        )
+    )
+    arguments = ["-p", str(tmp_path), "-c", str(config), "-e", str(tmp_path / "startup.log")]
+    process = subprocess.Popen(
+        [nginx, *arguments, "-g", "daemon off;"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        for port in ports.values():
+            await asyncio.to_thread(wait_listening, "127.0.0.1", port, process, "nginx")
+        alike = _scenario(tmp_path, (ports["baseline"], ports["baseline"]), _probe("/ws", 3))
+        same = await run_scenario(load_scenario(alike, environ={}))
+        broken = _scenario(tmp_path, (ports["baseline"], ports["candidate"]), _probe("/ws"))
+        report = await run_scenario(load_scenario(broken, environ={}))
+    finally:
+        process.send_signal(signal.SIGQUIT)
+        await asyncio.to_thread(process.wait, 5)
+        await runner.cleanup()
+
+    assert same["signatures"] == [], "nginx passing the upgrade on both sides: no difference"
+    (signature,) = report["signatures"]
+    example = signature["examples"][0]
+    assert (signature["kind"], example["baseline"], example["candidate"]) == (
+        "status",
+        "101",
+        "400",
+    )
+    assert signature["hint"] is not None and "Upgrade" in signature["hint"]["cause"]
+
+
+_FRAMES = st.lists(
+    st.tuples(
+        st.integers(0, 15),  # opcode, the reserved ones included
+        st.booleans(),  # fin
+        st.booleans(),  # rsv1 (compressed, when permessage-deflate was agreed)
+        st.binary(max_size=200),
+    ),
+    max_size=8,
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(_FRAMES, st.binary(max_size=64), st.booleans(), st.integers(1, 64))
+def test_any_frames_after_the_upgrade_end_as_an_echo_or_a_classified_failure(
+    frames: list[tuple[int, bool, bool, bytes]], junk: bytes, deflate: bool, split: int
+) -> None:
+    """Whatever a server sends after its 101, the probe reads an echo, waits for more, or
+    fails with a class; the echo stays within its cap and capture."""
+    loop = asyncio.new_event_loop()
+    try:
+        socket = _Socket(loop, HeadLimits(65_536, 262_144, 500))
+        extensions = ("permessage-deflate",) if deflate else ()
+        framing = _framing(Upgrade(None, extensions))
+        echo = _Echo(capture=100)
+        data = b"".join(_frame(p, opcode=o, fin=f, rsv1=r) for o, f, r, p in frames) + junk
+        try:
+            for start in range(0, len(data), split):
+                _feed(socket, framing, data[start : start + split], echo.add)
+        except Failure as failure:
+            assert failure.failure.error_class in ("malformed_response", "reset")
+        assert len(echo.body) <= 100 and echo.size_bytes <= len(data) * 1100
+    finally:
+        loop.close()

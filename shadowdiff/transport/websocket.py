@@ -334,7 +334,12 @@ async def _close(socket: _Socket, framing: Framing) -> None:
                     _feed(socket, framing, data, lambda *_: None)
                 except Failure:
                     break
-    except (TimeoutError, Exception):
+    except asyncio.CancelledError:
+        socket.abort()
+        raise
+    except Exception:
+        # No close frame within the grace (TimeoutError), or frames wsproto refuses: the
+        # answer is complete already, so the socket is only cut.
         socket.abort()
         return
     if socket.transport is not None:
