@@ -464,6 +464,40 @@ def test_the_aiohttp_transport_refuses_the_probe_as_a_located_error(tmp_path: Pa
     assert "requests[0].websocket" in str(problem) and "lean transport" in str(problem)
 
 
+_UPGRADED = [("Upgrade", "websocket"), ("Connection", "Upgrade")]
+
+
+@pytest.mark.parametrize(
+    ("headers", "words"),
+    [
+        ([("Connection", "Upgrade")], "without Upgrade: websocket"),
+        ([("Upgrade", "websocket")], "without Connection: Upgrade"),
+        (_UPGRADED, "without Sec-WebSocket-Accept"),
+        ([*_UPGRADED, ("Sec-WebSocket-Protocol", "chat.v3")], "not offered"),
+        ([*_UPGRADED, ("Sec-WebSocket-Protocol", "chat.v1, chat.v2")], "at most one"),
+        ([*_UPGRADED, ("Sec-WebSocket-Extensions", "x-webkit-deflate-frame")], "not offered"),
+    ],
+    ids=["no-upgrade", "no-connection", "no-accept", "subprotocol", "two", "extension"],
+)
+def test_a_101_a_client_must_refuse_is_refused(headers: list[tuple[str, str]], words: str) -> None:
+    key = new_key()
+    if "accept" not in words.lower():
+        headers = [*headers, ("Sec-WebSocket-Accept", accept_for(key))]
+    probe = WebSocketProbe(("chat.v1", "chat.v2"), ("permessage-deflate",))
+    with pytest.raises(HandshakeRefused, match=words):
+        check_upgrade(probe, key, headers)
+
+
+@pytest.mark.parametrize(
+    "parameters",
+    ["server_max_window_bits=x", "client_max_window_bits=100", "server_max_window_bits"],
+)
+def test_permessage_deflate_parameters_not_understood_are_malformed(parameters: str) -> None:
+    with pytest.raises(Failure) as caught:
+        _framing(Upgrade(None, (f"permessage-deflate; {parameters}",)))
+    assert caught.value.failure.error_class == "malformed_response"
+
+
 @settings(max_examples=200, deadline=None)
 @given(st.binary(min_size=1, max_size=40))
 def test_only_the_accept_of_the_key_sent_passes(forged: bytes) -> None:

@@ -140,6 +140,7 @@ def _framing(upgrade: Upgrade) -> Framing:
         if accepted.split(";", 1)[0].strip().lower() == PerMessageDeflate.name:
             deflate = PerMessageDeflate()
             try:
+                # wsproto refuses a window outside 2^9-2^15 bytes, as zlib does, by ValueError.
                 deflate.finalize(accepted)
             except (ValueError, IndexError):
                 raise Failure(
