@@ -42,6 +42,9 @@ class WebSocketProbe:
     subprotocols: tuple[str, ...] = ()
     extensions: tuple[str, ...] = ()
     message: str | None = None
+    # Seconds the socket stays idle after the upgrade, before the message: a side whose idle
+    # timeout is shorter closes it (`reset`), where the other echoes.
+    idle_s: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)

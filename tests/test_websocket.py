@@ -303,6 +303,37 @@ async def test_an_echo_past_body_capture_is_kept_in_part_and_hashed_whole(
     assert answer.timings.first_byte_ns <= answer.timings.total_ns
 
 
+async def _closes_when_idle(
+    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, _: str
+) -> None:
+    """A greeting, then a proxy's idle timeout of 0.3 s: a close frame (1001) when nothing
+    came, else the echo (unmasked by hand: the client masks what it sends)."""
+    writer.write(_frame(b"welcome"))
+    try:
+        head = await asyncio.wait_for(reader.readexactly(2), 0.3)
+    except TimeoutError:
+        writer.write(_frame(struct.pack("!H", 1001), opcode=0x8))
+        return
+    mask = await reader.readexactly(4)
+    payload = await reader.readexactly(head[1] & 0x7F)
+    writer.write(_frame(bytes(b ^ mask[i % 4] for i, b in enumerate(payload))))
+    await reader.read(64)
+
+
+@pytest.mark.parametrize(("idle_s", "echoed"), [(0.05, True), (0.6, False)])
+async def test_a_side_whose_idle_timeout_is_shorter_than_idle_s_fails_with_reset(
+    idle_s: float, echoed: bool
+) -> None:
+    async with fault_server(_upgrading(_closes_when_idle)) as port:
+        answer = await _send(port, _request(idle_s=idle_s))
+    if echoed:
+        assert answer.failure is None, answer.failure
+        assert answer.body == b"hello", "the greeting is not the echo"
+    else:
+        assert answer.failure is not None and answer.failure.error_class == "reset"
+        assert "code 1001" in answer.failure.message and "s idle" in answer.failure.message
+
+
 async def _stall(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, _: str) -> None:
     await asyncio.sleep(10)
 
@@ -433,8 +464,17 @@ async def test_a_message_without_allow_unsafe_is_not_sent() -> None:
         ("websocket: {subprotocols: ['chat v2']}", "websocket.subprotocols[0]", "token"),
         ('websocket: {extensions: ["x\\r\\nEvil: 1"]}', "websocket.extensions[0]", "offer"),
         ("websocket: {}\n    headers: {Sec-WebSocket-Key: abc}", "headers", "set by the"),
+        ("websocket: {idle_s: 30}", "websocket.idle_s", "shorter than defaults.timeouts"),
     ],
-    ids=["message-unsafe", "http2", "post", "subprotocol", "extension-crlf", "own-header"],
+    ids=[
+        "message-unsafe",
+        "http2",
+        "post",
+        "subprotocol",
+        "extension-crlf",
+        "own-header",
+        "idle-too-long",
+    ],
 )
 def test_bad_websocket_settings_are_located_errors(
     tmp_path: Path, fragment: str, field: str, words: str

@@ -783,6 +783,7 @@ def _expand(
                 tuple(request.websocket.subprotocols),
                 tuple(request.websocket.extensions),
                 request.websocket.message,
+                request.websocket.idle_s,
             ),
             origin=request.origin,
             # Pair by pair the backend of a random split differs by chance: compared in
@@ -902,6 +903,15 @@ def _check_websocket(
                 (*path, "websocket"),
                 "the WebSocket probe needs the lean transport; defaults.transport: aiohttp "
                 "does not send it",
+            )
+        )
+    total_s = config.defaults.timeouts.total_s
+    if spec.websocket.idle_s >= total_s:
+        problems.append(
+            document.problem(
+                (*path, "websocket", "idle_s"),
+                f"must be shorter than defaults.timeouts.total_s ({total_s:g} s), which bounds "
+                "the whole probe, the idle time included",
             )
         )
     if spec.websocket.message is not None and not spec.allow_unsafe:

@@ -350,6 +350,13 @@ class WebSocket(_Strict):
         description="one text frame sent after the upgrade, its echo (the first data message "
         "back) compared as the body; application data: needs allow_unsafe",
     )
+    idle_s: float = Field(
+        0.0,
+        ge=0,
+        le=3600,
+        description="seconds the socket stays idle after the upgrade, before the message: a "
+        "side that closes it sooner (an idle timeout) fails with reset; shorter than total_s",
+    )
 
 
 class Request(_Strict):

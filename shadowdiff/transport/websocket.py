@@ -306,7 +306,10 @@ class WebSocketProber:
             raise Failure("malformed_response", str(refused)) from None
         framing = _framing(upgrade)
         echo = _Echo(endpoint.body_capture_bytes)
-        _feed(socket, framing, socket.take(), echo.add)  # what came with the 101's head
+        # Messages before the probe's own (a greeting) are not its echo.
+        _feed(socket, framing, socket.take(), _ignore)
+        if probe.idle_s > 0:
+            await _stay_idle(socket, framing, probe.idle_s)
         if probe.message is not None:
             _write(socket, framing.send(Message(data=probe.message)))
             while not echo.finished:
@@ -316,6 +319,32 @@ class WebSocketProber:
                 _feed(socket, framing, data, echo.add)
         observation = _observation(endpoint, socket, exchange, started_ns, timings, echo)
         return observation, framing
+
+
+def _ignore(data: bytes, kind: MessageType, finished: bool) -> None:
+    """A data message that is not the echo: read (pings answered), not kept."""
+
+
+async def _stay_idle(socket: _Socket, framing: Framing, idle_s: float) -> None:
+    """Send nothing for `idle_s` (pings are still answered, as clients do): a side whose idle
+    timeout is shorter closes the socket, which is `reset`, named as such."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + idle_s
+    while (left := deadline - loop.time()) > 0:
+        try:
+            async with asyncio.timeout(left):
+                data = await socket.read()
+        except TimeoutError:
+            return
+        idle_for = f"after {idle_s - (deadline - loop.time()):.1f} s idle (of idle_s {idle_s:g})"
+        if not data:
+            raise Failure("reset", f"connection closed {idle_for}: an idle timeout?")
+        try:
+            _feed(socket, framing, data, _ignore)
+        except Failure as failure:
+            if failure.failure.error_class != "reset":
+                raise
+            raise Failure("reset", f"{failure.failure.message}, {idle_for}") from None
 
 
 async def _close(socket: _Socket, framing: Framing) -> None:
@@ -332,7 +361,7 @@ async def _close(socket: _Socket, framing: Framing) -> None:
                     break
                 read_bytes += len(data)
                 try:
-                    _feed(socket, framing, data, lambda *_: None)
+                    _feed(socket, framing, data, _ignore)
                 except Failure:
                     break
     except asyncio.CancelledError:
