@@ -455,6 +455,23 @@ async def test_a_message_without_allow_unsafe_is_not_sent() -> None:
     assert seen == []
 
 
+async def test_the_aiohttp_transport_does_not_send_a_probe_built_through_the_library() -> None:
+    seen: list[bytes] = []
+
+    async def record(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        seen.append(await read_head(reader))
+
+    async with fault_server(record) as port:
+        transport = open_transport(_endpoint(port), pool_size=1, name="aiohttp")
+        try:
+            answer = await transport.send(_request())
+        finally:
+            await transport.close()
+    assert answer.failure is not None and answer.failure.error_class == "not_sent"
+    assert "lean transport" in answer.failure.message
+    assert seen == []
+
+
 @pytest.mark.parametrize(
     ("fragment", "field", "words"),
     [
