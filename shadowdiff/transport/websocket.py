@@ -14,6 +14,7 @@ message (`_MESSAGE_CAP_BYTES`) stops it, and a socket whose bytes wait to be rea
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import time
 from collections.abc import Callable
 from typing import Final, Literal
@@ -28,7 +29,7 @@ from shadowdiff.observation import Observation, Timings, TransportFailure
 from shadowdiff.spec import RequestSpec
 from shadowdiff.transport import USER_AGENT
 from shadowdiff.transport.dial import checked_target, dial, sni
-from shadowdiff.transport.lean_connection import _SHA256, Connection, Exchange, Failure
+from shadowdiff.transport.lean_connection import Connection, Exchange, Failure
 from shadowdiff.transport.tls import ClientContexts, tls_session
 from shadowdiff.transport.websocket_handshake import (
     HandshakeRefused,
@@ -113,7 +114,7 @@ class _Echo:
         self.capture = capture
         self.body = bytearray()
         self.size_bytes = 0
-        self.digest = _SHA256.copy()
+        self.digest = hashlib.sha256()  # one per echo: no need to copy a prepared one
         self.kind: MessageType | None = None
         self.finished = False
 
