@@ -190,6 +190,38 @@ async def test_binary_echo_of_a_text_message_is_a_message_type_difference(
     assert found == {("websocket", "message_type", "error")}
 
 
+async def test_wss_is_http11_by_alpn_even_where_the_targets_say_http_auto(
+    start_entry_point: Callable[..., Any],
+    write_scenario: Callable[..., Path],
+    ca_file: Path,
+) -> None:
+    async def upgrade(request: web.Request) -> web.StreamResponse:
+        socket = web.WebSocketResponse(protocols=("chat.v2",))
+        await socket.prepare(request)
+        async for message in socket:
+            await socket.send_str(str(message.data))
+        return socket
+
+    baseline = await start_entry_point(handler=upgrade)
+    candidate = await start_entry_point("127.0.0.2", handler=upgrade)
+    body = (
+        "tls_probe: {probe: false}\n"
+        "requests:\n"
+        "  - name: wss\n"
+        "    url: https://app.example.com/ws\n"
+        "    repeat: 2\n"
+        "    allow_unsafe: true\n"
+        "    websocket: {subprotocols: [chat.v2], message: hello}\n"
+    )
+    path = write_scenario(baseline, candidate, body, ca_file)
+    path.write_text(path.read_text().replace("    tls: {ca:", "    http: auto\n    tls: {ca:"))
+    assert path.read_text().count("http: auto") == 2
+    report = await run_scenario(load_scenario(path, environ={}))
+    assert report["signatures"] == []
+    assert report["requests"][0]["status"] == {"baseline": {"101": 2}, "candidate": {"101": 2}}
+    assert [r.tls for r in baseline.requests] == [True, True]
+
+
 # --- The transport on its own, against raw servers ---------------------------------------
 
 
@@ -381,6 +413,14 @@ async def _closes(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, _:
     await reader.read(64)
 
 
+async def _reset_after_upgrade(
+    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, _: str
+) -> None:
+    await reader.read(64)
+    await writer.drain()
+    reset(writer)
+
+
 async def _reset_mid_handshake(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
     await read_head(reader)
     writer.write(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: webs")
@@ -412,6 +452,7 @@ async def _wrong_accept(reader: asyncio.StreamReader, writer: asyncio.StreamWrit
         ),
         (_upgrading(_bad_opcode), "malformed_response", "invalid WebSocket frames"),
         (_upgrading(_closes), "reset", "code 1011"),
+        (_upgrading(_reset_after_upgrade), "reset", "before the echo was complete"),
     ],
     ids=[
         "wrong-accept",
@@ -421,6 +462,7 @@ async def _wrong_accept(reader: asyncio.StreamReader, writer: asyncio.StreamWrit
         "bomb",
         "bad-opcode",
         "close",
+        "reset-after-upgrade",
     ],
 )
 async def test_hostile_servers_are_classified_failures(
