@@ -23,6 +23,7 @@ from aiohttp import WSMsgType, web
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from shadowdiff.compare.websocket import compare_websocket
 from shadowdiff.endpoint import ClientTls, Endpoint, HeadLimits
 from shadowdiff.errors import ScenarioError
 from shadowdiff.observation import Observation
@@ -729,3 +730,19 @@ def test_any_frames_after_the_upgrade_end_as_an_echo_or_a_classified_failure(
         assert len(echo.body) <= 100 and echo.size_bytes <= len(data) * 1100
     finally:
         loop.close()
+
+
+def test_extension_parameters_in_another_order_or_spacing_are_alike() -> None:
+    def upgraded(extensions: str) -> Observation:
+        return Observation(
+            side="baseline",
+            status=101,
+            headers=(("Sec-WebSocket-Extensions", extensions),),
+        )
+
+    baseline = upgraded("permessage-deflate; server_no_context_takeover; client_max_window_bits=15")
+    same = upgraded("permessage-deflate;client_max_window_bits = 15;server_no_context_takeover")
+    other = upgraded("permessage-deflate; client_max_window_bits=10")
+    assert compare_websocket(baseline, same) == []
+    (difference,) = compare_websocket(baseline, other)
+    assert (difference.field, difference.severity) == ("extensions", "info")

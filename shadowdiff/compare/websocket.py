@@ -34,12 +34,13 @@ def _subprotocol(observation: Observation) -> str | None:
 
 
 def _extensions(observation: Observation) -> dict[str, str]:
-    """Accepted extension name (lower case) -> its parameters as written, spaces normalised."""
+    """Accepted extension name (lower case) -> its parameters, spaces normalised and sorted:
+    their order carries no meaning (RFC 6455 section 9.1), so it is never a difference."""
     accepted = {}
     for extension in _members(observation, "sec-websocket-extensions"):
         name, _, parameters = extension.partition(";")
         accepted[name.strip().lower()] = "; ".join(
-            part.strip() for part in parameters.split(";") if part.strip()
+            sorted(part.replace(" ", "") for part in parameters.split(";") if part.strip())
         )
     return accepted
 
