@@ -385,10 +385,10 @@ async def _huge(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, _: s
 
 
 def _bomb_frame() -> bytes:
-    """One compressed text frame of 64 MiB of zeros (about 64 KB on the wire)."""
+    """One compressed text frame of 20 MiB of zeros (about 20 KB on the wire), past the cap."""
     compressor = zlib.compressobj(9, zlib.DEFLATED, -15)
     zeros = b"\0" * (1024 * 1024)
-    payload = b"".join(compressor.compress(zeros) for _ in range(64))
+    payload = b"".join(compressor.compress(zeros) for _ in range(20))
     payload += compressor.flush(zlib.Z_SYNC_FLUSH)
     return _frame(payload[:-4], opcode=0x1, rsv1=True)
 
