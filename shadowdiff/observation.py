@@ -79,6 +79,9 @@ class Observation:
     # shadowdiff.trace), or None: set by the engine, read by the comparison to set the echo
     # of it aside.
     traceparent: str | None = None
+    # A WebSocket probe's echo (its body): "text" or "binary" as the server framed it; None
+    # when no message was echoed.
+    websocket_message: Literal["text", "binary"] | None = None
 
     @property
     def ok(self) -> bool:

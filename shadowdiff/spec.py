@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from shadowdiff.wire import unsafe_reason
+from shadowdiff.wire import WEBSOCKET_MESSAGE_UNSAFE, unsafe_reason
 
 Side = Literal["baseline", "candidate"]
 SIDES: tuple[Side, Side] = ("baseline", "candidate")
@@ -29,6 +29,22 @@ class RequestTls:
     min_version: str | None = None
     max_version: str | None = None
     sni: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class WebSocketProbe:
+    """A request sent as a WebSocket upgrade (RFC 6455, over HTTP/1.1): a GET with
+    `Upgrade: websocket`, offering `subprotocols` (Sec-WebSocket-Protocol, in order of
+    preference) and `extensions` (Sec-WebSocket-Extensions, e.g. "permessage-deflate"), then,
+    when `message` is given, that one text frame sent and its echo awaited. The upgrade is safe
+    to send; the message is application data, so it needs `allow_unsafe`."""
+
+    subprotocols: tuple[str, ...] = ()
+    extensions: tuple[str, ...] = ()
+    message: str | None = None
+    # Seconds the socket stays idle after the upgrade, before the message: a side whose idle
+    # timeout is shorter closes it (`reset`), where the other echoes.
+    idle_s: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,6 +79,8 @@ class RequestSpec:
     backend_split: bool = False
     # The HTTP version to speak (`http:`), None for the target's own setting.
     http: HttpVersion | None = None
+    # Sent as a WebSocket upgrade, and one message echoed (`websocket:`); None for plain HTTP.
+    websocket: WebSocketProbe | None = None
     # Where a generated request comes from (`shadowdiff plan`: namespace/ingress, rule,
     # annotation), for reports to point back to.
     origin: str | None = None
@@ -70,6 +88,8 @@ class RequestSpec:
     @property
     def unsafe_reason(self) -> str | None:
         """Why sending this request may change state on the backends, or None."""
+        if self.websocket is not None and self.websocket.message is not None:
+            return WEBSOCKET_MESSAGE_UNSAFE
         return unsafe_reason(self.method, self.headers, self.body)
 
     @property

@@ -221,3 +221,82 @@ def refusal(
     if unsafe is not None and not allow_unsafe:
         return f"{unsafe}; set allow_unsafe to send it"
     return None
+
+
+# Set by the WebSocket probe itself (RFC 6455 section 4.1): a request may not write them.
+WEBSOCKET_HEADERS: Final = frozenset(
+    {
+        "upgrade",
+        "connection",
+        "sec-websocket-key",
+        "sec-websocket-version",
+        "sec-websocket-protocol",
+        "sec-websocket-extensions",
+        "sec-websocket-accept",
+    }
+)
+# An extension offer: a name, then `; parameter` or `; parameter=value` (RFC 6455 section 9.1).
+_TOKEN_TEXT: Final = r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+"
+_QUOTED_TEXT: Final = r'"[\x20\x21\x23-\x5b\x5d-\x7e]*"'
+_EXTENSION_OFFER: Final = re.compile(
+    rf"{_TOKEN_TEXT}( *; *{_TOKEN_TEXT}( *= *({_TOKEN_TEXT}|{_QUOTED_TEXT}))?)*"
+)
+# Why a WebSocket message is not sent without `allow_unsafe`: the upgrade is a GET, but what
+# the application does with a frame is anyone's guess (a chat message is posted twice).
+WEBSOCKET_MESSAGE_UNSAFE: Final = (
+    "a WebSocket message is application data that may change state on the backends"
+)
+
+
+def websocket_problems(
+    subprotocols: Iterable[str], extensions: Iterable[str], message: str | None
+) -> list[str]:
+    """Why a WebSocket probe's offer cannot be written as stated: empty when it can be.
+    Subprotocols are tokens (RFC 6455 section 4.1), extensions an offer each; the message is
+    sent as UTF-8 text, so it must be Unicode that encodes."""
+    problems = [
+        f"subprotocol {index + 1}: not a token (RFC 6455: token characters only)"
+        for index, name in enumerate(subprotocols)
+        if not _TOKEN.fullmatch(name)
+    ]
+    problems += [
+        f"extension {index + 1}: not an extension offer such as "
+        "'permessage-deflate; client_max_window_bits'"
+        for index, offer in enumerate(extensions)
+        if not _EXTENSION_OFFER.fullmatch(offer)
+    ]
+    if message is not None:
+        try:
+            message.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            problems.append(f"message: not UTF-8 text at character {exc.start + 1}")
+    return problems
+
+
+def websocket_refusal(
+    method: str,
+    headers: Iterable[tuple[str, str]],
+    body: bytes | None,
+    subprotocols: Iterable[str],
+    extensions: Iterable[str],
+    message: str | None,
+    *,
+    allow_unsafe: bool,
+) -> str | None:
+    """Why a WebSocket probe must not be sent, beyond what `refusal` says of any request: the
+    upgrade is a GET without a body whose WebSocket headers are the probe's own, and a message
+    is application data (sent only with `allow_unsafe`)."""
+    problems = []
+    if method != "GET" or body is not None:
+        problems.append("a WebSocket upgrade is a GET without a body")
+    problems += [
+        f"header {name}: set by the WebSocket probe, never by a request"
+        for name, _ in headers
+        if name.lower() in WEBSOCKET_HEADERS
+    ]
+    problems += websocket_problems(subprotocols, extensions, message)
+    if problems:
+        return "; ".join(problems)
+    if message is not None and not allow_unsafe:
+        return f"{WEBSOCKET_MESSAGE_UNSAFE}; set allow_unsafe to send it"
+    return None

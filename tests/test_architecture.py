@@ -216,3 +216,24 @@ def test_nothing_imports_the_command_line() -> None:
         and any(within(i, "shadowdiff.cli") for i in imports_of(path))
     )
     assert users == []
+
+
+# Wire protocol libraries: what speaks on a socket is the transport's alone (the rest of the
+# package sees Observations), so a protocol change stays in one folder.
+WIRE_LIBRARIES = ("h2", "hpack", "httptools", "wsproto")
+
+
+def test_only_the_transport_speaks_wire_protocols() -> None:
+    users = sorted(
+        name
+        for name, path in MODULES.items()
+        if not within(name, "shadowdiff.transport")
+        for node in ast.walk(ast.parse(path.read_text(), str(path)))
+        if (isinstance(node, ast.ImportFrom) and node.level == 0 and node.module)
+        or isinstance(node, ast.Import)
+        for imported in (
+            [node.module] if isinstance(node, ast.ImportFrom) else [a.name for a in node.names]
+        )
+        if imported and imported.split(".")[0] in WIRE_LIBRARIES
+    )
+    assert users == []

@@ -14,7 +14,7 @@ from shadowdiff.endpoint import TransportName
 from shadowdiff.errors import RequestRefused, ScenarioError
 from shadowdiff.run import run_scenario
 from shadowdiff.scenario import Scenario, load_scenario, parse_scenario
-from shadowdiff.spec import RequestSpec
+from shadowdiff.spec import RequestSpec, WebSocketProbe
 from shadowdiff.transport import TRANSPORT_NAMES, open_transport
 
 from .wire_server import WireServer, wire_server
@@ -296,6 +296,22 @@ async def _library_scenario(
         RequestSpec("injection", "GET", "http://x.example.com/", (("X-Note", INJECTION),), None),
         RequestSpec("url", "GET", "http://x.example.com/a\r\nb", (), None),
         RequestSpec("non-ascii", "GET", "http://x.example.com/", (("X-Note", "Ω"),), None),
+        RequestSpec(
+            "websocket message",
+            "GET",
+            "http://x.example.com/ws",
+            (),
+            None,
+            websocket=WebSocketProbe(message="post this twice"),
+        ),
+        RequestSpec(
+            "websocket subprotocol injection",
+            "GET",
+            "http://x.example.com/ws",
+            (),
+            None,
+            websocket=WebSocketProbe(subprotocols=("chat\r\nX-Evil: 1",)),
+        ),
     ],
     ids=lambda spec: spec.name,
 )

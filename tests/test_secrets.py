@@ -25,7 +25,7 @@ from typing import Any
 from urllib.parse import quote, quote_plus
 
 import pytest
-from aiohttp import web
+from aiohttp import WSMsgType, web
 from markupsafe import escape
 
 from shadowdiff.render.markdown import markdown_text
@@ -83,7 +83,19 @@ def reflecting(side: str) -> Callable[[web.Request], Any]:
     """An echo that reflects everything it received; the candidate loses Authorization and
     changes the cookie, as a misconfigured data plane could, and answers its own secrets."""
 
-    async def handle(request: web.Request) -> web.Response:
+    async def handle(request: web.Request) -> web.StreamResponse:
+        if request.path == "/ws":
+            # A WebSocket echo of the message with the upgrade's headers, the candidate's
+            # without Authorization.
+            socket = web.WebSocketResponse(protocols=("chat.v2",))
+            await socket.prepare(request)
+            seen = dict(request.headers)
+            if side == "candidate":
+                seen.pop("Authorization", None)
+            async for message in socket:
+                if message.type == WSMsgType.TEXT:
+                    await socket.send_str(json.dumps({"message": message.data, "headers": seen}))
+            return socket
         if request.path == "/text":
             # A text answer that differs: the report shows a diff of it.
             separator = ": " if side == "baseline" else " = "  # every line differs
@@ -123,6 +135,11 @@ requests:
   - name: text
     url: 'https://app.example.com/text'
     headers: {Authorization: 'Bearer literal-bearer-secret-1', X-Token: '${TOKEN}'}
+  - name: socket
+    url: 'https://app.example.com/ws'
+    headers: {Authorization: 'Bearer literal-bearer-secret-1'}
+    allow_unsafe: true
+    websocket: {subprotocols: [chat.v2], message: 'hello ${TOKEN}'}
 """
 
 
@@ -258,6 +275,8 @@ async def test_no_secret_reaches_any_output(
     report = json.loads(report_path.read_text())
     fields = {(s["kind"], s["field"]) for s in report["signatures"]}
     assert ("json_field", "$.headers.Authorization") in fields, fields
+    socket_fields = {s["field"] for s in report["signatures"] if "socket" in s["requests"]}
+    assert "$.headers.Authorization" in socket_fields, report["signatures"]
     assert ("cookie", "session") in fields or ("header_changed", "x-api-key") in fields, fields
     assert "[redacted " in report_path.read_text()  # ...and shown as fingerprints
     diffs = [e["diff"] for s in report["signatures"] for e in s["examples"] if "diff" in e]

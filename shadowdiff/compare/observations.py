@@ -20,6 +20,7 @@ from shadowdiff.compare.json_body import is_json, json_differences, parse_json, 
 from shadowdiff.compare.markers import compare_markers
 from shadowdiff.compare.options import CompareOptions
 from shadowdiff.compare.text_diff import text_diff
+from shadowdiff.compare.websocket import WEBSOCKET_ANSWER_HEADERS, compare_websocket
 from shadowdiff.difference import Difference, DifferenceKind
 from shadowdiff.markers import extract_markers
 from shadowdiff.observation import Observation
@@ -55,6 +56,8 @@ def compare(
     ):
         return protocol  # byte-identical answers, the common case: nothing else can differ
     headers = protocol + _compare_headers(request, baseline, candidate, options)
+    if request.websocket is not None:
+        headers += compare_websocket(baseline, candidate)
     if baseline.status != candidate.status:
         # A different status explains different bodies, Location and Content-Type; saying it
         # again for each is noise. Security headers still count: losing HSTS is its own finding.
@@ -134,6 +137,8 @@ def _compare_headers(
     differences: list[Difference] = []
     for name in sorted(baseline_headers.keys() | candidate_headers.keys()):
         if is_framing(name) or name in options.ignore_headers:
+            continue
+        if request.websocket is not None and name in WEBSOCKET_ANSWER_HEADERS:
             continue
         before, after = baseline_headers.get(name), candidate_headers.get(name)
         if name == "set-cookie":

@@ -45,7 +45,7 @@ from shadowdiff.trace import (
     written_traceparent,
 )
 from shadowdiff.transport import Transport, open_transport
-from shadowdiff.wire import refusal, unsafe_reason
+from shadowdiff.wire import refusal, unsafe_reason, websocket_refusal
 
 T = TypeVar("T")
 # Opens a transport for an endpoint and the most sends it will have in flight at once.
@@ -86,6 +86,16 @@ def refuse_unsendable(scenario: Scenario) -> None:
             spec.body,
             allow_unsafe=spec.allow_unsafe,
         )
+        if reason is None and spec.websocket is not None:
+            reason = websocket_refusal(
+                spec.method,
+                (*spec.headers, *target_headers),
+                spec.body,
+                spec.websocket.subprotocols,
+                spec.websocket.extensions,
+                spec.websocket.message,
+                allow_unsafe=spec.allow_unsafe,
+            )
         if reason is not None:
             reasons.append(f"{spec.name}: {reason}")
     if reasons:

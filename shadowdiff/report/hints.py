@@ -68,6 +68,17 @@ def hint_for(
         }
     if kind == "status":
         before, after = _status(baseline), _status(candidate)
+        if before == 101:
+            return {
+                "cause": "the new entry point does not upgrade the WebSocket: its route does "
+                "not pass Upgrade and Connection on to the backend (ingress-nginx does for "
+                "every location), or another route, host or backend answers the GET",
+                "fix": "turn on WebSocket (HTTP upgrade) support for this route in the data "
+                "plane's backend or route policy where it is not on by default, and check that "
+                "the HTTPRoute matches this path and host; the backend must see the Upgrade",
+                "source": "[GW] HTTPRoute (upgrade support is implementation-specific); [IN] "
+                "WebSocket support without annotation",
+            }
         if before in (301, 302, 307, 308) and after in (301, 302, 303, 307, 308):
             return {
                 "cause": f"the redirect code changed ({before} -> {after}); ingress-nginx "
@@ -104,6 +115,32 @@ def hint_for(
                 "source": "[IN] auth and source-range annotations",
             }
         return None
+    if kind == "websocket" and field == "subprotocol":
+        return {
+            "cause": "another WebSocket subprotocol was chosen: Sec-WebSocket-Protocol did not "
+            "reach the backend (a request header filter, or a data plane that drops it), or "
+            "did not come back (a response header filter)",
+            "fix": "let Sec-WebSocket-Protocol pass both ways: no RequestHeaderModifier or "
+            "ResponseHeaderModifier removing it on the HTTPRoute, and the same backend "
+            "version behind both entry points",
+            "source": "[GW] HTTPRoute filters; [IN] headers passed as received",
+        }
+    if kind == "websocket" and field == "extensions":
+        return {
+            "cause": "the WebSocket extensions differ (permessage-deflate): the data plane "
+            "negotiates or strips Sec-WebSocket-Extensions itself instead of passing the "
+            "backend's answer through",
+            "fix": "let Sec-WebSocket-Extensions pass to and from the backend unchanged (no "
+            "header filter removing it); compression then works as before",
+            "source": "[GW] HTTPRoute filters; [IN] headers passed as received",
+        }
+    if kind == "websocket" and field == "message_type":
+        return {
+            "cause": "the echo came back as binary on one side and text on the other: another "
+            "backend (or version) answers behind the new entry point",
+            "fix": "check which backend the HTTPRoute sends this path to (backendRefs)",
+            "source": "[GW] HTTPRoute backendRefs",
+        }
     if kind == "redirect":
         return {
             "cause": "the redirect points elsewhere: host, scheme, port or path of Location",

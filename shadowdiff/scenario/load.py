@@ -49,8 +49,15 @@ from shadowdiff.scenario.model import (
 from shadowdiff.scenario.tls_files import tls_file_problems
 from shadowdiff.scenario.yamlsource import FieldPath, SourceDocument, format_path, read_yaml
 from shadowdiff.sources import Recorded, Skipped, SourceSummary, records, select, selection_for
-from shadowdiff.spec import RequestSpec, RequestTls, Side
-from shadowdiff.wire import SAFE_METHODS, WireError, prepare_url, unsafe_reason
+from shadowdiff.spec import RequestSpec, RequestTls, Side, WebSocketProbe
+from shadowdiff.wire import (
+    SAFE_METHODS,
+    WEBSOCKET_HEADERS,
+    WEBSOCKET_MESSAGE_UNSAFE,
+    WireError,
+    prepare_url,
+    unsafe_reason,
+)
 
 # Distinct requests a scenario may expand to. Each one holds its own report entry and
 # statistics, so volume comes from `repeat` and load models, not from ever more requests.
@@ -770,6 +777,14 @@ def _expand(
             repeat_under_load=request.repeat_under_load,
             tls=tls,
             http=request.http,
+            websocket=None
+            if request.websocket is None
+            else WebSocketProbe(
+                tuple(request.websocket.subprotocols),
+                tuple(request.websocket.extensions),
+                request.websocket.message,
+                request.websocket.idle_s,
+            ),
             origin=request.origin,
             # Pair by pair the backend of a random split differs by chance: compared in
             # proportion instead (shadowdiff/report/split_finding.py).
@@ -778,6 +793,7 @@ def _expand(
             backend_split=request.backend_split,
         )
         problems += _check_unsafe(spec, config, path, document)
+        problems += _check_websocket(spec, config, path, document)
         specs.append(spec)
 
     expanded_total = len(config.requests)
@@ -850,6 +866,63 @@ def _check_unsafe(
             "point); set allow_unsafe: true to send it",
         )
     ]
+
+
+def _check_websocket(
+    spec: RequestSpec, config: ScenarioFile, path: FieldPath, document: SourceDocument
+) -> list[Problem]:
+    """A WebSocket probe is an HTTP/1.1 GET without a body whose upgrade headers are its own,
+    sent by the lean transport; its message is sent only with allow_unsafe."""
+    if spec.websocket is None:
+        return []
+    problems = []
+    if spec.method != "GET":
+        problems.append(document.problem((*path, "method"), "a WebSocket upgrade is a GET"))
+    if spec.body is not None:
+        problems.append(
+            document.problem((*path, "body"), "a WebSocket upgrade has no body; see message")
+        )
+    for name, _ in spec.headers:
+        if name.lower() in WEBSOCKET_HEADERS:
+            problems.append(
+                document.problem(
+                    (*path, "headers", name), f"{name} is set by the WebSocket probe itself"
+                )
+            )
+    if spec.http == "2":
+        problems.append(
+            document.problem(
+                (*path, "http"),
+                "a WebSocket probe speaks HTTP/1.1 (over HTTP/2, RFC 8441, is not supported); "
+                'leave http out or set "1.1"',
+            )
+        )
+    if config.defaults.transport == "aiohttp":
+        problems.append(
+            document.problem(
+                (*path, "websocket"),
+                "the WebSocket probe needs the lean transport; defaults.transport: aiohttp "
+                "does not send it",
+            )
+        )
+    total_s = config.defaults.timeouts.total_s
+    if spec.websocket.idle_s >= total_s:
+        problems.append(
+            document.problem(
+                (*path, "websocket", "idle_s"),
+                f"must be shorter than defaults.timeouts.total_s ({total_s:g} s), which bounds "
+                "the whole probe, the idle time included",
+            )
+        )
+    if spec.websocket.message is not None and not spec.allow_unsafe:
+        problems.append(
+            document.problem(
+                (*path, "websocket", "message"),
+                f"{WEBSOCKET_MESSAGE_UNSAFE}, and it would reach the backends twice (once "
+                "through each entry point); set allow_unsafe: true to send it",
+            )
+        )
+    return problems
 
 
 def _matrix_size(matrix: Matrix) -> int:

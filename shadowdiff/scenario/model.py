@@ -29,6 +29,7 @@ from shadowdiff.wire import (
     header_name_problem,
     header_value_problem,
     prepare_url,
+    websocket_problems,
 )
 
 Method = Literal["GET", "HEAD", "OPTIONS", "POST", "PUT", "PATCH", "DELETE"]
@@ -307,6 +308,57 @@ class Body(_Strict):
         return data
 
 
+def _check_subprotocol(name: str) -> str:
+    if websocket_problems([name], [], None):
+        raise ValueError("not a subprotocol name (RFC 6455: token characters only)")
+    return name
+
+
+def _check_extension_offer(offer: str) -> str:
+    if websocket_problems([], [offer], None):
+        raise ValueError(
+            "not an extension offer: a name, then `; parameter` or `; parameter=value`, such "
+            "as 'permessage-deflate; client_max_window_bits'"
+        )
+    return offer
+
+
+def _check_message(message: str) -> str:
+    problems = websocket_problems([], [], message)
+    if problems:
+        raise ValueError(problems[0].removeprefix("message: "))
+    return message
+
+
+class WebSocket(_Strict):
+    """The request sent as a WebSocket upgrade (HTTP/1.1 GET with Upgrade: websocket)."""
+
+    subprotocols: list[Annotated[str, AfterValidator(_check_subprotocol)]] = Field(
+        default_factory=list,
+        max_length=32,
+        description="offered in Sec-WebSocket-Protocol, in order of preference",
+    )
+    extensions: list[Annotated[str, AfterValidator(_check_extension_offer)]] = Field(
+        default_factory=list,
+        max_length=16,
+        description="offered in Sec-WebSocket-Extensions, e.g. permessage-deflate (the one "
+        "spoken; others are offered and compared)",
+    )
+    message: Annotated[str, AfterValidator(_check_message)] | None = Field(
+        None,
+        max_length=1024 * 1024,
+        description="one text frame sent after the upgrade, its echo (the first data message "
+        "back) compared as the body; application data: needs allow_unsafe",
+    )
+    idle_s: float = Field(
+        0.0,
+        ge=0,
+        le=3600,
+        description="seconds the socket stays idle after the upgrade, before the message: a "
+        "side that closes it sooner (an idle timeout) fails with reset; shorter than total_s",
+    )
+
+
 class Request(_Strict):
     """One named request, sent to both targets `repeat` times."""
 
@@ -332,6 +384,11 @@ class Request(_Strict):
     http: HttpSetting | None = Field(
         None,
         description="the HTTP version on both targets, instead of theirs: " + _HTTP_DESCRIPTION,
+    )
+    websocket: WebSocket | None = Field(
+        None,
+        description="send the request as a WebSocket upgrade (a GET, HTTP/1.1), compare the "
+        "answer, and echo one message through it",
     )
     ignore: list[DifferenceKind] = Field(
         default_factory=list,

@@ -213,6 +213,9 @@ class AiohttpTransport:
         reason = refusal(
             request.method, request.url, headers, request.body, allow_unsafe=request.allow_unsafe
         ) or traceparent_problem(traceparent)
+        if request.websocket is not None:
+            # The loader refuses it with the file and line; a request built by hand lands here.
+            reason = "the WebSocket probe is the lean transport's (defaults.transport: lean)"
         if reason is not None:
             return Observation(
                 side=self.side,

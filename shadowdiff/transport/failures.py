@@ -21,6 +21,10 @@ HTTP/2 adds its own (h2_connection.py and lean_h2.py say where each is decided):
 reset or above a GOAWAY's last stream is `reset`; a frame h2 refuses, or h2c answered in
 anything but HTTP/2, is `malformed_response`; a server that does not choose h2 by ALPN when
 `http: "2"` asks for it is `tls_handshake`.
+
+The WebSocket probe adds its own (websocket.py): a 101 a client must refuse, frames wsproto
+refuses, or an echo over its cap is `malformed_response`; a close frame or EOF before the echo
+is `reset`; an upgrade and echo not done within total_s is `timeout`.
 """
 
 from __future__ import annotations

@@ -24,6 +24,7 @@ from shadowdiff.transport.h2_connection import H2Connection
 from shadowdiff.transport.lean_connection import Awaited, Connection, Exchange, Failure
 from shadowdiff.transport.lean_h2 import H1Chosen, H2Sender
 from shadowdiff.transport.tls import ClientContexts, tls_session
+from shadowdiff.transport.websocket import WebSocketProber
 
 # How long closing waits for servers to answer TLS close_notify before cutting the rest: a
 # server that never answers would otherwise hold a socket open past the end of the run.
@@ -134,6 +135,7 @@ class LeanTransport:
         self._endpoint = endpoint
         self._http: HttpVersion = endpoint.http
         self._h2: H2Sender | None = None
+        self._websocket: WebSocketProber | None = None
         if endpoint.http_versions - {"1.1"}:
             self._h2 = H2Sender(endpoint, self._pool.adopt, self._busy, self._watch)
         # Serialised requests, per request spec: built once, sent many times. Keyed by id for
@@ -190,11 +192,22 @@ class LeanTransport:
         if traceparent is not None and (problem := traceparent_problem(traceparent)) is not None:
             failure = TransportFailure("not_sent", f"not sent: {problem}")
             return self._failed(failure, started_ns, {})
+        if request.websocket is not None:
+            return await self._send_websocket(request, started_ns, traceparent)
         mode = request.http or self._http
         if mode != "1.1" and (mode == "2" or request.url.startswith("https:")):
             # `auto` over plain HTTP is HTTP/1.1: nothing is negotiated without TLS.
             return await self._send_h2(request, mode, started_ns, traceparent)
         return await self._send_h1(request, started_ns, traceparent)
+
+    async def _send_websocket(
+        self, request: RequestSpec, started_ns: int, traceparent: str | None
+    ) -> Observation:
+        """A WebSocket probe: HTTP/1.1 whatever the `http` setting, on a connection of its own
+        (`websocket.py`)."""
+        if self._websocket is None:
+            self._websocket = WebSocketProber(self._endpoint, self._pool.contexts, self._pool.adopt)
+        return await self._websocket.send(request, started_ns, traceparent)
 
     async def _send_h2(
         self, request: RequestSpec, mode: HttpVersion, started_ns: int, traceparent: str | None

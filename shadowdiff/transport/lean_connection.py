@@ -169,7 +169,9 @@ class Connection(asyncio.Protocol):
         exchange.received_bytes += len(data)
         try:
             self.parser.feed_data(data)
-        except httptools.HttpParserUpgrade:
+        except httptools.HttpParserUpgrade as upgrade:
+            # llhttp stops at the end of a 101's head: what follows is the new protocol's.
+            self.upgraded(data[upgrade.args[0] :])
             self._finish()
         except httptools.HttpParserCallbackError as exc:
             # A callback refused the head (response_limits); llhttp wraps what it raised.
@@ -301,6 +303,11 @@ class Connection(asyncio.Protocol):
         self._finish()
 
     # internals
+    def upgraded(self, after_head: bytes) -> None:
+        """The server switched protocols (101 with Upgrade): `after_head` is what arrived after
+        the head in the same read. HTTP has nothing more to read on this connection; the
+        WebSocket probe takes the bytes over."""
+
     def _finish(self) -> None:
         exchange = self.exchange
         if exchange is not None and not exchange.done.done():
