@@ -15,7 +15,6 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-
 BASELINE, CANDIDATE = "127.0.0.21", "127.0.0.22"
 HTTP_PORT, HTTPS_PORT = 18080, 18443
 HOSTNAME = "bench.test"  # in Host and SNI; the certificate covers it
