@@ -19,7 +19,7 @@ import asyncio
 import contextlib
 import hashlib
 import time
-from typing import Final, cast
+from typing import Any, Final, cast
 
 import h2.config
 import h2.connection
@@ -27,6 +27,7 @@ import h2.errors
 import h2.events
 import h2.exceptions
 import h2.settings
+import hpack
 from hyperframe.frame import Frame
 
 from shadowdiff.endpoint import HeadLimits
@@ -47,6 +48,15 @@ _LAST_STREAM_ID: Final = 2**31 - 1000
 # PING and SETTINGS it sends is answered): request bodies wait for the buffer to drain, so
 # only a flood of those answers reaches this.
 _MAX_UNSENT_BYTES: Final = 4 * 1024 * 1024
+
+
+class _PlainEncoder(hpack.Encoder):
+    """HPACK without Huffman coding for the request's fields. They are few, short and ASCII,
+    the ones that repeat are indexed after the first request, and the one that changes (the
+    traceparent) would be Huffman-coded in pure Python on every send for a dozen bytes."""
+
+    def encode(self, headers: Any, huffman: bool = True) -> bytes:
+        return super().encode(headers, huffman=False)
 
 
 class _H2(h2.connection.H2Connection):
@@ -136,9 +146,18 @@ class H2Connection(asyncio.Protocol):
         self.tls: TlsSession | None = None
         self.h2 = _H2(
             h2.config.H2Configuration(
-                client_side=True, header_encoding=None, validate_inbound_headers=True
+                client_side=True,
+                header_encoding=None,
+                validate_inbound_headers=True,
+                # lean_h2 writes each request's fields ready for the wire (lower-case names,
+                # no connection-specific field, values that passed shadowdiff.wire, secrets
+                # never indexed) once per request: checking and normalising them again on
+                # every send was a fifth of a request's CPU over HTTP/2.
+                validate_outbound_headers=False,
+                normalize_outbound_headers=False,
             )
         )
+        self.h2.encoder = _PlainEncoder()
         # The HPACK decoder's own bound (name + value + 32 per field, RFC 7541 section 4.1)
         # stops a header bomb before it is decoded; the exact limits are checked after.
         header_list_bytes = limits.header_bytes + 32 * limits.header_fields

@@ -19,6 +19,8 @@ import time
 from collections.abc import Callable
 from typing import Final
 
+from hpack import NeverIndexedHeaderTuple
+
 from shadowdiff.endpoint import Endpoint
 from shadowdiff.observation import Observation, Timings
 from shadowdiff.spec import HttpVersion, RequestSpec, RequestTls, Side
@@ -34,6 +36,7 @@ _Key = tuple[str, str, int, RequestTls | None]
 _CONNECTION_SPECIFIC: Final = frozenset(
     {"connection", "keep-alive", "proxy-connection", "transfer-encoding", "upgrade"}
 )
+_NEVER_INDEXED: Final = frozenset({"authorization", "proxy-authorization"})
 
 
 class H1Chosen(Exception):
@@ -103,7 +106,9 @@ class H2Sender:
                 return self._failed(refused, started_ns, {})
         _, key, headers, retry = wire
         if traceparent is not None:
-            headers = [*headers, (b"traceparent", traceparent.encode("ascii"))]
+            # Never indexed: a value of its own on each request would only push the fields
+            # that repeat out of the HPACK table (and make each search of it longer).
+            headers = [*headers, NeverIndexedHeaderTuple(b"traceparent", traceparent.encode())]
         timings: dict[str, int] = {}
         try:
             return await self._exchange(request, key, mode, headers, started_ns, timings)
@@ -322,7 +327,13 @@ class H2Sender:
                     f"not sent: {name} is connection-specific, which HTTP/2 forbids "
                     "(RFC 9113 section 8.2.2)",
                 )
-            fields.append((lower.encode("ascii"), value.encode("ascii")))
+            # What h2's outbound normalisation did, done once per request instead of on
+            # every send (h2_connection turns it off): no surrounding whitespace (RFC 9113
+            # section 8.2.1), and credentials kept out of the HPACK dynamic table, where a
+            # compression side channel could read them back (RFC 7541 section 7.1.3).
+            field = (lower.encode("ascii"), value.strip(" \t").encode("ascii"))
+            never_indexed = lower in _NEVER_INDEXED or (lower == "cookie" and len(field[1]) < 20)
+            fields.append(NeverIndexedHeaderTuple(*field) if never_indexed else field)
             sent.add(lower)
         if "user-agent" not in sent:
             fields.append((b"user-agent", USER_AGENT.encode("ascii")))
