@@ -190,7 +190,8 @@ class LeanTransport:
         if traceparent is not None and (problem := traceparent_problem(traceparent)) is not None:
             failure = TransportFailure("not_sent", f"not sent: {problem}")
             return self._failed(failure, started_ns, {})
-        mode = request.http or self._http
+        # gRPC is HTTP/2 only, whatever the target speaks otherwise.
+        mode = "2" if request.grpc is not None else request.http or self._http
         if mode != "1.1" and (mode == "2" or request.url.startswith("https:")):
             # `auto` over plain HTTP is HTTP/1.1: nothing is negotiated without TLS.
             return await self._send_h2(request, mode, started_ns, traceparent)

@@ -20,6 +20,7 @@ from collections.abc import Callable
 from typing import Final
 
 from shadowdiff.endpoint import Endpoint
+from shadowdiff.grpc import read_answer
 from shadowdiff.observation import Observation, Timings
 from shadowdiff.spec import HttpVersion, RequestSpec, RequestTls, Side
 from shadowdiff.transport import USER_AGENT, may_retry
@@ -158,12 +159,22 @@ class H2Sender:
             connection.active -= 1
         if stream.status is None:
             raise Failure("malformed_response", "an HTTP/2 answer without :status")
+        answer_headers, trailers = tuple(stream.headers), tuple(stream.trailers)
+        if request.grpc is None:
+            answer_headers, trailers = answer_headers + trailers, ()
+        else:
+            answer = read_answer(
+                stream.status, answer_headers, trailers, bytes(stream.body), stream.body_bytes
+            )
+            if isinstance(answer, str):
+                raise Failure("malformed_response", answer)
         return Observation(
             side=self.side,
             status=stream.status,
             reason=None,  # HTTP/2 has no reason phrase
             http_version="2",
-            headers=tuple(stream.headers),
+            headers=answer_headers,
+            trailers=trailers,
             body=bytes(stream.body),
             body_bytes=stream.body_bytes,
             body_sha256=stream.digest.hexdigest(),
@@ -326,7 +337,7 @@ class H2Sender:
             sent.add(lower)
         if "user-agent" not in sent:
             fields.append((b"user-agent", USER_AGENT.encode("ascii")))
-        if "accept" not in sent:
+        if "accept" not in sent and request.grpc is None:
             fields.append((b"accept", b"*/*"))
         if request.body is not None:
             fields.append((b"content-length", str(len(request.body)).encode("ascii")))
