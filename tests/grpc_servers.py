@@ -1,15 +1,25 @@
 """Real gRPC servers for the gRPC probe's tests: grpcio with the standard health service
 (grpcio-health-checking) and one raw unary method, `/orders.v1.Orders/Get`, that answers
 `answer_prefix + request` (or fails with `method_status`). h2c, or TLS when given a
-certificate. Each server runs on its own threads until stopped."""
+certificate. Each server runs on its own threads until stopped.
+
+And a hostile one on the `h2` library (asyncio, in the test's loop) whose answers no gRPC
+server would give: a length prefix that lies, no grpc-status, a stall..."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
+import asyncio
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
+from typing import Final, cast
 
 import grpc
+import h2.config
+import h2.connection
+import h2.errors
+import h2.events
+import h2.exceptions
 from grpc_health.v1 import (  # type: ignore[import-untyped]  # no stubs are published
     health,
     health_pb2,
@@ -76,3 +86,99 @@ def grpc_server(
         yield port
     finally:
         server.stop(grace=None)
+
+
+# Hostile gRPC answers, by the method name a call asks for (`/hostile.v1.H/<behaviour>`):
+# (head, data, trailers); None trailers end the stream with the data.
+_OK_HEAD: Final = [(b":status", b"200"), (b"content-type", b"application/grpc")]
+_OK_END: Final = [(b"grpc-status", b"0")]
+HOSTILE_ANSWERS: Final[
+    dict[str, tuple[list[tuple[bytes, bytes]], bytes, list[tuple[bytes, bytes]] | None]]
+] = {
+    "ok": (_OK_HEAD, b"\x00\x00\x00\x00\x03abc", _OK_END),
+    "lying_prefix": (_OK_HEAD, b"\x00\x00\x00\x00\x64" + b"x" * 10, _OK_END),
+    "huge_prefix": (_OK_HEAD, b"\x00\xff\xff\xff\xff" + b"x" * 10, _OK_END),
+    "short_prefix": (_OK_HEAD, b"\x00\x00", _OK_END),
+    "two_messages": (_OK_HEAD, b"\x00\x00\x00\x00\x01a" * 2, _OK_END),
+    "compressed_no_encoding": (_OK_HEAD, b"\x01\x00\x00\x00\x03abc", _OK_END),
+    "no_status": (_OK_HEAD, b"\x00\x00\x00\x00\x03abc", None),
+    "status_not_number": (_OK_HEAD, b"", [(b"grpc-status", b"OK")]),
+    "trailers_only": ([*_OK_HEAD, (b"grpc-status", b"12"), (b"grpc-message", b"nope")], b"", None),
+    "encoded_message": (
+        _OK_HEAD,
+        b"",
+        [(b"grpc-status", b"13"), (b"grpc-message", b"caf%C3%A9 %E2%9C%93%0D%0Ainjected%00")],
+    ),
+    "html_404": ([(b":status", b"404"), (b"content-type", b"text/html")], b"<h1>404</h1>", None),
+    "big_message": (_OK_HEAD, b"\x00\x00\x01\x86\xa0" + b"m" * 100_000, _OK_END),
+}
+
+
+class _HostileGrpc(asyncio.Protocol):
+    """h2c with prior knowledge; answers each call by its method name: one of
+    HOSTILE_ANSWERS, `reset` (RST_STREAM) or `stall` (a head, then nothing)."""
+
+    def __init__(self) -> None:
+        self.conn = h2.connection.H2Connection(
+            h2.config.H2Configuration(client_side=False, header_encoding=None)
+        )
+        self.transport: asyncio.Transport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.Transport, transport)
+        self.conn.initiate_connection()
+        self.transport.write(self.conn.data_to_send())
+
+    def data_received(self, data: bytes) -> None:
+        try:
+            events = self.conn.receive_data(data)
+        except h2.exceptions.ProtocolError:
+            if self.transport is not None:
+                self.transport.close()
+            return
+        for event in events:
+            if isinstance(event, h2.events.RequestReceived) and event.stream_id is not None:
+                path = dict(event.headers or []).get(b":path", b"")
+                self._answer(event.stream_id, path.rsplit(b"/", 1)[-1].decode())
+            elif isinstance(event, h2.events.DataReceived) and event.stream_id is not None:
+                self.conn.acknowledge_received_data(
+                    event.flow_controlled_length or 0, event.stream_id
+                )
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.write(self.conn.data_to_send())
+
+    def _answer(self, stream_id: int, behaviour: str) -> None:
+        conn = self.conn
+        if behaviour == "reset":
+            conn.reset_stream(stream_id, h2.errors.ErrorCodes.INTERNAL_ERROR)
+            return
+        if behaviour == "stall":
+            conn.send_headers(stream_id, _OK_HEAD)
+            return
+        head, data, trailers = HOSTILE_ANSWERS[behaviour]
+        if not data and trailers is None:  # trailers-only: the one header block ends it
+            conn.send_headers(stream_id, head, end_stream=True)
+            return
+        conn.send_headers(stream_id, head)
+        size = conn.max_outbound_frame_size
+        chunks = [data[at : at + size] for at in range(0, len(data), size)] or [b""]
+        for index, chunk in enumerate(chunks):
+            last = index == len(chunks) - 1
+            if chunk or last:
+                conn.send_data(stream_id, chunk, end_stream=last and trailers is None)
+        if trailers is not None:
+            conn.send_headers(stream_id, trailers, end_stream=True)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.transport = None
+
+
+@asynccontextmanager
+async def hostile_grpc_server() -> AsyncIterator[int]:
+    """A hostile gRPC server (h2c) on 127.0.0.1; yields its port."""
+    server = await asyncio.get_running_loop().create_server(_HostileGrpc, "127.0.0.1", 0)
+    try:
+        yield int(server.sockets[0].getsockname()[1])
+    finally:
+        server.close()
+        await server.wait_closed()

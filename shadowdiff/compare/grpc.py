@@ -58,7 +58,8 @@ def compare_grpc(
         # Another status explains another message, other trailers and no answer message.
         detail = None
         if baseline_answer.message or candidate_answer.message:
-            detail = f"grpc-message: {baseline_answer.message!r} → {candidate_answer.message!r}"
+            # Quoted as they are: printable already (shadowdiff.grpc.printable_message).
+            detail = f'grpc-message: "{baseline_answer.message}" → "{candidate_answer.message}"'
         return [
             Difference(
                 "grpc",
