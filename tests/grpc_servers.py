@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from typing import Final, cast
+from urllib.parse import quote_from_bytes
 
 import grpc
 import h2.config
@@ -116,9 +117,11 @@ HOSTILE_ANSWERS: Final[
 
 class _HostileGrpc(asyncio.Protocol):
     """h2c with prior knowledge; answers each call by its method name: one of
-    HOSTILE_ANSWERS, `reset` (RST_STREAM) or `stall` (a head, then nothing)."""
+    HOSTILE_ANSWERS, `reset` (RST_STREAM) or `stall` (a head, then nothing). With `echo_side`
+    it is an echo instead, which reflects the call's metadata into its answer (see `_echo`)."""
 
-    def __init__(self) -> None:
+    def __init__(self, echo_side: str | None = None) -> None:
+        self.echo_side = echo_side
         self.conn = h2.connection.H2Connection(
             h2.config.H2Configuration(client_side=False, header_encoding=None)
         )
@@ -138,8 +141,12 @@ class _HostileGrpc(asyncio.Protocol):
             return
         for event in events:
             if isinstance(event, h2.events.RequestReceived) and event.stream_id is not None:
-                path = dict(event.headers or []).get(b":path", b"")
-                self._answer(event.stream_id, path.rsplit(b"/", 1)[-1].decode())
+                fields = dict(event.headers or [])
+                path = fields.get(b":path", b"")
+                if self.echo_side is not None:
+                    self._echo(event.stream_id, path, fields)
+                else:
+                    self._answer(event.stream_id, path.rsplit(b"/", 1)[-1].decode())
             elif isinstance(event, h2.events.DataReceived) and event.stream_id is not None:
                 self.conn.acknowledge_received_data(
                     event.flow_controlled_length or 0, event.stream_id
@@ -169,14 +176,40 @@ class _HostileGrpc(asyncio.Protocol):
         if trailers is not None:
             conn.send_headers(stream_id, trailers, end_stream=True)
 
+    def _echo(self, stream_id: int, path: bytes, fields: dict[bytes, bytes]) -> None:
+        """The health check answers SERVING with trailers that differ by side (a key the
+        server made, the Authorization it saw); any other method answers OK on the baseline
+        and UNAUTHENTICATED on the candidate, with the metadata it saw in grpc-message."""
+        side = (self.echo_side or "").encode()
+        seen = fields.get(b"authorization", b"-") + b" " + fields.get(b"x-token", b"-")
+        if path.endswith(b"/Check"):
+            self.conn.send_headers(stream_id, _OK_HEAD)
+            self.conn.send_data(stream_id, b"\x00\x00\x00\x00\x02\x08\x01")
+            trailers = [
+                (b"grpc-status", b"0"),
+                (b"x-api-key", b"server-grpc-key-secret-15-" + side),
+                (b"x-seen", side + b" " + seen),
+            ]
+            self.conn.send_headers(stream_id, trailers, end_stream=True)
+        elif side == b"baseline":
+            self.conn.send_headers(stream_id, _OK_HEAD)
+            self.conn.send_data(stream_id, b"\x00\x00\x00\x00\x02ok")
+            self.conn.send_headers(stream_id, _OK_END, end_stream=True)
+        else:
+            message = b"token refused: " + quote_from_bytes(seen).encode()
+            head = [*_OK_HEAD, (b"grpc-status", b"16"), (b"grpc-message", message)]
+            self.conn.send_headers(stream_id, head, end_stream=True)
+
     def connection_lost(self, exc: Exception | None) -> None:
         self.transport = None
 
 
 @asynccontextmanager
-async def hostile_grpc_server() -> AsyncIterator[int]:
-    """A hostile gRPC server (h2c) on 127.0.0.1; yields its port."""
-    server = await asyncio.get_running_loop().create_server(_HostileGrpc, "127.0.0.1", 0)
+async def hostile_grpc_server(echo_side: str | None = None) -> AsyncIterator[int]:
+    """A hostile gRPC server (h2c) on 127.0.0.1 (an echo for `echo_side`); yields its port."""
+    server = await asyncio.get_running_loop().create_server(
+        lambda: _HostileGrpc(echo_side), "127.0.0.1", 0
+    )
     try:
         yield int(server.sockets[0].getsockname()[1])
     finally:

@@ -29,6 +29,7 @@ from markupsafe import escape
 
 from shadowdiff.render.markdown import markdown_text
 
+from .grpc_servers import hostile_grpc_server
 from .test_cli import shadowdiff
 
 ENVIRONMENT = {
@@ -324,6 +325,84 @@ async def test_no_secret_reaches_any_output(
         *LITERALS,
         *HAR_LITERALS,
         "alice:userinfo-pass-3",
+    ]
+    leaks = [
+        (output, secret, spelling)
+        for output, text in outputs.items()
+        for secret in secrets
+        for spelling in spellings(secret)
+        if spelling in text
+    ]
+    assert leaks == [], leaks
+
+
+async def test_no_secret_echoed_in_grpc_trailers_or_grpc_message_reaches_any_output(
+    tmp_path: Path,
+) -> None:
+    """gRPC metadata (Authorization, an environment value) reflected back in trailers and in
+    a percent-encoded grpc-message, differently on each side, and a key the server made in a
+    trailer with a sensitive name: the differences show, the values never do."""
+    async with (
+        hostile_grpc_server("baseline") as baseline,
+        hostile_grpc_server("candidate") as candidate,
+    ):
+        scenario = tmp_path / "grpc.yaml"
+        scenario.write_text(
+            "version: 1\nname: grpc secrets\ntargets:\n"
+            f"  baseline: {{address: 127.0.0.1, ports: {{http: {baseline}}}}}\n"
+            f"  candidate: {{address: 127.0.0.1, ports: {{http: {candidate}}}}}\n"
+            "compare: {noise: {share: 0}}\n"
+            "defaults: {headers: {Authorization: 'Bearer grpc-bearer-secret-16', "
+            "X-Token: '${TOKEN}'}}\n"
+            "requests:\n"
+            "  - {name: health, url: 'http://api.example.com/', grpc: {health: ''}}\n"
+            "  - {name: get, url: 'http://api.example.com/', allow_unsafe: true, "
+            "grpc: {method: /orders.v1.Orders/Get}}\n"
+        )
+        report_path = tmp_path / "grpc.json"
+        os.environ["TOKEN"] = ENVIRONMENT["TOKEN"]
+        try:
+            run = await shadowdiff(
+                "run",
+                str(scenario),
+                "--json",
+                str(report_path),
+                "--pairs",
+                str(tmp_path / "grpc.ndjson"),
+                "--junit",
+                str(tmp_path / "grpc.xml"),
+                "--markdown",
+                str(tmp_path / "grpc.md"),
+                "--html",
+                str(tmp_path / "grpc.html"),
+            )
+        finally:
+            del os.environ["TOKEN"]
+    assert run[0] == 1, run[2]
+    report = json.loads(report_path.read_text())
+    fields = {(s["kind"], s["field"]) for s in report["signatures"]}
+    assert fields >= {("grpc", "status"), ("grpc_trailer", "x-api-key"), ("grpc_trailer", "x-seen")}
+    # The echoed grpc-message shows, percent-decoded, with the metadata hidden in it.
+    assert "token refused: [redacted " in report_path.read_text()
+    outputs = {
+        "run stdout": run[1],
+        "run stderr": run[2],
+        "--json": report_path.read_text(),
+        **{
+            f"--{name}": (tmp_path / f"grpc.{extension}").read_text()
+            for name, extension in (
+                ("pairs", "ndjson"),
+                ("junit", "xml"),
+                ("markdown", "md"),
+                ("html", "html"),
+            )
+        },
+    }
+    secrets = [
+        ENVIRONMENT["TOKEN"],
+        "grpc-bearer-secret-16",
+        "server-grpc-key-secret-15-baseline",
+        "server-grpc-key-secret-15-candidate",
     ]
     leaks = [
         (output, secret, spelling)

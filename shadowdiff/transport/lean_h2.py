@@ -10,6 +10,11 @@ is h2c with prior knowledge: a server that answers in anything but HTTP/2 is
 server chose; the choice is remembered per host and TLS settings, so later requests go
 straight to the right pool, and an HTTP/1.1 connection opened that way serves its request
 (`LeanTransport` takes it over).
+
+A gRPC call (`RequestSpec.grpc`) is always HTTP/2: its trailers are kept apart from its head
+(`Observation.trailers`, where grpc-status lives), and an answer that is no gRPC answer (no
+grpc-status, a length prefix that lies; `shadowdiff.grpc.read_answer`) is `malformed_response`.
+Other answers' trailers follow their head fields, as before.
 """
 
 from __future__ import annotations
