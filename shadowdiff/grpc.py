@@ -65,9 +65,6 @@ _METHOD_PATH: Final = re.compile(rf"/(?:{_IDENTIFIER}\.)*{_IDENTIFIER}/{_IDENTIF
 PREFIX_BYTES: Final = 5
 # A grpc-message is shown, not stored: longer ones are cut.
 _MESSAGE_CHARS: Final = 300
-# A health service name longer than this is no service name (and would not fit one varint byte
-# pair anyway; the encoder handles any length, this bounds what a scenario may ask).
-MAX_SERVICE_CHARS: Final = 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -178,9 +175,7 @@ def decode_health_status(message: bytes) -> str:
 
 
 def grpc_fields(
-    status: int | None,
-    headers: tuple[tuple[str, str], ...],
-    trailers: tuple[tuple[str, str], ...],
+    headers: tuple[tuple[str, str], ...], trailers: tuple[tuple[str, str], ...]
 ) -> tuple[tuple[str, str], ...]:
     """The fields that end the call: the trailers, or the head of a trailers-only answer
     (grpc-status in the one header block, PROTOCOL-HTTP2.md), lower-case names."""
@@ -203,13 +198,13 @@ def read_answer(
     `body` is the captured start of the answer's data, `body_bytes` its whole size. A unary
     answer holds at most one message: its prefix must state exactly the bytes that came.
     """
-    ending = dict(grpc_fields(http_status, headers, trailers))
+    ending = dict(grpc_fields(headers, trailers))
     raw_status = ending.get("grpc-status")
     message = printable_message(ending.get("grpc-message", ""))
     if raw_status is None:
         if http_status is not None and http_status != 200:
             code = _HTTP_TO_GRPC.get(http_status, 2)
-            return GrpcAnswer(code, message or f"HTTP {http_status}", status_from_http=True)
+            return GrpcAnswer(code, message, status_from_http=True)
         return "a gRPC answer without grpc-status (no trailers, and none in its head)"
     if not (raw_status.isascii() and raw_status.isdigit() and len(raw_status) <= 3):
         return f"grpc-status is not a number: {raw_status[:40]!r}"

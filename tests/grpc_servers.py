@@ -110,6 +110,11 @@ HOSTILE_ANSWERS: Final[
         b"",
         [(b"grpc-status", b"13"), (b"grpc-message", b"caf%C3%A9 %E2%9C%93%0D%0Ainjected%00")],
     ),
+    "raw_utf8_message": (
+        _OK_HEAD,
+        b"",
+        [(b"grpc-status", b"13"), (b"grpc-message", "raw café \x1b[31m".encode())],
+    ),
     "html_404": ([(b":status", b"404"), (b"content-type", b"text/html")], b"<h1>404</h1>", None),
     "big_message": (_OK_HEAD, b"\x00\x00\x01\x86\xa0" + b"m" * 100_000, _OK_END),
 }

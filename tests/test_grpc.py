@@ -263,7 +263,14 @@ async def test_a_hostile_grpc_answer_is_a_classified_failure(
 
 
 async def test_answers_a_grpc_client_reads_are_observations() -> None:
-    names = ["ok", "trailers_only", "encoded_message", "html_404", "big_message"]
+    names = [
+        "ok",
+        "trailers_only",
+        "encoded_message",
+        "raw_utf8_message",
+        "html_404",
+        "big_message",
+    ]
     answers = dict(zip(names, await send_hostile(names, capture=1024), strict=True))
 
     assert all(answer.failure is None for answer in answers.values())
@@ -282,6 +289,9 @@ async def test_answers_a_grpc_client_reads_are_observations() -> None:
     assert by_name["encoded_message"] == [("grpc", "status", "13 INTERNAL")]
     (difference,) = compare(spec, baseline, answers["encoded_message"])
     assert difference.detail == 'grpc-message: "" → "café ✓\\x0d\\x0ainjected\\x00"'
+    # Sent raw rather than percent-encoded: read as UTF-8 all the same, the escape made text.
+    (difference,) = compare(spec, baseline, answers["raw_utf8_message"])
+    assert difference.detail == 'grpc-message: "" → "raw café \\x1b[31m"'
     assert ("status", "status", "404") in by_name["html_404"]
     assert ("grpc", "status", "12 UNIMPLEMENTED (from HTTP)") in by_name["html_404"]
     (answer_difference,) = by_name["big_message"]

@@ -133,12 +133,12 @@ def _compare_trailers(
     """The trailers other than gRPC's status fields, by the header comparison's rules."""
     before_fields = group_by_name(
         (n, v)
-        for n, v in grpc_fields(baseline.status, baseline.headers, baseline.trailers)
+        for n, v in grpc_fields(baseline.headers, baseline.trailers)
         if n not in GRPC_STATUS_FIELDS
     )
     after_fields = group_by_name(
         (n, v)
-        for n, v in grpc_fields(candidate.status, candidate.headers, candidate.trailers)
+        for n, v in grpc_fields(candidate.headers, candidate.trailers)
         if n not in GRPC_STATUS_FIELDS
     )
     differences = []
