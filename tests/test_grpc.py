@@ -9,6 +9,7 @@ import asyncio
 import base64
 import contextlib
 import dataclasses
+import hashlib
 import textwrap
 import time
 from collections.abc import Iterator
@@ -25,6 +26,9 @@ from rich.console import Console
 from shadowdiff.compare.observations import compare
 from shadowdiff.endpoint import ClientTls, Endpoint, HeadLimits
 from shadowdiff.errors import RequestRefused, ScenarioError
+from shadowdiff.grpc import (
+    HEALTH_CHECK_METHOD as HEALTH,
+)
 from shadowdiff.grpc import (
     GrpcAnswer,
     GrpcCall,
@@ -297,6 +301,59 @@ async def test_answers_a_grpc_client_reads_are_observations() -> None:
     (answer_difference,) = by_name["big_message"]
     assert answer_difference[:2] == ("grpc", "answer")
     assert answer_difference[2] is not None and answer_difference[2].startswith("100000 bytes")
+
+
+async def test_other_http2_answers_keep_their_trailers_among_their_headers() -> None:
+    async with hostile_grpc_server() as port:
+        transport = open_transport(endpoint(port), pool_size=1)
+        try:
+            plain = dataclasses.replace(call("/hostile.v1.H/ok"), grpc=None, http="2")
+            answer = await transport.send(plain)
+        finally:
+            await transport.close()
+
+    assert answer.failure is None and answer.trailers == ()
+    assert answer.headers[-1] == ("grpc-status", "0"), "as before the gRPC probe"
+
+
+_FIELDS = st.lists(
+    st.tuples(
+        st.sampled_from(["grpc-status", "grpc-message", "x-a", "grpc-encoding", "content-type"]),
+        st.text(max_size=12),
+    ),
+    max_size=5,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.tuples(st.sampled_from([200, 404, 503]), _FIELDS, _FIELDS, st.binary(max_size=24)),
+    st.tuples(st.sampled_from([200, 404, 503]), _FIELDS, _FIELDS, st.binary(max_size=24)),
+    st.booleans(),
+)
+def test_any_two_answers_compare_without_an_exception(
+    baseline_parts: tuple[int, Any, Any, bytes],
+    candidate_parts: tuple[int, Any, Any, bytes],
+    health: bool,
+) -> None:
+    def observation(side: Any, parts: tuple[int, Any, Any, bytes]) -> Observation:
+        status, headers, trailers, body = parts
+        return Observation(
+            side=side,
+            status=status,
+            http_version="2",
+            headers=tuple(headers),
+            trailers=tuple(trailers),
+            body=body,
+            body_bytes=len(body),
+            body_sha256=hashlib.sha256(body).hexdigest(),
+        )
+
+    spec = call(HEALTH if health else "/a.B/C", health=health)
+    baseline = observation("baseline", baseline_parts)
+    differences = compare(spec, baseline, observation("candidate", candidate_parts))
+    assert all(d.baseline != d.candidate for d in differences)
+    assert compare(spec, baseline, baseline) == [], "an answer never differs from itself"
 
 
 def write(tmp_path: Path, requests: str, defaults: str = "") -> Path:
