@@ -274,7 +274,8 @@ def _grpc_hint(field: str, candidate: str | None) -> Hint | None:
     """gRPC calls that ingress-nginx proxied with backend-protocol: GRPC and a GRPCRoute now
     routes (or an HTTPRoute that cannot carry them)."""
     code = None
-    if candidate is not None and (head := candidate.split(" ", 1)[0]).isdigit():
+    head = "" if candidate is None else candidate.split(" ", 1)[0]
+    if head.isascii() and head.isdigit():
         code = int(head)
     if field == "status" and code == 12:
         return {

@@ -166,7 +166,8 @@ class H2Sender:
             raise Failure("malformed_response", "an HTTP/2 answer without :status")
         answer_headers, trailers = tuple(stream.headers), tuple(stream.trailers)
         if request.grpc is None:
-            answer_headers, trailers = answer_headers + trailers, ()
+            if trailers:
+                answer_headers, trailers = answer_headers + trailers, ()
         else:
             answer = read_answer(
                 stream.status, answer_headers, trailers, bytes(stream.body), stream.body_bytes
