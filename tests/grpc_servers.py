@@ -220,3 +220,24 @@ async def hostile_grpc_server(echo_side: str | None = None) -> AsyncIterator[int
     finally:
         server.close()
         await server.wait_closed()
+
+
+class _Http11Only(asyncio.Protocol):
+    """What a server without HTTP/2 answers to h2c's preface: an HTTP/1.1 error."""
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.Transport, transport)
+
+    def data_received(self, data: bytes) -> None:
+        self.transport.write(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n")
+        self.transport.close()
+
+
+@asynccontextmanager
+async def http11_only_server() -> AsyncIterator[int]:
+    server = await asyncio.get_running_loop().create_server(_Http11Only, "127.0.0.1", 0)
+    try:
+        yield int(server.sockets[0].getsockname()[1])
+    finally:
+        server.close()
+        await server.wait_closed()

@@ -45,7 +45,7 @@ from shadowdiff.scenario import load_scenario
 from shadowdiff.spec import RequestSpec
 from shadowdiff.transport import open_transport
 
-from .grpc_servers import GrpcBehaviour, grpc_server, hostile_grpc_server
+from .grpc_servers import GrpcBehaviour, grpc_server, hostile_grpc_server, http11_only_server
 
 HOST = "127.0.0.1"
 ORDERS = "orders.v1.Orders"
@@ -264,6 +264,19 @@ async def test_a_hostile_grpc_answer_is_a_classified_failure(
     assert answer.failure is not None
     assert (answer.failure.error_class, said in answer.failure.message) == (error_class, True)
     assert time.monotonic() - started < 3.0, "within the timeout, never a hang"
+
+
+async def test_a_server_without_http2_is_a_transport_failure() -> None:
+    async with http11_only_server() as port:
+        transport = open_transport(endpoint(port), pool_size=1)
+        try:
+            answer = await transport.send(call(HEALTH, health=True))
+        finally:
+            await transport.close()
+
+    # Its answer is no HTTP/2, or its close comes first (as in tests/test_http2.py).
+    assert answer.failure is not None
+    assert answer.failure.error_class in ("malformed_response", "reset")
 
 
 async def test_answers_a_grpc_client_reads_are_observations() -> None:
