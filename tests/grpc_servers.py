@@ -210,10 +210,12 @@ class _HostileGrpc(asyncio.Protocol):
 
 
 @asynccontextmanager
-async def hostile_grpc_server(echo_side: str | None = None) -> AsyncIterator[int]:
-    """A hostile gRPC server (h2c) on 127.0.0.1 (an echo for `echo_side`); yields its port."""
+async def hostile_grpc_server(
+    echo_side: str | None = None, host: str = "127.0.0.1", port: int = 0
+) -> AsyncIterator[int]:
+    """A hostile gRPC server (h2c; an echo for `echo_side`) on `host`; yields its port."""
     server = await asyncio.get_running_loop().create_server(
-        lambda: _HostileGrpc(echo_side), "127.0.0.1", 0
+        lambda: _HostileGrpc(echo_side), host, port
     )
     try:
         yield int(server.sockets[0].getsockname()[1])
