@@ -1,5 +1,6 @@
 """Route coverage: which Ingress rules and which route rules (HTTPRoute, GRPCRoute) received
-at least one request of a run, and which none. Pure: rules and the requests sent in, counts and names out.
+at least one request of a run, and which none. Pure: rules and the requests sent in, counts
+and names out.
 
 Matching follows each side's documented semantics, with one approximation said aloud: a
 regular-expression path (ingress-nginx use-regex, HTTPRoute RegularExpression) counts as
