@@ -338,7 +338,7 @@ _FIELDS = st.lists(
 )
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=120, deadline=None)
 @given(
     st.tuples(st.sampled_from([200, 404, 503]), _FIELDS, _FIELDS, st.binary(max_size=24)),
     st.tuples(st.sampled_from([200, 404, 503]), _FIELDS, _FIELDS, st.binary(max_size=24)),
