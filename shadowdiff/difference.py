@@ -26,6 +26,8 @@ DifferenceKind = Literal[
     "backend_header",  # a header the backend saw (forwarding headers, or one the client sent)
     "protocol",  # the HTTP version served differs: HTTP/2 on one side, HTTP/1.x on the other
     "websocket",  # a WebSocket upgrade agreed to another subprotocol, extensions, echo type
+    "grpc",  # a gRPC call's status, grpc-message, health status or answer message
+    "grpc_trailer",  # a trailer of a gRPC answer (other than its status fields)
     "latency",  # the candidate is clearly slower on a request (see report/latency_finding.py)
     "tls_handshake",  # the TLS probe could not complete a handshake with one side
     "tls_certificate",  # verification, hostname, issuer, expiry, key, signature, re-issue

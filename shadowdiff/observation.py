@@ -66,6 +66,9 @@ class Observation:
     http_version: str | None = None
     # Every header as received: original case, original order, repeated names kept.
     headers: tuple[tuple[str, str], ...] = ()
+    # The trailer fields after the body, kept apart from `headers` for gRPC calls only (their
+    # status lives there); other answers' trailers are appended to `headers` as received.
+    trailers: tuple[tuple[str, str], ...] = ()
     body: bytes = b""  # the first `body_capture` bytes
     body_bytes: int = 0  # the size of the whole body
     body_sha256: str = ""  # hex digest of the whole body

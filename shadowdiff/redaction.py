@@ -60,7 +60,7 @@ _OWN_FIELDS: Final = frozenset({"schema", "tool", "redaction", "redact_headers",
 # (Not `cookie`: its field is a cookie's name and its values are attribute shapes such as
 # `httponly; secure`, never the cookie's value, and hiding them would hide what was lost.)
 _HEADER_KINDS: Final = frozenset(
-    {"header_missing", "header_added", "header_changed", "backend_header"}
+    {"header_missing", "header_added", "header_changed", "backend_header", "grpc_trailer"}
 )
 # The last name in a JSON path such as `$.headers.Authorization[0]` or `$['x-api-key']`.
 _LAST_JSON_NAME: Final = re.compile(r"""(?:\.|\[['"])([^.\[\]'"]+)['"]?\]?(?:\[\d+\])*$""")

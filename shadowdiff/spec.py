@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+from shadowdiff.grpc import GrpcCall
 from shadowdiff.wire import WEBSOCKET_MESSAGE_UNSAFE, unsafe_reason
 
 Side = Literal["baseline", "candidate"]
@@ -84,13 +85,21 @@ class RequestSpec:
     # Where a generated request comes from (`shadowdiff plan`: namespace/ingress, rule,
     # annotation), for reports to point back to.
     origin: str | None = None
+    # A gRPC call (`grpc:`): the method is POST, the URL's path the method's, the body the
+    # framed message; its answer is compared as gRPC (status, trailers, message).
+    grpc: GrpcCall | None = None
+
+    @property
+    def grpc_health(self) -> bool:
+        """The gRPC health check: a read, though a POST with a body."""
+        return self.grpc is not None and self.grpc.health
 
     @property
     def unsafe_reason(self) -> str | None:
         """Why sending this request may change state on the backends, or None."""
         if self.websocket is not None and self.websocket.message is not None:
             return WEBSOCKET_MESSAGE_UNSAFE
-        return unsafe_reason(self.method, self.headers, self.body)
+        return unsafe_reason(self.method, self.headers, self.body, grpc_health=self.grpc_health)
 
     @property
     def may_repeat(self) -> bool:

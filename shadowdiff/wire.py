@@ -157,10 +157,17 @@ def target_problem(url: str) -> str | None:
 
 
 def unsafe_reason(
-    method: str, headers: Iterable[tuple[str, str]], body: bytes | None
+    method: str,
+    headers: Iterable[tuple[str, str]],
+    body: bytes | None,
+    *,
+    grpc_health: bool = False,
 ) -> str | None:
     """Why this request may change state on the backends, or None when it is safe to send
-    twice (and again): only GET, HEAD and OPTIONS, with no body and no method override."""
+    twice (and again): only GET, HEAD and OPTIONS, with no body and no method override, and
+    the gRPC health check (`grpc_health`: a POST with a body that only reads)."""
+    if grpc_health:
+        method, body = "GET", None
     if method not in SAFE_METHODS:
         return f"{method} may change state on the backends"
     if body is not None:
@@ -210,6 +217,7 @@ def refusal(
     body: bytes | None,
     *,
     allow_unsafe: bool,
+    grpc_health: bool = False,
 ) -> str | None:
     """Why this request must not be sent at all, or None: it cannot be written as stated, or
     it may change state on the backends and was not allowed to."""
@@ -217,7 +225,7 @@ def refusal(
     problems = request_problems(method, url, headers)
     if problems:
         return "; ".join(problems)
-    unsafe = unsafe_reason(method, headers, body)
+    unsafe = unsafe_reason(method, headers, body, grpc_health=grpc_health)
     if unsafe is not None and not allow_unsafe:
         return f"{unsafe}; set allow_unsafe to send it"
     return None

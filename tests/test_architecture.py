@@ -25,6 +25,7 @@ PLAIN_DATA = {
     "shadowdiff.routes",
     "shadowdiff.trace",
     "shadowdiff.backend_time",
+    "shadowdiff.grpc",
 }
 
 # Packages and modules above the ground floor, and what each may not import.

@@ -1,4 +1,4 @@
-"""Route coverage: which Ingress and HTTPRoute rules a run's requests reached, matched as each
+"""Route coverage: which Ingress, HTTPRoute and GRPCRoute rules a run's requests reached, matched as each
 side documents it, and `coverage.min` as a threshold (exit 4) in a real run."""
 
 from __future__ import annotations
@@ -127,6 +127,42 @@ spec:
     assert missed.covered == 1 and missed.uncovered == ["HTTPRoute n/r rule 0"]
     hit = coverage(rules, [get("http://a.example.com/search?q=shoes", **{"x-version": "2"})])
     assert hit.covered == 2
+
+
+def test_grpcroute_rules_are_reached_by_the_calls_their_method_matches_name() -> None:
+    route = yaml.safe_load(
+        """
+kind: GRPCRoute
+metadata: {name: g, namespace: n}
+spec:
+  hostnames: [api.example.com]
+  rules:
+  - matches: [{method: {service: orders.v1.Orders, method: Get}}]
+  - matches: [{method: {service: grpc.health.v1.Health}}]
+  - matches: [{method: {method: List}, headers: [{name: x-tenant, value: acme}]}]
+  - matches: [{method: {type: RegularExpression, service: "inv.*"}}]
+"""
+    )
+    rules = route_rules([route])
+    assert [r.name for r in rules] == [f"GRPCRoute n/g rule {i}" for i in range(4)]
+
+    def call(path: str, **headers: str) -> SentRequest:
+        return SentRequest("POST", f"https://api.example.com{path}", tuple(headers.items()))
+
+    reached = coverage(
+        rules,
+        [
+            call("/orders.v1.Orders/Get"),
+            call("/grpc.health.v1.Health/Check"),
+            call("/orders.v1.Orders/List"),  # without x-tenant
+        ],
+    )
+    # The regex rule counts any call to its host, as said (rule 3).
+    assert reached.covered == 3 and reached.uncovered == ["GRPCRoute n/g rule 2"]
+    typo = coverage(rules[:1], [call("/orders.v1.Orders/get"), call("/orders.v1.Order/Get")])
+    assert typo.covered == 0, "service and method match exactly, case included"
+    listed = coverage(rules[2:3], [call("/shop.v2.Items/List", **{"x-tenant": "acme"})])
+    assert listed.covered == 1
 
 
 def test_shared_manifests_and_our_routes_give_rules(tmp_path: Path) -> None:

@@ -41,6 +41,11 @@ from shadowdiff.report.hints import hint_for
         ("backend_header", "x_custom", ("(absent)", "1"), (), "underscores"),
         ("tls_protocol", "TLSv1.1", ("accepted", "refused"), (), "TLS policy"),
         ("tls_certificate", "expiry", ("3000-01-01", "2026-12-13"), (), "renew"),
+        ("grpc", "status", ("0 OK", "12 UNIMPLEMENTED"), (), "GRPCRoute for this host"),
+        ("grpc", "status", ("0 OK", "14 UNAVAILABLE (from HTTP)"), (), "kubernetes.io/h2c"),
+        ("grpc", "status", ("0 OK", "7 PERMISSION_DENIED"), (), "backendRefs"),
+        ("grpc", "health", ("SERVING", "NOT_SERVING"), (), "pods are ready"),
+        ("grpc", "answer", ("3 bytes", "4 bytes"), (), "backendRefs"),
     ],
 )
 def test_each_migration_mistake_gets_its_fix(

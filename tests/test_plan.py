@@ -536,3 +536,25 @@ async def test_cli_writes_the_plan_to_stdout_and_refuses_a_missing_file(tmp_path
     code, out, err = await shadowdiff("plan", str(missing))
     assert code == 2 and out == ""
     assert err.startswith(f"error: {missing}") and "cannot read" in err
+
+
+def test_a_grpc_backend_gets_the_health_check_where_its_path_takes_it(tmp_path: Path) -> None:
+    grpc = {"backend-protocol": "GRPC"}
+    tls = {"tls": [{"hosts": ["api.example.com"]}]}
+    requests, comments = plan_documents(
+        [
+            ingress("root", "api.example.com", "/", grpc, **tls),
+            ingress("service", "api.example.com", "/orders.v1.Orders", grpc, **tls),
+            ingress("plain", "plain.example.com", "/", grpc),
+        ],
+        tmp_path,
+    )
+    (health,) = [spec for spec in requests if spec.grpc is not None]
+    assert (health.method, health.url) == (
+        "POST",
+        "https://api.example.com/grpc.health.v1.Health/Check",
+    )
+    assert health.grpc_health and health.unsafe_reason is None, "sent without --allow-unsafe"
+    assert health.origin is not None and "shop/root rule 0 path 0" in health.origin
+    assert any("shop/service" in c and "outside this path" in c for c in comments), comments
+    assert any("shop/plain" in c and "over TLS only" in c for c in comments), comments

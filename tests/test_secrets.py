@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
+import dataclasses
 import html
 import json
 import os
@@ -30,6 +32,7 @@ from markupsafe import escape
 
 from shadowdiff.render.markdown import markdown_text
 
+from .grpc_servers import hostile_grpc_server
 from .test_cli import shadowdiff
 
 ENVIRONMENT = {
@@ -49,6 +52,9 @@ LITERALS = (
     "server-set-cookie-secret-7",
     "server-api-key-secret-8",
     "push-pass-secret-14",  # the Pushgateway's password in --metrics-push
+    # Keys a gRPC server answered in a trailer with a sensitive name, differently per side.
+    "server-grpc-key-secret-15-baseline",
+    "server-grpc-key-secret-15-candidate",
 )
 # A browser session with a cookie, a bearer token, an API key and proxy credentials (the cookie
 # also in a query string), replayed with its credentials and exported (`sources export`).
@@ -143,6 +149,21 @@ requests:
 """
 
 
+# gRPC calls whose metadata a server reflects into its trailers and (percent-encoded) into
+# grpc-message (tests/grpc_servers.py, `_echo`), over h2c.
+GRPC_REQUESTS = """\
+  - name: grpc health
+    url: 'http://api.example.com/'
+    headers: {Authorization: 'Bearer literal-bearer-secret-1', X-Token: '${TOKEN}'}
+    grpc: {health: ''}
+  - name: grpc get
+    url: 'http://api.example.com/'
+    allow_unsafe: true
+    headers: {Authorization: 'Bearer literal-bearer-secret-1', X-Token: '${TOKEN}'}
+    grpc: {method: /orders.v1.Orders/Get}
+"""
+
+
 SOURCES_SCENARIO = f"""\
 compare: {{noise: {{share: 0}}}}
 sources:
@@ -161,7 +182,16 @@ async def test_no_secret_reaches_any_output(
 ) -> None:
     baseline = await start_entry_point(handler=reflecting("baseline"))
     candidate = await start_entry_point("127.0.0.2", handler=reflecting("candidate"))
-    scenario = write_scenario(baseline, candidate, SCENARIO, ca_file)
+    grpc_echoes = contextlib.AsyncExitStack()
+    grpc_port = await grpc_echoes.enter_async_context(hostile_grpc_server("baseline"))
+    await grpc_echoes.enter_async_context(hostile_grpc_server("candidate", "127.0.0.2", grpc_port))
+    # Plain HTTP goes to the gRPC echoes (the other requests are HTTPS).
+    scenario = write_scenario(
+        dataclasses.replace(baseline, http_port=grpc_port),
+        dataclasses.replace(candidate, http_port=grpc_port),
+        SCENARIO + GRPC_REQUESTS,
+        ca_file,
+    )
     # Two files that fail validation on a value from the environment, at two stages.
     broken_url = write_scenario(
         baseline,
@@ -268,6 +298,7 @@ async def test_no_secret_reaches_any_output(
         for name in ENVIRONMENT:
             del os.environ[name]
         await push_runner.cleanup()
+        await grpc_echoes.aclose()
     assert run[0] == 1, run[2]  # the differences were found...
     ((authorization, pushed_body),) = pushed
     assert authorization == "Basic " + base64.b64encode(b"push-user:push-pass-secret-14").decode()
@@ -280,8 +311,11 @@ async def test_no_secret_reaches_any_output(
     assert ("cookie", "session") in fields or ("header_changed", "x-api-key") in fields, fields
     assert "[redacted " in report_path.read_text()  # ...and shown as fingerprints
     diffs = [e["diff"] for s in report["signatures"] for e in s["examples"] if "diff" in e]
-    assert diffs and "+served by the candidate" in diffs[0], diffs  # body diffs are covered
-    assert "+Authorization = [redacted " in diffs[0] and "+X-Token = ${TOKEN}" in diffs[0], diffs
+    (body_diff,) = [d for d in diffs if "+served by the candidate" in d]  # body diffs are covered
+    assert "+Authorization = [redacted " in body_diff and "+X-Token = ${TOKEN}" in body_diff, diffs
+    # gRPC: the metadata echoed in trailers and in grpc-message differs, hidden the same way.
+    assert {("grpc", "status"), ("grpc_trailer", "x-api-key"), ("grpc_trailer", "x-seen")} <= fields
+    assert any(d.startswith('grpc-message: "" → "token refused: [redacted ') for d in diffs), diffs
     assert validated[0] == 2 and "requests[1].url" in validated[2], validated
     assert validated_number[0] == 2 and "${SHORT}" in validated_number[2], validated_number
     # The recorded credentials were replayed, differ, and are shown as fingerprints...
@@ -386,8 +420,6 @@ async def test_requests_built_through_the_library_are_redacted_too(
     write_scenario: Callable[..., Path],
     ca_file: Path,
 ) -> None:
-    import dataclasses
-
     from shadowdiff.run import run_scenario
     from shadowdiff.scenario import load_scenario
     from shadowdiff.spec import RequestSpec

@@ -9,6 +9,7 @@ from yarl import URL
 
 from shadowdiff.compare.content_coding import Decoded, content_codings, decode
 from shadowdiff.compare.cookies import compare_cookies
+from shadowdiff.compare.grpc import compare_grpc, without_grpc_fields
 from shadowdiff.compare.headers import (
     combined,
     group_by_name,
@@ -49,6 +50,8 @@ def compare(
     if baseline.failure or candidate.failure:
         return _compare_failures(baseline, candidate)
     protocol = _compare_protocols(baseline, candidate)
+    if request.grpc is not None:
+        return protocol + _compare_grpc_call(request, baseline, candidate, options)
     if (
         baseline.status == candidate.status
         and baseline.body_sha256 == candidate.body_sha256
@@ -73,6 +76,28 @@ def compare(
     if request.method == "HEAD":
         return headers
     return headers + _compare_bodies(request, baseline, candidate, options)
+
+
+def _compare_grpc_call(
+    request: RequestSpec, baseline: Observation, candidate: Observation, options: CompareOptions
+) -> list[Difference]:
+    """A gRPC call: its status, trailers and message, and the headers of the answer; its body
+    only as gRPC reads it (the framed message)."""
+    grpc = compare_grpc(request, baseline, candidate, options)
+    if baseline.status != candidate.status:
+        # A gRPC client reads an HTTP status without grpc-status as a gRPC code: both show.
+        status = Difference(
+            "status", "status", str(baseline.status), str(candidate.status), "error"
+        )
+        return [status, *grpc]
+    headers = _compare_headers(
+        request, without_grpc_fields(baseline), without_grpc_fields(candidate), options
+    )
+    if any(d.kind == "grpc" and d.field == "status" for d in grpc):
+        # An error answer is often trailers-only, without the head a served call has
+        # (grpc-accept-encoding, content-type variants): only lost security headers count.
+        headers = [d for d in headers if d.kind == "header_missing" and d.severity == "error"]
+    return headers + grpc
 
 
 def _compare_protocols(baseline: Observation, candidate: Observation) -> list[Difference]:

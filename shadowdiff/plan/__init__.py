@@ -128,8 +128,8 @@ def preflight_files(paths: Sequence[str], secrets_path: str | None = None) -> li
 def coverage_rules(
     ingress_files: Sequence[str], route_files: Sequence[str], base_dir: Path
 ) -> tuple[list[Rule], list[Rule]]:
-    """The Ingress rules and HTTPRoute rules a run's coverage is checked against. Raises
-    `ScenarioError` (located) for a file that cannot be read."""
+    """The Ingress rules and route rules (HTTPRoute, GRPCRoute) a run's coverage is checked
+    against. Raises `ScenarioError` (located) for a file that cannot be read."""
     problems: list[Problem] = []
 
     def resolved(names: Sequence[str]) -> list[str]:

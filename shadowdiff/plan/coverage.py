@@ -1,5 +1,6 @@
-"""Route coverage: which Ingress rules and which HTTPRoute rules received at least one request
-of a run, and which none. Pure: rules and the requests sent in, counts and names out.
+"""Route coverage: which Ingress rules and which route rules (HTTPRoute, GRPCRoute) received
+at least one request of a run, and which none. Pure: rules and the requests sent in, counts
+and names out.
 
 Matching follows each side's documented semantics, with one approximation said aloud: a
 regular-expression path (ingress-nginx use-regex, HTTPRoute RegularExpression) counts as
@@ -12,6 +13,10 @@ time limit), and the literal prefix is what `shadowdiff plan` probes.
 - HTTPRoute (gateway.networking.k8s.io/v1): hostnames with `*.` wildcards (empty: all);
   PathPrefix element-wise, Exact, RegularExpression as above; `method`, exact `headers` and
   exact `queryParams` must all hold; a rule without matches is PathPrefix `/`.
+- GRPCRoute (gateway.networking.k8s.io/v1): a method match is a path, `/service/method`
+  exactly, `/service/` as a prefix (service only), or ending in `/method` (method only); exact
+  `headers` must hold. A RegularExpression method match counts any call to the host (the
+  same refusal to run a manifest's regex, with no literal prefix to stand for it).
 """
 
 from __future__ import annotations
@@ -39,7 +44,9 @@ class SentRequest:
 
 @dataclass(frozen=True, slots=True)
 class _PathMatch:
-    kind: str  # Exact, Prefix (element-wise), Plain (string prefix), Regex (literal prefix)
+    # Exact, Prefix (element-wise), Plain (string prefix), Regex (literal prefix), Suffix
+    # (a GRPCRoute match of a method in any service)
+    kind: str
     value: str
     ignore_case: bool = False
 
@@ -81,6 +88,8 @@ def _path_matches(match: _PathMatch, path: str) -> bool:
         return candidate.startswith(value)
     if match.kind == "Regex":
         return candidate.startswith(_literal_prefix(value))
+    if match.kind == "Suffix":
+        return candidate.endswith(value)
     # Prefix: whole path elements; a trailing slash in the rule is ignored.
     trimmed = value.rstrip("/")
     return trimmed == "" or candidate == trimmed or candidate.startswith(trimmed + "/")
@@ -168,11 +177,30 @@ def _pairs(entries: Any) -> tuple[tuple[str, str], ...]:
     return tuple(found)
 
 
+def _grpc_match(match: dict[str, Any]) -> _Match:
+    """A GRPCRoute match as the path gRPC calls it by (`/service/method`); the HTTP method
+    is always POST, so none is checked."""
+    method = _mapping(match.get("method"))
+    service, name = method.get("service"), method.get("method")
+    service = service if isinstance(service, str) and service else None
+    name = name if isinstance(name, str) and name else None
+    if method.get("type", "Exact") != "Exact" or (service is None and name is None):
+        path = _PathMatch("Prefix", "/")
+    elif service is not None and name is not None:
+        path = _PathMatch("Exact", f"/{service}/{name}")
+    elif service is not None:
+        path = _PathMatch("Prefix", f"/{service}")
+    else:
+        path = _PathMatch("Suffix", f"/{name}")
+    return _Match(path, None, _pairs(match.get("headers")))
+
+
 def route_rules(documents: Iterable[Any]) -> list[Rule]:
-    """The rules of every HTTPRoute among the documents."""
+    """The rules of every HTTPRoute and GRPCRoute among the documents."""
     rules = []
     for item in objects(documents):
-        if item.get("kind") != "HTTPRoute":
+        route_kind = item.get("kind")
+        if route_kind not in ("HTTPRoute", "GRPCRoute"):
             continue
         metadata = _mapping(item.get("metadata"))
         key = f"{metadata.get('namespace') or 'default'}/{metadata.get('name') or 'unnamed'}"
@@ -182,6 +210,9 @@ def route_rules(documents: Iterable[Any]) -> list[Rule]:
             matches = []
             for entry in _sequence(_mapping(rule).get("matches")) or [{}]:
                 match = _mapping(entry)
+                if route_kind == "GRPCRoute":
+                    matches.append(_grpc_match(match))
+                    continue
                 path = _mapping(match.get("path"))
                 kind = path.get("type", "PathPrefix")
                 value = path.get("value", "/")
@@ -199,7 +230,7 @@ def route_rules(documents: Iterable[Any]) -> list[Rule]:
                         _pairs(match.get("queryParams")),
                     )
                 )
-            rules.append(Rule(f"HTTPRoute {key} rule {index}", hosts, tuple(matches)))
+            rules.append(Rule(f"{route_kind} {key} rule {index}", hosts, tuple(matches)))
     return rules
 
 

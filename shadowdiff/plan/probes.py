@@ -13,6 +13,7 @@ import re
 from dataclasses import dataclass, field, replace
 from typing import Final
 
+from shadowdiff.grpc import HEALTH_CHECK_METHOD
 from shadowdiff.plan.ingress import Ingress, IngressPath
 from shadowdiff.plan.sendable import headers_problem, host_name_problem, url_problem
 
@@ -87,7 +88,8 @@ SEEN_BY_THE_PLAIN_REQUEST: Final = {
     "denylist-source-range": "sent from this host's address: allowed or refused alike",
     "ssl-redirect": "see the plain-HTTP probe",
     "force-ssl-redirect": "see the plain-HTTP probe",
-    "backend-protocol": "noted: the backend speaks another protocol",
+    "backend-protocol": "noted: the backend speaks another protocol (GRPC and GRPCS: the gRPC "
+    "health check on TLS hosts)",
     "server-alias": "each alias is probed as a host of its own",
     "app-root": "probed: / on the host",
     "affinity": "probed three times: the affinity cookie's name and attributes are compared",
@@ -116,6 +118,8 @@ class PlannedRequest:
     allow_unsafe: bool = False
     ignore: tuple[str, ...] = ()  # difference kinds not compared (see `_random_backends`)
     backend_split: bool = False  # the backend compared in proportion (a weighted canary)
+    # backend-protocol GRPC or GRPCS: the gRPC health check of this service ("" the server).
+    grpc_health: str | None = None
 
 
 @dataclass(slots=True)
@@ -141,7 +145,13 @@ class Plan:
         """Add `request` under a unique name; a request that sends exactly what an earlier one
         sends is not written again: the earlier one keeps its origin and takes the larger
         `repeat`."""
-        sent = (request.method, request.url, request.headers, request.body_size_bytes)
+        sent = (
+            request.method,
+            request.url,
+            request.headers,
+            request.body_size_bytes,
+            request.grpc_health,
+        )
         earlier = self._sent.get(sent)
         if earlier is not None:
             first = self.requests[earlier]
@@ -296,8 +306,6 @@ def _plan_one(plan: Plan, ingress: Ingress, allow_unsafe: bool) -> None:
     body_note = _body_size_note(annotations, allow_unsafe)
     if body_note is not None:
         plan.note(key, "proxy-body-size", body_note)
-    if annotations.get("backend-protocol", "").upper() in ("GRPC", "GRPCS"):
-        plan.note(key, "backend-protocol", "gRPC probes come with shadowdiff's gRPC support")
     notes = [
         f"{name}: {SEEN_BY_THE_PLAIN_REQUEST[name]}"
         if name in SEEN_BY_THE_PLAIN_REQUEST
@@ -372,12 +380,52 @@ def _plan_path(
                 f"GET {url}", url, f"{origin}; {what}", repeat=repeat, backend_split=weighted
             )
         )
+    if annotations.get("backend-protocol", "").strip().upper() in ("GRPC", "GRPCS"):
+        _grpc_probe(plan, base_url, entry, where, tls)
     force_plain = _is_true(annotations, "force-ssl-redirect")
     if (tls or force_plain) and url_problem(f"http://{host}{paths[0][0]}") is None:
         url = f"http://{host}{paths[0][0]}"
         why = "force-ssl-redirect" if force_plain else "a TLS host (ssl-redirect is on by default)"
         plan.add(PlannedRequest(f"GET {url}", url, f"{where}; plain HTTP to {why}"))
     _annotation_probes(plan, annotations, base_url, entry, where, allow_unsafe)
+
+
+def _grpc_probe(plan: Plan, base_url: str, entry: IngressPath, where: str, tls: bool) -> None:
+    """backend-protocol GRPC (or GRPCS): the gRPC health check of the server through the
+    host, where this path takes it (`/`, or a prefix of its path). Only on TLS hosts:
+    ingress-nginx speaks HTTP/2 to clients by ALPN on its TLS listener alone, so no gRPC
+    client reached it over plain HTTP, and an h2c probe there would show what none uses."""
+    if not tls:
+        plan.note(
+            where, "backend-protocol", "gRPC reaches ingress-nginx over TLS only: no TLS here"
+        )
+        return
+    path, health = entry.path, HEALTH_CHECK_METHOD
+    if entry.path_type == "Exact":
+        takes = path == health
+    elif entry.path_type == "Prefix":
+        trimmed = path.rstrip("/")
+        takes = trimmed == "" or health == trimmed or health.startswith(trimmed + "/")
+    else:  # ImplementationSpecific: a plain prefix, as ingress-nginx matches it
+        takes = health.startswith(path)
+    if not takes:
+        plan.note(
+            where,
+            "backend-protocol",
+            f"the gRPC health check ({health}) is outside this path: a request with "
+            "grpc: {method, message_base64} calls one of the service's own methods",
+        )
+        return
+    url = base_url + "/"
+    plan.add(
+        PlannedRequest(
+            f"gRPC health {url}",
+            url,
+            f"{where}; backend-protocol: the gRPC health check of the server",
+            method="POST",
+            grpc_health="",
+        )
+    )
 
 
 def _annotation_probes(

@@ -62,7 +62,9 @@ def scenario_text(plan: Plan, sources: Sequence[str], ingress_count: int) -> str
     for request in plan.requests:
         lines.append(f"  - name: {_quoted(request.name)}")
         lines.append(f"    url: {_quoted(request.url)}")
-        if request.method != "GET":
+        if request.grpc_health is not None:
+            lines.append(f"    grpc: {{health: {_quoted(request.grpc_health)}}}")
+        elif request.method != "GET":
             lines.append(f"    method: {request.method}")
         if request.headers:
             lines.append("    headers:")

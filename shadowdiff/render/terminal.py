@@ -353,7 +353,7 @@ def _coverage(report: Report) -> Text | None:
         (label, count)
         for label, count in (
             ("Ingress rules", entry["ingress"]),
-            ("HTTPRoute rules", entry["routes"]),
+            ("route rules", entry["routes"]),  # HTTPRoute and GRPCRoute
         )
         if count is not None
     ]

@@ -85,6 +85,7 @@ def refuse_unsendable(scenario: Scenario) -> None:
             (*spec.headers, *target_headers),
             spec.body,
             allow_unsafe=spec.allow_unsafe,
+            grpc_health=spec.grpc_health,
         )
         if reason is None and spec.websocket is not None:
             reason = websocket_refusal(

@@ -14,7 +14,14 @@ One table, one place. Sources, cited per rule:
   ssl-redirect answers 308; use-regex locations are `~*` (case-insensitive); proxy-body-size
   defaults to 1m (413 beyond); X-Forwarded-For / X-Real-IP / X-Forwarded-Proto are set by the
   controller; HSTS is on by default for TLS hosts; the default backend answers unknown hosts;
-  use-http2 (on by default) offers h2 by ALPN on TLS hosts.
+  use-http2 (on by default) offers h2 by ALPN on TLS hosts; backend-protocol: GRPC (or GRPCS)
+  proxies a host's paths with grpc_pass, HTTP/2 to the backend.
+- [GW] GRPCRoute (apis/v1/grpcroute_types.go): GRPCMethodMatch matches service and method
+  exactly (case-sensitive) by default; GEP-1911: a Service port's appProtocol
+  `kubernetes.io/h2c` tells the data plane to speak HTTP/2 in clear text to the backend.
+- gRPC's status codes and how a client reads an HTTP status without grpc-status
+  (grpc/doc/statuscodes.md, doc/http-grpc-status-mapping.md): 404 is UNIMPLEMENTED, 502,
+  503 and 504 UNAVAILABLE.
 
 Pure: a signature's kind, field, examples and requests in, a hint or None out. A hint is a
 likely cause, said as such: the report never claims it is the cause.
@@ -272,6 +279,8 @@ def hint_for(
             "h2 out of the listener's ALPN protocols in the data plane's TLS policy",
             "source": "[GW] Listener.protocol; [IN] use-http2",
         }
+    if kind == "grpc":
+        return _grpc_hint(field, candidate)
     if kind == "tls_alpn":
         return {
             "cause": "HTTP/2 is offered on one side only",
@@ -294,5 +303,61 @@ def hint_for(
             "fix": "point the listener's tls.certificateRefs at the Secret the Ingress used, "
             "and give the Gateway a default certificate if clients connect without SNI",
             "source": "[GW] GatewayTLSConfig.certificateRefs",
+        }
+    return None
+
+
+def _grpc_hint(field: str, candidate: str | None) -> Hint | None:
+    """gRPC calls that ingress-nginx proxied with backend-protocol: GRPC and a GRPCRoute now
+    routes (or an HTTPRoute that cannot carry them)."""
+    code = None
+    head = "" if candidate is None else candidate.split(" ", 1)[0]
+    if head.isascii() and head.isdigit():
+        code = int(head)
+    if field == "status" and code == 12:
+        return {
+            "cause": "no route on the new entry point takes this gRPC method: a GRPCRoute "
+            "missing for the host, a method match with a typo (service and method match "
+            "exactly, case included), or a backend that does not serve this service",
+            "fix": "a GRPCRoute for this host whose rule matches the service (and method) as "
+            "clients call it, with the Service the Ingress named (backend-protocol: GRPC) as "
+            "its backendRef",
+            "source": "[GW] GRPCRoute, GRPCMethodMatch; [IN] backend-protocol",
+        }
+    if field == "status" and code in (13, 14):
+        return {
+            "cause": "the data plane cannot speak gRPC to the backend: it connects in HTTP/1.1 "
+            "(an HTTPRoute, or a Service port without an HTTP/2 appProtocol) where "
+            "ingress-nginx used HTTP/2 (grpc_pass), or in clear text to a TLS backend (GRPCS)",
+            "fix": "route the host with a GRPCRoute, and set the backend Service port's "
+            "appProtocol to kubernetes.io/h2c (or the data plane's HTTP/2 backend setting); "
+            "for backend-protocol: GRPCS, a BackendTLSPolicy",
+            "source": "[GW] GRPCRoute, Service appProtocol (GEP-1911), BackendTLSPolicy; "
+            "[IN] backend-protocol",
+        }
+    if field == "status":
+        return {
+            "cause": "the gRPC call ends with another status: another backend answered (a "
+            "GRPCRoute backendRef to another Service or port), or the backend saw the call "
+            "differently (its metadata, an authentication the old entry point did)",
+            "fix": "check the GRPCRoute's backendRefs and header matches for this host, and "
+            "the backend's log for this call under the trace id",
+            "source": "[GW] GRPCRoute; [IN] backend-protocol",
+        }
+    if field == "health":
+        return {
+            "cause": "the health service answers another status: the call reached another "
+            "backend (a GRPCRoute backendRef to another Service or port), or the backend behind "
+            "the new entry point is not ready",
+            "fix": "point the GRPCRoute's backendRef at the Service and port the Ingress named, "
+            "and check that its pods are ready",
+            "source": "[GW] GRPCRoute backendRefs",
+        }
+    if field == "answer":
+        return {
+            "cause": "the method answers another message: another backend (or another "
+            "version of it) served the call",
+            "fix": "check the GRPCRoute's backendRefs (and their weights) for this method",
+            "source": "[GW] GRPCRoute backendRefs",
         }
     return None

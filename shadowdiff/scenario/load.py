@@ -26,6 +26,7 @@ from yarl import URL
 from shadowdiff.endpoint import ClientTls, Endpoint, HeadLimits
 from shadowdiff.errors import Problem, ScenarioError
 from shadowdiff.redaction import DEFAULT_SENSITIVE_HEADERS, Redactor, Secrets, sensitive_literals
+from shadowdiff.scenario.grpc_call import GRPC_HEADERS, grpc_parts
 from shadowdiff.scenario.model import (
     MAX_GENERATED_BODY_BYTES,
     TLS_VERSIONS,
@@ -648,13 +649,20 @@ def _check_http(config: ScenarioFile, document: SourceDocument) -> Iterable[Prob
         if request.http not in (None, "1.1")
     ]
     where += [
+        ("requests", index, "grpc")
+        for index, request in enumerate(config.requests)
+        if request.grpc is not None and request.http is None
+    ]
+    where += [
         ("matrix", index, "http")
         for index, matrix in enumerate(config.matrix)
         if matrix.http not in (None, "1.1")
     ]
     for path in where:
         yield document.problem(
-            path, "HTTP/2 needs the lean transport; defaults.transport: aiohttp speaks HTTP/1.1"
+            path,
+            f"{'gRPC (HTTP/2)' if path[-1] == 'grpc' else 'HTTP/2'} needs the lean transport; "
+            "defaults.transport: aiohttp speaks HTTP/1.1",
         )
 
 
@@ -766,9 +774,15 @@ def _expand(
             )
             body_headers.update(body_content_type)
             problems += body_problems
+        grpc = None
+        if request.grpc is not None:
+            parts = grpc_parts(request, url, path, document)
+            problems += parts.problems
+            grpc, url, body = parts.call, parts.url, parts.body
+            body_headers.update(GRPC_HEADERS)
         spec = RequestSpec(
             name=request.name,
-            method=request.method,
+            method="POST" if request.grpc is not None else request.method,
             url=url,
             headers=_merge_headers(config.defaults.headers, body_headers, request.headers),
             body=body,
@@ -776,7 +790,8 @@ def _expand(
             allow_unsafe=request.allow_unsafe,
             repeat_under_load=request.repeat_under_load,
             tls=tls,
-            http=request.http,
+            http="2" if request.grpc is not None else request.http,
+            grpc=grpc,
             websocket=None
             if request.websocket is None
             else WebSocketProbe(
@@ -847,7 +862,9 @@ def _check_unsafe(
         for side in ("baseline", "candidate")
         for header in getattr(config.targets, side).headers.items()
     ]
-    reason = unsafe_reason(spec.method, (*spec.headers, *target_headers), spec.body)
+    reason = unsafe_reason(
+        spec.method, (*spec.headers, *target_headers), spec.body, grpc_health=spec.grpc_health
+    )
     if reason is None:
         return []
     field = (
@@ -859,6 +876,8 @@ def _check_unsafe(
     )
     if path[0] == "matrix" and field == "method":
         field = "methods"
+    if spec.grpc is not None and field != "headers":
+        field, reason = "grpc", f"the gRPC method {spec.grpc.method} may change state"
     return [
         document.problem(
             (*path, field),
@@ -875,6 +894,13 @@ def _check_websocket(
     sent by the lean transport; its message is sent only with allow_unsafe."""
     if spec.websocket is None:
         return []
+    if spec.grpc is not None:
+        return [
+            document.problem(
+                (*path, "websocket"),
+                "a request is a WebSocket probe or a gRPC call, not both: write two requests",
+            )
+        ]
     problems = []
     if spec.method != "GET":
         problems.append(document.problem((*path, "method"), "a WebSocket upgrade is a GET"))

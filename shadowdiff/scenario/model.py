@@ -359,6 +359,39 @@ class WebSocket(_Strict):
     )
 
 
+class GrpcRequest(_Strict):
+    """A gRPC unary call over HTTP/2: the health check, or a method with a raw message."""
+
+    health: str | None = Field(
+        None,
+        max_length=1024,
+        description="grpc.health.v1.Health/Check for this service (HealthCheckRequest.service; "
+        '"" asks about the server as a whole); sent without allow_unsafe',
+    )
+    method: str | None = Field(
+        None,
+        max_length=1024,
+        description="a method path such as /orders.v1.Orders/Get (needs allow_unsafe: a gRPC "
+        "call is a POST whose effects are the method's)",
+    )
+    message_base64: str | None = Field(
+        None, max_length=1_000_000, description="the serialized request message, in base64"
+    )
+    message_hex: str | None = Field(
+        None, max_length=1_000_000, description="the serialized request message, in hex"
+    )
+
+    @model_validator(mode="after")
+    def _one_call(self) -> GrpcRequest:
+        if (self.health is None) == (self.method is None):
+            raise ValueError("a gRPC call has exactly one of health or method")
+        if self.message_base64 is not None and self.message_hex is not None:
+            raise ValueError("a message is given once: message_base64 or message_hex")
+        if self.health is not None and (self.message_base64 or self.message_hex) is not None:
+            raise ValueError("the health check's message is made from `health`: no message")
+        return self
+
+
 class Request(_Strict):
     """One named request, sent to both targets `repeat` times."""
 
@@ -389,6 +422,11 @@ class Request(_Strict):
         None,
         description="send the request as a WebSocket upgrade (a GET, HTTP/1.1), compare the "
         "answer, and echo one message through it",
+    )
+    grpc: GrpcRequest | None = Field(
+        None,
+        description="a gRPC call over HTTP/2 to the URL's host (its path must be /): the "
+        "answer's grpc-status, grpc-message, trailers and message are compared",
     )
     ignore: list[DifferenceKind] = Field(
         default_factory=list,

@@ -31,7 +31,15 @@ def may_retry(request: RequestSpec, extra_headers: Iterable[tuple[str, str]]) ->
     exactly as often as written. A failure on a new connection is the server's answer, and
     is never retried.
     """
-    return unsafe_reason(request.method, (*request.headers, *extra_headers), request.body) is None
+    return (
+        unsafe_reason(
+            request.method,
+            (*request.headers, *extra_headers),
+            request.body,
+            grpc_health=request.grpc_health,
+        )
+        is None
+    )
 
 
 class Transport(Protocol):

@@ -210,9 +210,18 @@ class AiohttpTransport:
         headers = [*request.headers, *self._extra_headers]
         # The last line of defence, as in the lean transport: never write what the loader
         # would have refused (aiohttp raises on a CR or LF, which used to end the whole run).
-        reason = refusal(
-            request.method, request.url, headers, request.body, allow_unsafe=request.allow_unsafe
-        ) or traceparent_problem(traceparent)
+        reason = (
+            refusal(
+                request.method,
+                request.url,
+                headers,
+                request.body,
+                allow_unsafe=request.allow_unsafe,
+                grpc_health=request.grpc_health,
+            )
+            or traceparent_problem(traceparent)
+            or ("gRPC needs HTTP/2, which only the lean transport speaks" if request.grpc else None)
+        )
         if request.websocket is not None:
             # The loader refuses it with the file and line; a request built by hand lands here.
             reason = "the WebSocket probe is the lean transport's (defaults.transport: lean)"

@@ -15,6 +15,7 @@ from typing import Final, cast
 
 from yarl import URL
 
+from shadowdiff.grpc import method_problem
 from shadowdiff.observation import ErrorClass
 from shadowdiff.spec import RequestSpec, RequestTls
 from shadowdiff.transport.failures import classify_os_error
@@ -160,10 +161,19 @@ def checked_target(request: RequestSpec, extra_headers: Sequence[tuple[str, str]
         (*request.headers, *extra_headers),
         request.body,
         allow_unsafe=request.allow_unsafe,
+        grpc_health=request.grpc_health,
     )
     if reason is not None:
         raise Failure("not_sent", f"not sent: {reason}")
     url = URL(request.url, encoded=True)
+    if request.grpc is not None and (
+        (reason := method_problem(request.grpc.method)) is not None
+        or url.raw_path != request.grpc.method
+        or url.raw_query_string
+    ):
+        raise Failure(
+            "not_sent", f"not sent: not a gRPC call to {request.grpc.method[:80]!r}: {reason}"
+        )
     scheme, host = url.scheme, url.raw_host or ""
     port = url.port or DEFAULT_PORTS[scheme]
     authority = host if url.explicit_port in (None, DEFAULT_PORTS[scheme]) else f"{host}:{port}"

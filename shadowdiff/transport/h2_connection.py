@@ -94,6 +94,7 @@ class Stream:
         "received_bytes",
         "status",
         "stream_id",
+        "trailers",
         "window",
     )
 
@@ -104,6 +105,9 @@ class Stream:
         self.done: asyncio.Future[None] = loop.create_future()
         self.status: int | None = None
         self.headers: list[tuple[str, str]] = []
+        # The trailer block after the body, if any (gRPC's status lives there); counted
+        # against response_limits together with the head.
+        self.trailers: list[tuple[str, str]] = []
         self.header_bytes = 0
         self.first_byte_ns: int | None = None
         self.ended_ns = 0
@@ -331,11 +335,11 @@ class H2Connection(asyncio.Protocol):
             stream = self.streams.get(event.stream_id or 0)
             if stream is not None:
                 stream.first_byte_ns = time.perf_counter_ns()
-                self._read_head(stream, event.headers or [])
+                self._read_head(stream, event.headers or [], stream.headers)
         elif isinstance(event, h2.events.TrailersReceived):
             stream = self.streams.get(event.stream_id or 0)
             if stream is not None:
-                self._read_head(stream, event.headers or [])
+                self._read_head(stream, event.headers or [], stream.trailers)
         elif isinstance(event, h2.events.StreamEnded):
             stream = self.streams.pop(event.stream_id or 0, None)
             if stream is not None:
@@ -367,7 +371,9 @@ class H2Connection(asyncio.Protocol):
                 stream.window.set()
         # PING, SETTINGS acknowledgements, PRIORITY, ALTSVC and unknown frames need nothing.
 
-    def _read_head(self, stream: Stream, headers: list[tuple[bytes, bytes]]) -> None:
+    def _read_head(
+        self, stream: Stream, headers: list[tuple[bytes, bytes]], into: list[tuple[str, str]]
+    ) -> None:
         limits = self.limits
         for name, value in headers:
             line_bytes = len(name) + len(value) + 4  # as an HTTP/1.1 line: ": " and CRLF
@@ -382,7 +388,7 @@ class H2Connection(asyncio.Protocol):
                     f"a {line_bytes}-byte header field ({name[:40]!r}) exceeds "
                     f"header_line_bytes ({limits.header_line_bytes})",
                 )
-            if len(stream.headers) >= limits.header_fields:
+            if len(stream.headers) + len(stream.trailers) >= limits.header_fields:
                 raise Failure(
                     "malformed_response",
                     f"more than header_fields ({limits.header_fields}) header fields",
@@ -393,7 +399,7 @@ class H2Connection(asyncio.Protocol):
                     "malformed_response",
                     f"response head over header_bytes ({limits.header_bytes} bytes)",
                 )
-            stream.headers.append((name.decode("latin-1"), value.decode("latin-1")))
+            into.append((name.decode("latin-1"), value.decode("latin-1")))
 
     def _going_away(self, event: h2.events.ConnectionTerminated) -> None:
         self.going_away = True

@@ -194,7 +194,8 @@ class LeanTransport:
             return self._failed(failure, started_ns, {})
         if request.websocket is not None:
             return await self._send_websocket(request, started_ns, traceparent)
-        mode = request.http or self._http
+        # gRPC is HTTP/2 only, whatever the target speaks otherwise.
+        mode = "2" if request.grpc is not None else request.http or self._http
         if mode != "1.1" and (mode == "2" or request.url.startswith("https:")):
             # `auto` over plain HTTP is HTTP/1.1: nothing is negotiated without TLS.
             return await self._send_h2(request, mode, started_ns, traceparent)

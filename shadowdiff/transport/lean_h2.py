@@ -10,6 +10,11 @@ is h2c with prior knowledge: a server that answers in anything but HTTP/2 is
 server chose; the choice is remembered per host and TLS settings, so later requests go
 straight to the right pool, and an HTTP/1.1 connection opened that way serves its request
 (`LeanTransport` takes it over).
+
+A gRPC call (`RequestSpec.grpc`) is always HTTP/2: its trailers are kept apart from its head
+(`Observation.trailers`, where grpc-status lives), and an answer that is no gRPC answer (no
+grpc-status, a length prefix that lies; `shadowdiff.grpc.read_answer`) is `malformed_response`.
+Other answers' trailers follow their head fields, as before.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ from typing import Final
 from hpack import NeverIndexedHeaderTuple
 
 from shadowdiff.endpoint import Endpoint
+from shadowdiff.grpc import read_answer
 from shadowdiff.observation import Observation, Timings
 from shadowdiff.spec import HttpVersion, RequestSpec, RequestTls, Side
 from shadowdiff.transport import USER_AGENT, may_retry
@@ -163,12 +169,23 @@ class H2Sender:
             connection.active -= 1
         if stream.status is None:
             raise Failure("malformed_response", "an HTTP/2 answer without :status")
+        answer_headers, trailers = tuple(stream.headers), tuple(stream.trailers)
+        if request.grpc is None:
+            if trailers:
+                answer_headers, trailers = answer_headers + trailers, ()
+        else:
+            answer = read_answer(
+                stream.status, answer_headers, trailers, bytes(stream.body), stream.body_bytes
+            )
+            if isinstance(answer, str):
+                raise Failure("malformed_response", answer)
         return Observation(
             side=self.side,
             status=stream.status,
             reason=None,  # HTTP/2 has no reason phrase
             http_version="2",
-            headers=tuple(stream.headers),
+            headers=answer_headers,
+            trailers=trailers,
             body=bytes(stream.body),
             body_bytes=stream.body_bytes,
             body_sha256=stream.digest.hexdigest(),
@@ -337,7 +354,7 @@ class H2Sender:
             sent.add(lower)
         if "user-agent" not in sent:
             fields.append((b"user-agent", USER_AGENT.encode("ascii")))
-        if "accept" not in sent:
+        if "accept" not in sent and request.grpc is None:
             fields.append((b"accept", b"*/*"))
         if request.body is not None:
             fields.append((b"content-length", str(len(request.body)).encode("ascii")))
