@@ -13,7 +13,7 @@ import secrets
 from collections import Counter
 from collections.abc import Mapping
 from types import EllipsisType
-from typing import Final, cast
+from typing import Any, Final, cast
 
 from shadowdiff import __version__
 from shadowdiff.difference import SEVERITY_ORDER
@@ -529,13 +529,29 @@ def _tls_entry(host_tls: HostTls) -> TlsHost:
     }
 
 
+# Stands for the pair records while the rest is indented; a JSON string cannot hold a raw
+# line break, so `\n "pairs": "<this>"` can only be the top-level key.
+_PAIRS_LATER: Final = "shadowdiff: pair records written one per line"
+
+
 def report_json(report: Report) -> str:
-    """The report as `--json` writes it: indented for people, but its `state` (for `merge`,
-    not for reading, and the largest part with many requests) on one line."""
-    if "state" not in report:
-        return json.dumps(report, indent=1, ensure_ascii=False) + "\n"
-    rest = {key: value for key, value in report.items() if key != "state"}
+    """The report as `--json` writes it: indented for people, but its pair records one per
+    line and its `state` (for `merge`, not for reading) on one line. Python's JSON encoder
+    runs in C only without indentation: 10,000 pair records indented field by field took
+    seconds of CPU, nine tenths of the writing."""
+    rest: dict[str, Any] = {key: value for key, value in report.items() if key != "state"}
+    records = rest.get("pairs")
+    if isinstance(records, list) and records:
+        rest["pairs"] = _PAIRS_LATER
     text = json.dumps(rest, indent=1, ensure_ascii=False)
+    if isinstance(records, list) and records:
+        lines = ",\n  ".join(
+            json.dumps(record, ensure_ascii=False, separators=(", ", ": ")) for record in records
+        )
+        placeholder = f'\n "pairs": {json.dumps(_PAIRS_LATER)}'
+        text = text.replace(placeholder, f'\n "pairs": [\n  {lines}\n ]', 1)
+    if "state" not in report:
+        return text + "\n"
     state = json.dumps(report["state"], ensure_ascii=False, separators=(",", ":"))
     return f'{text[:-2]},\n "state": {state}\n}}\n'
 
