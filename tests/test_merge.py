@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -232,6 +233,33 @@ def test_any_change_to_a_report_is_merged_or_refused_by_name(
     path = tmp_path / "changed.json"
     path.write_text(json.dumps(report))
     try:
-        merge_reports([str(path)], redaction_key=KEY)  # type: ignore[arg-type]
+        merged = merge_reports([str(path)], redaction_key=KEY)  # type: ignore[arg-type]
     except UsageError as exc:
         assert str(exc).startswith(f"{path}: ") and "\n" not in str(exc)
+    else:
+        # What is read is written back as plain JSON: no Infinity, NaN or numbers beyond
+        # any count (a hand-written 10**70 must not come out as seventy digits).
+        text = json.dumps(merged, allow_nan=False)
+        assert not re.search(r"[:,\[]\s*-?\d{20}", text), text[:200]
+
+
+@pytest.mark.parametrize(
+    ("where", "value", "said"),
+    [
+        (("collector", "pairs_done"), 10**70, "got 'a number of 71 digits'"),
+        (("collector", "pairs_with_differences"), 2**53 + 1, "from 0 to 2**53"),
+        (("collector", "pairs_done"), float("inf"), "expected a whole number"),
+    ],
+)
+def test_numbers_beyond_any_run_are_refused_by_name(
+    shard_report: dict[str, Any], tmp_path: Path, where: tuple[str, str], value: Any, said: str
+) -> None:
+    report = copy.deepcopy(shard_report)
+    report["state"][where[0]][where[1]] = value
+    path = tmp_path / "tampered.json"
+    path.write_text(json.dumps(report))  # Python writes inf as Infinity, as a hand could
+    with pytest.raises(UsageError) as refused:
+        merge_reports([str(path)], redaction_key=KEY)  # type: ignore[arg-type]
+    message = str(refused.value)
+    assert message.startswith(f"{path}: ") and said in message, message
+    assert where[1] in message and len(message) < 300, message

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
+import sys
 from collections import Counter
 from collections.abc import Mapping
 from pathlib import Path
@@ -52,6 +53,12 @@ _KINDS: Final = frozenset(get_args(DifferenceKind))
 _MAX_BUCKET_INDEX: Final = 64 << 10
 
 
+# No real count reaches 2**53 (a float's whole numbers), nor a time, rate or size 1e15: a
+# state beyond them was written by hand, and would print as Infinity or thousands of digits.
+MAX_COUNT: Final = 2**53
+MAX_MAGNITUDE: Final = 1e15
+
+
 class _Reader:
     """Typed access to untrusted JSON, each failure a `StateError` naming the field."""
 
@@ -59,7 +66,11 @@ class _Reader:
         self.where = where
 
     def fail(self, path: str, expected: str, value: Any) -> StateError:
-        shown = type(value).__name__ if not isinstance(value, (int, float, bool)) else value
+        shown: Any = type(value).__name__
+        if isinstance(value, bool | float) or (isinstance(value, int) and abs(value) <= MAX_COUNT):
+            shown = value
+        elif isinstance(value, int):
+            shown = f"a number of {len(str(abs(value)))} digits"
         return StateError(f"{self.where}{path}: expected {expected}; got {shown!r}")
 
     def obj(self, value: Any, path: str) -> dict[str, Any]:
@@ -79,8 +90,8 @@ class _Reader:
         return value
 
     def count(self, value: Any, path: str) -> int:
-        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-            raise self.fail(path, "a whole number of at least 0", value)
+        if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_COUNT:
+            raise self.fail(path, "a whole number from 0 to 2**53", value)
         return value
 
     def text(self, value: Any, path: str, *, optional: bool = False) -> Any:
@@ -95,11 +106,17 @@ class _Reader:
             raise self.fail(path, "true or false", value)
         return value
 
-    def number(self, value: Any, path: str, *, optional: bool = False) -> Any:
+    def number(
+        self, value: Any, path: str, *, optional: bool = False, limit: float = MAX_MAGNITUDE
+    ) -> Any:
         if value is None and optional:
             return None
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value:
-            raise self.fail(path, "a number", value)
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, int | float)
+            or not -limit <= value <= limit  # NaN and infinities too
+        ):
+            raise self.fail(path, "a finite number", value)
         return value
 
     def histogram(self, value: Any, path: str) -> LatencyHistogram:
@@ -135,7 +152,11 @@ class _Reader:
                 "unit": "us",
                 "significant_digits": SIGNIFICANT_DIGITS,
                 "sum_squares": float(
-                    self.number(self.key(data, path, "sum_squares"), f"{path}.sum_squares")
+                    self.number(
+                        self.key(data, path, "sum_squares"),
+                        f"{path}.sum_squares",
+                        limit=sys.float_info.max,  # squares of microseconds add up fast
+                    )
                 ),
             }
         )
@@ -358,18 +379,22 @@ def read_state(data: Any, where: str = "state") -> RunState:
         raise r.fail(".today", "a date (YYYY-MM-DD)", state["today"]) from None
     collector = RunCollector(accept=scenario.accept, today=today, keep_pairs=False)
     found = r.obj(r.key(state, "", "collector"), ".collector")
-    collector.pairs_done = r.count(r.key(found, ".collector", "pairs_done"), ".collector")
+    collector.pairs_done = r.count(
+        r.key(found, ".collector", "pairs_done"), ".collector.pairs_done"
+    )
     collector.pairs_with_differences = r.count(
-        r.key(found, ".collector", "pairs_with_differences"), ".collector"
+        r.key(found, ".collector", "pairs_with_differences"), ".collector.pairs_with_differences"
     )
     failures = r.key(found, ".collector", "failures")
     for side in SIDES:
-        collector.failures[side] = r.count(r.key(failures, ".collector.failures", side), side)
+        collector.failures[side] = r.count(
+            r.key(failures, ".collector.failures", side), f".collector.failures.{side}"
+        )
         phases = r.key(r.key(found, ".collector", "phases"), ".collector.phases", side)
         for phase in PHASES:
             at = f".collector.phases.{side}.{phase}"
             collector.phases[side][phase] = Buffered(r.histogram(r.key(phases, at, phase), at))
-    collector.open_model = r.flag(r.key(found, ".collector", "open_model"), ".collector")
+    collector.open_model = r.flag(r.key(found, ".collector", "open_model"), ".collector.open_model")
     if (timeline := found.get("timeline")) is not None:
         try:
             collector.timeline = Timeline.from_dict(r.obj(timeline, ".collector.timeline"))
