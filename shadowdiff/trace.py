@@ -79,13 +79,38 @@ def traceparent(trace_id: str, span_id: str) -> str:
     return f"00-{trace_id}-{span_id}-{SAMPLED_FLAGS}"
 
 
-# Each value the engine makes is read three times within a pair (the transport checks it before
-# writing, the comparison sets its span aside, the pair record names the span): remembering the
-# last ones read saves two of the three.
-@functools.lru_cache(maxsize=1024)
+# The values `new_pair_trace` made, with their ids: valid by construction, so reading one back
+# (the transport checks it before writing, the comparison and the pair record read its span)
+# is a lookup. Emptied when full; a value no longer here is parsed like any other.
+_MADE: dict[str, TraceParent] = {}
+_MADE_KEPT: Final = 4096
+
+
+def new_pair_trace(requests: int) -> tuple[str, list[str]]:
+    """A new trace id for one pair and the traceparent of each of its `requests` (each with a
+    span id of its own)."""
+    trace_id = new_trace_id()
+    if len(_MADE) + requests > _MADE_KEPT:
+        _MADE.clear()
+    values = []
+    for _ in range(requests):
+        span_id = new_span_id()
+        value = f"00-{trace_id}-{span_id}-{SAMPLED_FLAGS}"
+        _MADE[value] = TraceParent(trace_id, span_id)
+        values.append(value)
+    return trace_id, values
+
+
 def parse_traceparent(value: str) -> TraceParent | None:
     """The trace and span ids of a valid `traceparent` value, or None (the spec's rule for an
     invalid one: as if absent). Any string is safe to pass."""
+    made = _MADE.get(value)
+    return made if made is not None else _parsed(value)
+
+
+# Values not made here (a request's own header, a recorded one) are read more than once too.
+@functools.lru_cache(maxsize=256)
+def _parsed(value: str) -> TraceParent | None:
     match = _TRACEPARENT_FORMAT.fullmatch(value.strip(" \t")) if len(value) < 512 else None
     if match is None or match["version"] == "ff":
         return None

@@ -405,3 +405,14 @@ def test_made_ids_are_random_lower_hex_and_sampled() -> None:
     values = {traceparent(new_trace_id(), new_span_id()) for _ in range(1000)}
     assert len(values) == 1000
     assert all(TRACEPARENT.fullmatch(value) for value in values)
+
+
+def test_the_values_a_pair_is_given_read_back_as_any_other_would() -> None:
+    from shadowdiff.trace import _parsed, new_pair_trace
+
+    for _ in range(3000):  # past the remembered values, which are then let go
+        trace_id, values = new_pair_trace(3)
+        assert len(set(values)) == 3
+        for value in values:
+            made = parse_traceparent(value)
+            assert made is not None and made == _parsed(value) and made.trace_id == trace_id

@@ -37,13 +37,7 @@ from shadowdiff.replay.saturation import LoopLag, StartLateness, cpu_demand_s
 from shadowdiff.scenario import Scenario
 from shadowdiff.scenario.model import LoadSettings
 from shadowdiff.spec import SIDES, RequestSpec
-from shadowdiff.trace import (
-    new_span_id,
-    new_trace_id,
-    parse_traceparent,
-    traceparent,
-    written_traceparent,
-)
+from shadowdiff.trace import new_pair_trace, parse_traceparent, written_traceparent
 from shadowdiff.transport import Transport, open_transport
 from shadowdiff.wire import refusal, unsafe_reason, websocket_refusal
 
@@ -231,13 +225,8 @@ class _PairRunner:
         if own is not None:
             parsed = parse_traceparent(own)
             return (None if parsed is None else parsed.trace_id), None, None, None
-        trace_id = new_trace_id()
-        return (
-            trace_id,
-            traceparent(trace_id, new_span_id()),
-            traceparent(trace_id, new_span_id()),
-            traceparent(trace_id, new_span_id()) if calibrate else None,
-        )
+        trace_id, values = new_pair_trace(3 if calibrate else 2)
+        return trace_id, values[0], values[1], values[2] if calibrate else None
 
 
 async def replay(
