@@ -27,6 +27,7 @@ from shadowdiff.metrics.options import (
     DEFAULT_ADDRESS,
     DEFAULT_JOB,
     MetricsOptions,
+    listen_address,
     options_problems,
 )
 from shadowdiff.render.formats import FORMATS, append_step_summary, write_format
@@ -761,6 +762,7 @@ def build_parser() -> argparse.ArgumentParser:
     watch.add_argument(
         "--metrics-address",
         default=DEFAULT_ADDRESS,
+        type=listen_address,
         metavar="ADDRESS",
         help=f"with --metrics-port: the address to listen on (default {DEFAULT_ADDRESS})",
     )
@@ -913,6 +915,7 @@ def _add_metrics_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--metrics-address",
         default=DEFAULT_ADDRESS,
+        type=listen_address,
         metavar="ADDRESS",
         help=f"with --metrics-port: the address to listen on (default {DEFAULT_ADDRESS})",
     )

@@ -28,7 +28,7 @@ from shadowdiff.errors import UsageError
 from shadowdiff.metrics import series
 from shadowdiff.metrics.board import CELLS, Board, Counts
 from shadowdiff.metrics.exposition import RunMetrics
-from shadowdiff.metrics.options import MetricsOptions, display_url
+from shadowdiff.metrics.options import MetricsOptions, display_url, listen_address
 from shadowdiff.observation import ErrorClass, Observation, Timings, TransportFailure
 from shadowdiff.pair import Pair
 from shadowdiff.report.collect import RunCollector
@@ -513,3 +513,10 @@ def test_the_board_counts_what_the_collector_tallies(
         histogram = tally.latency[side].histogram if tally else None
         assert cumulative[-1] == (histogram.count if histogram is not None else 0)
         assert sum_s == pytest.approx(histogram.sum_us / 1e6 if histogram is not None else 0)
+
+
+def test_an_ipv6_metrics_address_may_be_written_in_brackets_as_in_its_url() -> None:
+    # What `metrics: serving http://[::1]:PORT/metrics` shows is what the flag takes back.
+    assert listen_address("[::1]") == "::1"
+    assert listen_address("::1") == "::1"
+    assert listen_address("127.0.0.1") == "127.0.0.1"

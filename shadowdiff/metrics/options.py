@@ -29,6 +29,14 @@ class MetricsOptions:
         return self.port is not None or self.push_url is not None
 
 
+def listen_address(text: str) -> str:
+    """An address as given on the command line: an IPv6 address may come in brackets, as it
+    is written in a URL (`[::1]`)."""
+    if text.startswith("[") and text.endswith("]"):
+        return text[1:-1]
+    return text
+
+
 def options_problems(options: MetricsOptions) -> list[str]:
     """What is wrong with the options, one line each (flags named as the CLI spells them)."""
     problems = []
