@@ -69,7 +69,8 @@ def reported(report: dict[str, Any], request: str) -> set[tuple[str, str]]:
 def test_lab_runs_at_least_500_pairs_without_transport_failures(lab_report: dict[str, Any]) -> None:
     totals = lab_report["totals"]
     assert totals["pairs"] == totals["pairs_planned"] >= 500
-    assert totals["failures"]["baseline"]["total"] == totals["failures"]["candidate"]["total"] == 0
+    failures = totals["failures"]
+    assert failures["baseline"]["total"] == failures["candidate"]["total"] == 0, failures
 
 
 @pytest.mark.parametrize("request_name", sorted(PLANTED))
