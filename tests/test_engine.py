@@ -125,6 +125,9 @@ class RecordingTransport:
         self.in_flight[0] -= 1
         return Observation(side=self.side, status=200, timings=Timings(started_ns=0, total_ns=1))
 
+    def start(self, request: RequestSpec, traceparent: str | None = None) -> asyncio.Task[Any]:
+        return asyncio.get_running_loop().create_task(self.send(request, traceparent))
+
     async def close(self) -> None:
         pass
 

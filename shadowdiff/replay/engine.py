@@ -156,20 +156,18 @@ class _PairRunner:
             if baseline_first
             else (candidate_trace, baseline_trace)
         )
-        # loop.create_task, not asyncio.ensure_future: the latter looks the loop up, which
-        # costs a getpid system call per pair.
-        second_task = self.loop.create_task(second.send(request, second_trace))
-        again_task = (
-            self.loop.create_task(self.baseline.send(request, again_trace)) if calibrate else None
-        )
+        # `start` writes the request at once when a connection is ready (else it is a task);
+        # the first is awaited directly.
+        second_sent = second.start(request, second_trace)
+        again_sent = self.baseline.start(request, again_trace) if calibrate else None
         try:
             first_answer = await first.send(request, first_trace)
-            second_answer = await second_task
-            again = await again_task if again_task is not None else None
+            second_answer = await second_sent
+            again = await again_sent if again_sent is not None else None
         except asyncio.CancelledError:
-            second_task.cancel()
-            if again_task is not None:
-                again_task.cancel()
+            second_sent.cancel()
+            if again_sent is not None:
+                again_sent.cancel()
             raise
         baseline_answer, candidate_answer = (
             (first_answer, second_answer) if baseline_first else (second_answer, first_answer)

@@ -3,8 +3,8 @@ anything that happens on the wire. The engine only knows the `Transport` protoco
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from typing import Final, Protocol
+from collections.abc import Generator, Iterable
+from typing import Any, Final, Protocol
 
 from shadowdiff import __version__
 from shadowdiff.endpoint import Endpoint, TransportName
@@ -42,10 +42,24 @@ def may_retry(request: RequestSpec, extra_headers: Iterable[tuple[str, str]]) ->
     )
 
 
+class Pending(Protocol):
+    """A send under way: awaiting it gives the observation; `cancel` gives it up. An
+    `asyncio.Task` is one."""
+
+    def __await__(self) -> Generator[Any, None, Observation]: ...
+
+    def cancel(self) -> bool: ...
+
+
 class Transport(Protocol):
     async def send(self, request: RequestSpec, traceparent: str | None = None) -> Observation:
         """`traceparent`, when given, goes out as that header after the request's own (a
         W3C value the engine made for this one send; see shadowdiff.trace)."""
+        ...
+
+    def start(self, request: RequestSpec, traceparent: str | None = None) -> Pending:
+        """`send`, started now and awaited later: the engine starts both sides of a pair
+        before awaiting either."""
         ...
 
     async def close(self) -> None: ...

@@ -7,6 +7,7 @@ This is the only module that imports aiohttp's client; its exceptions are transl
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import hashlib
 import io
@@ -26,7 +27,7 @@ from yarl import URL
 from shadowdiff.endpoint import Endpoint
 from shadowdiff.observation import ErrorClass, Observation, Timings, TransportFailure
 from shadowdiff.spec import RequestSpec, Side
-from shadowdiff.transport import USER_AGENT, may_retry, traceparent_problem
+from shadowdiff.transport import USER_AGENT, Pending, may_retry, traceparent_problem
 from shadowdiff.transport.failures import classify_os_error
 from shadowdiff.transport.tls import ClientContexts, tls_session
 from shadowdiff.wire import refusal
@@ -204,6 +205,9 @@ class AiohttpTransport:
         # reads this attribute in ClientSession._request).
         session._retry_connection = False
         return session
+
+    def start(self, request: RequestSpec, traceparent: str | None = None) -> Pending:
+        return asyncio.get_running_loop().create_task(self.send(request, traceparent))
 
     async def send(self, request: RequestSpec, traceparent: str | None = None) -> Observation:
         started_ns = time.perf_counter_ns()

@@ -11,14 +11,16 @@ the same classes as the aiohttp transport. One connection's wire work is `lean_c
 from __future__ import annotations
 
 import asyncio
+import inspect
 import time
 from collections import deque
-from typing import Final
+from collections.abc import Coroutine, Generator
+from typing import Any, Final
 
 from shadowdiff.endpoint import Endpoint, HeadLimits
 from shadowdiff.observation import Observation, Timings, TransportFailure
 from shadowdiff.spec import HttpVersion, RequestSpec, RequestTls, Side
-from shadowdiff.transport import USER_AGENT, may_retry, traceparent_problem
+from shadowdiff.transport import USER_AGENT, Pending, may_retry, traceparent_problem
 from shadowdiff.transport.dial import checked_target, dial, sni
 from shadowdiff.transport.h2_connection import H2Connection
 from shadowdiff.transport.lean_connection import Awaited, Connection, Exchange, Failure
@@ -109,6 +111,33 @@ class _Pool:
         return connection
 
 
+class _Written:
+    """A request written on a pooled connection by `LeanTransport.start`, its answer not yet
+    awaited: awaiting it awaits the answer; `cancel` gives it up and cuts the connection,
+    whose state is then unknown (as a cancelled send does)."""
+
+    __slots__ = ("_answer", "_busy", "_connection")
+
+    def __init__(
+        self,
+        answer: Coroutine[Any, Any, Observation],
+        connection: Connection,
+        busy: set[Awaited],
+    ) -> None:
+        self._answer, self._connection, self._busy = answer, connection, busy
+
+    def __await__(self) -> Generator[Any, None, Observation]:
+        return self._answer.__await__()
+
+    def cancel(self) -> bool:
+        if inspect.getcoroutinestate(self._answer) == inspect.CORO_CLOSED:
+            return False  # answered (its connection may be serving another request by now)
+        self._answer.close()
+        self._busy.discard(self._connection)
+        self._connection.abort()
+        return True
+
+
 class LeanTransport:
     """Sends requests to one target over pooled HTTP/1.1 connections. `pool_size` is the most
     sends in flight at once; as many idle connections are kept per host (and TLS settings)
@@ -186,6 +215,61 @@ class LeanTransport:
         """Start the deadline sweeper (once) now that something is awaited."""
         if self._sweeper is None:
             self._sweeper = self._loop.create_task(self._sweep())
+
+    def start(self, request: RequestSpec, traceparent: str | None = None) -> Pending:
+        """Send `request` and return what awaits its answer. An HTTP/1.1 request already
+        prepared, with an idle connection ready, is written before this returns: no task is
+        made (its cost was a tenth of a pair's); any other starts as a task, at the loop's
+        next turn."""
+        mode = request.http or self._http
+        wire = self._wire.get(id(request))
+        if (
+            wire is not None
+            and wire[0] is request
+            and (mode == "1.1" or (mode == "auto" and not request.url.startswith("https:")))
+            and request.websocket is None
+            and request.grpc is None
+            and (traceparent is None or traceparent_problem(traceparent) is None)
+        ):
+            _, key, head, payload, retry = wire
+            connection = self._pool.take(key)
+            if connection is not None:
+                started_ns = time.perf_counter_ns()
+                if traceparent is not None:
+                    line = f"traceparent: {traceparent}\r\n\r\n".encode("ascii")
+                    payload = head + line + (request.body or b"")
+                head_only = request.method == "HEAD"
+                exchange = self._write(connection, payload, head_only, started_ns)
+                answer = self._answer_on_pooled(
+                    connection, exchange, key, payload, head_only, started_ns, retry
+                )
+                return _Written(answer, connection, self._busy)
+        return self._loop.create_task(self.send(request, traceparent))
+
+    async def _answer_on_pooled(
+        self,
+        connection: Connection,
+        exchange: Exchange,
+        key: _Key,
+        payload: bytes,
+        head_only: bool,
+        started_ns: int,
+        retry: bool,
+    ) -> Observation:
+        """`start`'s answer, retried as `_send_h1` retries one (see there)."""
+        timings: dict[str, int] = {}
+        try:
+            return await self._answer(connection, exchange, key, started_ns, timings, reused=True)
+        except Failure as failure:
+            if not (retry and failure.before_answer):
+                return self._failed(failure.failure, started_ns, timings)
+        timings = {}
+        try:
+            return await self._exchange(
+                None, key, payload, head_only, started_ns, timings, retried=True
+            )
+        except Failure as failure:
+            return self._failed(failure.failure, started_ns, timings, retried=True)
 
     async def send(self, request: RequestSpec, traceparent: str | None = None) -> Observation:
         started_ns = time.perf_counter_ns()
@@ -284,25 +368,11 @@ class LeanTransport:
         Raises `Failure`, with `before_answer` set when a reused connection ended before any
         byte came back."""
         reused = connection is not None and not fresh
-        exchange: Exchange | None = None
         try:
             if connection is None:
                 connection = await self._pool.open(key, timings)
-            exchange = Exchange(self._body_capture, head_only, started_ns, self._loop)
-            connection.exchange = exchange
-            connection.deadline_ns = started_ns + self._total_timeout_ns
-            self._busy.add(connection)
-            self._watch()
-            assert connection.transport is not None
-            connection.transport.write(payload)
-            await exchange.done
-        except Failure as failure:
-            failure.before_answer = (
-                reused
-                and exchange is not None
-                and exchange.received_bytes == 0
-                and failure.failure.error_class == "reset"
-            )
+            exchange = self._write(connection, payload, head_only, started_ns)
+        except Failure:
             raise
         except asyncio.CancelledError:
             # Stopped mid-request (Ctrl-C, the end of a timed load): the connection's state
@@ -312,11 +382,53 @@ class LeanTransport:
             raise
         except Exception as exc:
             if connection is not None:
+                self._busy.discard(connection)
                 connection.abort()
             raise Failure("other", f"{type(exc).__name__}: {exc}") from None
+        return await self._answer(
+            connection, exchange, key, started_ns, timings, reused=reused, retried=retried
+        )
+
+    def _write(
+        self, connection: Connection, payload: bytes, head_only: bool, started_ns: int
+    ) -> Exchange:
+        """Write the request on `connection`, now under the deadline sweeper's watch."""
+        exchange = Exchange(self._body_capture, head_only, started_ns, self._loop)
+        connection.exchange = exchange
+        connection.deadline_ns = started_ns + self._total_timeout_ns
+        self._busy.add(connection)
+        self._watch()
+        assert connection.transport is not None
+        connection.transport.write(payload)
+        return exchange
+
+    async def _answer(
+        self,
+        connection: Connection,
+        exchange: Exchange,
+        key: _Key,
+        started_ns: int,
+        timings: dict[str, int],
+        *,
+        reused: bool,
+        retried: bool = False,
+    ) -> Observation:
+        """Await the answer to the request written on `connection` (see `_exchange`)."""
+        try:
+            await exchange.done
+        except Failure as failure:
+            failure.before_answer = (
+                reused and exchange.received_bytes == 0 and failure.failure.error_class == "reset"
+            )
+            raise
+        except asyncio.CancelledError:
+            connection.abort()
+            raise
+        except Exception as exc:
+            connection.abort()
+            raise Failure("other", f"{type(exc).__name__}: {exc}") from None
         finally:
-            if connection is not None:
-                self._busy.discard(connection)
+            self._busy.discard(connection)
         if exchange.bytes_after_end:
             # As aiohttp's client reports it ("Data after `Connection: close`"), so that both
             # transports say the same about a response followed by bytes no request asked for.
