@@ -1,0 +1,76 @@
+"""The gRPC probe against answers and scenario values an attacker chooses: secrets a server
+reflects where shadowdiff cuts what it shows, and the other hostile cases found by trying
+(tests/grpc_servers.py serves the answers)."""
+
+from __future__ import annotations
+
+import json
+import textwrap
+from pathlib import Path
+from typing import Any
+
+from shadowdiff.run import run_scenario
+from shadowdiff.scenario import load_scenario
+
+from .grpc_servers import hostile_grpc_server
+
+SECRETS = {"TOKEN": "b4se-s3cr3t-token-value-42", "TOKEN2": "cand-s3cr3t-token-value-77"}
+
+
+async def run_against_hostile(tmp_path: Path, requests: str) -> Any:
+    """`requests` sent to two hostile gRPC servers, each target with its own token."""
+    async with (
+        hostile_grpc_server() as port,
+        hostile_grpc_server(host="127.0.0.2", port=port),
+    ):
+        text = textwrap.dedent(
+            f"""\
+            version: 1
+            name: grpc hostile
+            targets:
+              baseline:
+                address: 127.0.0.1
+                ports: {{http: {port}}}
+                headers: {{authorization: "Bearer ${{TOKEN}}"}}
+              candidate:
+                address: 127.0.0.2
+                ports: {{http: {port}}}
+                headers: {{authorization: "Bearer ${{TOKEN2}}"}}
+            defaults: {{timeouts: {{connect_s: 2, total_s: 2}}}}
+            tls_probe: {{probe: false}}
+            requests:
+            """
+        ) + textwrap.indent(textwrap.dedent(requests), "  ")
+        path = tmp_path / "hostile.yaml"
+        path.write_text(text)
+        return await run_scenario(load_scenario(path, environ=SECRETS))
+
+
+async def test_a_secret_echoed_where_the_report_cuts_is_hidden_by_its_beginning(
+    tmp_path: Path,
+) -> None:
+    report = await run_against_hostile(
+        tmp_path,
+        """\
+        - name: answer
+          url: http://api.example.com/
+          allow_unsafe: true
+          grpc: {method: /hostile.v1.H/echo_cut_answer}
+        - name: message
+          url: http://api.example.com/
+          allow_unsafe: true
+          grpc: {method: /hostile.v1.H/echo_cut_message}
+        """,
+    )
+
+    shown = {
+        (s["kind"], s["field"]): (s["examples"][0]["baseline"], s["examples"][0]["candidate"])
+        for s in report["signatures"]
+    }
+    assert set(shown) == {("grpc", "answer"), ("grpc", "message")}
+    # Each value is cut inside the token: its first characters are all that could show.
+    cut = [value for pair in shown.values() for value in pair]
+    assert all(v.endswith("…") and "[redacted " in v for v in cut), shown
+    written = json.dumps(report)
+    for secret in SECRETS.values():
+        assert secret[:8] not in written
