@@ -4,13 +4,19 @@ reflects where shadowdiff cuts what it shows, and the other hostile cases found 
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import json
 import textwrap
 from pathlib import Path
 from typing import Any
 
+from shadowdiff.compare.observations import compare
+from shadowdiff.grpc import GrpcCall, frame
+from shadowdiff.observation import Observation
 from shadowdiff.run import run_scenario
 from shadowdiff.scenario import load_scenario
+from shadowdiff.spec import RequestSpec, Side
 
 from .grpc_servers import hostile_grpc_server
 
@@ -74,3 +80,42 @@ async def test_a_secret_echoed_where_the_report_cuts_is_hidden_by_its_beginning(
     written = json.dumps(report)
     for secret in SECRETS.values():
         assert secret[:8] not in written
+
+
+def answer(
+    side: Side, headers: tuple[tuple[str, str], ...], trailers: tuple[tuple[str, str], ...]
+) -> Observation:
+    return Observation(
+        side=side,
+        status=200,
+        http_version="2",
+        headers=(("content-type", "application/grpc"), *headers),
+        trailers=trailers,
+        body_sha256=hashlib.sha256(b"").hexdigest(),
+    )
+
+
+def test_trailing_metadata_compares_alike_whether_trailers_only_or_not() -> None:
+    lookup = RequestSpec(
+        name="g",
+        method="POST",
+        url="http://api.example.com/a.B/C",
+        headers=(),
+        body=frame(b""),
+        allow_unsafe=True,
+        grpc=GrpcCall("/a.B/C", b""),
+    )
+    metadata = (("grpc-status", "5"), ("grpc-message", "no order"), ("x-request-cost", "3"))
+    # One data plane passes the backend's trailers-only error on as it came, the other as a
+    # head and a trailer block: the same status, message and metadata.
+    trailers_only = answer("baseline", (("server", "envoy"), *metadata), ())
+    with_block = answer("candidate", (("server", "envoy"),), metadata)
+
+    assert compare(lookup, trailers_only, with_block) == []
+    assert compare(lookup, dataclasses.replace(with_block, side="baseline"), trailers_only) == []
+    # Metadata one side lacks is still found, wherever the other sent it.
+    lacking = answer("candidate", (), metadata[:2])
+    assert [d.field for d in compare(lookup, trailers_only, lacking)] == [
+        "server",
+        "x-request-cost",
+    ]
