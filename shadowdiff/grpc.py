@@ -63,7 +63,7 @@ GRPC_STATUS_FIELDS: Final = frozenset({"grpc-status", "grpc-message", "grpc-stat
 _IDENTIFIER: Final = r"[A-Za-z_][A-Za-z0-9_]*"
 _METHOD_PATH: Final = re.compile(rf"/(?:{_IDENTIFIER}\.)*{_IDENTIFIER}/{_IDENTIFIER}")
 PREFIX_BYTES: Final = 5
-# A grpc-message is shown, not stored: longer ones are cut.
+# A grpc-message is compared whole and shown cut to this many characters.
 _MESSAGE_CHARS: Final = 300
 
 
@@ -84,7 +84,9 @@ class GrpcAnswer:
     grpc-status and the code is what a client makes of the HTTP status."""
 
     status: int
-    message: str  # grpc-message, percent-decoded and made printable; "" when absent
+    # grpc-message, percent-decoded and made printable, whole (a header field, so within
+    # response_limits): compared whole, shown cut (`shown_message`); "" when absent.
+    message: str
     status_from_http: bool = False
     # The answer's message without its prefix: None when there was none (an error status),
     # or when it was not captured whole (longer than body_capture).
@@ -231,7 +233,11 @@ def read_answer(
 
 def printable_message(value: str) -> str:
     """grpc-message as a person reads it: percent-decoded UTF-8 (PROTOCOL-HTTP2.md), control
-    characters escaped, cut to a few hundred characters."""
+    characters escaped."""
     text = unquote_to_bytes(value.encode("latin-1", "replace")).decode("utf-8", "replace")
-    text = "".join(c if c.isprintable() else f"\\x{ord(c):02x}" for c in text[:_MESSAGE_CHARS])
-    return text if len(value) <= _MESSAGE_CHARS else text + "…"
+    return "".join(c if c.isprintable() else f"\\x{ord(c):02x}" for c in text)
+
+
+def shown_message(message: str) -> str:
+    """A printable grpc-message cut to a few hundred characters, for a report."""
+    return message if len(message) <= _MESSAGE_CHARS else message[:_MESSAGE_CHARS] + "…"

@@ -119,3 +119,30 @@ def test_trailing_metadata_compares_alike_whether_trailers_only_or_not() -> None
         "server",
         "x-request-cost",
     ]
+
+
+def test_a_grpc_message_is_compared_whole_and_cut_only_where_long() -> None:
+    lookup = RequestSpec(
+        name="g",
+        method="POST",
+        url="http://api.example.com/a.B/C",
+        headers=(),
+        body=frame(b""),
+        allow_unsafe=True,
+        grpc=GrpcCall("/a.B/C", b""),
+    )
+
+    def failed(side: Side, message: str) -> Observation:
+        return answer(side, (), (("grpc-status", "9"), ("grpc-message", message)))
+
+    # Alike for 300 characters: the quota that differs comes after.
+    prefix = "order rejected: " + "precondition " * 25
+    differences = compare(
+        lookup, failed("baseline", prefix + "quota 5"), failed("candidate", prefix + "quota 7")
+    )
+    assert [(d.kind, d.field) for d in differences] == [("grpc", "message")]
+    shown = [v for d in differences for v in (d.baseline, d.candidate)]
+    assert all(v is not None and v.endswith("…") for v in shown), shown
+    # 150 characters written as 450 percent-escapes are short: shown whole, not cut.
+    (short,) = compare(lookup, failed("baseline", "%41" * 150), failed("candidate", "B"))
+    assert short.baseline == "A" * 150

@@ -21,6 +21,7 @@ from shadowdiff.grpc import (
     decode_health_status,
     grpc_fields,
     read_answer,
+    shown_message,
 )
 from shadowdiff.observation import Observation
 from shadowdiff.spec import RequestSpec
@@ -79,7 +80,8 @@ def compare_grpc(
         detail = None
         if baseline_answer.message or candidate_answer.message:
             # Quoted as they are: printable already (shadowdiff.grpc.printable_message).
-            detail = f'grpc-message: "{baseline_answer.message}" → "{candidate_answer.message}"'
+            before, after = (shown_message(a.message) for a in (baseline_answer, candidate_answer))
+            detail = f'grpc-message: "{before}" → "{after}"'
         return [
             Difference(
                 "grpc",
@@ -96,8 +98,8 @@ def compare_grpc(
             Difference(
                 "grpc",
                 "message",
-                baseline_answer.message or None,
-                candidate_answer.message or None,
+                shown_message(baseline_answer.message) or None,
+                shown_message(candidate_answer.message) or None,
                 "warning",
             )
         )
