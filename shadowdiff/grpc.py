@@ -102,8 +102,14 @@ class GrpcAnswer:
 def method_problem(method: str) -> str | None:
     """Why `method` is not a gRPC method path, or None."""
     if _METHOD_PATH.fullmatch(method) is None:
-        return f"expected a method path such as /package.Service/Method; got {method[:80]!r}"
+        return f"expected a method path such as /package.Service/Method; got {quoted(method)}"
     return None
+
+
+def quoted(text: str, chars: int = 80) -> str:
+    """`text` as a message quotes it, cut to `chars` with a '…' after the quote: a secret cut
+    there (an environment value in a method) is then still hidden (shadowdiff.redaction)."""
+    return repr(text[:chars]) + ("…" if len(text) > chars else "")
 
 
 def frame(message: bytes) -> bytes:
@@ -209,7 +215,7 @@ def read_answer(
             return GrpcAnswer(code, message, status_from_http=True)
         return "a gRPC answer without grpc-status (no trailers, and none in its head)"
     if not (raw_status.isascii() and raw_status.isdigit() and len(raw_status) <= 3):
-        return f"grpc-status is not a number: {raw_status[:40]!r}"
+        return f"grpc-status is not a number: {quoted(raw_status, 40)}"
     status = int(raw_status)
     if body_bytes == 0:
         return GrpcAnswer(status, message)

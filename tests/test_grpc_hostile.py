@@ -11,7 +11,10 @@ import textwrap
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from shadowdiff.compare.observations import compare
+from shadowdiff.errors import ScenarioError
 from shadowdiff.grpc import GrpcCall, frame
 from shadowdiff.observation import Observation
 from shadowdiff.run import run_scenario
@@ -146,3 +149,29 @@ def test_a_grpc_message_is_compared_whole_and_cut_only_where_long() -> None:
     # 150 characters written as 450 percent-escapes are short: shown whole, not cut.
     (short,) = compare(lookup, failed("baseline", "%41" * 150), failed("candidate", "B"))
     assert short.baseline == "A" * 150
+
+
+def test_a_long_secret_in_a_method_is_hidden_where_the_error_cuts_it(tmp_path: Path) -> None:
+    path = tmp_path / "method.yaml"
+    path.write_text(
+        textwrap.dedent(
+            """\
+            version: 1
+            name: method from the environment
+            targets: {baseline: {address: 127.0.0.1}, candidate: {address: 127.0.0.2}}
+            requests:
+              - name: lookup
+                url: http://api.example.com/
+                allow_unsafe: true
+                grpc: {method: "/a.B/${METHOD_KEY}"}
+            """
+        )
+    )
+    secret = "key-" + "k7" * 60  # a '-' no method name holds, and longer than the quote
+
+    with pytest.raises(ScenarioError) as raised:
+        load_scenario(path, environ={"METHOD_KEY": secret})
+
+    assert "requests[0].grpc.method: expected a method path" in str(raised.value)
+    assert "'/a.B/${METHOD_KEY}'…" in str(raised.value)
+    assert secret[:8] not in str(raised.value)
