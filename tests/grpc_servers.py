@@ -118,6 +118,8 @@ HOSTILE_ANSWERS: Final[
         [(b"grpc-status", b"13"), (b"grpc-message", "raw café \x1b[31m".encode())],
     ),
     "html_404": ([(b":status", b"404"), (b"content-type", b"text/html")], b"<h1>404</h1>", None),
+    # A grpc-message over response_limits.header_line_bytes (64 KiB by default).
+    "long_message": (_OK_HEAD, b"", [(b"grpc-status", b"13"), (b"grpc-message", b"m" * 70_000)]),
     "big_message": (_OK_HEAD, b"\x00\x00\x01\x86\xa0" + b"m" * 100_000, _OK_END),
 }
 

@@ -22,6 +22,7 @@ from shadowdiff.scenario import load_scenario
 from shadowdiff.spec import RequestSpec, Side
 
 from .grpc_servers import hostile_grpc_server
+from .test_grpc import send_hostile
 
 SECRETS = {"TOKEN": "b4se-s3cr3t-token-value-42", "TOKEN2": "cand-s3cr3t-token-value-77"}
 
@@ -175,3 +176,14 @@ def test_a_long_secret_in_a_method_is_hidden_where_the_error_cuts_it(tmp_path: P
     assert "requests[0].grpc.method: expected a method path" in str(raised.value)
     assert "'/a.B/${METHOD_KEY}'…" in str(raised.value)
     assert secret[:8] not in str(raised.value)
+
+
+async def test_an_answer_over_the_limits_fails_its_own_call_not_the_others_in_flight() -> None:
+    # Both calls share one HTTP/2 connection: the stalled one is still waiting when the other
+    # answers with a grpc-message over header_line_bytes.
+    stalled, refused = await send_hostile(["stall", "long_message"], total_s=0.5)
+
+    assert refused.failure is not None and stalled.failure is not None
+    assert refused.failure.error_class == "malformed_response"
+    assert "exceeds header_line_bytes" in refused.failure.message
+    assert stalled.failure.error_class == "timeout", stalled.failure
