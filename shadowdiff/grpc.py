@@ -63,7 +63,7 @@ GRPC_STATUS_FIELDS: Final = frozenset({"grpc-status", "grpc-message", "grpc-stat
 _IDENTIFIER: Final = r"[A-Za-z_][A-Za-z0-9_]*"
 _METHOD_PATH: Final = re.compile(rf"/(?:{_IDENTIFIER}\.)*{_IDENTIFIER}/{_IDENTIFIER}")
 PREFIX_BYTES: Final = 5
-# A grpc-message is shown, not stored: longer ones are cut.
+# A grpc-message is compared whole and shown cut to this many characters.
 _MESSAGE_CHARS: Final = 300
 
 
@@ -84,7 +84,9 @@ class GrpcAnswer:
     grpc-status and the code is what a client makes of the HTTP status."""
 
     status: int
-    message: str  # grpc-message, percent-decoded and made printable; "" when absent
+    # grpc-message, percent-decoded and made printable, whole (a header field, so within
+    # response_limits): compared whole, shown cut (`shown_message`); "" when absent.
+    message: str
     status_from_http: bool = False
     # The answer's message without its prefix: None when there was none (an error status),
     # or when it was not captured whole (longer than body_capture).
@@ -100,8 +102,14 @@ class GrpcAnswer:
 def method_problem(method: str) -> str | None:
     """Why `method` is not a gRPC method path, or None."""
     if _METHOD_PATH.fullmatch(method) is None:
-        return f"expected a method path such as /package.Service/Method; got {method[:80]!r}"
+        return f"expected a method path such as /package.Service/Method; got {quoted(method)}"
     return None
+
+
+def quoted(text: str, chars: int = 80) -> str:
+    """`text` as a message quotes it, cut to `chars` with a '…' after the quote: a secret cut
+    there (an environment value in a method) is then still hidden (shadowdiff.redaction)."""
+    return repr(text[:chars]) + ("…" if len(text) > chars else "")
 
 
 def frame(message: bytes) -> bytes:
@@ -207,7 +215,7 @@ def read_answer(
             return GrpcAnswer(code, message, status_from_http=True)
         return "a gRPC answer without grpc-status (no trailers, and none in its head)"
     if not (raw_status.isascii() and raw_status.isdigit() and len(raw_status) <= 3):
-        return f"grpc-status is not a number: {raw_status[:40]!r}"
+        return f"grpc-status is not a number: {quoted(raw_status, 40)}"
     status = int(raw_status)
     if body_bytes == 0:
         return GrpcAnswer(status, message)
@@ -231,7 +239,11 @@ def read_answer(
 
 def printable_message(value: str) -> str:
     """grpc-message as a person reads it: percent-decoded UTF-8 (PROTOCOL-HTTP2.md), control
-    characters escaped, cut to a few hundred characters."""
+    characters escaped."""
     text = unquote_to_bytes(value.encode("latin-1", "replace")).decode("utf-8", "replace")
-    text = "".join(c if c.isprintable() else f"\\x{ord(c):02x}" for c in text[:_MESSAGE_CHARS])
-    return text if len(value) <= _MESSAGE_CHARS else text + "…"
+    return "".join(c if c.isprintable() else f"\\x{ord(c):02x}" for c in text)
+
+
+def shown_message(message: str) -> str:
+    """A printable grpc-message cut to a few hundred characters, for a report."""
+    return message if len(message) <= _MESSAGE_CHARS else message[:_MESSAGE_CHARS] + "…"

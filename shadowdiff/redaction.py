@@ -51,6 +51,11 @@ KEY_VARIABLE: Final = "SHADOWDIFF_REDACTION_KEY"
 # Shorter environment values are replaced only where they stand alone (not inside a word or
 # a number), so that a two-digit value does not garble every figure of a report.
 _SHORT_VALUE_CHARS: Final = 4
+# Where shadowdiff cuts a long text (a line of a body diff, a grpc-message, the first bytes of a
+# gRPC answer), sometimes after the closing quote of a repr: a secret cut there is a beginning
+# of it that no whole spelling matches, hidden when at least this many characters remain.
+_CUT: Final = re.compile(r"""['"]?…""")
+_CUT_CHARS: Final = 4
 # What shadowdiff writes of itself, never a value from a scenario, a server or the environment:
 # left as written, so that a short environment value ("1") cannot turn the report's schema
 # into `shadowdiff.report/${FLAG}` and make the report unreadable by shadowdiff itself.
@@ -119,6 +124,7 @@ def _encodings(value: str) -> set[str]:
         json.dumps(value, ensure_ascii=False)[1:-1],
         html.escape(value),
         repr(value)[1:-1],
+        repr(raw)[2:-1],  # within the repr of bytes (a gRPC answer's first bytes)
         *percent,
     }
 
@@ -144,6 +150,7 @@ class Redactor:
             for spelling in _encodings(value):
                 target.setdefault(spelling, self.fingerprint(value))
         self._placeholders = {**short, **placeholders}
+        self._cut_spellings = sorted(placeholders.items(), key=lambda item: -len(item[0]))
         alternatives = [
             re.escape(spelling) for spelling in sorted(placeholders, key=len, reverse=True)
         ] + [
@@ -164,7 +171,22 @@ class Redactor:
     def text(self, value: str) -> str:
         if self._pattern is None:
             return value
-        return self._pattern.sub(lambda match: self._placeholders[match.group()], value)
+        value = self._pattern.sub(lambda match: self._placeholders[match.group()], value)
+        return self._cut_secrets(value) if "…" in value else value
+
+    def _cut_secrets(self, value: str) -> str:
+        """`value` with the beginning of a secret hidden where a cut (`…`) ends it."""
+        pieces, start = [], 0
+        for cut in _CUT.finditer(value):
+            head = value[start : cut.start()]
+            for spelling, placeholder in self._cut_spellings:
+                at = _cut_start(head, spelling)
+                if at is not None:
+                    head = head[:at] + placeholder
+                    break
+            pieces += [head, cut.group()]
+            start = cut.end()
+        return "".join([*pieces, value[start:]])
 
     def header_value(self, name: str, value: str | None) -> str | None:
         """A header's value as an output may show it."""
@@ -227,6 +249,17 @@ class Redactor:
             else value
             for key, value in entry.items()
         }
+
+
+def _cut_start(head: str, spelling: str) -> int | None:
+    """Where the longest beginning of `spelling` (at least _CUT_CHARS long, shorter than the
+    whole, which the pattern already hid) ends `head`, or None."""
+    at = head.find(spelling[0], max(len(head) - len(spelling) + 1, 0))
+    while 0 <= at <= len(head) - _CUT_CHARS:
+        if spelling.startswith(head[at:]):
+            return at
+        at = head.find(spelling[0], at + 1)
+    return None
 
 
 def load_key(environ: Mapping[str, str]) -> tuple[bytes, KeySource]:

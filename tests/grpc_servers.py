@@ -27,6 +27,8 @@ from grpc_health.v1 import (  # type: ignore[import-untyped]  # no stubs are pub
     health_pb2_grpc,
 )
 
+from shadowdiff.grpc import frame
+
 ORDERS_SERVICE = "orders.v1.Orders"
 GET_METHOD = "/orders.v1.Orders/Get"
 
@@ -116,6 +118,8 @@ HOSTILE_ANSWERS: Final[
         [(b"grpc-status", b"13"), (b"grpc-message", "raw café \x1b[31m".encode())],
     ),
     "html_404": ([(b":status", b"404"), (b"content-type", b"text/html")], b"<h1>404</h1>", None),
+    # A grpc-message over response_limits.header_line_bytes (64 KiB by default).
+    "long_message": (_OK_HEAD, b"", [(b"grpc-status", b"13"), (b"grpc-message", b"m" * 70_000)]),
     "big_message": (_OK_HEAD, b"\x00\x00\x01\x86\xa0" + b"m" * 100_000, _OK_END),
 }
 
@@ -151,7 +155,7 @@ class _HostileGrpc(asyncio.Protocol):
                 if self.echo_side is not None:
                     self._echo(event.stream_id, path, fields)
                 else:
-                    self._answer(event.stream_id, path.rsplit(b"/", 1)[-1].decode())
+                    self._answer(event.stream_id, path.rsplit(b"/", 1)[-1].decode(), fields)
             elif isinstance(event, h2.events.DataReceived) and event.stream_id is not None:
                 self.conn.acknowledge_received_data(
                     event.flow_controlled_length or 0, event.stream_id
@@ -159,8 +163,11 @@ class _HostileGrpc(asyncio.Protocol):
         if self.transport is not None and not self.transport.is_closing():
             self.transport.write(self.conn.data_to_send())
 
-    def _answer(self, stream_id: int, behaviour: str) -> None:
+    def _answer(self, stream_id: int, behaviour: str, fields: dict[bytes, bytes]) -> None:
         conn = self.conn
+        if behaviour.startswith("echo_cut_"):
+            self._echo_cut(stream_id, behaviour, fields.get(b"authorization", b"-"))
+            return
         if behaviour == "reset":
             conn.reset_stream(stream_id, h2.errors.ErrorCodes.INTERNAL_ERROR)
             return
@@ -180,6 +187,20 @@ class _HostileGrpc(asyncio.Protocol):
                 conn.send_data(stream_id, chunk, end_stream=last and trailers is None)
         if trailers is not None:
             conn.send_headers(stream_id, trailers, end_stream=True)
+
+    def _echo_cut(self, stream_id: int, behaviour: str, seen: bytes) -> None:
+        """The Authorization the call carried, where shadowdiff cuts what it shows: past the
+        first 32 bytes of the answer (`echo_cut_answer`), past 300 characters of grpc-message
+        (`echo_cut_message`, with UNAUTHENTICATED)."""
+        if behaviour == "echo_cut_answer":
+            message = b"order:" + b"q" * 20 + seen
+            self.conn.send_headers(stream_id, _OK_HEAD)
+            self.conn.send_data(stream_id, frame(message))
+            self.conn.send_headers(stream_id, _OK_END, end_stream=True)
+        else:
+            text = b"x" * 285 + quote_from_bytes(seen).encode()
+            head = [*_OK_HEAD, (b"grpc-status", b"16"), (b"grpc-message", text)]
+            self.conn.send_headers(stream_id, head, end_stream=True)
 
     def _echo(self, stream_id: int, path: bytes, fields: dict[bytes, bytes]) -> None:
         """The health check answers SERVING with trailers that differ by side (a key the

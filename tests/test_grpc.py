@@ -426,6 +426,16 @@ def write(tmp_path: Path, requests: str, defaults: str = "") -> Path:
             "defaults: {transport: aiohttp}\n",
             "requests[0].grpc: gRPC (HTTP/2) needs the lean transport",
         ),
+        (
+            '  - {name: g, url: "http://a.example/", headers: {TE: gzip}, grpc: {health: ""}}\n',
+            "",
+            "requests[0].headers.TE: TE is connection-specific, which HTTP/2 forbids",
+        ),
+        (
+            '  - {name: g, url: "http://a.example/", grpc: {health: ""}}\n',
+            "defaults: {headers: {Connection: keep-alive}}\n",
+            "defaults.headers.Connection: Connection is connection-specific",
+        ),
     ],
     ids=[
         "method-without-allow-unsafe",
@@ -437,6 +447,8 @@ def write(tmp_path: Path, requests: str, defaults: str = "") -> Path:
         "bad-hex",
         "health-and-method",
         "aiohttp",
+        "te-not-trailers",
+        "default-connection-header",
     ],
 )
 def test_a_grpc_call_that_cannot_be_sent_is_a_located_error(

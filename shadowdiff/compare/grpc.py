@@ -21,12 +21,33 @@ from shadowdiff.grpc import (
     decode_health_status,
     grpc_fields,
     read_answer,
+    shown_message,
 )
 from shadowdiff.observation import Observation
 from shadowdiff.spec import RequestSpec
 
 # How much of a raw answer message is shown, in bytes (as hex).
 _SHOWN_BYTES: Final = 32
+
+
+def aligned(baseline: Observation, candidate: Observation) -> tuple[Observation, Observation]:
+    """The two answers with their trailing metadata in the same place. A trailers-only answer
+    carries it in its one header block, beside the head fields proxies add: when the other
+    answer has a trailer block, the fields it sent there move from the trailers-only head to
+    trailers (with the status fields), so the same metadata is not a header lost on one side
+    and a trailer gained on the other."""
+    return _trailers_like(baseline, candidate), _trailers_like(candidate, baseline)
+
+
+def _trailers_like(answer: Observation, other: Observation) -> Observation:
+    if answer.trailers or not other.trailers:
+        return answer
+    names = {name.lower() for name, _ in other.trailers} | GRPC_STATUS_FIELDS
+    trailers = tuple((n, v) for n, v in answer.headers if n.lower() in names)
+    if not any(name.lower() == "grpc-status" for name, _ in trailers):
+        return answer  # no status in the head: not trailers-only (read_answer says what it is)
+    headers = tuple((n, v) for n, v in answer.headers if n.lower() not in names)
+    return dataclasses.replace(answer, headers=headers, trailers=trailers)
 
 
 def without_grpc_fields(observation: Observation) -> Observation:
@@ -59,7 +80,8 @@ def compare_grpc(
         detail = None
         if baseline_answer.message or candidate_answer.message:
             # Quoted as they are: printable already (shadowdiff.grpc.printable_message).
-            detail = f'grpc-message: "{baseline_answer.message}" → "{candidate_answer.message}"'
+            before, after = (shown_message(a.message) for a in (baseline_answer, candidate_answer))
+            detail = f'grpc-message: "{before}" → "{after}"'
         return [
             Difference(
                 "grpc",
@@ -76,8 +98,8 @@ def compare_grpc(
             Difference(
                 "grpc",
                 "message",
-                baseline_answer.message or None,
-                candidate_answer.message or None,
+                shown_message(baseline_answer.message) or None,
+                shown_message(candidate_answer.message) or None,
                 "warning",
             )
         )

@@ -9,7 +9,7 @@ from yarl import URL
 
 from shadowdiff.compare.content_coding import Decoded, content_codings, decode
 from shadowdiff.compare.cookies import compare_cookies
-from shadowdiff.compare.grpc import compare_grpc, without_grpc_fields
+from shadowdiff.compare.grpc import aligned, compare_grpc, without_grpc_fields
 from shadowdiff.compare.headers import (
     combined,
     group_by_name,
@@ -83,6 +83,7 @@ def _compare_grpc_call(
 ) -> list[Difference]:
     """A gRPC call: its status, trailers and message, and the headers of the answer; its body
     only as gRPC reads it (the framed message)."""
+    baseline, candidate = aligned(baseline, candidate)
     grpc = compare_grpc(request, baseline, candidate, options)
     if baseline.status != candidate.status:
         # A gRPC client reads an HTTP status without grpc-status as a gRPC code: both show.

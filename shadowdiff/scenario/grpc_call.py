@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import base64
 import binascii
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Final
 
 from yarl import URL
 
@@ -22,6 +24,11 @@ from shadowdiff.grpc import (
 from shadowdiff.scenario.model import Request
 from shadowdiff.scenario.yamlsource import FieldPath, SourceDocument
 
+# Fields HTTP/2 forbids (RFC 9113 section 8.2.2; TE only as "trailers"): a gRPC call is always
+# HTTP/2, so a call that states one could never be sent, on either side.
+_CONNECTION_SPECIFIC: Final = frozenset(
+    {"connection", "keep-alive", "proxy-connection", "transfer-encoding", "upgrade", "te"}
+)
 # What every gRPC request carries (PROTOCOL-HTTP2.md): `te: trailers` tells proxies on the way
 # that the client reads trailers, which some (nginx's grpc_pass among them) require.
 GRPC_HEADERS: dict[str, str] = {"content-type": "application/grpc", "te": "trailers"}
@@ -37,8 +44,15 @@ class GrpcParts:
     problems: list[Problem] = field(default_factory=list)
 
 
-def grpc_parts(request: Request, url: str, path: FieldPath, document: SourceDocument) -> GrpcParts:
-    """The gRPC call of `request` (whose `grpc` is set), sent to `url`'s host."""
+def grpc_parts(
+    request: Request,
+    url: str,
+    path: FieldPath,
+    document: SourceDocument,
+    default_headers: Mapping[str, str],
+) -> GrpcParts:
+    """The gRPC call of `request` (whose `grpc` is set), sent to `url`'s host with the
+    scenario's `default_headers` and its own."""
     grpc = request.grpc
     assert grpc is not None
     parts = GrpcParts(url=url)
@@ -50,6 +64,21 @@ def grpc_parts(request: Request, url: str, path: FieldPath, document: SourceDocu
         problem(("method",), "a gRPC call is a POST: leave method out")
     if request.body is not None:
         problem(("body",), "a gRPC call's body is its message: grpc.message_base64 or message_hex")
+    for where, headers in (
+        ((*path, "headers"), request.headers),
+        (("defaults", "headers"), default_headers),
+    ):
+        for name, value in headers.items():
+            if name.lower() in _CONNECTION_SPECIFIC and (
+                name.lower() != "te" or value.strip() != "trailers"
+            ):
+                parts.problems.append(
+                    document.problem(
+                        (*where, name),
+                        f"{name} is connection-specific, which HTTP/2 forbids, and a gRPC call "
+                        "is HTTP/2",
+                    )
+                )
     if request.http not in (None, "2"):
         problem(("http",), 'gRPC speaks HTTP/2 only: leave http out or write "2"')
     try:

@@ -776,8 +776,9 @@ def _expand(
             problems += body_problems
         grpc = None
         if request.grpc is not None:
-            parts = grpc_parts(request, url, path, document)
-            problems += parts.problems
+            parts = grpc_parts(request, url, path, document, config.defaults.headers)
+            # A default header every gRPC call refuses is one line, not one per call.
+            problems += [p for p in parts.problems if p not in problems]
             grpc, url, body = parts.call, parts.url, parts.body
             body_headers.update(GRPC_HEADERS)
         spec = RequestSpec(

@@ -15,7 +15,7 @@ from typing import Final, cast
 
 from yarl import URL
 
-from shadowdiff.grpc import method_problem
+from shadowdiff.grpc import method_problem, quoted
 from shadowdiff.observation import ErrorClass
 from shadowdiff.spec import RequestSpec, RequestTls
 from shadowdiff.transport.failures import classify_os_error
@@ -172,7 +172,7 @@ def checked_target(request: RequestSpec, extra_headers: Sequence[tuple[str, str]
         or url.raw_query_string
     ):
         raise Failure(
-            "not_sent", f"not sent: not a gRPC call to {request.grpc.method[:80]!r}: {reason}"
+            "not_sent", f"not sent: not a gRPC call to {quoted(request.grpc.method)}: {reason}"
         )
     scheme, host = url.scheme, url.raw_host or ""
     port = url.port or DEFAULT_PORTS[scheme]

@@ -335,11 +335,11 @@ class H2Connection(asyncio.Protocol):
             stream = self.streams.get(event.stream_id or 0)
             if stream is not None:
                 stream.first_byte_ns = time.perf_counter_ns()
-                self._read_head(stream, event.headers or [], stream.headers)
+                self._read_head_of(stream, event.headers or [], stream.headers)
         elif isinstance(event, h2.events.TrailersReceived):
             stream = self.streams.get(event.stream_id or 0)
             if stream is not None:
-                self._read_head(stream, event.headers or [], stream.trailers)
+                self._read_head_of(stream, event.headers or [], stream.trailers)
         elif isinstance(event, h2.events.StreamEnded):
             stream = self.streams.pop(event.stream_id or 0, None)
             if stream is not None:
@@ -370,6 +370,18 @@ class H2Connection(asyncio.Protocol):
             for stream in streams:
                 stream.window.set()
         # PING, SETTINGS acknowledgements, PRIORITY, ALTSVC and unknown frames need nothing.
+
+    def _read_head_of(
+        self, stream: Stream, headers: list[tuple[bytes, bytes]], into: list[tuple[str, str]]
+    ) -> None:
+        """Read one header block of `stream`. A block over response_limits fails that stream
+        alone (RST_STREAM): h2 decoded it, so the connection's HPACK state is sound, and the
+        other calls in flight on it (a gRPC call beside one whose grpc-message is too long)
+        are not failed for another request's answer."""
+        try:
+            self._read_head(stream, headers, into)
+        except Failure as failure:
+            self.end_stream(stream, failure)
 
     def _read_head(
         self, stream: Stream, headers: list[tuple[bytes, bytes]], into: list[tuple[str, str]]
