@@ -75,7 +75,8 @@ def shadowdiff(
     scenario.write_text(scenario_text(protocol, load, ca_path))
     report_path = folder / f"{name}.json"
     command = [sys.executable, "-m", "shadowdiff", "run", str(scenario), "-q"]
-    run_measured([*command, "--workers", str(workers), "--json", str(report_path)])
+    # Exit 3 is a load that did not hold its rate: a figure to show, with `valid` false.
+    run_measured([*command, "--workers", str(workers), "--json", str(report_path)], (0, 1, 3))
     report = json.loads(report_path.read_text())
     load_entry, latency = report["load"], report["latency"]["baseline"]["total"]
     pairs = report["totals"]["pairs"]
@@ -229,6 +230,9 @@ def main() -> int:
                     f"HTTP/2  shadowdiff {pairs_in_flight} pairs, w{workers}"
                 ),
             }
+            not_held = sum(not run["valid"] for run in runs["http open"])
+            if not_held:
+                labels["http open"] += f" (rate not held in {not_held} of {args.runs})"
             print(
                 f"Throughput: medians of {args.runs} interleaved runs of {seconds} s, "
                 f"{connections} requests in flight; shadowdiff with noise calibration on "
