@@ -65,8 +65,8 @@ async def test_a_flood_of_tiny_frames_neither_starves_the_loop_nor_outlasts_tota
         took_s = time.perf_counter() - started
         beating.cancel()
     assert answer.failure is not None and answer.failure.error_class == "timeout"
-    assert took_s < 1.5, f"a 0.5 s probe took {took_s:.2f} s"
-    assert longest_gap_s < 0.25, f"the event loop stalled {longest_gap_s:.2f} s"
+    assert took_s < 2.0, f"a 0.5 s probe took {took_s:.2f} s"
+    assert longest_gap_s < 0.5, f"the event loop stalled {longest_gap_s:.2f} s"
 
 
 async def test_pings_whose_pongs_are_never_read_do_not_grow_the_write_buffer() -> None:
