@@ -314,6 +314,14 @@ def _check_subprotocol(name: str) -> str:
     return name
 
 
+def _check_unique_subprotocols(names: list[str]) -> list[str]:
+    # RFC 6455 section 4.1: the offered subprotocols "MUST all be unique strings".
+    repeated = sorted({name for name in names if names.count(name) > 1})
+    if repeated:
+        raise ValueError(f"subprotocol offered twice: {', '.join(repeated)}")
+    return names
+
+
 def _check_extension_offer(offer: str) -> str:
     if websocket_problems([], [offer], None):
         raise ValueError(
@@ -333,7 +341,10 @@ def _check_message(message: str) -> str:
 class WebSocket(_Strict):
     """The request sent as a WebSocket upgrade (HTTP/1.1 GET with Upgrade: websocket)."""
 
-    subprotocols: list[Annotated[str, AfterValidator(_check_subprotocol)]] = Field(
+    subprotocols: Annotated[
+        list[Annotated[str, AfterValidator(_check_subprotocol)]],
+        AfterValidator(_check_unique_subprotocols),
+    ] = Field(
         default_factory=list,
         max_length=32,
         description="offered in Sec-WebSocket-Protocol, in order of preference",

@@ -9,6 +9,10 @@ checks, the close handshake and permessage-deflate. What it does not bound is bo
 bytes are fed to it in small slices and each slice's output counted, so a compressed frame
 inflates at most `_FEED_SLICE_BYTES` times zlib's ratio (about 1030:1) before the cap on a
 message (`_MESSAGE_CAP_BYTES`) stops it, and a socket whose bytes wait to be read is paused.
+Framing costs CPU per frame, not per byte (a flood of 2-byte empty frames is the worst case),
+so the event loop gets a turn every `_TURN_S` of framing: the probe's timeout
+and the other probes run however a server floods. Pongs are written only while the socket's
+write buffer is short, so a server that pings without reading cannot grow it.
 """
 
 from __future__ import annotations
@@ -46,6 +50,13 @@ _MESSAGE_CAP_BYTES: Final = 16 * 1024 * 1024
 _FEED_SLICE_BYTES: Final = 4096
 # Read bytes not yet framed: past this the socket stops reading until they are.
 _PENDING_PAUSE_BYTES: Final = 256 * 1024
+# Framed at a time: at most 512 frames, about 15 ms of wsproto on a loaded machine; past
+# `_TURN_S` since the event loop's last turn, the next read gives it one.
+_READ_BYTES: Final = 1024
+_TURN_S: Final = 0.005
+# Unsent bytes past which a ping goes unanswered (RFC 6455 section 5.5.3 lets a client answer
+# only the latest ping): a server that pings without reading the pongs cannot grow the buffer.
+_PONG_BACKLOG_BYTES: Final = 64 * 1024
 # How long the close handshake may take after the echo (it is not part of the answer).
 _CLOSE_GRACE_S: Final = 1.0
 # What the close handshake reads at most (a server still sending frames is cut).
@@ -58,13 +69,14 @@ class _Socket(Connection):
     """The connection the upgrade goes out on: HTTP/1.1 until a 101, then raw bytes kept
     for the framing (`read`)."""
 
-    __slots__ = ("paused", "pending", "waiter")
+    __slots__ = ("paused", "pending", "turn_started_s", "waiter")
 
     def __init__(self, loop: asyncio.AbstractEventLoop, limits: HeadLimits) -> None:
         super().__init__(loop, limits)
         self.pending: bytearray | None = None
         self.waiter: asyncio.Future[None] | None = None
         self.paused = False
+        self.turn_started_s = 0.0
 
     def upgraded(self, after_head: bytes) -> None:
         self.pending = bytearray(after_head)
@@ -88,19 +100,27 @@ class _Socket(Connection):
             self.waiter.set_result(None)
 
     async def read(self) -> bytes:
-        """What arrived since the last read; empty once the connection is closed."""
+        """At most `_READ_BYTES` of what arrived and is not read yet; empty once the
+        connection is closed and all is read. Gives the event loop a turn once `_TURN_S` has
+        passed since the last: a server that never stops sending must not keep the timeout
+        and the other probes from running."""
+        if self.pending and time.perf_counter() - self.turn_started_s > _TURN_S:
+            await asyncio.sleep(0)
+            self.turn_started_s = time.perf_counter()
         while not self.pending and not self.closed:
             self.waiter = self.loop.create_future()
             await self.waiter
-        return self.take()
-
-    def take(self) -> bytes:
-        """What arrived since the last read, without waiting."""
+            self.turn_started_s = time.perf_counter()
         if self.pending is None:
             self.pending = bytearray()
-        data = bytes(self.pending)
-        self.pending.clear()
-        if self.paused and self.transport is not None and not self.closed:
+        data = bytes(self.pending[:_READ_BYTES])
+        del self.pending[:_READ_BYTES]
+        if (
+            self.paused
+            and len(self.pending) <= _PENDING_PAUSE_BYTES
+            and self.transport is not None
+            and not self.closed
+        ):
             self.transport.resume_reading()
             self.paused = False
         return data
@@ -119,6 +139,8 @@ class _Echo:
         self.finished = False
 
     def add(self, data: bytes, kind: MessageType, finished: bool) -> None:
+        if self.finished:
+            return  # a message after the echo (in the same read): not part of it
         self.kind = self.kind or kind
         self.size_bytes += len(data)
         if self.size_bytes > _MESSAGE_CAP_BYTES:
@@ -168,7 +190,10 @@ def _feed(
             elif isinstance(event, BytesMessage):
                 on_message(bytes(event.data), "binary", event.message_finished)
             elif isinstance(event, Ping):
-                _write(socket, framing.send(event.response()))
+                if socket.transport is None or (
+                    socket.transport.get_write_buffer_size() < _PONG_BACKLOG_BYTES
+                ):
+                    _write(socket, framing.send(event.response()))
             elif isinstance(event, CloseConnection):
                 if framing.state is ConnectionState.OPEN:
                     # wsproto reports frames it refuses as a close it did not receive.
@@ -308,7 +333,14 @@ class WebSocketProber:
         framing = _framing(upgrade)
         echo = _Echo(endpoint.body_capture_bytes)
         # Messages before the probe's own (a greeting) are not its echo.
-        _feed(socket, framing, socket.take(), _ignore)
+        # Those that came with the 101 are framed here, a slice per loop turn.
+        greeting_bytes = len(socket.pending or b"")
+        while greeting_bytes > 0:
+            data = await socket.read()
+            if not data:
+                break
+            greeting_bytes -= len(data)
+            _feed(socket, framing, data, _ignore)
         if probe.idle_s > 0:
             await _stay_idle(socket, framing, probe.idle_s)
         if probe.message is not None:
