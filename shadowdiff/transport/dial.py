@@ -18,6 +18,7 @@ from yarl import URL
 from shadowdiff.grpc import method_problem, quoted
 from shadowdiff.observation import ErrorClass
 from shadowdiff.spec import RequestSpec, RequestTls
+from shadowdiff.transport import USER_AGENT
 from shadowdiff.transport.failures import classify_os_error
 from shadowdiff.transport.lean_connection import Failure
 from shadowdiff.wire import refusal
@@ -180,3 +181,19 @@ def checked_target(request: RequestSpec, extra_headers: Sequence[tuple[str, str]
     if ":" in host and not host.startswith("["):
         authority = f"[{host}]" if url.explicit_port is None else f"[{host}]:{port}"
     return Target(url, scheme, host, port, authority)
+
+
+def head_lines(
+    method: str, target: Target, headers: Sequence[tuple[str, str]]
+) -> tuple[list[str], set[str]]:
+    """An HTTP/1.1 request head's first lines: the request line, Host, the headers as given
+    (checked by `checked_target`) and the User-Agent both transports send unless one is
+    given; with the lower-case names written, for the defaults the caller adds."""
+    lines = [f"{method} {target.url.raw_path_qs or '/'} HTTP/1.1", f"Host: {target.authority}"]
+    sent = set()
+    for name, value in headers:
+        lines.append(f"{name}: {value}")
+        sent.add(name.lower())
+    if "user-agent" not in sent:
+        lines.append(f"User-Agent: {USER_AGENT}")
+    return lines, sent

@@ -20,8 +20,8 @@ from typing import Any, Final
 from shadowdiff.endpoint import Endpoint, HeadLimits
 from shadowdiff.observation import Observation, Timings, TransportFailure
 from shadowdiff.spec import HttpVersion, RequestSpec, RequestTls, Side
-from shadowdiff.transport import USER_AGENT, Pending, may_retry, traceparent_problem
-from shadowdiff.transport.dial import checked_target, dial, sni
+from shadowdiff.transport import Pending, may_retry, traceparent_problem
+from shadowdiff.transport.dial import checked_target, dial, head_lines, sni
 from shadowdiff.transport.h2_connection import H2Connection
 from shadowdiff.transport.lean_connection import Awaited, Connection, Exchange, Failure
 from shadowdiff.transport.lean_h2 import H1Chosen, H2Sender
@@ -111,6 +111,12 @@ class _Pool:
         return connection
 
 
+def _with_traceparent(head: bytes, request: RequestSpec, traceparent: str) -> bytes:
+    """The request with its traceparent as the last header line (`head` ends before the
+    blank line; the value was checked before)."""
+    return head + f"traceparent: {traceparent}\r\n\r\n".encode("ascii") + (request.body or b"")
+
+
 class _Written:
     """A request written on a pooled connection by `LeanTransport.start`, its answer not yet
     awaited: awaiting it awaits the answer; `cancel` gives it up and cuts the connection,
@@ -182,15 +188,9 @@ class LeanTransport:
         """The connection key, the head without its closing blank line, and whether a
         failure on a reused connection may be retried."""
         target = checked_target(request, self._extra_headers)
-        url, scheme, host, port = target.url, target.scheme, target.host, target.port
-        lines = [f"{request.method} {url.raw_path_qs or '/'} HTTP/1.1", f"Host: {target.authority}"]
-        sent = set()
-        for name, value in (*request.headers, *self._extra_headers):
-            lines.append(f"{name}: {value}")
-            sent.add(name.lower())
+        scheme, host, port = target.scheme, target.host, target.port
+        lines, sent = head_lines(request.method, target, (*request.headers, *self._extra_headers))
         # The same defaults the aiohttp transport sends, so both transports look alike.
-        if "user-agent" not in sent:
-            lines.append(f"User-Agent: {USER_AGENT}")
         if "accept" not in sent:
             lines.append("Accept: */*")
         if request.body is not None:
@@ -236,8 +236,7 @@ class LeanTransport:
             if connection is not None:
                 started_ns = time.perf_counter_ns()
                 if traceparent is not None:
-                    line = f"traceparent: {traceparent}\r\n\r\n".encode("ascii")
-                    payload = head + line + (request.body or b"")
+                    payload = _with_traceparent(head, request, traceparent)
                 head_only = request.method == "HEAD"
                 exchange = self._write(connection, payload, head_only, started_ns)
                 answer = self._answer_on_pooled(
@@ -263,7 +262,15 @@ class LeanTransport:
         except Failure as failure:
             if not (retry and failure.before_answer):
                 return self._failed(failure.failure, started_ns, timings)
-        timings = {}
+        return await self._send_again(key, payload, head_only, started_ns)
+
+    async def _send_again(
+        self, key: _Key, payload: bytes, head_only: bool, started_ns: int
+    ) -> Observation:
+        """The request once more on a new connection, timed from the first try: the reused
+        connection was closed under it before any answer began (the server had timed it
+        out)."""
+        timings: dict[str, int] = {}
         try:
             return await self._exchange(
                 None, key, payload, head_only, started_ns, timings, retried=True
@@ -324,8 +331,7 @@ class LeanTransport:
                 return self._failed(refused.failure, started_ns, {})
         _, key, head, payload, retry = wire
         if traceparent is not None:  # checked in `send`
-            line = f"traceparent: {traceparent}\r\n\r\n".encode("ascii")
-            payload = head + line + (request.body or b"")
+            payload = _with_traceparent(head, request, traceparent)
         head_only = request.method == "HEAD"
         if fresh is not None:
             timings = fresh_timings or {}
@@ -342,15 +348,7 @@ class LeanTransport:
         except Failure as failure:
             if not (retry and connection is not None and failure.before_answer):
                 return self._failed(failure.failure, started_ns, timings)
-        # The reused connection was closed under the request before any answer began: the
-        # server had timed it out. Once more on a new connection, timed from the first try.
-        timings = {}
-        try:
-            return await self._exchange(
-                None, key, payload, head_only, started_ns, timings, retried=True
-            )
-        except Failure as failure:
-            return self._failed(failure.failure, started_ns, timings, retried=True)
+        return await self._send_again(key, payload, head_only, started_ns)
 
     async def _exchange(
         self,

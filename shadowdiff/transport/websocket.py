@@ -32,8 +32,7 @@ from wsproto.extensions import Extension, PerMessageDeflate
 from shadowdiff.endpoint import Endpoint, HeadLimits
 from shadowdiff.observation import Observation, Timings, TransportFailure
 from shadowdiff.spec import RequestSpec
-from shadowdiff.transport import USER_AGENT
-from shadowdiff.transport.dial import checked_target, dial, sni
+from shadowdiff.transport.dial import checked_target, dial, head_lines, sni
 from shadowdiff.transport.lean_connection import Connection, Exchange, Failure
 from shadowdiff.transport.tls import ClientContexts, tls_session
 from shadowdiff.transport.websocket_handshake import (
@@ -311,13 +310,7 @@ class WebSocketProber:
         if reason is not None:
             raise Failure("not_sent", f"not sent: {reason}")
         key = new_key()
-        lines = [f"GET {target.url.raw_path_qs or '/'} HTTP/1.1", f"Host: {target.authority}"]
-        sent = set()
-        for name, value in (*request.headers, *endpoint.headers):
-            lines.append(f"{name}: {value}")
-            sent.add(name.lower())
-        if "user-agent" not in sent:
-            lines.append(f"User-Agent: {USER_AGENT}")
+        lines, _ = head_lines("GET", target, (*request.headers, *endpoint.headers))
         lines += [f"{name}: {value}" for name, value in upgrade_headers(probe, key)]
         if traceparent is not None:
             lines.append(f"traceparent: {traceparent}")
