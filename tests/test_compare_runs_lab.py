@@ -17,7 +17,9 @@ import pytest
 from .cli_process import CliProcess
 from .lab import Lab, lab_for_tests
 
-pytestmark = pytest.mark.nginx
+# Two runs minutes apart are compared, so both must see the same machine: `serial` runs this
+# after the parallel tests, alone (./dev test), not beside another worker's load.
+pytestmark = [pytest.mark.nginx, pytest.mark.serial]
 
 PLANTED_DELAY_S = 0.04
 SCENARIO = """\
