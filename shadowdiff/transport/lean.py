@@ -18,12 +18,19 @@ from collections.abc import Coroutine, Generator
 from typing import Any, Final
 
 from shadowdiff.endpoint import Endpoint, HeadLimits
-from shadowdiff.observation import Observation, Timings, TransportFailure
+from shadowdiff.observation import Observation, TransportFailure
 from shadowdiff.spec import HttpVersion, RequestSpec, RequestTls, Side
 from shadowdiff.transport import Pending, may_retry, traceparent_problem
 from shadowdiff.transport.dial import checked_target, dial, head_lines, sni
 from shadowdiff.transport.h2_connection import H2Connection
-from shadowdiff.transport.lean_connection import Awaited, Connection, Exchange, Failure
+from shadowdiff.transport.lean_connection import (
+    Awaited,
+    Connection,
+    Exchange,
+    Failure,
+    answer_timings,
+    failed_observation,
+)
 from shadowdiff.transport.lean_h2 import H1Chosen, H2Sender
 from shadowdiff.transport.tls import ClientContexts, tls_session
 from shadowdiff.transport.websocket import WebSocketProber
@@ -449,15 +456,7 @@ class LeanTransport:
             body=bytes(exchange.body),
             body_bytes=exchange.body_bytes,
             body_sha256=exchange.digest.hexdigest(),
-            timings=Timings(
-                started_ns=started_ns,
-                connect_ns=timings.get("connect_ns"),
-                tls_ns=timings.get("tls_ns"),
-                first_byte_ns=None
-                if exchange.first_byte_ns is None
-                else exchange.first_byte_ns - started_ns,
-                total_ns=ended_ns - started_ns,
-            ),
+            timings=answer_timings(started_ns, timings, exchange.first_byte_ns, ended_ns),
             tls=connection.tls,
             connection_reused=reused,
             retried=retried,
@@ -471,17 +470,7 @@ class LeanTransport:
         *,
         retried: bool = False,
     ) -> Observation:
-        return Observation(
-            side=self.side,
-            failure=failure,
-            retried=retried,
-            timings=Timings(
-                started_ns=started_ns,
-                connect_ns=timings.get("connect_ns"),
-                tls_ns=timings.get("tls_ns"),
-                total_ns=time.perf_counter_ns() - started_ns,
-            ),
-        )
+        return failed_observation(self.side, failure, started_ns, timings, retried=retried)
 
     def expire_busy(self, message: str) -> None:
         """End every request waiting for its answer now, as a `timeout` with `message`: a run

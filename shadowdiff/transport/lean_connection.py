@@ -1,6 +1,8 @@
 """One HTTP/1.1 connection of the lean transport: the request written on an asyncio protocol,
 the response parsed by httptools (llhttp) into an `Exchange`, with `defaults.response_limits`
-enforced as the bytes arrive. Pooling, timeouts and observations are `lean`'s.
+enforced as the bytes arrive. Pooling and timeouts are `lean`'s. Also what every protocol of
+the lean transport (HTTP/1.1, HTTP/2, the WebSocket probe) shares: its `Failure`, and the
+timings and failed observations it builds.
 """
 
 from __future__ import annotations
@@ -13,7 +15,8 @@ from typing import Final, Protocol, cast
 import httptools
 
 from shadowdiff.endpoint import HeadLimits
-from shadowdiff.observation import ErrorClass, TlsSession, TransportFailure
+from shadowdiff.observation import ErrorClass, Observation, Timings, TlsSession, TransportFailure
+from shadowdiff.spec import Side
 
 # Copied for each response: creating a hash object makes OpenSSL 3 look the algorithm up under
 # a lock every time, which showed as several percent of a replay's CPU.
@@ -329,4 +332,38 @@ class Connection(asyncio.Protocol):
 def _head_too_large(limits: HeadLimits) -> Failure:
     return Failure(
         "malformed_response", f"response head over header_bytes ({limits.header_bytes} bytes)"
+    )
+
+
+def answer_timings(
+    started_ns: int,
+    timings: dict[str, int],
+    first_byte_ns: int | None = None,
+    ended_ns: int | None = None,
+) -> Timings:
+    """An answer's phases from the moments the lean transport noted (`timings` holds the
+    connection's opening, when it was opened for this request); `ended_ns` None is now."""
+    return Timings(
+        started_ns=started_ns,
+        connect_ns=timings.get("connect_ns"),
+        tls_ns=timings.get("tls_ns"),
+        first_byte_ns=None if first_byte_ns is None else first_byte_ns - started_ns,
+        total_ns=(time.perf_counter_ns() if ended_ns is None else ended_ns) - started_ns,
+    )
+
+
+def failed_observation(
+    side: Side,
+    failure: TransportFailure,
+    started_ns: int,
+    timings: dict[str, int],
+    *,
+    retried: bool = False,
+) -> Observation:
+    """The failure that took the place of an answer, timed until now."""
+    return Observation(
+        side=side,
+        failure=failure,
+        retried=retried,
+        timings=answer_timings(started_ns, timings),
     )

@@ -28,12 +28,18 @@ from hpack import NeverIndexedHeaderTuple
 
 from shadowdiff.endpoint import Endpoint
 from shadowdiff.grpc import read_answer
-from shadowdiff.observation import Observation, Timings
+from shadowdiff.observation import Observation
 from shadowdiff.spec import HttpVersion, RequestSpec, RequestTls, Side
 from shadowdiff.transport import USER_AGENT, may_retry
 from shadowdiff.transport.dial import Opening, checked_target, dial, sni
 from shadowdiff.transport.h2_connection import H2Connection, Stream
-from shadowdiff.transport.lean_connection import Awaited, Connection, Failure
+from shadowdiff.transport.lean_connection import (
+    Awaited,
+    Connection,
+    Failure,
+    answer_timings,
+    failed_observation,
+)
 from shadowdiff.transport.tls import ClientContexts, tls_session
 
 _Key = tuple[str, str, int, RequestTls | None]
@@ -189,15 +195,7 @@ class H2Sender:
             body=bytes(stream.body),
             body_bytes=stream.body_bytes,
             body_sha256=stream.digest.hexdigest(),
-            timings=Timings(
-                started_ns=started_ns,
-                connect_ns=timings.get("connect_ns"),
-                tls_ns=timings.get("tls_ns"),
-                first_byte_ns=None
-                if stream.first_byte_ns is None
-                else stream.first_byte_ns - started_ns,
-                total_ns=stream.ended_ns - started_ns,
-            ),
+            timings=answer_timings(started_ns, timings, stream.first_byte_ns, stream.ended_ns),
             tls=connection.tls,
             connection_reused=reused,
             retried=fresh,
@@ -370,17 +368,7 @@ class H2Sender:
         *,
         retried: bool = False,
     ) -> Observation:
-        return Observation(
-            side=self.side,
-            failure=failure.failure,
-            retried=retried,
-            timings=Timings(
-                started_ns=started_ns,
-                connect_ns=timings.get("connect_ns"),
-                tls_ns=timings.get("tls_ns"),
-                total_ns=time.perf_counter_ns() - started_ns,
-            ),
-        )
+        return failed_observation(self.side, failure.failure, started_ns, timings, retried=retried)
 
     def close_all(self) -> None:
         """GOAWAY and a polite close on every connection (the transport waits for them)."""

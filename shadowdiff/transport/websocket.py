@@ -30,10 +30,16 @@ from wsproto.events import BytesMessage, CloseConnection, Message, Ping, TextMes
 from wsproto.extensions import Extension, PerMessageDeflate
 
 from shadowdiff.endpoint import Endpoint, HeadLimits
-from shadowdiff.observation import Observation, Timings, TransportFailure
+from shadowdiff.observation import Observation, TransportFailure
 from shadowdiff.spec import RequestSpec
 from shadowdiff.transport.dial import checked_target, dial, head_lines, sni
-from shadowdiff.transport.lean_connection import Connection, Exchange, Failure
+from shadowdiff.transport.lean_connection import (
+    Connection,
+    Exchange,
+    Failure,
+    answer_timings,
+    failed_observation,
+)
 from shadowdiff.transport.tls import ClientContexts, tls_session
 from shadowdiff.transport.websocket_handshake import (
     HandshakeRefused,
@@ -449,15 +455,7 @@ def _observation(
         body=body,
         body_bytes=body_bytes,
         body_sha256=digest.hexdigest(),
-        timings=Timings(
-            started_ns=started_ns,
-            connect_ns=timings.get("connect_ns"),
-            tls_ns=timings.get("tls_ns"),
-            first_byte_ns=None
-            if exchange.first_byte_ns is None
-            else exchange.first_byte_ns - started_ns,
-            total_ns=time.perf_counter_ns() - started_ns,
-        ),
+        timings=answer_timings(started_ns, timings, exchange.first_byte_ns),
         tls=socket.tls,
         websocket_message=None if echo is None else echo.kind,
     )
@@ -466,13 +464,4 @@ def _observation(
 def _failed(
     endpoint: Endpoint, failure: TransportFailure, started_ns: int, timings: dict[str, int]
 ) -> Observation:
-    return Observation(
-        side=endpoint.side,
-        failure=failure,
-        timings=Timings(
-            started_ns=started_ns,
-            connect_ns=timings.get("connect_ns"),
-            tls_ns=timings.get("tls_ns"),
-            total_ns=time.perf_counter_ns() - started_ns,
-        ),
-    )
+    return failed_observation(endpoint.side, failure, started_ns, timings)
