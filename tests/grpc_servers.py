@@ -29,6 +29,8 @@ from grpc_health.v1 import (  # type: ignore[import-untyped]  # no stubs are pub
 
 from shadowdiff.grpc import frame
 
+from .h2_hostile import H2Server
+
 ORDERS_SERVICE = "orders.v1.Orders"
 GET_METHOD = "/orders.v1.Orders/Get"
 
@@ -124,22 +126,14 @@ HOSTILE_ANSWERS: Final[
 }
 
 
-class _HostileGrpc(asyncio.Protocol):
+class _HostileGrpc(H2Server):
     """h2c with prior knowledge; answers each call by its method name: one of
     HOSTILE_ANSWERS, `reset` (RST_STREAM) or `stall` (a head, then nothing). With `echo_side`
     it is an echo instead, which reflects the call's metadata into its answer (see `_echo`)."""
 
     def __init__(self, echo_side: str | None = None) -> None:
+        super().__init__()
         self.echo_side = echo_side
-        self.conn = h2.connection.H2Connection(
-            h2.config.H2Configuration(client_side=False, header_encoding=None)
-        )
-        self.transport: asyncio.Transport | None = None
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = cast(asyncio.Transport, transport)
-        self.conn.initiate_connection()
-        self.transport.write(self.conn.data_to_send())
 
     def data_received(self, data: bytes) -> None:
         try:

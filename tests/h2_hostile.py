@@ -219,11 +219,11 @@ async def hostile_h2_server(behaviour: str) -> AsyncIterator[HostileServer]:
         await server.wait_closed()
 
 
-class _Scripted(asyncio.Protocol):
-    """Answers the first request with `script`, bytes as they are (any frames, or none)."""
+class H2Server(asyncio.Protocol):
+    """The server side of an h2c connection (prior knowledge): h2's state, its settings sent
+    as the connection opens. Subclasses answer in `data_received`."""
 
-    def __init__(self, script: bytes) -> None:
-        self.script = script
+    def __init__(self) -> None:
         self.conn = h2.connection.H2Connection(
             h2.config.H2Configuration(client_side=False, header_encoding=None)
         )
@@ -233,6 +233,14 @@ class _Scripted(asyncio.Protocol):
         self.transport = cast(asyncio.Transport, transport)
         self.conn.initiate_connection()
         self.transport.write(self.conn.data_to_send())
+
+
+class _Scripted(H2Server):
+    """Answers the first request with `script`, bytes as they are (any frames, or none)."""
+
+    def __init__(self, script: bytes) -> None:
+        super().__init__()
+        self.script = script
 
     def data_received(self, data: bytes) -> None:
         if self.transport is None or self.script is None:
