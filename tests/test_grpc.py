@@ -384,7 +384,12 @@ def write(tmp_path: Path, requests: str, defaults: str = "") -> Path:
         (
             '  - {name: g, url: "http://a.example/", grpc: {method: /a.B/C}}\n',
             "",
-            "requests[0].grpc: the gRPC method /a.B/C may change state",
+            "requests[0].grpc: the gRPC method '/a.B/C' may change state",
+        ),
+        (
+            '  - {name: g, url: "http://a.example/", grpc: {method: "/a.B/C\\r\\nX: y"}}\n',
+            "",
+            r"requests[0].grpc: the gRPC method '/a.B/C\r\nX: y' may change state",
         ),
         (
             '  - {name: g, url: "http://a.example/", allow_unsafe: true, grpc: {method: "/a.B/C\\r\\nX: y"}}\n',
@@ -439,6 +444,7 @@ def write(tmp_path: Path, requests: str, defaults: str = "") -> Path:
     ],
     ids=[
         "method-without-allow-unsafe",
+        "crlf-in-method-without-allow-unsafe",
         "crlf-in-method",
         "method-without-slash",
         "http-1.1",
@@ -458,6 +464,8 @@ def test_a_grpc_call_that_cannot_be_sent_is_a_located_error(
         load_scenario(write(tmp_path, request_text, defaults), environ={})
 
     assert error in str(raised.value)
+    # Each problem is one line: no value from the file breaks it.
+    assert all(line.startswith(str(tmp_path)) for line in str(raised.value).splitlines())
 
 
 def test_the_health_check_alone_goes_without_allow_unsafe(tmp_path: Path) -> None:

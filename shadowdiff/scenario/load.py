@@ -25,6 +25,7 @@ from yarl import URL
 
 from shadowdiff.endpoint import ClientTls, Endpoint, HeadLimits
 from shadowdiff.errors import Problem, ScenarioError
+from shadowdiff.grpc import quoted
 from shadowdiff.redaction import DEFAULT_SENSITIVE_HEADERS, Redactor, Secrets, sensitive_literals
 from shadowdiff.scenario.grpc_call import GRPC_HEADERS, grpc_parts
 from shadowdiff.scenario.model import (
@@ -878,7 +879,7 @@ def _check_unsafe(
     if path[0] == "matrix" and field == "method":
         field = "methods"
     if spec.grpc is not None and field != "headers":
-        field, reason = "grpc", f"the gRPC method {spec.grpc.method} may change state"
+        field, reason = "grpc", f"the gRPC method {quoted(spec.grpc.method)} may change state"
     return [
         document.problem(
             (*path, field),
