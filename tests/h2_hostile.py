@@ -282,8 +282,9 @@ async def scripted_h2_server(script: bytes) -> AsyncIterator[int]:
 
 # One frame of a scripted answer: ("headers", fields, end_stream) HPACK-coded by the server's
 # own encoder (so its later answers stay in step), ("data", bytes, end_stream), both written as
-# they are whatever HTTP/2 says of them; or ("ping",): what follows waits until the client
-# acknowledged a PING, that is until it has read everything before (a second read).
+# they are whatever HTTP/2 says of them; ("raw", bytes, False) as they are; or ("ping",): what
+# follows waits until the client acknowledged a PING, that is until it has read everything
+# before (a second read).
 Step = tuple[str, list[tuple[bytes, bytes]], bool] | tuple[str, bytes, bool] | tuple[str]
 
 
@@ -355,8 +356,10 @@ class _Siblings(H2Server):
                 written += HeadersFrame(
                     stream_id, data=block, flags=[*flags, "END_HEADERS"]
                 ).serialize()
-            else:
+            elif step[0] == "data":
                 written += DataFrame(stream_id, data=payload, flags=flags).serialize()
+            else:
+                written += payload
         self._write(written)
 
     def _write(self, data: bytes) -> None:

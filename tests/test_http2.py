@@ -672,6 +672,27 @@ async def test_headers_after_a_complete_answer_leave_it_and_its_siblings_complet
     assert later.connection_reused and seen.connections == 1
 
 
+@pytest.mark.parametrize("second_read", [False, True], ids=["one-write", "two-writes"])
+async def test_an_answer_complete_before_a_connection_error_stays_complete(
+    second_read: bool,
+) -> None:
+    complete: list[Step] = [("headers", [_OK], False), ("data", b"done\n", True)]
+    # WINDOW_UPDATE of 0 on the connection: a connection error (RFC 9113 section 6.9).
+    broken: list[Step] = [("raw", b"\x00\x00\x04\x08\x00\x00\x00\x00\x00\x00\x00\x00\x00", False)]
+    async with sibling_h2_server(
+        [*complete, ("ping",), *broken] if second_read else [*complete, *broken],
+        after_reset=True,
+    ) as seen:
+        scripted, sibling = await send_all(
+            endpoint({80: seen.port}, http="2", total_s=0.3),
+            [get("http://app.example.com/scripted"), get("http://app.example.com/sibling")],
+        )
+
+    assert (scripted.failure, scripted.status, scripted.body) == (None, 200, b"done\n")
+    # The sibling went down with the connection (and, being safe, was sent again in vain).
+    assert sibling.failure is not None
+
+
 _FIELD_BYTES = st.binary(max_size=12) | st.sampled_from(
     [b":status", b"200", b"grpc-message", b"Content-Length", b"te", b"connection", b"\r\n", b" "]
 )
