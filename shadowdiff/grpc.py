@@ -237,6 +237,35 @@ def read_answer(
     return GrpcAnswer(status, message, payload=payload, payload_bytes=length)
 
 
+def answer_outcome(
+    http_status: int | None,
+    headers: tuple[tuple[str, str], ...],
+    trailers: tuple[tuple[str, str], ...],
+    body: bytes,
+    body_bytes: int,
+    *,
+    health: bool,
+) -> str:
+    """What one answer to a gRPC call came to, in the words of the differences: the
+    grpc-status name (`OK`, `UNIMPLEMENTED`; `code 42` for a code without one), read from the
+    HTTP status as a gRPC client does where the answer held none (`UNIMPLEMENTED (HTTP 404)`);
+    for a health check answered OK, the serving status it reported (`SERVING`,
+    `NOT_SERVING`). An HTTP 200 is no outcome of a call: it carries every one of them."""
+    answer = read_answer(http_status, headers, trailers, body, body_bytes)
+    if isinstance(answer, str):
+        return f"not gRPC (HTTP {http_status})"
+    name = STATUS_NAMES.get(answer.status, f"code {answer.status}")
+    if answer.status_from_http:
+        return f"{name} (HTTP {http_status})"
+    if health and answer.status == 0 and answer.payload:
+        try:
+            serving = decode_health_status(answer.payload)
+        except ValueError:
+            return name  # the difference `grpc: health` says what came instead
+        return serving if serving in HEALTH_NAMES.values() else f"OK (health {serving})"
+    return name
+
+
 def printable_message(value: str) -> str:
     """grpc-message as a person reads it: percent-decoded UTF-8 (PROTOCOL-HTTP2.md), control
     characters escaped."""

@@ -26,6 +26,7 @@ from grpc_health.v1 import (  # type: ignore[import-untyped]  # no stubs are pub
     health_pb2,
     health_pb2_grpc,
 )
+from hyperframe.frame import HeadersFrame
 
 from shadowdiff.grpc import frame
 
@@ -128,12 +129,14 @@ HOSTILE_ANSWERS: Final[
 
 class _HostileGrpc(H2Server):
     """h2c with prior knowledge; answers each call by its method name: one of
-    HOSTILE_ANSWERS, `reset` (RST_STREAM) or `stall` (a head, then nothing). With `echo_side`
+    HOSTILE_ANSWERS, `reset` (RST_STREAM), `stall` (a head, then nothing) or
+    `raw_crlf_message` (a grpc-message holding CR and LF, which HTTP/2 forbids). With `echo_side`
     it is an echo instead, which reflects the call's metadata into its answer (see `_echo`)."""
 
     def __init__(self, echo_side: str | None = None) -> None:
         super().__init__()
         self.echo_side = echo_side
+        self._raw = b""  # frames written as they are, after h2's
 
     def data_received(self, data: bytes) -> None:
         try:
@@ -155,7 +158,8 @@ class _HostileGrpc(H2Server):
                     event.flow_controlled_length or 0, event.stream_id
                 )
         if self.transport is not None and not self.transport.is_closing():
-            self.transport.write(self.conn.data_to_send())
+            self.transport.write(self._raw + self.conn.data_to_send())
+        self._raw = b""
 
     def _answer(self, stream_id: int, behaviour: str, fields: dict[bytes, bytes]) -> None:
         conn = self.conn
@@ -167,6 +171,17 @@ class _HostileGrpc(H2Server):
             return
         if behaviour == "stall":
             conn.send_headers(stream_id, _OK_HEAD)
+            return
+        if behaviour == "raw_crlf_message":
+            # A grpc-message with CR/LF as they are (HTTP/2 forbids them; h2 refuses to send
+            # it): the trailer block is HPACK-coded by this connection's encoder and written raw.
+            conn.send_headers(stream_id, _OK_HEAD)
+            block = conn.encoder.encode([(b"grpc-status", b"13"), (b"grpc-message", b"a\r\nb")])
+            # After what h2 has coded so far, before what it codes next: the decoder's order.
+            self._raw += conn.data_to_send()
+            self._raw += HeadersFrame(
+                stream_id, data=block, flags=["END_STREAM", "END_HEADERS"]
+            ).serialize()
             return
         head, data, trailers = HOSTILE_ANSWERS[behaviour]
         if not data and trailers is None:  # trailers-only: the one header block ends it

@@ -18,6 +18,9 @@ the same way, by its `behaviour`:
     cut_mid_stream      the head and part of the body, then a TCP reset
     ok                  200 with a small body
     two_streams         200 after 50 ms, allowing two streams at once (SETTINGS)
+
+`sibling_h2_server` answers one request with scripted frames (any header block, written as
+it is) while another waits beside it on the same connection.
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ import asyncio
 from collections.abc import AsyncIterator, Coroutine
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import cast
+from typing import Any, cast
 
 import h2.config
 import h2.connection
@@ -269,6 +272,131 @@ async def scripted_h2_server(script: bytes) -> AsyncIterator[int]:
     server = await asyncio.get_running_loop().create_server(accept, "127.0.0.1", 0)
     try:
         yield int(server.sockets[0].getsockname()[1])
+    finally:
+        server.close()
+        for connection in connections:
+            if connection.transport is not None:
+                connection.transport.abort()
+        await server.wait_closed()
+
+
+# One frame of a scripted answer: ("headers", fields, end_stream) HPACK-coded by the server's
+# own encoder (so its later answers stay in step), ("data", bytes, end_stream), both written as
+# they are whatever HTTP/2 says of them; ("raw", bytes, False) as they are; or ("ping",): what
+# follows waits until the client acknowledged a PING, that is until it has read everything
+# before (a second read).
+Step = tuple[str, list[tuple[bytes, bytes]], bool] | tuple[str, bytes, bool] | tuple[str]
+
+
+class _Siblings(H2Server):
+    """Answers the request for `/scripted` with `script`, and the others with 200 "fine".
+    The script waits until another request is in flight beside it on this connection, so that
+    one is a sibling of whatever the script does; with `after_reset` the others are answered
+    only once the client has reset the scripted stream (a readiness signal, not a sleep)."""
+
+    def __init__(self, script: list[Step], after_reset: bool, seen: Siblings) -> None:
+        super().__init__()
+        self.script = script
+        self.after_reset = after_reset
+        self.seen = seen
+        self.scripted: int | None = None
+        self.waiting: list[int] = []
+        self.rest: list[Step] = []
+        self.released = False
+
+    def data_received(self, data: bytes) -> None:
+        try:
+            events = self.conn.receive_data(data)
+        except h2.exceptions.ProtocolError:
+            self.seen.refused = True
+            if self.transport is not None:
+                self.transport.close()
+            return
+        for event in events:
+            if isinstance(event, h2.events.RequestReceived) and event.stream_id is not None:
+                path = dict(event.headers or []).get(b":path", b"")
+                if path == b"/scripted":
+                    self.scripted = event.stream_id
+                else:
+                    self.waiting.append(event.stream_id)
+                if self.scripted is not None and self.waiting and not self.script_started:
+                    self._play(self.script)
+            elif isinstance(event, h2.events.StreamReset) and event.stream_id is not None:
+                self.seen.resets[event.stream_id] = event.error_code
+                if event.stream_id == self.scripted:
+                    self.released = True
+            elif isinstance(event, h2.events.PingAckReceived):
+                self._play(self.rest)
+        if self.released or (self.script_started and not self.after_reset and not self.rest):
+            for stream_id in self.waiting:
+                self.conn.send_headers(stream_id, [(b":status", b"200")])
+                self.conn.send_data(stream_id, b"fine\n", end_stream=True)
+            self.waiting = []
+        self._write(self.conn.data_to_send())
+
+    @property
+    def script_started(self) -> bool:
+        return not self.script
+
+    def _play(self, steps: list[Step]) -> None:
+        stream_id = self.scripted
+        assert stream_id is not None
+        self.script, self.rest = [], []
+        written = self.conn.data_to_send()
+        for at, step in enumerate(steps):
+            if step[0] == "ping":
+                self.conn.ping(b"scripted")
+                written += self.conn.data_to_send()
+                self.rest = steps[at + 1 :]
+                break
+            _, payload, end = cast(tuple[str, Any, bool], step)
+            flags = ["END_STREAM"] if end else []
+            if step[0] == "headers":
+                block = self.conn.encoder.encode(payload)
+                written += HeadersFrame(
+                    stream_id, data=block, flags=[*flags, "END_HEADERS"]
+                ).serialize()
+            elif step[0] == "data":
+                written += DataFrame(stream_id, data=payload, flags=flags).serialize()
+            else:
+                written += payload
+        self._write(written)
+
+    def _write(self, data: bytes) -> None:
+        if data and self.transport is not None and not self.transport.is_closing():
+            self.transport.write(data)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.transport = None
+
+
+@dataclass
+class Siblings:
+    """What a sibling server saw: the streams the client reset (by stream ID, with the error
+    code), whether the client broke the protocol, and how many connections it opened."""
+
+    port: int = 0
+    resets: dict[int, int] = field(default_factory=dict)
+    refused: bool = False
+    connections: int = 0
+
+
+@asynccontextmanager
+async def sibling_h2_server(script: list[Step], *, after_reset: bool) -> AsyncIterator[Siblings]:
+    """An h2c server answering `/scripted` with `script` and every other path with 200 "fine"
+    (see `_Siblings`); yields what it saw."""
+    seen = Siblings()
+    connections: list[_Siblings] = []
+
+    def accept() -> _Siblings:
+        seen.connections += 1
+        connections.append(_Siblings(script, after_reset, seen))
+        return connections[-1]
+
+    server = await asyncio.get_running_loop().create_server(accept, "127.0.0.1", 0)
+    seen.port = int(server.sockets[0].getsockname()[1])
+    try:
+        yield seen
     finally:
         server.close()
         for connection in connections:

@@ -32,14 +32,18 @@ from shadowdiff.grpc import (
 from shadowdiff.grpc import (
     GrpcAnswer,
     GrpcCall,
+    answer_outcome,
     decode_health_status,
     encode_health_request,
     frame,
     read_answer,
 )
 from shadowdiff.observation import Observation
+from shadowdiff.render.html import render_html
 from shadowdiff.render.terminal import render_report
 from shadowdiff.replay.engine import refuse_unsendable
+from shadowdiff.report.collect import GRPC_OUTCOMES_PER_REQUEST, OTHER_GRPC_OUTCOMES, RequestTally
+from shadowdiff.report.state_read import read_state
 from shadowdiff.run import run_scenario
 from shadowdiff.scenario import load_scenario
 from shadowdiff.spec import RequestSpec
@@ -105,6 +109,16 @@ def shown(report: Any) -> str:
     return console.export_text()
 
 
+def outcomes(report: Any) -> dict[str, tuple[dict[str, int], dict[str, int]]]:
+    return {r["name"]: (r["grpc"]["baseline"], r["grpc"]["candidate"]) for r in report["requests"]}
+
+
+def table_row(text: str, name: str) -> list[str]:
+    """The cells of request `name`'s row in the Requests table."""
+    line = next(line for line in text.splitlines() if line.startswith(f"│{name} "))
+    return [cell.strip() for cell in line.split("│")]
+
+
 def found(report: Any) -> dict[tuple[str, str], tuple[str | None, str | None]]:
     return {
         (s["kind"], s["field"]): (s["examples"][0]["baseline"], s["examples"][0]["candidate"])
@@ -131,6 +145,15 @@ async def test_a_planted_health_answer_and_trailer_show_with_their_hints(
     assert report["outcome"]["exit_code"] == 1
     text = shown(report)
     assert "grpc: health" in text and "SERVING → NOT_SERVING" in text
+    # The Requests table shows what each call came to, not the HTTP 200 every call carries.
+    assert outcomes(report) == {
+        "orders health": ({"SERVING": 1}, {"NOT_SERVING": 1}),
+        "orders get": ({"OK": 1}, {"OK": 1}),
+    }
+    assert table_row(text, "orders health")[3:5] == ["SERVING ×1", "NOT_SERVING ×1"]
+    assert table_row(text, "orders get")[3:5] == ["OK ×1", "OK ×1"]
+    html = render_html(report)
+    assert "<td>SERVING ×1</td>" in html and "<td>NOT_SERVING ×1</td>" in html
 
 
 async def test_a_method_the_candidate_does_not_route_is_unimplemented_with_the_grpcroute_hint(
@@ -145,6 +168,18 @@ async def test_a_method_the_candidate_does_not_route_is_unimplemented_with_the_g
     example = signature["examples"][0]
     assert (example["baseline"], example["candidate"]) == ("0 OK", "12 UNIMPLEMENTED")
     assert "GRPCRoute" in signature["hint"]["fix"]
+    assert outcomes(report)["orders get"] == ({"OK": 1}, {"UNIMPLEMENTED": 1})
+    assert table_row(shown(report), "orders get")[3:5] == ["OK ×1", "UNIMPLEMENTED ×1"]
+    # A merge reads the outcomes back from the report's state.
+    (tally,) = [
+        t
+        for name, t in read_state(report["state"]).collector.requests.items()
+        if name == "orders get"
+    ]
+    assert (dict(tally.grpc["baseline"]), dict(tally.grpc["candidate"])) == (
+        {"OK": 1},
+        {"UNIMPLEMENTED": 1},
+    )
 
 
 async def test_identical_grpc_servers_report_nothing_across_repeats(
@@ -168,6 +203,10 @@ async def test_identical_grpc_servers_report_nothing_across_repeats(
     assert report["outcome"]["exit_code"] == 0
     statuses = {r["name"]: r["status"]["candidate"] for r in report["requests"]}
     assert statuses["server health"] == {"200": 5}
+    called = {name: candidate for name, (_, candidate) in outcomes(report).items()}
+    assert called["server health"] == {"SERVING": 5}
+    assert called["unknown service"] == {"NOT_FOUND": 1}
+    assert called["no such method"] == {"UNIMPLEMENTED": 2}
     assert sum(r["noise_samples"] for r in report["requests"]) > 0, "the health check calibrates"
 
 
@@ -556,3 +595,52 @@ def test_base64_messages_go_out_framed(tmp_path: Path) -> None:
     assert spec.body == frame(base64.b64decode("CgMxMjM="))
     assert dict(spec.headers)["content-type"] == "application/grpc"
     assert spec.grpc is not None and not spec.grpc.health
+
+
+_OK_BODY = frame(health_pb2.HealthCheckResponse(status=1).SerializeToString())
+
+
+@pytest.mark.parametrize(
+    ("status", "headers", "trailers", "body", "health", "outcome"),
+    [
+        (200, (), (("grpc-status", "0"),), frame(b"x"), False, "OK"),
+        (200, (("grpc-status", "12"),), (), b"", False, "UNIMPLEMENTED"),
+        (200, (), (("grpc-status", "42"),), b"", False, "code 42"),
+        (404, (("content-type", "text/html"),), (), b"<h1>", False, "UNIMPLEMENTED (HTTP 404)"),
+        (503, (), (), b"", True, "UNAVAILABLE (HTTP 503)"),
+        (200, (), (("grpc-status", "0"),), _OK_BODY, True, "SERVING"),
+        (200, (), (("grpc-status", "0"),), frame(b"\x08\x07"), True, "OK (health 7)"),
+        (200, (), (("grpc-status", "0"),), frame(b"\x0f"), True, "OK"),
+        (200, (), (("grpc-status", "5"),), b"", True, "NOT_FOUND"),
+        (200, (), (), b"", False, "not gRPC (HTTP 200)"),
+    ],
+    ids=[
+        "ok",
+        "trailers-only",
+        "code-without-name",
+        "from-http",
+        "health-from-http",
+        "serving",
+        "health-value-without-name",
+        "not-a-health-message",
+        "health-unknown-service",
+        "no-grpc-status",
+    ],
+)
+def test_each_answer_shows_what_the_call_came_to(
+    status: int,
+    headers: tuple[tuple[str, str], ...],
+    trailers: tuple[tuple[str, str], ...],
+    body: bytes,
+    health: bool,
+    outcome: str,
+) -> None:
+    assert answer_outcome(status, headers, trailers, body, len(body), health=health) == outcome
+
+
+def test_outcomes_past_the_limit_are_pooled() -> None:
+    tally = RequestTally(call("/a.B/C"))
+    for code in range(100, 100 + GRPC_OUTCOMES_PER_REQUEST + 10):
+        tally.count_grpc("candidate", f"code {code}")
+    assert len(tally.grpc["candidate"]) == GRPC_OUTCOMES_PER_REQUEST + 1
+    assert tally.grpc["candidate"][OTHER_GRPC_OUTCOMES] == 10

@@ -187,3 +187,15 @@ async def test_an_answer_over_the_limits_fails_its_own_call_not_the_others_in_fl
     assert refused.failure.error_class == "malformed_response"
     assert "exceeds header_line_bytes" in refused.failure.message
     assert stalled.failure.error_class == "timeout", stalled.failure
+
+
+async def test_a_malformed_trailer_block_fails_its_own_call_not_the_others_in_flight() -> None:
+    # As above, with a grpc-message holding CR/LF as they are: a malformed answer (RFC 9113
+    # section 8.2.1), which fails its stream alone; the stalled call still waits its time.
+    stalled, refused, fine = await send_hostile(["stall", "raw_crlf_message", "ok"], total_s=0.5)
+
+    assert refused.failure is not None and stalled.failure is not None
+    assert refused.failure.error_class == "malformed_response"
+    assert "CR, LF or NUL in the value of 'grpc-message'" in refused.failure.message
+    assert stalled.failure.error_class == "timeout", stalled.failure
+    assert fine.failure is None and fine.trailers == (("grpc-status", "0"),)

@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import h2.errors
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -32,7 +33,7 @@ from shadowdiff.scenario import load_scenario
 from shadowdiff.spec import HttpVersion, RequestSpec
 from shadowdiff.transport import open_transport
 
-from .h2_hostile import hostile_h2_server, scripted_h2_server
+from .h2_hostile import Siblings, Step, hostile_h2_server, scripted_h2_server, sibling_h2_server
 from .h2_nginx import ADDRESS, H2Nginx, run_h2_nginx
 from .lab import HERE as LAB_CONFIGS
 from .lab import run_lab
@@ -536,3 +537,179 @@ def test_any_frames_a_server_sends_end_as_an_answer_or_a_classified_failure(
         assert answer.status is not None and answer.http_version == "2"
     else:
         assert answer.failure.error_class in ("reset", "timeout", "malformed_response")
+
+
+_OK = (b":status", b"200")
+_GRPC_HEAD = [_OK, (b"content-type", b"application/grpc")]
+
+
+async def send_beside(
+    script: list[Step], *, after_reset: bool = True
+) -> tuple[Observation, Observation, Observation, Siblings]:
+    """`/scripted` and `/sibling` at once on one connection, then `/later` on its own: the
+    three answers, and what the server saw."""
+    async with sibling_h2_server(script, after_reset=after_reset) as seen:
+        transport = open_transport(endpoint({80: seen.port}, http="2", total_s=1.0), 4)
+        try:
+            scripted, sibling = await asyncio.gather(
+                transport.send(get("http://app.example.com/scripted")),
+                transport.send(get("http://app.example.com/sibling")),
+            )
+            later = await transport.send(get("http://app.example.com/later"))
+        finally:
+            await transport.close()
+    return scripted, sibling, later, seen
+
+
+def assert_fine(*answers: Observation) -> None:
+    assert [(a.failure, a.status, a.body) for a in answers] == [(None, 200, b"fine\n")] * len(
+        answers
+    )
+
+
+@pytest.mark.parametrize(
+    ("script", "said"),
+    [
+        ([("headers", [_OK, (b"X-Upper", b"1")], True)], "upper case in the field name 'X-Upper'"),
+        (
+            [
+                ("headers", _GRPC_HEAD, False),
+                ("headers", [(b"grpc-status", b"13"), (b"grpc-message", b"a\r\nb")], True),
+            ],
+            "CR, LF or NUL in the value of 'grpc-message'",
+        ),
+        (
+            [("headers", [_OK, (b"x-nul", b"a\x00b")], True)],
+            "CR, LF or NUL in the value of 'x-nul'",
+        ),
+        (
+            [("headers", [_OK, (b"connection", b"close")], True)],
+            "connection-specific field 'connection'",
+        ),
+        (
+            [("headers", [_OK, (b"transfer-encoding", b"chunked")], False), ("data", b"x", True)],
+            "connection-specific field 'transfer-encoding'",
+        ),
+        (
+            [("headers", [(b"server", b"s"), _OK], True)],
+            "pseudo-header field ':status' after a regular",
+        ),
+        (
+            [("headers", [_OK, (b":path", b"/")], True)],
+            "pseudo-header field ':path', which no response",
+        ),
+        ([("headers", [_OK, _OK], True)], "a second :status"),
+        ([("headers", [(b"server", b"s")], True)], "a head without :status"),
+        ([("headers", [_OK, (b"x-pad", b"v ")], True)], "white space around the value of 'x-pad'"),
+        ([("headers", [(b":status", b"103")], True)], "informational (1xx) head with END_STREAM"),
+        (
+            [("headers", [_OK], False), ("headers", [(b"x-trailer", b"1")], False)],
+            "trailers without END_STREAM",
+        ),
+        (
+            [("headers", [_OK], False), ("headers", [_OK], True)],
+            "pseudo-header field ':status' in trailers",
+        ),
+        (
+            [("headers", [_OK, (b"content-length", b"1x")], True)],
+            "content-length that is no number",
+        ),
+        (
+            [("headers", [_OK, (b"content-length", b"10")], False), ("data", b"abc", True)],
+            "content-length says 10 bytes, the body came to 3",
+        ),
+    ],
+    ids=[
+        "uppercase-name",
+        "crlf-in-grpc-message",
+        "nul-in-value",
+        "connection",
+        "transfer-encoding",
+        "pseudo-after-regular",
+        "request-pseudo",
+        "two-statuses",
+        "no-status",
+        "space-around-value",
+        "informational-end-stream",
+        "trailers-without-end",
+        "pseudo-in-trailers",
+        "content-length-not-number",
+        "content-length-mismatch",
+    ],
+)
+async def test_a_malformed_answer_fails_its_stream_alone(script: list[Step], said: str) -> None:
+    scripted, sibling, later, seen = await send_beside(script)
+
+    assert scripted.failure is not None, scripted
+    assert scripted.failure.error_class == "malformed_response"
+    assert said in scripted.failure.message, scripted.failure.message
+    # RFC 9113 section 8.1.1: a stream error, sent for that stream only; the server answered
+    # the sibling once it got it, on the same connection, which then served one more request.
+    assert seen.resets == {1: h2.errors.ErrorCodes.PROTOCOL_ERROR}
+    assert_fine(sibling, later)
+    assert later.connection_reused and seen.connections == 1 and not seen.refused
+
+
+@pytest.mark.parametrize("second_read", [False, True], ids=["one-write", "two-writes"])
+async def test_headers_after_a_complete_answer_leave_it_and_its_siblings_complete(
+    second_read: bool,
+) -> None:
+    complete: list[Step] = [
+        ("headers", [_OK, (b"content-type", b"text/plain")], False),
+        ("data", b"done\n", False),
+        ("headers", [(b"x-checksum", b"1")], True),
+    ]
+    late: list[Step] = [("headers", [(b"x-late", b"1")], True)]
+    scripted, sibling, later, seen = await send_beside(
+        [*complete, ("ping",), *late] if second_read else [*complete, *late]
+    )
+
+    assert (scripted.failure, scripted.status, scripted.body) == (None, 200, b"done\n")
+    assert ("x-checksum", "1") in scripted.headers and ("x-late", "1") not in scripted.headers
+    # RFC 9113 section 5.1: the late frame is refused for its stream alone.
+    assert seen.resets == {1: h2.errors.ErrorCodes.STREAM_CLOSED}
+    assert_fine(sibling, later)
+    assert later.connection_reused and seen.connections == 1
+
+
+@pytest.mark.parametrize("second_read", [False, True], ids=["one-write", "two-writes"])
+async def test_an_answer_complete_before_a_connection_error_stays_complete(
+    second_read: bool,
+) -> None:
+    complete: list[Step] = [("headers", [_OK], False), ("data", b"done\n", True)]
+    # WINDOW_UPDATE of 0 on the connection: a connection error (RFC 9113 section 6.9).
+    broken: list[Step] = [("raw", b"\x00\x00\x04\x08\x00\x00\x00\x00\x00\x00\x00\x00\x00", False)]
+    async with sibling_h2_server(
+        [*complete, ("ping",), *broken] if second_read else [*complete, *broken],
+        after_reset=True,
+    ) as seen:
+        scripted, sibling = await send_all(
+            endpoint({80: seen.port}, http="2", total_s=0.3),
+            [get("http://app.example.com/scripted"), get("http://app.example.com/sibling")],
+        )
+
+    assert (scripted.failure, scripted.status, scripted.body) == (None, 200, b"done\n")
+    # The sibling went down with the connection (and, being safe, was sent again in vain).
+    assert sibling.failure is not None
+
+
+_FIELD_BYTES = st.binary(max_size=12) | st.sampled_from(
+    [b":status", b"200", b"grpc-message", b"Content-Length", b"te", b"connection", b"\r\n", b" "]
+)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.tuples(_FIELD_BYTES, _FIELD_BYTES), max_size=6), st.booleans())
+def test_any_header_block_ends_its_own_stream_and_never_a_sibling(
+    fields: list[tuple[bytes, bytes]], status_first: bool
+) -> None:
+    block = [_OK, *fields] if status_first else fields
+    scripted, sibling, later, _ = asyncio.run(
+        send_beside([("headers", block, True)], after_reset=False)
+    )
+
+    assert_fine(sibling, later)
+    if scripted.failure is None:
+        assert scripted.status is not None
+    else:
+        assert scripted.failure.error_class == "malformed_response", scripted.failure

@@ -37,7 +37,9 @@ _SCHEMES: Final[tuple[Literal["http", "https"], ...]] = ("http", "https")
 
 
 def _outcomes(request: RequestEntry, side: Side) -> Text:
-    parts = [f"{status} ×{count}" for status, count in sorted(request["status"][side].items())]
+    # A gRPC call's outcome is its grpc-status (or health status): its HTTP status is 200.
+    answers = request["grpc"][side] if "grpc" in request else request["status"][side]
+    parts = [f"{outcome} ×{count}" for outcome, count in sorted(answers.items())]
     parts += [f"{cls} ×{f['count']}" for cls, f in sorted(request["failures"][side].items())]
     style = "red" if request["failures"][side] else ""
     return Text(", ".join(parts) or "—", style=style)

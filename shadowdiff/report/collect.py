@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Final, Generic, TypeVar
 from shadowdiff.backend_time import EdgeSplit, edge_split
 from shadowdiff.compare import Difference
 from shadowdiff.compare.acceptance import AcceptanceMatch, find_acceptance
+from shadowdiff.grpc import answer_outcome
 from shadowdiff.metrics.series import Ruling
 from shadowdiff.observation import Observation
 from shadowdiff.pair import Pair
@@ -45,6 +46,10 @@ _BATCH: Final = 4096
 # that a hostile echo naming a new service per answer cannot grow memory.
 BACKENDS_PER_REQUEST: Final = 32
 OTHER_BACKENDS: Final = "(other services)"
+# Distinct gRPC outcomes counted per side of a gRPC request (`shadowdiff.grpc.answer_outcome`):
+# a code without a name or a health value is one each, so a hostile server is bounded here too.
+GRPC_OUTCOMES_PER_REQUEST: Final = 32
+OTHER_GRPC_OUTCOMES: Final = "(other outcomes)"
 PHASES: Final = ("connect", "tls", "first_byte")
 
 SignatureKey = tuple[str, str]  # (kind, field)
@@ -229,11 +234,23 @@ class RequestTally:
         default_factory=lambda: {side: Counter() for side in SIDES}
     )
 
+    # gRPC requests: answers per outcome (grpc-status name, or the health status), per side:
+    # what the Requests table shows instead of the HTTP status, 200 for nearly every call.
+    grpc: dict[Side, Counter[str]] = field(
+        default_factory=lambda: {side: Counter() for side in SIDES}
+    )
+
     def count_backend(self, side: Side, service: str, answers: int = 1) -> None:
         counts = self.backends[side]
         if service not in counts and len(counts) >= BACKENDS_PER_REQUEST:
             service = OTHER_BACKENDS
         counts[service] += answers
+
+    def count_grpc(self, side: Side, outcome: str, answers: int = 1) -> None:
+        counts = self.grpc[side]
+        if outcome not in counts and len(counts) >= GRPC_OUTCOMES_PER_REQUEST:
+            outcome = OTHER_GRPC_OUTCOMES
+        counts[outcome] += answers
 
     # Edge and backend time, once any answer said its backend time (shadowdiff.backend_time).
     split: EdgeTally | None = None
@@ -273,6 +290,8 @@ class RequestTally:
         for side in SIDES:
             for service, answers in other.backends[side].items():
                 self.count_backend(side, service, answers)
+            for outcome, answers in other.grpc[side].items():
+                self.count_grpc(side, outcome, answers)
 
 
 class RunCollector:
@@ -403,6 +422,18 @@ class RunCollector:
             self.failures[side] += 1
             return
         tally.statuses[side][observation.status or 0] += 1
+        if (call := tally.request.grpc) is not None:
+            tally.count_grpc(
+                side,
+                answer_outcome(
+                    observation.status,
+                    observation.headers,
+                    observation.trailers,
+                    observation.body,
+                    observation.body_bytes,
+                    health=call.health,
+                ),
+            )
         if board is not None:
             board.answer(side, observation.status or 0)
         if not pair.measured:

@@ -234,6 +234,9 @@ def _request_entry(
             if s.count and (key := s.difference.signature) in decided
         ],
     }
+    # Where some answer to a gRPC call came: what a merge reads back from the state.
+    if any(tally.grpc[side] for side in SIDES):
+        entry["grpc"] = {side: dict(sorted(tally.grpc[side].items())) for side in SIDES}
     if tally.request.backend_split:
         entry["backends"] = {
             side: dict(sorted(tally.backends[side].items(), key=lambda item: -item[1]))

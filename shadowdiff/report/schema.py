@@ -392,6 +392,8 @@ class RequestEntry(TypedDict):
     differences: list[RequestDifference]
     # `backend_split` requests only: echoes per backend service, per side.
     backends: NotRequired[dict[Side, dict[str, int]]]
+    # gRPC requests only: answers per outcome (grpc-status name, or the health status).
+    grpc: NotRequired[dict[Side, dict[str, int]]]
 
 
 class RequestsFolded(TypedDict):

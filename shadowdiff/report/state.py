@@ -97,6 +97,8 @@ def _tally_state(tally: RequestTally, order: int = 0) -> dict[str, Any]:
     # Only where there is something: a report of thousands of requests stays small.
     if any(tally.backends[side] for side in SIDES):
         state["backends"] = {side: dict(tally.backends[side]) for side in SIDES}
+    if any(tally.grpc[side] for side in SIDES):
+        state["grpc"] = {side: dict(tally.grpc[side]) for side in SIDES}
     if tally.split is not None:
         state["edge"] = _edge_state(tally.split)
     return state

@@ -236,6 +236,11 @@ def _tally_from_state(reader: _Reader, data: Any, path: str) -> RequestTally:
         counts = _counter(r, r.obj(backends, f"{path}.backends").get(side, {}), f"{path}.backends")
         for service, answers in counts.items():
             tally.count_backend(side, service, answers)
+    outcomes = data.get("grpc") or {}
+    for side in SIDES:
+        counts = _counter(r, r.obj(outcomes, f"{path}.grpc").get(side, {}), f"{path}.grpc")
+        for outcome, answers in counts.items():
+            tally.count_grpc(side, outcome, answers)
     if (edge := data.get("edge")) is not None:
         tally.split = _edge_from_state(r, r.obj(edge, f"{path}.edge"), f"{path}.edge")
     for i, entry in enumerate(r.items(r.key(data, path, "signatures"), f"{path}.signatures")):

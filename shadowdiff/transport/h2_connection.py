@@ -11,6 +11,8 @@ Failure classes (the rest of the table is `failures.py`'s):
     a frame h2 rejects (protocol, flow control, a header       malformed_response
     block over response_limits, endless CONTINUATION), bytes
     that are not HTTP/2, a server that does not read
+    a malformed answer (h2_state.answer_problem): its stream   malformed_response
+    alone, the others on the connection go on
 """
 
 from __future__ import annotations
@@ -19,19 +21,17 @@ import asyncio
 import contextlib
 import hashlib
 import time
-from typing import Any, Final, cast
+from typing import Final, cast
 
 import h2.config
-import h2.connection
 import h2.errors
 import h2.events
 import h2.exceptions
 import h2.settings
-import hpack
-from hyperframe.frame import Frame
 
 from shadowdiff.endpoint import HeadLimits
 from shadowdiff.observation import TlsSession
+from shadowdiff.transport.h2_state import H2State, StreamMalformed
 from shadowdiff.transport.lean_connection import Failure
 
 _SHA256: Final = hashlib.sha256()
@@ -48,32 +48,6 @@ _LAST_STREAM_ID: Final = 2**31 - 1000
 # PING and SETTINGS it sends is answered): request bodies wait for the buffer to drain, so
 # only a flood of those answers reaches this.
 _MAX_UNSENT_BYTES: Final = 4 * 1024 * 1024
-
-
-class _PlainEncoder(hpack.Encoder):
-    """HPACK without Huffman coding for the request's fields. They are few, short and ASCII,
-    the ones that repeat are indexed after the first request, and the one that changes (the
-    traceparent) would be Huffman-coded in pure Python on every send for a dozen bytes."""
-
-    def encode(self, headers: Any, huffman: bool = True) -> bytes:
-        return super().encode(headers, huffman=False)
-
-
-class _H2(h2.connection.H2Connection):
-    """h2's connection, allowed to finish the streams a GOAWAY spares.
-
-    RFC 9113 section 6.8: streams up to the GOAWAY's last stream ID may still complete, and
-    nginx sends a graceful GOAWAY after keepalive_requests then answers the streams in flight.
-    h2 closes its state machine on any GOAWAY and then refuses every later frame
-    (python-hyper/h2 issue #1181): the state is kept open here, and no new stream is started
-    on a connection that got one (`H2Connection.going_away`)."""
-
-    def _receive_goaway_frame(self, frame: Frame) -> tuple[list[Frame], list[h2.events.Event]]:
-        state = self.state_machine.state
-        frames, events = super()._receive_goaway_frame(frame)  # type: ignore[arg-type]
-        if state is not h2.connection.ConnectionState.CLOSED:
-            self.state_machine.state = state
-        return frames, events
 
 
 class Stream:
@@ -148,11 +122,13 @@ class H2Connection(asyncio.Protocol):
         self.limits = limits
         self.transport: asyncio.Transport | None = None
         self.tls: TlsSession | None = None
-        self.h2 = _H2(
+        self.h2 = H2State(
             h2.config.H2Configuration(
                 client_side=True,
                 header_encoding=None,
-                validate_inbound_headers=True,
+                # h2_state checks each answer's fields instead: a malformed answer fails its
+                # stream alone, where h2's check fails every stream on the connection.
+                validate_inbound_headers=False,
                 # lean_h2 writes each request's fields ready for the wire (lower-case names,
                 # no connection-specific field, values that passed shadowdiff.wire, secrets
                 # never indexed) once per request: checking and normalising them again on
@@ -161,7 +137,6 @@ class H2Connection(asyncio.Protocol):
                 normalize_outbound_headers=False,
             )
         )
-        self.h2.encoder = _PlainEncoder()
         # The HPACK decoder's own bound (name + value + 32 per field, RFC 7541 section 4.1)
         # stops a header bomb before it is decoded; the exact limits are checked after.
         header_list_bytes = limits.header_bytes + 32 * limits.header_fields
@@ -210,10 +185,11 @@ class H2Connection(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         try:
             events = self.h2.receive_data(data)
+            refused = None
         except Exception as exc:
-            # Anything h2 (or HPACK under it) refuses in the server's bytes.
-            self._protocol_error(exc)
-            return
+            # Anything h2 (or HPACK under it) refuses in the server's bytes, for the whole
+            # connection: what the frames before it brought still counts.
+            events, refused = self.h2.received, exc
         for event in events:
             try:
                 self._handle(event)
@@ -228,6 +204,9 @@ class H2Connection(asyncio.Protocol):
                 self._fail_all(failure)
                 self.abort()
                 return
+        if refused is not None:
+            self._protocol_error(refused)
+            return
         self._flush()
         transport = self.transport
         if transport is not None and transport.get_write_buffer_size() > _MAX_UNSENT_BYTES:
@@ -344,6 +323,12 @@ class H2Connection(asyncio.Protocol):
             stream = self.streams.pop(event.stream_id or 0, None)
             if stream is not None:
                 stream.settle(None)
+            self._close_if_spent()
+        elif isinstance(event, StreamMalformed):
+            # h2_state reset this stream alone (RST_STREAM PROTOCOL_ERROR).
+            stream = self.streams.pop(event.stream_id, None)
+            if stream is not None:
+                stream.settle(Failure("malformed_response", event.detail))
             self._close_if_spent()
         elif isinstance(event, h2.events.StreamReset):
             stream = self.streams.pop(event.stream_id or 0, None)

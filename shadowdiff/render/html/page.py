@@ -214,9 +214,10 @@ def _likely_fixes(report: Report) -> list[dict[str, Any]]:
 
 
 def _outcomes(entry: RequestEntry, side: Side) -> list[str]:
-    statuses = entry["status"].get(side, {})
+    # A gRPC call's outcome is its grpc-status (or health status): its HTTP status is 200.
+    answers = entry["grpc"].get(side, {}) if "grpc" in entry else entry["status"].get(side, {})
     failures = entry["failures"].get(side, {})
-    return [f"{status} ×{count}" for status, count in sorted(statuses.items())] + [
+    return [f"{outcome} ×{count}" for outcome, count in sorted(answers.items())] + [
         f"{cls} ×{seen['count']}" for cls, seen in sorted(failures.items())
     ]
 
