@@ -145,8 +145,7 @@ class _PairRunner:
         calibrate = self._calibrate(request, repetition)
         trace_id, baseline_trace, candidate_trace, again_trace = self._trace(request, calibrate)
         # Both sends start before either is awaited, in random order, so neither target
-        # systematically gets the head start or the warmer moment. The first is awaited
-        # directly (it starts at once); the other runs as a task (it starts a moment later).
+        # systematically gets the head start or the warmer moment.
         baseline_first = self.chooser.random() < 0.5
         first, second = (
             (self.baseline, self.candidate) if baseline_first else (self.candidate, self.baseline)
@@ -156,15 +155,17 @@ class _PairRunner:
             if baseline_first
             else (candidate_trace, baseline_trace)
         )
-        # `start` writes the request at once when a connection is ready (else it is a task);
-        # the first is awaited directly.
+        # `start` writes the request at once when a connection is ready (else it is a task,
+        # which starts at the loop's next turn).
+        first_sent = first.start(request, first_trace)
         second_sent = second.start(request, second_trace)
         again_sent = self.baseline.start(request, again_trace) if calibrate else None
         try:
-            first_answer = await first.send(request, first_trace)
+            first_answer = await first_sent
             second_answer = await second_sent
             again = await again_sent if again_sent is not None else None
         except asyncio.CancelledError:
+            first_sent.cancel()
             second_sent.cancel()
             if again_sent is not None:
                 again_sent.cancel()
