@@ -41,6 +41,11 @@ _CLOSE_GRACE_S: Final = 0.5
 # Connections are pooled by scheme, host, port and the request's TLS settings: a request never
 # rides on a connection made with another CA, verification, versions or SNI.
 _Key = tuple[str, str, int, RequestTls | None]
+# A request ready to send, built once: the spec itself (see `LeanTransport._wire`), its
+# connection key, the head without its blank line, the whole request, whether a failure on a
+# reused connection may be retried, whether it is a HEAD, and whether `start` may write it at
+# once (plain HTTP/1.1).
+_Wire = tuple[RequestSpec, _Key, bytes, bytes, bool, bool, bool]
 
 
 class _Pool:
@@ -185,11 +190,19 @@ class LeanTransport:
         # and the bytes of a freed spec must never go out for a new one.
         # With the head alone (a send with a traceparent adds its line) and the whole
         # request as sent without one.
-        self._wire: dict[int, tuple[RequestSpec, _Key, bytes, bytes, bool]] = {}
+        self._wire: dict[int, _Wire] = {}
 
-    def _prepared(self, request: RequestSpec) -> tuple[RequestSpec, _Key, bytes, bytes, bool]:
+    def _prepared(self, request: RequestSpec) -> _Wire:
         key, head, retry = self._serialise(request)
-        return request, key, head, head + b"\r\n" + (request.body or b""), retry
+        mode = request.http or self._http
+        # What `start` may write at once: plain HTTP/1.1, decided once per request.
+        plain_h1 = (
+            (mode == "1.1" or (mode == "auto" and key[0] != "https"))
+            and request.websocket is None
+            and request.grpc is None
+        )
+        payload = head + b"\r\n" + (request.body or b"")
+        return request, key, head, payload, retry, request.method == "HEAD", plain_h1
 
     def _serialise(self, request: RequestSpec) -> tuple[_Key, bytes, bool]:
         """The connection key, the head without its closing blank line, and whether a
@@ -228,23 +241,19 @@ class LeanTransport:
         prepared, with an idle connection ready, is written before this returns: no task is
         made (its cost was a tenth of a pair's); any other starts as a task, at the loop's
         next turn."""
-        mode = request.http or self._http
         wire = self._wire.get(id(request))
         if (
             wire is not None
+            and wire[6]
             and wire[0] is request
-            and (mode == "1.1" or (mode == "auto" and not request.url.startswith("https:")))
-            and request.websocket is None
-            and request.grpc is None
             and (traceparent is None or traceparent_problem(traceparent) is None)
         ):
-            _, key, head, payload, retry = wire
+            _, key, head, payload, retry, head_only, _ = wire
             connection = self._pool.take(key)
             if connection is not None:
                 started_ns = time.perf_counter_ns()
                 if traceparent is not None:
                     payload = _with_traceparent(head, request, traceparent)
-                head_only = request.method == "HEAD"
                 exchange = self._write(connection, payload, head_only, started_ns)
                 answer = self._answer_on_pooled(
                     connection, exchange, key, payload, head_only, started_ns, retry
@@ -336,10 +345,9 @@ class LeanTransport:
                 wire = self._wire[id(request)] = self._prepared(request)
             except Failure as refused:
                 return self._failed(refused.failure, started_ns, {})
-        _, key, head, payload, retry = wire
+        _, key, head, payload, retry, head_only, _ = wire
         if traceparent is not None:  # checked in `send`
             payload = _with_traceparent(head, request, traceparent)
-        head_only = request.method == "HEAD"
         if fresh is not None:
             timings = fresh_timings or {}
             try:

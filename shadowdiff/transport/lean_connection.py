@@ -109,12 +109,22 @@ def _ends_at_close(exchange: Exchange) -> bool:
     return "content-length" not in names and "transfer-encoding" not in names
 
 
-# Decoded header lines by their raw bytes; cleared when full (Date changes every second).
-# Only short lines are kept: the lines that repeat are short, and 4096 lines of 64 KiB
-# (response_limits allows them) would hold half a gigabyte.
-_HEADER_LINES: dict[tuple[bytes, bytes], tuple[str, str]] = {}
+# Decoded header lines, with their size on the wire, by their raw bytes; cleared when full
+# (Date changes every second). Only short lines are kept: the lines that repeat are short, and
+# 4096 lines of 64 KiB (response_limits allows them) would hold half a gigabyte.
+_HEADER_LINES: dict[tuple[bytes, bytes], tuple[tuple[str, str], int]] = {}
 _HEADER_LINES_KEPT: Final = 4096
 _HEADER_LINE_CACHED_BYTES: Final = 256
+
+
+def _header_line(name: bytes, value: bytes) -> tuple[tuple[str, str], int]:
+    """A header line decoded, and its bytes on the wire (with ": " and CRLF)."""
+    known = ((name.decode("latin-1"), value.decode("latin-1")), len(name) + len(value) + 4)
+    if known[1] <= _HEADER_LINE_CACHED_BYTES:
+        if len(_HEADER_LINES) >= _HEADER_LINES_KEPT:
+            _HEADER_LINES.clear()
+        _HEADER_LINES[(name, value)] = known
+    return known
 
 
 def _response_parser(protocol: object) -> httptools.HttpResponseParser:
@@ -245,15 +255,21 @@ class Connection(asyncio.Protocol):
     def on_header(self, name: bytes, value: bytes) -> None:
         exchange = self.exchange
         assert exchange is not None
+        # Most header lines repeat from one response to the next: each is decoded and
+        # measured once.
+        known = _HEADER_LINES.get((name, value))
+        if known is None:
+            known = _header_line(name, value)
+        line, line_bytes = known
         limits = self.limits
-        line_bytes = len(name) + len(value) + 4  # ": " and CRLF
         if line_bytes > limits.header_line_bytes:
             raise Failure(
                 "malformed_response",
                 f"a {line_bytes}-byte header line ({name[:40]!r}) exceeds header_line_bytes "
                 f"({limits.header_line_bytes})",
             )
-        if len(exchange.headers) >= limits.header_fields:
+        headers = exchange.headers
+        if len(headers) >= limits.header_fields:
             raise Failure(
                 "malformed_response",
                 f"more than header_fields ({limits.header_fields}) header fields",
@@ -261,15 +277,7 @@ class Connection(asyncio.Protocol):
         exchange.header_bytes += line_bytes
         if exchange.header_bytes > limits.header_bytes:
             raise _head_too_large(limits)
-        # Most header lines repeat from one response to the next: decode each line once.
-        line = _HEADER_LINES.get((name, value))
-        if line is None:
-            line = (name.decode("latin-1"), value.decode("latin-1"))
-            if line_bytes <= _HEADER_LINE_CACHED_BYTES:
-                if len(_HEADER_LINES) >= _HEADER_LINES_KEPT:
-                    _HEADER_LINES.clear()
-                _HEADER_LINES[(name, value)] = line
-        exchange.headers.append(line)
+        headers.append(line)
 
     def on_headers_complete(self) -> None:
         exchange = self.exchange
