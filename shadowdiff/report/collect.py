@@ -53,6 +53,7 @@ OTHER_GRPC_OUTCOMES: Final = "(other outcomes)"
 PHASES: Final = ("connect", "tls", "first_byte")
 
 SignatureKey = tuple[str, str]  # (kind, field)
+_ALIKE: Final[frozenset[SignatureKey]] = frozenset()  # the signatures of a pair alike
 # Either kind of histogram; a buffer's type says which, so that merging needs no cast.
 HistogramT = TypeVar("HistogramT", LatencyHistogram, DifferenceHistogram)
 
@@ -353,12 +354,14 @@ class RunCollector:
             for side, service in zip(SIDES, pair.backends, strict=True):
                 if service is not None:
                     tally.count_backend(side, service)
-        keys = frozenset(d.signature for d in pair.differences)
-        tally.combinations[keys] += 1
-        noisy_now = {d.signature for d in pair.noise} if pair.noise else set()
+        differences = pair.differences
+        tally.combinations[
+            frozenset(d.signature for d in differences) if differences else _ALIKE
+        ] += 1
+        noisy_now = {d.signature for d in pair.noise} if differences and pair.noise else ()
         differs = False
         board = self.board
-        for difference in pair.differences:
+        for difference in differences:
             signature = self._signature(tally, difference)
             match = (
                 find_acceptance(self.accept, pair.request, difference, self.today)
