@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import re
 import subprocess
+import sys
 
 Row = dict[str, float]
 
@@ -89,5 +90,21 @@ def h2load(url: str, connections: int, streams: int, seconds: int) -> Row:
         "pairs_s": 0.0,
         "p50_ms": float("nan"),
         "p99_ms": float("nan"),
+        "rss_mb": rss / 1024,
+    }
+
+
+def bare(protocol: str, url: str, connections: int, seconds: int, *extra: str) -> Row:
+    """The bare Python client (`bare.py`): the ceiling of the libraries shadowdiff uses.
+    `extra`: for h2, the streams per connection and the CA file."""
+    script = os.path.join(os.path.dirname(__file__), "bare.py")
+    arguments = [url, str(connections), *extra[:1], str(seconds), *extra[1:]]
+    out, rss = run_measured([sys.executable, script, protocol, *arguments], (0,))
+    figures = found(r"requests/s ([\d.]+) p50_ms ([\d.]+) p99_ms ([\d.]+)", out, "bare.py")
+    return {
+        "requests_s": float(figures.group(1)),
+        "pairs_s": 0.0,
+        "p50_ms": float(figures.group(2)),
+        "p99_ms": float(figures.group(3)),
         "rss_mb": rss / 1024,
     }

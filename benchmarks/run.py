@@ -12,6 +12,10 @@ it sent, the calibration's second baseline requests too. The runs are interleave
 tool, then again) and every figure is a median of them, all taken in this one invocation, so the
 ratios compare like with like. All traffic stays on loopback and every run is bounded in time or
 count.
+
+The "bare Python client" rows (`bare.py`) are the libraries shadowdiff is built on, with none of
+its work: uvloop and httptools for HTTP/1.1, the h2 library for HTTP/2. They show how much of a
+gap to a peer is the runtime's, and how much is shadowdiff's own work per pair.
 """
 
 from __future__ import annotations
@@ -28,7 +32,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from peers import Row, h2load, hey, run_measured, wrk
+from peers import Row, bare, h2load, hey, run_measured, wrk
 from server import BASELINE, CANDIDATE, HOSTNAME, HTTP_PORT, HTTPS_PORT, start_nginx
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -182,6 +186,10 @@ def main() -> int:
                     url = url_of(protocol)
                     runs.setdefault(f"{protocol} wrk", []).append(wrk(url, connections, seconds))
                     runs.setdefault(f"{protocol} hey", []).append(hey(url, connections, seconds))
+                    if protocol == "http":
+                        runs.setdefault("http bare", []).append(
+                            bare("http", url, connections, seconds)
+                        )
                     for count in (workers, 1):
                         runs.setdefault(f"{protocol} closed w{count}", []).append(
                             shadowdiff(
@@ -205,6 +213,16 @@ def main() -> int:
                         seconds,
                     )
                 )
+                runs.setdefault("h2 bare", []).append(
+                    bare(
+                        "h2",
+                        url_of("https"),
+                        h2_connections,
+                        seconds,
+                        str(connections // h2_connections),
+                        str(ca),
+                    )
+                )
                 runs.setdefault(f"h2 closed w{workers}", []).append(
                     shadowdiff(folder, "h2", closed, workers, f"h2-{index}", ca)
                 )
@@ -225,6 +243,11 @@ def main() -> int:
                 ),
                 "h2 h2load": (
                     f"HTTP/2  h2load -c{h2_connections} -m{connections // h2_connections}"
+                ),
+                "http bare": f"HTTP  bare Python client -c{connections}",
+                "h2 bare": (
+                    f"HTTP/2  bare Python client -c{h2_connections} "
+                    f"-m{connections // h2_connections}"
                 ),
                 f"h2 closed w{workers}": (
                     f"HTTP/2  shadowdiff {pairs_in_flight} pairs, w{workers}"
