@@ -131,24 +131,22 @@ async def _load(kind: str, argv: list[str]) -> str:
     url = urlsplit(argv[0])
     host, port = url.hostname or "", url.port or (443 if url.scheme == "https" else 80)
     figures = _Figures()
-    transports = []
+    transports: list[asyncio.BaseTransport] = []
     if kind == "http":
         connections, seconds = int(argv[1]), float(argv[2])
         request = f"GET {url.path or '/'} HTTP/1.1\r\nHost: {host}\r\nAccept: */*\r\n\r\n".encode()
         for _ in range(connections):
-            transport, _protocol = await loop.create_connection(
-                lambda: _H1(request, figures), host, port
-            )
-            transports.append(transport)
+            plain, _ = await loop.create_connection(lambda: _H1(request, figures), host, port)
+            transports.append(plain)
     else:
         connections, streams, seconds = int(argv[1]), int(argv[2]), float(argv[3])
         context = ssl.create_default_context(cafile=argv[4])
         context.set_alpn_protocols(["h2"])
         for _ in range(connections):
-            transport, _protocol = await loop.create_connection(
+            secure, _ = await loop.create_connection(
                 lambda: _H2(host, url.path or "/", streams, figures), host, port, ssl=context
             )
-            transports.append(transport)
+            transports.append(secure)
     await asyncio.sleep(_WARMUP_S)
     figures.measuring = True
     started = time.perf_counter()
@@ -156,7 +154,7 @@ async def _load(kind: str, argv: list[str]) -> str:
     figures.measuring = False
     elapsed_s = time.perf_counter() - started
     for transport in transports:
-        transport.abort()
+        transport.close()
     latencies_ms = np.asarray(figures.latencies_ns, dtype=np.float64) / 1e6
     p50, p99 = np.percentile(latencies_ms, [50, 99]) if latencies_ms.size else (0.0, 0.0)
     return f"requests/s {len(latencies_ms) / elapsed_s:.1f} p50_ms {p50:.4f} p99_ms {p99:.4f}"
