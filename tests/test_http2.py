@@ -618,6 +618,12 @@ def assert_fine(*answers: Observation) -> None:
             [("headers", [_OK, (b"content-length", b"10")], False), ("data", b"abc", True)],
             "content-length says 10 bytes, the body came to 3",
         ),
+        (
+            # Past the digits Python turns into an int by default (4300): h2 would fail the
+            # connection, quoting the value.
+            [("headers", [_OK, (b"content-length", b"1" * 5000)], True)],
+            "content-length of more than 19 digits",
+        ),
     ],
     ids=[
         "uppercase-name",
@@ -635,6 +641,7 @@ def assert_fine(*answers: Observation) -> None:
         "pseudo-in-trailers",
         "content-length-not-number",
         "content-length-mismatch",
+        "content-length-too-long",
     ],
 )
 async def test_a_malformed_answer_fails_its_stream_alone(script: list[Step], said: str) -> None:

@@ -51,6 +51,9 @@ _CONNECTION_SPECIFIC: Final = frozenset(
 # The states in which the server may still send on a stream this client opened.
 _RECEIVING: Final = (h2.stream.StreamState.OPEN, h2.stream.StreamState.HALF_CLOSED_LOCAL)
 _Header = tuple[bytes, bytes]
+# No answer is 10^19 bytes or more; a longer Content-Length could also pass Python's limit on
+# the digits it turns into an int (4300), which h2 would meet as a connection error.
+_LENGTH_DIGITS: Final = 19
 
 
 def _shown(name: bytes) -> str:
@@ -100,6 +103,11 @@ def answer_problem(headers: list[_Header], *, trailers: bool, end_stream: bool) 
             # h2 reads it to check the body's length: refused here first, for this stream.
             if not value.isdigit() or not value.isascii():
                 return "a content-length that is no number (RFC 9110 section 8.6)"
+            if len(value) > _LENGTH_DIGITS:
+                return (
+                    f"a content-length of more than {_LENGTH_DIGITS} digits, longer than any "
+                    "answer (RFC 9110 section 8.6)"
+                )
             if length is not None and int(value) != int(length):
                 return "two content-length fields that differ (RFC 9110 section 8.6)"
             length = value
