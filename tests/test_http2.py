@@ -18,6 +18,8 @@ from typing import Any
 
 import h2.errors
 import pytest
+from hpack import Encoder
+from hyperframe.frame import HeadersFrame
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from rich.console import Console
@@ -655,6 +657,19 @@ async def test_a_malformed_answer_fails_its_stream_alone(script: list[Step], sai
     assert seen.resets == {1: h2.errors.ErrorCodes.PROTOCOL_ERROR}
     assert_fine(sibling, later)
     assert later.connection_reused and seen.connections == 1 and not seen.refused
+
+
+async def test_headers_on_a_stream_the_server_opened_fail_the_connection_without_a_value() -> None:
+    # RFC 9113 section 8.4: a server opens a stream by PUSH_PROMISE alone (and push is off).
+    block = Encoder().encode([_OK, (b"content-length", b"secret-in-a-value")], huffman=False)
+    opened = HeadersFrame(2, data=block, flags=["END_HEADERS"]).serialize()
+    async with scripted_h2_server(opened) as port:
+        (answer,) = await send_all(
+            endpoint({80: port}, http="2", total_s=0.5), [get("http://app.example.com/")]
+        )
+
+    assert answer.failure is not None and answer.failure.error_class == "malformed_response"
+    assert "stream 2" in answer.failure.message and "secret" not in answer.failure.message
 
 
 @pytest.mark.parametrize("second_read", [False, True], ids=["one-write", "two-writes"])

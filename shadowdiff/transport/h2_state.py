@@ -20,9 +20,9 @@ one answer alone. Here:
 - A GOAWAY spares the streams up to its last stream ID (see `H2State`).
 
 What remains a connection error (a frame HPACK cannot decode, flow control broken, bytes
-that are not HTTP/2) still fails every stream, but the events of the frames before it in the
-same read are kept (`H2State.received`): what completed before the fault does not depend on
-how the bytes were split into reads.
+that are not HTTP/2, HEADERS on a stream the server opened) still fails every stream, but the
+events of the frames before it in the same read are kept (`H2State.received`): what completed
+before the fault does not depend on how the bytes were split into reads.
 """
 
 from __future__ import annotations
@@ -200,6 +200,12 @@ class H2State(h2.connection.H2Connection):
         self, frame: HeadersFrame
     ) -> tuple[list[Frame], list[h2.events.Event]]:
         stream = self.streams.get(frame.stream_id)
+        if stream is None and frame.stream_id % 2 == 0:
+            # h2 would take it as a request, and read (and quote) its content-length unchecked.
+            raise h2.exceptions.ProtocolError(
+                f"HEADERS on stream {frame.stream_id}, which a server may open by PUSH_PROMISE "
+                "alone (RFC 9113 section 8.4), and push is off"
+            )
         if stream is not None and stream.state_machine.state in _RECEIVING:
             trailers = bool(stream.state_machine.headers_received)
             end_stream = "END_STREAM" in frame.flags
