@@ -621,6 +621,14 @@ def assert_fine(*answers: Observation) -> None:
             "content-length says 10 bytes, the body came to 3",
         ),
         (
+            [
+                ("headers", [_OK, (b"content-length", b"10")], False),
+                ("data", b"abc", False),
+                ("headers", [(b"x-trailer", b"1")], True),
+            ],
+            "content-length says 10 bytes, the body came to 3",
+        ),
+        (
             # Past the digits Python turns into an int by default (4300): h2 would fail the
             # connection, quoting the value.
             [("headers", [_OK, (b"content-length", b"1" * 5000)], True)],
@@ -643,6 +651,7 @@ def assert_fine(*answers: Observation) -> None:
         "pseudo-in-trailers",
         "content-length-not-number",
         "content-length-mismatch",
+        "content-length-mismatch-before-trailers",
         "content-length-too-long",
     ],
 )

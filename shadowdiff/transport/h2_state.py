@@ -209,9 +209,16 @@ class H2State(h2.connection.H2Connection):
         if stream is not None and stream.state_machine.state in _RECEIVING:
             trailers = bool(stream.state_machine.headers_received)
             end_stream = "END_STREAM" in frame.flags
+            # h2 compares the body with the content-length on DATA frames alone: trailers
+            # that end the stream would end a short body unnoticed.
+            expected = stream._expected_content_length if trailers else None
+            actual = stream._actual_content_length
 
             def check(headers: list[_Header]) -> str | None:
-                return answer_problem(headers, trailers=trailers, end_stream=end_stream)
+                problem = answer_problem(headers, trailers=trailers, end_stream=end_stream)
+                if problem is None and expected is not None and expected != actual:
+                    return _length_problem(expected, actual)
+                return problem
 
             self.checking.check = check
         try:
@@ -229,9 +236,8 @@ class H2State(h2.connection.H2Connection):
             # DATA of any stream that ends.
             frames, events = self._malformed(
                 frame.stream_id,
-                f"malformed HTTP/2 answer: content-length says {exc.expected_length} bytes, "
-                f"the body {'came to' if exc.actual_length < exc.expected_length else 'reached'} "
-                f"{exc.actual_length} (RFC 9113 section 8.1.1)",
+                "malformed HTTP/2 answer: "
+                + _length_problem(exc.expected_length, exc.actual_length),
             )
             self.acknowledge_received_data(frame.flow_controlled_length, frame.stream_id)
             return frames, events
@@ -253,6 +259,13 @@ class H2State(h2.connection.H2Connection):
         if state is not h2.connection.ConnectionState.CLOSED:
             self.state_machine.state = state
         return frames, events
+
+
+def _length_problem(expected: int, actual: int) -> str:
+    ended = "came to" if actual < expected else "reached"
+    return (
+        f"content-length says {expected} bytes, the body {ended} {actual} (RFC 9113 section 8.1.1)"
+    )
 
 
 def _reset_frame(stream_id: int, code: h2.errors.ErrorCodes) -> RstStreamFrame:
