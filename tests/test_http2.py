@@ -634,6 +634,7 @@ def assert_fine(*answers: Observation) -> None:
             [("headers", [_OK, (b"content-length", b"1" * 5000)], True)],
             "content-length of more than 19 digits",
         ),
+        ([("data", b"early", True)], "DATA before the head"),
     ],
     ids=[
         "uppercase-name",
@@ -653,6 +654,7 @@ def assert_fine(*answers: Observation) -> None:
         "content-length-mismatch",
         "content-length-mismatch-before-trailers",
         "content-length-too-long",
+        "data-before-head",
     ],
 )
 async def test_a_malformed_answer_fails_its_stream_alone(script: list[Step], said: str) -> None:

@@ -9,10 +9,11 @@ one answer alone. Here:
   HTTP/2 forbids, a connection-specific field, a pseudo-header field that is unknown,
   repeated, after a regular field or in trailers, a head without `:status`, trailers without
   END_STREAM, an informational head with END_STREAM, a Content-Length that is no number or
-  that the body does not match. Each header block is checked once HPACK has decoded it (so the
-  connection's HPACK state stays sound) and before h2's stream state takes it: the stream
-  alone is reset (RST_STREAM PROTOCOL_ERROR) and a `StreamMalformed` event says why. h2's own
-  check of inbound fields is off (`validate_inbound_headers`), this one replaces it.
+  that the body does not match, DATA before the head. Each header block is checked once
+  HPACK has decoded it (so the connection's HPACK state stays sound) and before h2's stream
+  state takes it: the stream alone is reset (RST_STREAM PROTOCOL_ERROR) and a
+  `StreamMalformed` event says why. h2's own check of inbound fields is off
+  (`validate_inbound_headers`), this one replaces it.
 - A HEADERS frame on a stream whose answer was complete (END_STREAM seen): RST_STREAM
   STREAM_CLOSED, the answer stays as it was (h2 already does this for DATA). RFC 9113 section
   5.1 lets an endpoint call this a connection error; failing the other answers in flight for
@@ -229,6 +230,23 @@ class H2State(h2.connection.H2Connection):
             self.checking.check = None
 
     def _receive_data_frame(self, frame: DataFrame) -> tuple[list[Frame], list[h2.events.Event]]:
+        stream = self.streams.get(frame.stream_id)
+        if (
+            stream is not None
+            and stream.state_machine.state in _RECEIVING
+            and not stream.state_machine.headers_received
+        ):
+            # h2 would fail the connection ("cannot receive data before headers"). The frame
+            # counts against the connection's window as any DATA does, and is given back.
+            events = self.state_machine.process_input(h2.connection.ConnectionInputs.RECV_DATA)
+            length = frame.flow_controlled_length
+            self._inbound_flow_control_window_manager.window_consumed(length)
+            frames, malformed = self._malformed(
+                frame.stream_id,
+                "malformed HTTP/2 answer: DATA before the head (RFC 9113 section 8.1)",
+            )
+            self.acknowledge_received_data(length, frame.stream_id)
+            return frames, events + malformed
         try:
             return super()._receive_data_frame(frame)
         except h2.exceptions.InvalidBodyLengthError as exc:
