@@ -670,6 +670,20 @@ async def test_a_malformed_answer_fails_its_stream_alone(script: list[Step], sai
     assert later.connection_reused and seen.connections == 1 and not seen.refused
 
 
+@pytest.mark.parametrize("status", [b"204", b"304"])
+async def test_an_answer_without_content_may_name_a_content_length(status: bytes) -> None:
+    # RFC 9113 section 8.1.1: a response defined to have no content can have a non-zero
+    # content-length, even though no content is included in DATA frames.
+    script: list[Step] = [
+        ("headers", [(b":status", status), (b"content-length", b"1234")], False),
+        ("data", b"", True),
+    ]
+    scripted, sibling, later, _ = await send_beside(script, after_reset=False)
+
+    assert (scripted.failure, scripted.status, scripted.body) == (None, int(status), b"")
+    assert_fine(sibling, later)
+
+
 async def test_headers_on_a_stream_the_server_opened_fail_the_connection_without_a_value() -> None:
     # RFC 9113 section 8.4: a server opens a stream by PUSH_PROMISE alone (and push is off).
     block = Encoder().encode([_OK, (b"content-length", b"secret-in-a-value")], huffman=False)

@@ -52,6 +52,9 @@ _CONNECTION_SPECIFIC: Final = frozenset(
 # The states in which the server may still send on a stream this client opened.
 _RECEIVING: Final = (h2.stream.StreamState.OPEN, h2.stream.StreamState.HALF_CLOSED_LOCAL)
 _Header = tuple[bytes, bytes]
+# The statuses of an answer defined to have no content (RFC 9110 section 6.4.1; a response to
+# HEAD too, which h2 knows of itself).
+_NO_CONTENT: Final = frozenset({b"204", b"304"})
 # No answer is 10^19 bytes or more; a longer Content-Length could also pass Python's limit on
 # the digits it turns into an int (4300), which h2 would meet as a connection error.
 _LENGTH_DIGITS: Final = 19
@@ -207,6 +210,7 @@ class H2State(h2.connection.H2Connection):
                 f"HEADERS on stream {frame.stream_id}, which a server may open by PUSH_PROMISE "
                 "alone (RFC 9113 section 8.4), and push is off"
             )
+        no_content = False
         if stream is not None and stream.state_machine.state in _RECEIVING:
             trailers = bool(stream.state_machine.headers_received)
             end_stream = "END_STREAM" in frame.flags
@@ -216,18 +220,27 @@ class H2State(h2.connection.H2Connection):
             actual = stream._actual_content_length
 
             def check(headers: list[_Header]) -> str | None:
+                nonlocal no_content
                 problem = answer_problem(headers, trailers=trailers, end_stream=end_stream)
                 if problem is None and expected is not None and expected != actual:
                     return _length_problem(expected, actual)
+                if problem is None and not trailers:
+                    no_content = headers[0][1] in _NO_CONTENT  # a head checked: :status first
                 return problem
 
             self.checking.check = check
         try:
-            return super()._receive_headers_frame(frame)
+            received = super()._receive_headers_frame(frame)
         except _Malformed as malformed:
             return self._malformed(frame.stream_id, f"malformed HTTP/2 answer: {malformed}")
         finally:
             self.checking.check = None
+        if no_content and stream is not None:
+            # RFC 9113 section 8.1.1: an answer defined to have no content may name a
+            # non-zero content-length (a 304's is the representation's); h2 would hold a body
+            # ended by an empty DATA frame to it.
+            stream._expected_content_length = None
+        return received
 
     def _receive_data_frame(self, frame: DataFrame) -> tuple[list[Frame], list[h2.events.Event]]:
         stream = self.streams.get(frame.stream_id)
