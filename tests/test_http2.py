@@ -18,6 +18,8 @@ from typing import Any
 
 import h2.errors
 import pytest
+from hpack import Encoder
+from hyperframe.frame import HeadersFrame
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from rich.console import Console
@@ -618,6 +620,21 @@ def assert_fine(*answers: Observation) -> None:
             [("headers", [_OK, (b"content-length", b"10")], False), ("data", b"abc", True)],
             "content-length says 10 bytes, the body came to 3",
         ),
+        (
+            [
+                ("headers", [_OK, (b"content-length", b"10")], False),
+                ("data", b"abc", False),
+                ("headers", [(b"x-trailer", b"1")], True),
+            ],
+            "content-length says 10 bytes, the body came to 3",
+        ),
+        (
+            # Past the digits Python turns into an int by default (4300): h2 would fail the
+            # connection, quoting the value.
+            [("headers", [_OK, (b"content-length", b"1" * 5000)], True)],
+            "content-length of more than 19 digits",
+        ),
+        ([("data", b"early", True)], "DATA before the head"),
     ],
     ids=[
         "uppercase-name",
@@ -635,6 +652,9 @@ def assert_fine(*answers: Observation) -> None:
         "pseudo-in-trailers",
         "content-length-not-number",
         "content-length-mismatch",
+        "content-length-mismatch-before-trailers",
+        "content-length-too-long",
+        "data-before-head",
     ],
 )
 async def test_a_malformed_answer_fails_its_stream_alone(script: list[Step], said: str) -> None:
@@ -648,6 +668,33 @@ async def test_a_malformed_answer_fails_its_stream_alone(script: list[Step], sai
     assert seen.resets == {1: h2.errors.ErrorCodes.PROTOCOL_ERROR}
     assert_fine(sibling, later)
     assert later.connection_reused and seen.connections == 1 and not seen.refused
+
+
+@pytest.mark.parametrize("status", [b"204", b"304"])
+async def test_an_answer_without_content_may_name_a_content_length(status: bytes) -> None:
+    # RFC 9113 section 8.1.1: a response defined to have no content can have a non-zero
+    # content-length, even though no content is included in DATA frames.
+    script: list[Step] = [
+        ("headers", [(b":status", status), (b"content-length", b"1234")], False),
+        ("data", b"", True),
+    ]
+    scripted, sibling, later, _ = await send_beside(script, after_reset=False)
+
+    assert (scripted.failure, scripted.status, scripted.body) == (None, int(status), b"")
+    assert_fine(sibling, later)
+
+
+async def test_headers_on_a_stream_the_server_opened_fail_the_connection_without_a_value() -> None:
+    # RFC 9113 section 8.4: a server opens a stream by PUSH_PROMISE alone (and push is off).
+    block = Encoder().encode([_OK, (b"content-length", b"secret-in-a-value")], huffman=False)
+    opened = HeadersFrame(2, data=block, flags=["END_HEADERS"]).serialize()
+    async with scripted_h2_server(opened) as port:
+        (answer,) = await send_all(
+            endpoint({80: port}, http="2", total_s=0.5), [get("http://app.example.com/")]
+        )
+
+    assert answer.failure is not None and answer.failure.error_class == "malformed_response"
+    assert "stream 2" in answer.failure.message and "secret" not in answer.failure.message
 
 
 @pytest.mark.parametrize("second_read", [False, True], ids=["one-write", "two-writes"])

@@ -9,10 +9,11 @@ one answer alone. Here:
   HTTP/2 forbids, a connection-specific field, a pseudo-header field that is unknown,
   repeated, after a regular field or in trailers, a head without `:status`, trailers without
   END_STREAM, an informational head with END_STREAM, a Content-Length that is no number or
-  that the body does not match. Each header block is checked once HPACK has decoded it (so the
-  connection's HPACK state stays sound) and before h2's stream state takes it: the stream
-  alone is reset (RST_STREAM PROTOCOL_ERROR) and a `StreamMalformed` event says why. h2's own
-  check of inbound fields is off (`validate_inbound_headers`), this one replaces it.
+  that the body does not match, DATA before the head. Each header block is checked once
+  HPACK has decoded it (so the connection's HPACK state stays sound) and before h2's stream
+  state takes it: the stream alone is reset (RST_STREAM PROTOCOL_ERROR) and a
+  `StreamMalformed` event says why. h2's own check of inbound fields is off
+  (`validate_inbound_headers`), this one replaces it.
 - A HEADERS frame on a stream whose answer was complete (END_STREAM seen): RST_STREAM
   STREAM_CLOSED, the answer stays as it was (h2 already does this for DATA). RFC 9113 section
   5.1 lets an endpoint call this a connection error; failing the other answers in flight for
@@ -20,9 +21,9 @@ one answer alone. Here:
 - A GOAWAY spares the streams up to its last stream ID (see `H2State`).
 
 What remains a connection error (a frame HPACK cannot decode, flow control broken, bytes
-that are not HTTP/2) still fails every stream, but the events of the frames before it in the
-same read are kept (`H2State.received`): what completed before the fault does not depend on
-how the bytes were split into reads.
+that are not HTTP/2, HEADERS on a stream the server opened) still fails every stream, but the
+events of the frames before it in the same read are kept (`H2State.received`): what completed
+before the fault does not depend on how the bytes were split into reads.
 """
 
 from __future__ import annotations
@@ -51,6 +52,12 @@ _CONNECTION_SPECIFIC: Final = frozenset(
 # The states in which the server may still send on a stream this client opened.
 _RECEIVING: Final = (h2.stream.StreamState.OPEN, h2.stream.StreamState.HALF_CLOSED_LOCAL)
 _Header = tuple[bytes, bytes]
+# The statuses of an answer defined to have no content (RFC 9110 section 6.4.1; a response to
+# HEAD too, which h2 knows of itself).
+_NO_CONTENT: Final = frozenset({b"204", b"304"})
+# No answer is 10^19 bytes or more; a longer Content-Length could also pass Python's limit on
+# the digits it turns into an int (4300), which h2 would meet as a connection error.
+_LENGTH_DIGITS: Final = 19
 
 
 def _shown(name: bytes) -> str:
@@ -100,6 +107,11 @@ def answer_problem(headers: list[_Header], *, trailers: bool, end_stream: bool) 
             # h2 reads it to check the body's length: refused here first, for this stream.
             if not value.isdigit() or not value.isascii():
                 return "a content-length that is no number (RFC 9110 section 8.6)"
+            if len(value) > _LENGTH_DIGITS:
+                return (
+                    f"a content-length of more than {_LENGTH_DIGITS} digits, longer than any "
+                    "answer (RFC 9110 section 8.6)"
+                )
             if length is not None and int(value) != int(length):
                 return "two content-length fields that differ (RFC 9110 section 8.6)"
             length = value
@@ -192,22 +204,62 @@ class H2State(h2.connection.H2Connection):
         self, frame: HeadersFrame
     ) -> tuple[list[Frame], list[h2.events.Event]]:
         stream = self.streams.get(frame.stream_id)
+        if stream is None and frame.stream_id % 2 == 0:
+            # h2 would take it as a request, and read (and quote) its content-length unchecked.
+            raise h2.exceptions.ProtocolError(
+                f"HEADERS on stream {frame.stream_id}, which a server may open by PUSH_PROMISE "
+                "alone (RFC 9113 section 8.4), and push is off"
+            )
+        no_content = False
         if stream is not None and stream.state_machine.state in _RECEIVING:
             trailers = bool(stream.state_machine.headers_received)
             end_stream = "END_STREAM" in frame.flags
+            # h2 compares the body with the content-length on DATA frames alone: trailers
+            # that end the stream would end a short body unnoticed.
+            expected = stream._expected_content_length if trailers else None
+            actual = stream._actual_content_length
 
             def check(headers: list[_Header]) -> str | None:
-                return answer_problem(headers, trailers=trailers, end_stream=end_stream)
+                nonlocal no_content
+                problem = answer_problem(headers, trailers=trailers, end_stream=end_stream)
+                if problem is None and expected is not None and expected != actual:
+                    return _length_problem(expected, actual)
+                if problem is None and not trailers:
+                    no_content = headers[0][1] in _NO_CONTENT  # a head checked: :status first
+                return problem
 
             self.checking.check = check
         try:
-            return super()._receive_headers_frame(frame)
+            received = super()._receive_headers_frame(frame)
         except _Malformed as malformed:
             return self._malformed(frame.stream_id, f"malformed HTTP/2 answer: {malformed}")
         finally:
             self.checking.check = None
+        if no_content and stream is not None:
+            # RFC 9113 section 8.1.1: an answer defined to have no content may name a
+            # non-zero content-length (a 304's is the representation's); h2 would hold a body
+            # ended by an empty DATA frame to it.
+            stream._expected_content_length = None
+        return received
 
     def _receive_data_frame(self, frame: DataFrame) -> tuple[list[Frame], list[h2.events.Event]]:
+        stream = self.streams.get(frame.stream_id)
+        if (
+            stream is not None
+            and stream.state_machine.state in _RECEIVING
+            and not stream.state_machine.headers_received
+        ):
+            # h2 would fail the connection ("cannot receive data before headers"). The frame
+            # counts against the connection's window as any DATA does, and is given back.
+            events = self.state_machine.process_input(h2.connection.ConnectionInputs.RECV_DATA)
+            length = frame.flow_controlled_length
+            self._inbound_flow_control_window_manager.window_consumed(length)
+            frames, malformed = self._malformed(
+                frame.stream_id,
+                "malformed HTTP/2 answer: DATA before the head (RFC 9113 section 8.1)",
+            )
+            self.acknowledge_received_data(length, frame.stream_id)
+            return frames, events + malformed
         try:
             return super()._receive_data_frame(frame)
         except h2.exceptions.InvalidBodyLengthError as exc:
@@ -215,9 +267,8 @@ class H2State(h2.connection.H2Connection):
             # DATA of any stream that ends.
             frames, events = self._malformed(
                 frame.stream_id,
-                f"malformed HTTP/2 answer: content-length says {exc.expected_length} bytes, "
-                f"the body {'came to' if exc.actual_length < exc.expected_length else 'reached'} "
-                f"{exc.actual_length} (RFC 9113 section 8.1.1)",
+                "malformed HTTP/2 answer: "
+                + _length_problem(exc.expected_length, exc.actual_length),
             )
             self.acknowledge_received_data(frame.flow_controlled_length, frame.stream_id)
             return frames, events
@@ -239,6 +290,13 @@ class H2State(h2.connection.H2Connection):
         if state is not h2.connection.ConnectionState.CLOSED:
             self.state_machine.state = state
         return frames, events
+
+
+def _length_problem(expected: int, actual: int) -> str:
+    ended = "came to" if actual < expected else "reached"
+    return (
+        f"content-length says {expected} bytes, the body {ended} {actual} (RFC 9113 section 8.1.1)"
+    )
 
 
 def _reset_frame(stream_id: int, code: h2.errors.ErrorCodes) -> RstStreamFrame:
