@@ -263,3 +263,19 @@ def test_numbers_beyond_any_run_are_refused_by_name(
     message = str(refused.value)
     assert message.startswith(f"{path}: ") and said in message, message
     assert where[1] in message and len(message) < 300, message
+
+
+@pytest.mark.parametrize("field", ["backends", "grpc"])
+@pytest.mark.parametrize("value", [0, "", False, []])
+def test_counts_that_are_no_object_are_refused_not_read_as_none(
+    shard_report: dict[str, Any], tmp_path: Path, field: str, value: Any
+) -> None:
+    """`backends` and `grpc` are written only when there are some: a falsy value that is
+    there was written by hand, and is refused like any other wrong type."""
+    report = copy.deepcopy(shard_report)
+    report["state"]["collector"]["requests"][0][field] = value
+    path = tmp_path / "tampered.json"
+    path.write_text(json.dumps(report))
+    with pytest.raises(UsageError) as refused:
+        merge_reports([str(path)], redaction_key=KEY)  # type: ignore[arg-type]
+    assert f"requests[0].{field}" in str(refused.value), str(refused.value)

@@ -231,12 +231,14 @@ def _tally_from_state(reader: _Reader, data: Any, path: str) -> RequestTally:
     tally.difference = Buffered(
         _difference_from_state(r, r.key(data, path, "difference"), f"{path}.difference")
     )
-    backends = data.get("backends") or {}
+    # Written only when there are some; any value that is there must be an object (a 0 or
+    # "" is not "none").
+    backends = data.get("backends", {})
     for side in SIDES:
         counts = _counter(r, r.obj(backends, f"{path}.backends").get(side, {}), f"{path}.backends")
         for service, answers in counts.items():
             tally.count_backend(side, service, answers)
-    outcomes = data.get("grpc") or {}
+    outcomes = data.get("grpc", {})
     for side in SIDES:
         counts = _counter(r, r.obj(outcomes, f"{path}.grpc").get(side, {}), f"{path}.grpc")
         for outcome, answers in counts.items():
