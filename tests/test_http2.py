@@ -255,6 +255,16 @@ async def test_hostile_server_ends_as_classified_failure(behaviour: str, error_c
     assert all(len(a.body) == 0 for a in answers)
 
 
+async def test_a_bad_status_is_named_without_its_value() -> None:
+    """A server's bytes never reach a message as they are: a reflected credential could be
+    among them, in :status as anywhere else."""
+    answers, _ = await send_hostile("bad_status", requests=1)
+
+    failure = answers[0].failure
+    assert failure is not None and failure.error_class == "malformed_response"
+    assert "2x0" not in failure.message and ":status" in failure.message
+
+
 async def test_a_reset_stream_leaves_the_others_on_its_connection() -> None:
     answers, _ = await send_hostile("reset_second", requests=4)
 

@@ -376,7 +376,7 @@ class H2Connection(asyncio.Protocol):
             line_bytes = len(name) + len(value) + 4  # as an HTTP/1.1 line: ": " and CRLF
             if name == b":status":
                 if len(value) != 3 or not value.isdigit():
-                    raise Failure("malformed_response", f"HTTP/2 :status {value[:20]!r}")
+                    raise Failure("malformed_response", "HTTP/2 :status is not a 3-digit code")
                 stream.status = int(value)
                 continue
             if line_bytes > limits.header_line_bytes:
