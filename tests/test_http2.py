@@ -14,7 +14,7 @@ import textwrap
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import h2.errors
 import pytest
@@ -35,7 +35,14 @@ from shadowdiff.scenario import load_scenario
 from shadowdiff.spec import HttpVersion, RequestSpec
 from shadowdiff.transport import open_transport
 
-from .h2_hostile import Siblings, Step, hostile_h2_server, scripted_h2_server, sibling_h2_server
+from .h2_hostile import (
+    H2Server,
+    Siblings,
+    Step,
+    hostile_h2_server,
+    scripted_h2_server,
+    sibling_h2_server,
+)
 from .h2_nginx import ADDRESS, H2Nginx, run_h2_nginx
 from .lab import HERE as LAB_CONFIGS
 from .lab import run_lab
@@ -770,3 +777,36 @@ def test_any_header_block_ends_its_own_stream_and_never_a_sibling(
         assert scripted.status is not None
     else:
         assert scripted.failure.error_class == "malformed_response", scripted.failure
+
+
+class _SettingsThenBroken(H2Server):
+    """Its SETTINGS and a connection error (WINDOW_UPDATE of 0 on the connection) in one write,
+    as the connection opens: the connection is ready and dead in the same read."""
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.Transport, transport)
+        self.conn.initiate_connection()
+        broken = b"\x00\x00\x04\x08\x00\x00\x00\x00\x00" + b"\x00\x00\x00\x00"
+        self.transport.write(self.conn.data_to_send() + broken)
+
+    def data_received(self, data: bytes) -> None:
+        pass
+
+
+async def test_a_connection_broken_as_it_opens_is_the_servers_fault_not_a_request_not_sent() -> (
+    None
+):
+    server = await asyncio.get_running_loop().create_server(_SettingsThenBroken, "127.0.0.1", 0)
+    try:
+        port = int(server.sockets[0].getsockname()[1])
+        answers = await send_all(
+            endpoint({80: port}, http="2", total_s=2.0),
+            [get(f"http://app.example.com/{n}") for n in range(3)],
+        )
+    finally:
+        server.close()
+        await server.wait_closed()
+
+    for answer in answers:
+        assert answer.failure is not None
+        assert answer.failure.error_class == "malformed_response", answer.failure.message

@@ -155,6 +155,9 @@ class H2Connection(asyncio.Protocol):
         self.active = 0  # streams taken from the pool and not yet given back
         self.closed = False
         self.going_away = False  # a GOAWAY came: no new stream here
+        # What ended the connection, once something did: a request handed this connection in
+        # the same read that broke it fails for that reason, not as one never sent.
+        self.failed: Failure | None = None
         self.paused = False  # the socket's write buffer is full
         # Resolved by the server's first SETTINGS frame: the connection is usable.
         self.ready: asyncio.Future[None] = loop.create_future()
@@ -433,6 +436,8 @@ class H2Connection(asyncio.Protocol):
         self.abort()
 
     def _fail_all(self, failure: Failure) -> None:
+        if self.failed is None:
+            self.failed = failure
         streams, self.streams = list(self.streams.values()), {}
         for stream in streams:
             each = Failure(failure.failure.error_class, failure.failure.message)

@@ -155,6 +155,9 @@ class H2Sender:
             try:
                 connection.start(stream, headers, end=request.body is None)
             except Exception as exc:
+                if (ended := connection.failed) is not None:
+                    # The server broke the connection in the read that made it ready.
+                    raise Failure(ended.failure.error_class, ended.failure.message) from None
                 # h2 refused to write it (a header HTTP/2 forbids that the checks let
                 # through, or no stream ID left): nothing went out for this stream.
                 raise Failure("not_sent", f"not sent over HTTP/2: {exc}") from None
