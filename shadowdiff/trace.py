@@ -79,33 +79,47 @@ def traceparent(trace_id: str, span_id: str) -> str:
     return f"00-{trace_id}-{span_id}-{SAMPLED_FLAGS}"
 
 
-# The values `new_pair_trace` made, with their ids: valid by construction, so reading one back
-# (the transport checks it before writing, the comparison and the pair record read its span)
-# is a lookup. Emptied when full; a value no longer here is parsed like any other.
-_MADE: dict[str, TraceParent] = {}
+# The values `new_pair_trace` made: valid by construction, so checking one (the transport does
+# before writing it) is a lookup, and reading its ids back (the comparison and the pair record
+# read its span) is slicing. Emptied when full; a value no longer here is parsed like any other.
+_MADE: set[str] = set()
 _MADE_KEPT: Final = 4096
 
 
 def new_pair_trace(requests: int) -> tuple[str, list[str]]:
     """A new trace id for one pair and the traceparent of each of its `requests` (each with a
-    span id of its own)."""
-    trace_id = new_trace_id()
+    span id of its own).
+
+    One draw of random bits for all the ids: this runs for every pair of a run."""
+    id_bytes = 16 + 8 * requests
+    while True:
+        digits = _ids.getrandbits(8 * id_bytes).to_bytes(id_bytes, "big").hex()
+        # Drawn again when the trace id is zero, or when sixteen zeros stand anywhere among
+        # the span ids (a zero span id, and a few harmless others): once in 2**64 draws.
+        if not digits.startswith(_ZERO_TRACE) and _ZERO_SPAN not in digits[32:]:
+            break
+    trace_id = digits[:32]
     if len(_MADE) + requests > _MADE_KEPT:
         _MADE.clear()
-    values = []
-    for _ in range(requests):
-        span_id = new_span_id()
-        value = f"00-{trace_id}-{span_id}-{SAMPLED_FLAGS}"
-        _MADE[value] = TraceParent(trace_id, span_id)
-        values.append(value)
+    values = [
+        f"00-{trace_id}-{digits[at : at + 16]}-{SAMPLED_FLAGS}"
+        for at in range(32, 2 * id_bytes, 16)
+    ]
+    _MADE.update(values)
     return trace_id, values
 
 
 def parse_traceparent(value: str) -> TraceParent | None:
     """The trace and span ids of a valid `traceparent` value, or None (the spec's rule for an
     invalid one: as if absent). Any string is safe to pass."""
-    made = _MADE.get(value)
-    return made if made is not None else _parsed(value)
+    if value in _MADE:
+        return TraceParent(value[3:35], value[36:52])
+    return _parsed(value)
+
+
+def is_traceparent(value: str) -> bool:
+    """Whether `value` is a valid `traceparent` (`parse_traceparent` would read it)."""
+    return value in _MADE or _parsed(value) is not None
 
 
 # Values not made here (a request's own header, a recorded one) are read more than once too.

@@ -10,7 +10,7 @@ from shadowdiff import __version__
 from shadowdiff.endpoint import Endpoint, TransportName
 from shadowdiff.observation import Observation
 from shadowdiff.spec import RequestSpec
-from shadowdiff.trace import parse_traceparent
+from shadowdiff.trace import is_traceparent
 from shadowdiff.wire import unsafe_reason
 
 # Both transports send it, so the two entry points cannot tell them apart.
@@ -68,7 +68,7 @@ class Transport(Protocol):
 def traceparent_problem(traceparent: str | None) -> str | None:
     """Why `traceparent` cannot be written as the header, or None: the same last line of
     defence as for a request's own headers, for a value made per send."""
-    if traceparent is None or parse_traceparent(traceparent) is not None:
+    if traceparent is None or is_traceparent(traceparent):
         return None
     return "header traceparent: not a W3C traceparent value"
 
