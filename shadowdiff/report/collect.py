@@ -341,8 +341,8 @@ class RunCollector:
             tally = self.requests[pair.request.name] = RequestTally(pair.request)
         tally.pairs += 1
         self.pairs_done += 1
-        for observation in (pair.baseline, pair.candidate):
-            self._tally_observation(tally, observation, pair)
+        self._tally_observation(tally, pair.baseline, pair)
+        self._tally_observation(tally, pair.candidate, pair)
         if pair.measured:
             self._tally_split(tally, pair)
         if pair.measured and pair.baseline.failure is None and pair.candidate.failure is None:
@@ -394,15 +394,16 @@ class RunCollector:
         the entry points carried). A side without a start time (an observation made by hand,
         never by a transport) has no moment; a pair with neither is left off the timeline."""
         baseline, candidate = pair.baseline, pair.candidate
-        ends_ns = [
-            o.timings.started_ns + o.timings.total_ns
-            for o in (baseline, candidate)
-            if o.timings.started_ns
-        ]
-        if not ends_ns:
+        # Written out rather than looped over: this runs once per pair.
+        b, c = baseline.timings, candidate.timings
+        ended_ns = max(
+            b.started_ns + b.total_ns if b.started_ns else 0,
+            c.started_ns + c.total_ns if c.started_ns else 0,
+        )
+        if not ended_ns:
             return
         self.timeline.add(
-            max(ends_ns) + self.wall_offset_ns,
+            ended_ns + self.wall_offset_ns,
             (baseline.failure is not None, candidate.failure is not None),
             (
                 baseline.failure is None and (baseline.status or 0) >= 500,
