@@ -150,9 +150,13 @@ class Redactor:
             for spelling in _encodings(value):
                 target.setdefault(spelling, self.fingerprint(value))
         self._placeholders = {**short, **placeholders}
+        # A server may change a secret's case (an echo in capitals, a hex digest's letters):
+        # spellings long enough to be no ordinary word are hidden in any case.
+        self._folded = {spelling.lower(): p for spelling, p in reversed(placeholders.items())}
         self._cut_spellings = sorted(placeholders.items(), key=lambda item: -len(item[0]))
         alternatives = [
-            re.escape(spelling) for spelling in sorted(placeholders, key=len, reverse=True)
+            f"(?i:{re.escape(spelling)})"
+            for spelling in sorted(placeholders, key=len, reverse=True)
         ] + [
             rf"(?<![A-Za-z0-9]){re.escape(spelling)}(?![A-Za-z0-9])"
             for spelling in sorted(short, key=len, reverse=True)
@@ -171,8 +175,21 @@ class Redactor:
     def text(self, value: str) -> str:
         if self._pattern is None:
             return value
-        value = self._pattern.sub(lambda match: self._placeholders[match.group()], value)
+        value = self._pattern.sub(self._placeholder, value)
         return self._cut_secrets(value) if "…" in value else value
+
+    def _placeholder(self, match: re.Match[str]) -> str:
+        found = match.group()
+        placeholder = self._placeholders.get(found) or self._folded.get(found.lower())
+        if placeholder is not None:
+            return placeholder
+        # Letters the pattern matches in any case that lower() does not make equal (the long
+        # s, the Kelvin sign): the spelling is found again as the pattern found it.
+        return next(
+            placeholder
+            for spelling, placeholder in self._cut_spellings
+            if re.fullmatch(re.escape(spelling), found, re.IGNORECASE)
+        )
 
     def _cut_secrets(self, value: str) -> str:
         """`value` with the beginning of a secret hidden where a cut (`…`) ends it."""
@@ -253,7 +270,10 @@ class Redactor:
 
 def _cut_start(head: str, spelling: str) -> int | None:
     """Where the longest beginning of `spelling` (at least _CUT_CHARS long, shorter than the
-    whole, which the pattern already hid) ends `head`, or None."""
+    whole, which the pattern already hid) ends `head`, in any case, or None."""
+    folded = head.lower()
+    if len(folded) == len(head):  # else a letter changed length (İ): compared as written
+        head, spelling = folded, spelling.lower()
     at = head.find(spelling[0], max(len(head) - len(spelling) + 1, 0))
     while 0 <= at <= len(head) - _CUT_CHARS:
         if spelling.startswith(head[at:]):

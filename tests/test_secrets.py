@@ -28,6 +28,8 @@ from urllib.parse import quote, quote_plus
 
 import pytest
 from aiohttp import WSMsgType, web
+from hypothesis import given
+from hypothesis import strategies as st
 from markupsafe import escape
 
 from shadowdiff.render.markdown import markdown_text
@@ -82,6 +84,8 @@ def spellings(secret: str) -> set[str]:
         html.escape(secret),  # XML (JUnit) and HTML
         str(escape(secret)),  # HTML as Jinja2 escapes it (`&#34;` for a double quote)
         markdown_text(secret),  # the Markdown summary
+        # A server may change its case; short values (a two-letter one) only as written.
+        *((secret.upper(), secret.lower()) if len(secret) >= 4 else ()),
     }
 
 
@@ -108,6 +112,8 @@ def reflecting(side: str) -> Callable[[web.Request], Any]:
             lines = [f"{name}{separator}{value}" for name, value in request.headers.items()]
             if side == "candidate":
                 lines.insert(0, "served by the candidate")
+                # A backend that changes a secret's case still shows the secret.
+                lines.append("SHOUTED " + " ".join(v.upper() for v in request.headers.values()))
             return web.Response(text="\n".join(lines) + "\n")
         headers = {name: value for name, value in request.headers.items()}
         if side == "candidate":
@@ -413,6 +419,23 @@ def test_every_spelling_an_output_may_use_is_hidden() -> None:
     ]
     for spelling in spellings_:
         assert redactor.text(f"x={spelling};") == "x=${KEY};", spelling
+        assert redactor.text(f"x={spelling.upper()};") == "x=${KEY};", spelling.upper()
+        assert redactor.text(f"x={spelling.swapcase()}…") == "x=${KEY}…", spelling.swapcase()
+    # Cut short, in another case: the beginning is hidden too.
+    assert redactor.text(f"x={secret.upper()[:12]}…") == "x=${KEY}…"
+
+
+@given(st.text(min_size=4, max_size=40), st.sampled_from([str.upper, str.lower, str.swapcase]))
+def test_a_secret_in_another_case_is_hidden_and_nothing_raises(
+    secret: str, change: Callable[[str], str]
+) -> None:
+    from shadowdiff.redaction import Redactor, Secrets
+
+    redactor = Redactor(Secrets(environment={secret: "KEY"}), b"k")
+    changed = change(secret)
+    shown = redactor.text(f"<{changed}>")
+    if changed.lower() == secret.lower() and len(changed) == len(secret):
+        assert changed not in shown or changed in "<${KEY}>", shown
 
 
 async def test_requests_built_through_the_library_are_redacted_too(
