@@ -507,6 +507,24 @@ def test_a_grpc_call_that_cannot_be_sent_is_a_located_error(
     assert all(line.startswith(str(tmp_path)) for line in str(raised.value).splitlines())
 
 
+def test_a_target_header_a_grpc_call_cannot_carry_is_a_located_error(tmp_path: Path) -> None:
+    """Target headers go on every request: one that HTTP/2 forbids would leave every gRPC
+    pair unsent on that side."""
+    path = tmp_path / "grpc.yaml"
+    path.write_text(
+        "targets:\n  baseline: {address: 127.0.0.1}\n"
+        "  candidate: {address: 127.0.0.1, headers: {Connection: close, TE: trailers}}\n"
+        'requests:\n  - {name: g, url: "http://a.example/", grpc: {health: ""}}\n'
+    )
+    with pytest.raises(ScenarioError) as raised:
+        load_scenario(path, environ={})
+
+    assert "targets.candidate.headers.Connection: Connection is connection-specific" in str(
+        raised.value
+    )
+    assert "TE" not in str(raised.value)  # TE: trailers is what gRPC sends
+
+
 def test_the_health_check_alone_goes_without_allow_unsafe(tmp_path: Path) -> None:
     loaded = load_scenario(
         write(tmp_path, '  - {name: g, url: "https://a.example", grpc: {health: x.v1.X}}\n'),

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import base64
 import binascii
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Final
 
@@ -49,10 +49,11 @@ def grpc_parts(
     url: str,
     path: FieldPath,
     document: SourceDocument,
-    default_headers: Mapping[str, str],
+    shared_headers: Sequence[tuple[FieldPath, Mapping[str, str]]],
 ) -> GrpcParts:
-    """The gRPC call of `request` (whose `grpc` is set), sent to `url`'s host with the
-    scenario's `default_headers` and its own."""
+    """The gRPC call of `request` (whose `grpc` is set), sent to `url`'s host with its own
+    headers and the `shared_headers` every request gets (the defaults', each target's), each
+    with where it is written."""
     grpc = request.grpc
     assert grpc is not None
     parts = GrpcParts(url=url)
@@ -64,10 +65,7 @@ def grpc_parts(
         problem(("method",), "a gRPC call is a POST: leave method out")
     if request.body is not None:
         problem(("body",), "a gRPC call's body is its message: grpc.message_base64 or message_hex")
-    for where, headers in (
-        ((*path, "headers"), request.headers),
-        (("defaults", "headers"), default_headers),
-    ):
+    for where, headers in (((*path, "headers"), request.headers), *shared_headers):
         for name, value in headers.items():
             if name.lower() in _CONNECTION_SPECIFIC and (
                 name.lower() != "te" or value.strip() != "trailers"

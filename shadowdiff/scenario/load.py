@@ -757,6 +757,12 @@ def _expand(
             )
         seen_names[name] = path
 
+    # What every request is sent with besides its own headers, where it is written.
+    shared_headers: list[tuple[FieldPath, Mapping[str, str]]] = [
+        (("defaults", "headers"), config.defaults.headers),
+        (("targets", "baseline", "headers"), config.targets.baseline.headers),
+        (("targets", "candidate", "headers"), config.targets.candidate.headers),
+    ]
     for index, request in enumerate(config.requests):
         path: FieldPath = ("requests", index)
         claim_name(request.name, (*path, "name"))
@@ -777,7 +783,7 @@ def _expand(
             problems += body_problems
         grpc = None
         if request.grpc is not None:
-            parts = grpc_parts(request, url, path, document, config.defaults.headers)
+            parts = grpc_parts(request, url, path, document, shared_headers)
             # A default header every gRPC call refuses is one line, not one per call.
             problems += [p for p in parts.problems if p not in problems]
             grpc, url, body = parts.call, parts.url, parts.body
