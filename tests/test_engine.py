@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -259,3 +260,35 @@ async def test_a_request_can_leave_kinds_of_difference_out(
     }
     assert "status" not in kinds["ignored"] and "body" not in kinds["ignored"]
     assert "status" in kinds["compared"]
+
+
+async def test_a_request_sent_to_neither_side_fails_the_run_rather_than_passing_it(
+    start_entry_point: Callable[..., Any], write_scenario: Callable[..., Path], ca_file: Path
+) -> None:
+    """A request the transport refuses as written (here a gRPC call whose URL no longer names
+    its method, which only the library can build) is `not_sent` on both sides: nothing was
+    compared for it, so the run cannot say "alike"."""
+    entry = await start_entry_point()
+    scenario = load_scenario(
+        write_scenario(
+            entry,
+            entry,
+            "requests:\n  - {name: a, url: 'https://app.example.com/', repeat: 3}\n"
+            "  - {name: g, url: 'https://app.example.com/', grpc: {health: ''}, repeat: 3}\n",
+            ca_file,
+        )
+    )
+    broken = dataclasses.replace(scenario.requests[1], url="https://app.example.com/elsewhere")
+    scenario = dataclasses.replace(scenario, requests=(scenario.requests[0], broken))
+    collector = RunCollector()
+    await replay(scenario, collector)
+    report = build_report(scenario, collector, started_at="t", duration_s=1.0)
+
+    by_name = {entry["name"]: entry for entry in report["requests"]}
+    assert by_name["a"]["status"]["baseline"] == {"200": 3}
+    assert by_name["g"]["failures"]["baseline"]["not_sent"]["count"] == 3
+    assert report["outcome"]["exit_code"] == ExitCode.RUN_FAILED
+    assert (
+        "not sent as written (3 to the baseline, 3 to the candidate)"
+        in (report["outcome"]["reason"])
+    )

@@ -43,7 +43,8 @@ EXIT_CODE_MEANINGS: Final[Mapping[ExitCode, str]] = {
     "`compare-runs` and `report`, a file that is not a shadowdiff report, or two reports of "
     "different scenarios",
     ExitCode.RUN_FAILED: "the run could not be carried out: a target failed every request, "
-    "an open-model run fell short of its rate, or a worker process died (the report says how); "
+    "a request could not be sent as written (`not_sent`), an open-model run fell short of its "
+    "rate, or a worker process died (the report says how); "
     "for `compare-runs`, nothing could be compared (no answers or requests in a run)",
     ExitCode.THRESHOLDS: "answers alike, but a threshold failed "
     "(latency, error rate, difference rate); for `compare-runs`, the current run is worse "
@@ -122,6 +123,15 @@ def decide(
         if pairs and failures["total"] == pairs:
             common = max(failures["by_class"].items(), key=lambda item: item[1])[0]
             return ExitCode.RUN_FAILED, f"the {side} failed every request ({common})"
+    # `not_sent` is shadowdiff refusing a request as written, never an entry point's doing:
+    # a pair refused on both sides compared nothing, and "alike" would pass a CI stage.
+    refused = {side: totals["failures"][side]["by_class"].get("not_sent", 0) for side in SIDES}
+    if any(refused.values()):
+        counts = ", ".join(f"{count} to the {side}" for side, count in refused.items() if count)
+        return (
+            ExitCode.RUN_FAILED,
+            f"requests not sent as written ({counts}); the report's failures say why",
+        )
     tls_probed = totals.get("tls_hosts", 0)
     for side in SIDES:
         # Like a side that failed every request: a TLS check that reached nothing checked
