@@ -810,3 +810,49 @@ async def test_a_connection_broken_as_it_opens_is_the_servers_fault_not_a_reques
     for answer in answers:
         assert answer.failure is not None
         assert answer.failure.error_class == "malformed_response", answer.failure.message
+
+
+def test_a_field_http2_forbids_on_a_request_that_may_go_over_it_is_a_located_error(
+    tmp_path: Path,
+) -> None:
+    """Connection, Keep-Alive, TE other than trailers... on a request sent over HTTP/2 (or
+    `auto` over TLS, on either side) would be refused by the transport at run time, and the
+    pair compared nothing: the loader says so, once per header, with its line."""
+    path = tmp_path / "h2.yaml"
+    path.write_text(
+        textwrap.dedent(
+            """\
+            targets:
+              baseline: {address: 127.0.0.1}
+              candidate: {address: 127.0.0.1, http: auto, headers: {Keep-Alive: timeout=5}}
+            defaults:
+              headers: {Connection: close}
+            requests:
+              - {name: a, url: 'https://app.example.com/'}
+              - {name: b, url: 'https://app.example.com/b', headers: {TE: gzip}}
+              - {name: c, url: 'https://app.example.com/c', http: "2", headers: {TE: trailers}}
+            """
+        )
+    )
+    with pytest.raises(ScenarioError) as raised:
+        load_scenario(path, environ={})
+    lines = str(raised.value).splitlines()
+
+    assert [line.split(": ")[1] for line in lines] == [
+        "targets.candidate.headers.Keep-Alive",
+        "defaults.headers.Connection",
+        "requests[1].headers.TE",
+    ], lines
+    assert all("HTTP/2 forbids" in line for line in lines)
+
+
+def test_http_1_1_and_plain_http_requests_may_carry_connection_fields(tmp_path: Path) -> None:
+    path = tmp_path / "h1.yaml"
+    path.write_text(
+        "targets:\n  baseline: {address: 127.0.0.1}\n"
+        "  candidate: {address: 127.0.0.1, http: auto}\n"
+        "defaults: {headers: {Connection: close}}\n"
+        "requests:\n  - {name: a, url: 'http://app.example.com/'}\n"
+        "  - {name: b, url: 'https://app.example.com/', http: '1.1', headers: {TE: gzip}}\n"
+    )
+    assert [r.name for r in load_scenario(path, environ={}).requests] == ["a", "b"]

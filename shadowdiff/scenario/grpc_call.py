@@ -29,6 +29,14 @@ from shadowdiff.scenario.yamlsource import FieldPath, SourceDocument
 _CONNECTION_SPECIFIC: Final = frozenset(
     {"connection", "keep-alive", "proxy-connection", "transfer-encoding", "upgrade", "te"}
 )
+
+
+def connection_specific(name: str, value: str) -> bool:
+    """Whether HTTP/2 forbids the field `name: value` in a request (TE only as "trailers")."""
+    lower = name.lower()
+    return lower in _CONNECTION_SPECIFIC and (lower != "te" or value.strip() != "trailers")
+
+
 # What every gRPC request carries (PROTOCOL-HTTP2.md): `te: trailers` tells proxies on the way
 # that the client reads trailers, which some (nginx's grpc_pass among them) require.
 GRPC_HEADERS: dict[str, str] = {"content-type": "application/grpc", "te": "trailers"}
@@ -67,9 +75,7 @@ def grpc_parts(
         problem(("body",), "a gRPC call's body is its message: grpc.message_base64 or message_hex")
     for where, headers in (((*path, "headers"), request.headers), *shared_headers):
         for name, value in headers.items():
-            if name.lower() in _CONNECTION_SPECIFIC and (
-                name.lower() != "te" or value.strip() != "trailers"
-            ):
+            if connection_specific(name, value):
                 parts.problems.append(
                     document.problem(
                         (*where, name),

@@ -27,7 +27,7 @@ from shadowdiff.endpoint import ClientTls, Endpoint, HeadLimits
 from shadowdiff.errors import Problem, ScenarioError
 from shadowdiff.grpc import quoted
 from shadowdiff.redaction import DEFAULT_SENSITIVE_HEADERS, Redactor, Secrets, sensitive_literals
-from shadowdiff.scenario.grpc_call import GRPC_HEADERS, grpc_parts
+from shadowdiff.scenario.grpc_call import GRPC_HEADERS, connection_specific, grpc_parts
 from shadowdiff.scenario.model import (
     MAX_GENERATED_BODY_BYTES,
     TLS_VERSIONS,
@@ -51,7 +51,7 @@ from shadowdiff.scenario.model import (
 from shadowdiff.scenario.tls_files import tls_file_problems
 from shadowdiff.scenario.yamlsource import FieldPath, SourceDocument, format_path, read_yaml
 from shadowdiff.sources import Recorded, Skipped, SourceSummary, records, select, selection_for
-from shadowdiff.spec import RequestSpec, RequestTls, Side, WebSocketProbe
+from shadowdiff.spec import SIDES, RequestSpec, RequestTls, Side, WebSocketProbe
 from shadowdiff.wire import (
     SAFE_METHODS,
     WEBSOCKET_HEADERS,
@@ -817,6 +817,12 @@ def _expand(
         )
         problems += _check_unsafe(spec, config, path, document)
         problems += _check_websocket(spec, config, path, document)
+        # A default or target header is one line, not one per request.
+        problems += [
+            p
+            for p in _check_http2_headers(spec, request.headers, config, path, document)
+            if p not in problems
+        ]
         specs.append(spec)
 
     expanded_total = len(config.requests)
@@ -893,6 +899,46 @@ def _check_unsafe(
             "point); set allow_unsafe: true to send it",
         )
     ]
+
+
+def _check_http2_headers(
+    spec: RequestSpec,
+    own_headers: Mapping[str, str],
+    config: ScenarioFile,
+    path: FieldPath,
+    document: SourceDocument,
+) -> list[Problem]:
+    """A request that may go over HTTP/2 (`http: "2"`, or `auto` over TLS, on either side)
+    carries no field HTTP/2 forbids (RFC 9113 section 8.2.2): the transport would refuse to
+    send it, and nothing would be compared. gRPC calls are checked with their other rules;
+    a WebSocket probe is HTTP/1.1 whatever the setting."""
+    if spec.grpc is not None or spec.websocket is not None:
+        return []
+    over_tls = spec.url.startswith("https:")
+    problems = []
+    for side in SIDES:
+        target = getattr(config.targets, side)
+        version = spec.http or target.http
+        if not (version == "2" or (version == "auto" and over_tls)):
+            continue
+        sources: list[tuple[FieldPath, Iterable[tuple[str, str]]]] = [
+            ((*path, "headers"), own_headers.items()),
+            (("defaults", "headers"), config.defaults.headers.items()),
+            (("targets", side, "headers"), target.headers.items()),
+        ]
+        for where, headers in sources:
+            for name, value in headers:
+                if connection_specific(name, value):
+                    problems.append(
+                        document.problem(
+                            (*where, name),
+                            f"{name} is connection-specific, which HTTP/2 forbids, and "
+                            f"{'this request' if where[0] == path[0] else 'a request'} may go "
+                            'over HTTP/2 (http: 2, or auto over TLS): leave it out or set '
+                            'http: "1.1"',
+                        )
+                    )
+    return [p for i, p in enumerate(problems) if p not in problems[:i]]
 
 
 def _check_websocket(
