@@ -934,7 +934,7 @@ def _check_http2_headers(
                             (*where, name),
                             f"{name} is connection-specific, which HTTP/2 forbids, and "
                             f"{'this request' if where[0] == path[0] else 'a request'} may go "
-                            'over HTTP/2 (http: 2, or auto over TLS): leave it out or set '
+                            "over HTTP/2 (http: 2, or auto over TLS): leave it out or set "
                             'http: "1.1"',
                         )
                     )
