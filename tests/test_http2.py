@@ -856,3 +856,18 @@ def test_http_1_1_and_plain_http_requests_may_carry_connection_fields(tmp_path: 
         "  - {name: b, url: 'https://app.example.com/', http: '1.1', headers: {TE: gzip}}\n"
     )
     assert [r.name for r in load_scenario(path, environ={}).requests] == ["a", "b"]
+
+
+def test_a_matrix_over_http2_meets_the_same_rule_once(tmp_path: Path) -> None:
+    path = tmp_path / "matrix.yaml"
+    path.write_text(
+        "targets:\n  baseline: {address: 127.0.0.1, http: '2'}\n"
+        "  candidate: {address: 127.0.0.1}\n"
+        "defaults: {headers: {Connection: close}}\n"
+        "matrix:\n  - {name: m, hosts: [a.example.com, b.example.com], paths: [/, /x]}\n"
+    )
+    with pytest.raises(ScenarioError) as raised:
+        load_scenario(path, environ={})
+    lines = str(raised.value).splitlines()
+
+    assert len(lines) == 1 and "defaults.headers.Connection: Connection is connection" in lines[0]

@@ -845,8 +845,14 @@ def _expand(
         reported: set[str] = set()
         for spec in expanded:
             claim_name(spec.name, (*path, "name"))
-            for problem in _check_unsafe(spec, config, path, document):
-                if problem.message not in reported:  # one line per reason, not per request
+            # A matrix's header sets are checked as written; the defaults' and targets'
+            # headers here as for any request.
+            for problem in (
+                *_check_unsafe(spec, config, path, document),
+                *_check_http2_headers(spec, {}, config, path, document),
+            ):
+                if problem.message not in reported and problem not in problems:
+                    # One line per reason, not per request.
                     reported.add(problem.message)
                     problems.append(problem)
         specs += expanded
