@@ -33,6 +33,18 @@ AUTOMATIC_HEADERS: Final = frozenset({"host", "content-length", "transfer-encodi
 CONNECTION_HEADERS: Final = frozenset(
     {"connection", "keep-alive", "proxy-connection", "te", "trailer", "upgrade", "http2-settings"}
 )
+# RFC 9113 section 8.2.2: the fields that make an HTTP/2 request malformed (TE but "trailers").
+_HTTP2_FORBIDDEN: Final = frozenset(
+    {"connection", "keep-alive", "proxy-connection", "transfer-encoding", "upgrade", "te"}
+)
+
+
+def http2_forbidden(name: str, value: str) -> bool:
+    """Whether HTTP/2 forbids the request field `name: value`: the loader refuses what the
+    HTTP/2 transport could not send, by the same rule."""
+    lower = name.lower()
+    return lower in _HTTP2_FORBIDDEN and (lower != "te" or value.strip() != "trailers")
+
 
 # RFC 9110 section 5.6.2: token = 1*tchar.
 _TOKEN: Final = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")

@@ -9,7 +9,6 @@ import base64
 import binascii
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Final
 
 from yarl import URL
 
@@ -23,19 +22,7 @@ from shadowdiff.grpc import (
 )
 from shadowdiff.scenario.model import Request
 from shadowdiff.scenario.yamlsource import FieldPath, SourceDocument
-
-# Fields HTTP/2 forbids (RFC 9113 section 8.2.2; TE only as "trailers"): a gRPC call is always
-# HTTP/2, so a call that states one could never be sent, on either side.
-_CONNECTION_SPECIFIC: Final = frozenset(
-    {"connection", "keep-alive", "proxy-connection", "transfer-encoding", "upgrade", "te"}
-)
-
-
-def connection_specific(name: str, value: str) -> bool:
-    """Whether HTTP/2 forbids the field `name: value` in a request (TE only as "trailers")."""
-    lower = name.lower()
-    return lower in _CONNECTION_SPECIFIC and (lower != "te" or value.strip() != "trailers")
-
+from shadowdiff.wire import http2_forbidden
 
 # What every gRPC request carries (PROTOCOL-HTTP2.md): `te: trailers` tells proxies on the way
 # that the client reads trailers, which some (nginx's grpc_pass among them) require.
@@ -75,7 +62,8 @@ def grpc_parts(
         problem(("body",), "a gRPC call's body is its message: grpc.message_base64 or message_hex")
     for where, headers in (((*path, "headers"), request.headers), *shared_headers):
         for name, value in headers.items():
-            if connection_specific(name, value):
+            # A gRPC call is always HTTP/2: a call that states one could never be sent.
+            if http2_forbidden(name, value):
                 parts.problems.append(
                     document.problem(
                         (*where, name),

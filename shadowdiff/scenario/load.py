@@ -27,7 +27,7 @@ from shadowdiff.endpoint import ClientTls, Endpoint, HeadLimits
 from shadowdiff.errors import Problem, ScenarioError
 from shadowdiff.grpc import quoted
 from shadowdiff.redaction import DEFAULT_SENSITIVE_HEADERS, Redactor, Secrets, sensitive_literals
-from shadowdiff.scenario.grpc_call import GRPC_HEADERS, connection_specific, grpc_parts
+from shadowdiff.scenario.grpc_call import GRPC_HEADERS, grpc_parts
 from shadowdiff.scenario.model import (
     MAX_GENERATED_BODY_BYTES,
     TLS_VERSIONS,
@@ -57,6 +57,7 @@ from shadowdiff.wire import (
     WEBSOCKET_HEADERS,
     WEBSOCKET_MESSAGE_UNSAFE,
     WireError,
+    http2_forbidden,
     prepare_url,
     unsafe_reason,
 )
@@ -934,7 +935,7 @@ def _check_http2_headers(
         ]
         for where, headers in sources:
             for name, value in headers:
-                if connection_specific(name, value):
+                if http2_forbidden(name, value):
                     problems.append(
                         document.problem(
                             (*where, name),

@@ -41,13 +41,9 @@ from shadowdiff.transport.lean_connection import (
     failed_observation,
 )
 from shadowdiff.transport.tls import ClientContexts, tls_session
+from shadowdiff.wire import http2_forbidden
 
 _Key = tuple[str, str, int, RequestTls | None]
-# RFC 9113 section 8.2.2: connection-specific fields are malformed in HTTP/2 (TE only as
-# "trailers"). A request that states one cannot be sent as written.
-_CONNECTION_SPECIFIC: Final = frozenset(
-    {"connection", "keep-alive", "proxy-connection", "transfer-encoding", "upgrade"}
-)
 _NEVER_INDEXED: Final = frozenset({"authorization", "proxy-authorization"})
 
 
@@ -339,7 +335,8 @@ class H2Sender:
         sent = set()
         for name, value in (*request.headers, *extra):
             lower = name.lower()
-            if lower in _CONNECTION_SPECIFIC or (lower == "te" and value.strip() != "trailers"):
+            # The loader refuses these (shadowdiff.wire); a request built by hand lands here.
+            if http2_forbidden(name, value):
                 raise Failure(
                     "not_sent",
                     f"not sent: {name} is connection-specific, which HTTP/2 forbids "
