@@ -26,7 +26,7 @@ it is) while another waits beside it on the same connection.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Coroutine
+from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any, cast
@@ -261,12 +261,13 @@ class _Scripted(H2Server):
 
 
 @asynccontextmanager
-async def scripted_h2_server(script: bytes) -> AsyncIterator[int]:
-    """An h2c server that answers a request with `script`; yields its port."""
-    connections: list[_Scripted] = []
+async def serving(make: Callable[[], H2Server]) -> AsyncIterator[int]:
+    """Serve a `make()` per connection on a loopback port (yielded); every connection is cut
+    when the block ends."""
+    connections: list[H2Server] = []
 
-    def accept() -> _Scripted:
-        connections.append(_Scripted(script))
+    def accept() -> H2Server:
+        connections.append(make())
         return connections[-1]
 
     server = await asyncio.get_running_loop().create_server(accept, "127.0.0.1", 0)
@@ -278,6 +279,13 @@ async def scripted_h2_server(script: bytes) -> AsyncIterator[int]:
             if connection.transport is not None:
                 connection.transport.abort()
         await server.wait_closed()
+
+
+@asynccontextmanager
+async def scripted_h2_server(script: bytes) -> AsyncIterator[int]:
+    """An h2c server that answers a request with `script`; yields its port."""
+    async with serving(lambda: _Scripted(script)) as port:
+        yield port
 
 
 # One frame of a scripted answer: ("headers", fields, end_stream) HPACK-coded by the server's
@@ -386,20 +394,11 @@ async def sibling_h2_server(script: list[Step], *, after_reset: bool) -> AsyncIt
     """An h2c server answering `/scripted` with `script` and every other path with 200 "fine"
     (see `_Siblings`); yields what it saw."""
     seen = Siblings()
-    connections: list[_Siblings] = []
 
-    def accept() -> _Siblings:
+    def make() -> _Siblings:
         seen.connections += 1
-        connections.append(_Siblings(script, after_reset, seen))
-        return connections[-1]
+        return _Siblings(script, after_reset, seen)
 
-    server = await asyncio.get_running_loop().create_server(accept, "127.0.0.1", 0)
-    seen.port = int(server.sockets[0].getsockname()[1])
-    try:
+    async with serving(make) as port:
+        seen.port = port
         yield seen
-    finally:
-        server.close()
-        for connection in connections:
-            if connection.transport is not None:
-                connection.transport.abort()
-        await server.wait_closed()

@@ -41,6 +41,7 @@ from .h2_hostile import (
     Step,
     hostile_h2_server,
     scripted_h2_server,
+    serving,
     sibling_h2_server,
 )
 from .h2_nginx import ADDRESS, H2Nginx, run_h2_nginx
@@ -796,16 +797,11 @@ class _SettingsThenBroken(H2Server):
 async def test_a_connection_broken_as_it_opens_is_the_servers_fault_not_a_request_not_sent() -> (
     None
 ):
-    server = await asyncio.get_running_loop().create_server(_SettingsThenBroken, "127.0.0.1", 0)
-    try:
-        port = int(server.sockets[0].getsockname()[1])
+    async with serving(_SettingsThenBroken) as port:
         answers = await send_all(
             endpoint({80: port}, http="2", total_s=2.0),
             [get(f"http://app.example.com/{n}") for n in range(3)],
         )
-    finally:
-        server.close()
-        await server.wait_closed()
 
     for answer in answers:
         assert answer.failure is not None
