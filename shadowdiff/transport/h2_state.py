@@ -18,6 +18,9 @@ one answer alone. Here:
   STREAM_CLOSED, the answer stays as it was (h2 already does this for DATA). RFC 9113 section
   5.1 lets an endpoint call this a connection error; failing the other answers in flight for
   one server's late frame would report failures no request of theirs caused.
+- A stream made to depend on itself (by PRIORITY, or HEADERS with PRIORITY; RFC 9113 section
+  5.3.1) and a WINDOW_UPDATE of 0 on a stream (section 6.9): stream errors of PROTOCOL_ERROR,
+  reported as a `StreamMalformed` of that stream.
 - A GOAWAY spares the streams up to its last stream ID (see `H2State`).
 
 What remains a connection error (a frame HPACK cannot decode, flow control broken, bytes
@@ -37,9 +40,17 @@ import h2.connection
 import h2.errors
 import h2.events
 import h2.exceptions
+import h2.frame_buffer
 import h2.stream
 import hpack
-from hyperframe.frame import DataFrame, Frame, HeadersFrame, RstStreamFrame
+from hyperframe.frame import (
+    DataFrame,
+    Frame,
+    HeadersFrame,
+    PriorityFrame,
+    RstStreamFrame,
+    WindowUpdateFrame,
+)
 
 # RFC 9113 section 8.2.1: no control character, space, upper case, DEL or non-ASCII byte in a
 # field name, and no colon but a pseudo-header field's first.
@@ -162,6 +173,37 @@ class _CheckingDecoder(hpack.Decoder):
         return headers
 
 
+class _EmptyWindowUpdate(WindowUpdateFrame):
+    """A WINDOW_UPDATE of 0 on a stream. hyperframe refuses to parse one, which h2 makes a
+    connection error; RFC 9113 section 6.9 makes it an error of that stream alone."""
+
+
+# A frame header: a 24-bit length, a type, flags and a 31-bit stream ID (RFC 9113 section 4.1).
+_WINDOW_UPDATE_TYPE: Final = 0x8
+_WINDOW_UPDATE_BYTES: Final = 9 + 4
+
+
+class _FrameBuffer(h2.frame_buffer.FrameBuffer):
+    """h2's frame buffer, handing on a stream's WINDOW_UPDATE of 0 as `_EmptyWindowUpdate`."""
+
+    def __next__(self) -> Frame:
+        data = self._data
+        if (
+            len(data) >= _WINDOW_UPDATE_BYTES
+            and data[3] == _WINDOW_UPDATE_TYPE
+            and data[0:3] == b"\x00\x00\x04"
+            and int.from_bytes(data[5:9]) & 0x7FFFFFFF
+            and not int.from_bytes(data[9:13]) & 0x7FFFFFFF
+        ):
+            frame = _EmptyWindowUpdate(int.from_bytes(data[5:9]) & 0x7FFFFFFF)
+            del data[:_WINDOW_UPDATE_BYTES]
+            # Through the header-block check: between HEADERS and its CONTINUATION, any
+            # other frame is still a connection error (RFC 9113 section 6.10).
+            handed = self._update_header_buffer(frame)
+            return handed if handed is not None else self.__next__()
+        return super().__next__()
+
+
 class H2State(h2.connection.H2Connection):
     """h2's client connection with the faults of one answer kept to its stream (see the module
     docstring), allowed to finish the streams a GOAWAY spares.
@@ -176,6 +218,8 @@ class H2State(h2.connection.H2Connection):
         super().__init__(config)
         self.encoder = _PlainEncoder()
         self.checking = self.decoder = _CheckingDecoder()
+        self.incoming_buffer = _FrameBuffer(server=False)
+        self._frame_dispatch_table[_EmptyWindowUpdate] = self._receive_empty_window_update
         # The events of the frames handled so far in the current `receive_data`.
         self.received: list[h2.events.Event] = []
 
@@ -214,6 +258,7 @@ class H2State(h2.connection.H2Connection):
         if stream is not None and stream.state_machine.state in _RECEIVING:
             trailers = bool(stream.state_machine.headers_received)
             end_stream = "END_STREAM" in frame.flags
+            on_itself = "PRIORITY" in frame.flags and frame.depends_on == frame.stream_id
             # h2 compares the body with the content-length on DATA frames alone: trailers
             # that end the stream would end a short body unnoticed.
             expected = stream._expected_content_length if trailers else None
@@ -221,6 +266,8 @@ class H2State(h2.connection.H2Connection):
 
             def check(headers: list[_Header]) -> str | None:
                 nonlocal no_content
+                if on_itself:
+                    return _on_itself(frame.stream_id)
                 problem = answer_problem(headers, trailers=trailers, end_stream=end_stream)
                 if problem is None and expected is not None and expected != actual:
                     return _length_problem(expected, actual)
@@ -273,6 +320,36 @@ class H2State(h2.connection.H2Connection):
             self.acknowledge_received_data(frame.flow_controlled_length, frame.stream_id)
             return frames, events
 
+    def _receive_priority_frame(self, frame: Frame) -> tuple[list[Frame], list[h2.events.Event]]:
+        if isinstance(frame, PriorityFrame) and frame.depends_on == frame.stream_id:
+            events = self.state_machine.process_input(h2.connection.ConnectionInputs.RECV_PRIORITY)
+            detail = f"HTTP/2 stream error: {_on_itself(frame.stream_id)}"
+            frames, failed = self._stream_error(frame.stream_id, detail)
+            return frames, events + failed
+        return super()._receive_priority_frame(frame)  # type: ignore[arg-type]
+
+    def _receive_empty_window_update(
+        self, frame: _EmptyWindowUpdate
+    ) -> tuple[list[Frame], list[h2.events.Event]]:
+        events = self.state_machine.process_input(h2.connection.ConnectionInputs.RECV_WINDOW_UPDATE)
+        detail = (
+            f"HTTP/2 stream error: a WINDOW_UPDATE of 0 on stream {frame.stream_id} "
+            "(RFC 9113 section 6.9)"
+        )
+        frames, failed = self._stream_error(frame.stream_id, detail)
+        return frames, events + failed
+
+    def _stream_error(
+        self, stream_id: int, detail: str
+    ) -> tuple[list[Frame], list[h2.events.Event]]:
+        # A frame about a stream this client is not waiting on (never opened, or done with)
+        # concerns no answer: it is let go. RST_STREAM on an idle stream would itself be a
+        # connection error (RFC 9113 section 5.1).
+        stream = self.streams.get(stream_id)
+        if stream is None or stream.state_machine.state not in _RECEIVING:
+            return [], []
+        return self._malformed(stream_id, detail)
+
     def _malformed(self, stream_id: int, detail: str) -> tuple[list[Frame], list[h2.events.Event]]:
         # RFC 9113 section 8.1.1: a malformed response is a stream error of PROTOCOL_ERROR.
         stream = self.streams.get(stream_id)
@@ -290,6 +367,10 @@ class H2State(h2.connection.H2Connection):
         if state is not h2.connection.ConnectionState.CLOSED:
             self.state_machine.state = state
         return frames, events
+
+
+def _on_itself(stream_id: int) -> str:
+    return f"the server made stream {stream_id} depend on itself (RFC 9113 section 5.3.1)"
 
 
 def _length_problem(expected: int, actual: int) -> str:
