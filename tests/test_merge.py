@@ -279,3 +279,19 @@ def test_counts_that_are_no_object_are_refused_not_read_as_none(
     with pytest.raises(UsageError) as refused:
         merge_reports([str(path)], redaction_key=KEY)  # type: ignore[arg-type]
     assert f"requests[0].{field}" in str(refused.value), str(refused.value)
+
+
+def test_counts_that_add_up_past_what_a_report_holds_are_refused_by_name(
+    tmp_path: Path,
+) -> None:
+    """Each file holds a count a report may hold; their sum would be one that no later merge
+    reads back: refused, rather than written."""
+    _, paths = write_shard_reports(tmp_path, count=2)
+    for path in paths:
+        report = json.loads(Path(path).read_text())
+        report["state"]["collector"]["pairs_done"] = 2**53
+        Path(path).write_text(json.dumps(report))
+    with pytest.raises(UsageError) as refused:
+        merge_reports(paths, redaction_key=KEY)  # type: ignore[arg-type]
+    message = str(refused.value)
+    assert "pairs_done" in message and "2**53" in message and "\n" not in message, message

@@ -10,7 +10,8 @@ examples capped as in one report, per-combination counts) and builds the report 
 Refused, as a `UsageError` naming the file (exit 2): a file that is no report (not JSON,
 larger than MAX_REPORT_BYTES, nested deeper than json_document.MAX_DEPTH, fields of the
 wrong type), reports of another schema or shadowdiff version, of different scenarios or
-settings, and the same shard twice.
+settings, the same shard twice, and reports whose counts add up past what a report holds
+(2**53, state_read.MAX_COUNT).
 """
 
 from __future__ import annotations
@@ -321,6 +322,14 @@ def merge_reports(
     )
     stops = [r.get("stop") for r in reports if r.get("stop")]
     report["stop"] = stops[0] if stops else None
+    try:
+        # Each file's counts were within bounds; their sums may not be. A merged report must
+        # merge again, so it is read back as a later merge would read it.
+        read_state(json.loads(json.dumps(report["state"])))
+    except StateError as exc:
+        raise UsageError(
+            _one_line(f"these reports together pass what a report holds: {exc}")
+        ) from None
     return report
 
 
