@@ -296,11 +296,16 @@ async def scripted_h2_server(script: bytes) -> AsyncIterator[int]:
 Step = tuple[str, list[tuple[bytes, bytes]], bool] | tuple[str, bytes, bool] | tuple[str]
 
 
+# The opaque data of the PING that follows a whole script (RFC 9113 section 6.7: 8 bytes).
+_READ_ALL = b"read-all"
+
+
 class _Siblings(H2Server):
     """Answers the request for `/scripted` with `script`, and the others with 200 "fine".
     The script waits until another request is in flight beside it on this connection, so that
     one is a sibling of whatever the script does; with `after_reset` the others are answered
-    only once the client has reset the scripted stream (a readiness signal, not a sleep)."""
+    only once the client has reset the scripted stream or read the whole script (readiness
+    signals, not a sleep)."""
 
     def __init__(self, script: list[Step], after_reset: bool, seen: Siblings) -> None:
         super().__init__()
@@ -334,7 +339,10 @@ class _Siblings(H2Server):
                 if event.stream_id == self.scripted:
                     self.released = True
             elif isinstance(event, h2.events.PingAckReceived):
-                self._play(self.rest)
+                if event.ping_data == _READ_ALL:
+                    self.released = True
+                else:
+                    self._play(self.rest)
         if self.released or (self.script_started and not self.after_reset and not self.rest):
             for stream_id in self.waiting:
                 self.conn.send_headers(stream_id, [(b":status", b"200")])
@@ -368,6 +376,11 @@ class _Siblings(H2Server):
                 written += DataFrame(stream_id, data=payload, flags=flags).serialize()
             else:
                 written += payload
+        if self.after_reset and not self.rest:
+            # The whole script is out: once the client has read it (the PING is acknowledged
+            # after it), the siblings are answered even if it reset nothing.
+            self.conn.ping(_READ_ALL)
+            written += self.conn.data_to_send()
         self._write(written)
 
     def _write(self, data: bytes) -> None:

@@ -731,7 +731,7 @@ async def test_an_answer_without_content_may_name_a_content_length(status: bytes
         ("headers", [(b":status", status), (b"content-length", b"1234")], False),
         ("data", b"", True),
     ]
-    scripted, sibling, later, _ = await send_beside(script, after_reset=False)
+    scripted, sibling, later, _ = await send_beside(script)
 
     assert (scripted.failure, scripted.status, scripted.body) == (None, int(status), b"")
     assert_fine(sibling, later)
