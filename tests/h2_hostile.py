@@ -18,6 +18,7 @@ the same way, by its `behaviour`:
     cut_mid_stream      the head and part of the body, then a TCP reset
     ok                  200 with a small body
     two_streams         200 after 50 ms, allowing two streams at once (SETTINGS)
+    no_streams          SETTINGS_MAX_CONCURRENT_STREAMS 0: no stream at all
 
 `sibling_h2_server` answers one request with scripted frames (any header block, written as
 it is) while another waits beside it on the same connection.
@@ -66,10 +67,11 @@ class _Server(asyncio.Protocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast(asyncio.Transport, transport)
-        if self.behaviour == "two_streams":
+        if self.behaviour in ("two_streams", "no_streams"):
+            allowed = 2 if self.behaviour == "two_streams" else 0
             self.conn.local_settings = h2.settings.Settings(
                 client=False,
-                initial_values={h2.settings.SettingCodes.MAX_CONCURRENT_STREAMS: 2},
+                initial_values={h2.settings.SettingCodes.MAX_CONCURRENT_STREAMS: allowed},
             )
         self.conn.initiate_connection()
         self.transport.write(self.conn.data_to_send())

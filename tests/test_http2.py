@@ -296,6 +296,21 @@ async def test_streams_in_flight_never_exceed_the_servers_max_concurrent_streams
     assert max(most) == 2
 
 
+async def test_a_server_that_allows_no_streams_fails_the_requests_not_the_scenario() -> None:
+    # RFC 9113 section 5.1.2: a server may allow no streams. The requests were fine as written
+    # (`not_sent` would blame them, and exit 3); the server refused them.
+    async with hostile_h2_server("no_streams") as server:
+        answers = await send_all(
+            endpoint({80: server.port}, http="2", total_s=0.5),
+            [get(f"http://app.example.com/{n}") for n in range(3)],
+        )
+
+    for answer in answers:
+        assert answer.failure is not None, answer
+        assert answer.failure.error_class == "reset", answer.failure
+        assert "SETTINGS_MAX_CONCURRENT_STREAMS 0" in answer.failure.message
+
+
 @pytest.mark.nginx
 async def test_a_body_larger_than_the_flow_control_window_is_sent(h2_nginx: H2Nginx) -> None:
     body = b"z" * 300_000  # nginx grants 64 KiB per stream before the body is read

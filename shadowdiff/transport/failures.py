@@ -18,7 +18,8 @@ asks here; the lean transport asks here about what the event loop raised.
     defaults.response_limits, bad chunk framing
 
 HTTP/2 adds its own (h2_connection.py and lean_h2.py say where each is decided): a stream
-reset or above a GOAWAY's last stream is `reset`; a frame h2 refuses, a malformed answer
+reset, above a GOAWAY's last stream, or on a connection whose SETTINGS allow no stream is
+`reset`; a frame h2 refuses, a malformed answer
 (that stream alone, h2_state.py), or h2c answered in anything but HTTP/2, is
 `malformed_response`; a server that does not choose h2 by ALPN when
 `http: "2"` asks for it is `tls_handshake`.

@@ -24,6 +24,7 @@ import time
 from collections.abc import Callable
 from typing import Final
 
+import h2.exceptions
 from hpack import NeverIndexedHeaderTuple
 
 from shadowdiff.endpoint import Endpoint
@@ -154,6 +155,15 @@ class H2Sender:
                 if (ended := connection.failed) is not None:
                     # The server broke the connection in the read that made it ready.
                     raise Failure(ended.failure.error_class, ended.failure.message) from None
+                if isinstance(exc, h2.exceptions.TooManyStreamsError):
+                    # The server's SETTINGS allow no stream (RFC 9113 section 5.1.2): it
+                    # refused the request, whatever the request was.
+                    allowed = connection.h2.remote_settings.max_concurrent_streams
+                    raise Failure(
+                        "reset",
+                        "the server allows no more streams on this connection "
+                        f"(SETTINGS_MAX_CONCURRENT_STREAMS {allowed})",
+                    ) from None
                 # h2 refused to write it (a header HTTP/2 forbids that the checks let
                 # through, or no stream ID left): nothing went out for this stream.
                 raise Failure("not_sent", f"not sent over HTTP/2: {exc}") from None
