@@ -72,6 +72,10 @@ class Observation:
     body: bytes = b""  # the first `body_capture` bytes
     body_bytes: int = 0  # the size of the whole body
     body_sha256: str = ""  # hex digest of the whole body
+    # Of a body longer than body_capture with a Content-Encoding: the hex digest of its whole
+    # content with the encoding removed, hashed as it arrived (shadowdiff.content_coding);
+    # None otherwise, or when it could not be decoded.
+    content_sha256: str | None = None
     timings: Timings = field(default_factory=lambda: Timings(started_ns=0))
     tls: TlsSession | None = None
     connection_reused: bool = False

@@ -26,6 +26,7 @@ PLAIN_DATA = {
     "shadowdiff.trace",
     "shadowdiff.backend_time",
     "shadowdiff.grpc",
+    "shadowdiff.content_coding",
 }
 
 # Packages and modules above the ground floor, and what each may not import.

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import gzip
+import hashlib
 import tracemalloc
 import zlib
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from shadowdiff.compare import compare
-from shadowdiff.compare.content_coding import MAX_RATIO, decode
 from shadowdiff.compare.options import CompareOptions
+from shadowdiff.content_coding import MAX_RATIO, ContentDigest, decode
 
 from .test_compare import REQUEST, answer
 
@@ -101,3 +104,63 @@ def test_ratio_limit_leaves_real_compressed_content_alone() -> None:
     content = b'{"id": 1, "name": "item", "tags": []},' * 5000
     assert decode(gzip.compress(content, 9), ["gzip"], 2**30).content == content
     assert len(content) / len(gzip.compress(content, 9)) < MAX_RATIO
+
+
+_TEXT = b"".join(b"line %d of a page that compresses well\n" % n for n in range(40_000))
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.integers(1, 70_000), max_size=12), st.sampled_from([1, 6, 9]))
+def test_the_content_digest_is_the_contents_whatever_the_reads_and_the_level(
+    cuts: list[int], level: int
+) -> None:
+    body = gzip.compress(_TEXT, level)
+    digest, at = ContentDigest(["gzip"]), 0
+    for cut in sorted(cuts):
+        digest.update(body[at:cut])
+        at = max(at, cut)
+    digest.update(body[at:])
+    assert digest.hexdigest() == hashlib.sha256(_TEXT).hexdigest()
+
+
+@pytest.mark.parametrize(
+    ("body", "codings", "note"),
+    [
+        (gzip.compress(_TEXT)[:-100], ["gzip"], "incomplete gzip data"),
+        (b"\x1f\x8b not gzip at all", ["gzip"], "invalid gzip data"),
+        (b"\x1b\x00\x00", ["br"], "br is not decoded"),
+        (b"", ["gzip"], "incomplete gzip data"),
+    ],
+)
+def test_a_content_digest_that_cannot_be_made_says_why(
+    body: bytes, codings: list[str], note: str
+) -> None:
+    digest = ContentDigest(codings)
+    digest.update(body)
+    assert digest.hexdigest() is None and digest.note is not None and note in digest.note
+
+
+def test_a_streamed_bomb_stops_at_the_cap_in_bounded_memory() -> None:
+    # 128 MiB of zeros in about 128 KB of gzip: decoded and hashed up to the cap, then let go.
+    bomb = gzip_zeros(2**27)
+    digest = ContentDigest(["gzip"])
+    tracemalloc.start()
+    try:
+        for at in range(0, len(bomb), 65_536):
+            digest.update(bomb[at : at + 65_536])
+        _, peak_bytes = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert digest.hexdigest() is None and "not compared" in (digest.note or "")
+    assert peak_bytes < 8 * 2**20
+
+
+@pytest.mark.parametrize("split", [1, 2, 1000])
+def test_raw_deflate_under_the_name_deflate_is_read_as_browsers_read_it(split: int) -> None:
+    raw = zlib.compressobj(6, zlib.DEFLATED, -zlib.MAX_WBITS)
+    body = raw.compress(b"hello " * 100) + raw.flush()
+    assert decode(body, ["deflate"], 10_000).content == b"hello " * 100
+    digest = ContentDigest(["deflate"])
+    digest.update(body[:split])
+    digest.update(body[split:])
+    assert digest.hexdigest() == hashlib.sha256(b"hello " * 100).hexdigest()

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import gzip
+import hashlib
 import os
 import shutil
 import struct
@@ -19,7 +21,7 @@ from typing import Any, cast
 import h2.errors
 import pytest
 from hpack import Encoder
-from hyperframe.frame import HeadersFrame, PriorityFrame
+from hyperframe.frame import DataFrame, HeadersFrame, PriorityFrame
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from rich.console import Console
@@ -911,3 +913,21 @@ def test_a_matrix_over_http2_meets_the_same_rule_once(tmp_path: Path) -> None:
     lines = str(raised.value).splitlines()
 
     assert len(lines) == 1 and "defaults.headers.Connection: Connection is connection" in lines[0]
+
+
+async def test_a_compressed_body_past_body_capture_has_its_content_hashed() -> None:
+    page = b"".join(b"row %d of a long page\n" % n for n in range(20_000))
+    body = gzip.compress(page, 1)
+    head = Encoder().encode([_OK, (b"content-encoding", b"gzip")], huffman=False)
+    chunks = [body[at : at + 16_384] for at in range(0, len(body), 16_384)]
+    script = HeadersFrame(1, data=head, flags=["END_HEADERS"]).serialize() + b"".join(
+        DataFrame(1, data=chunk, flags=["END_STREAM"] if last else []).serialize()
+        for last, chunk in ((i == len(chunks) - 1, c) for i, c in enumerate(chunks))
+    )
+    async with scripted_h2_server(script) as port:
+        (answer,) = await send_all(
+            endpoint({80: port}, http="2", capture=4096), [get("http://app.example.com/")]
+        )
+
+    assert answer.failure is None and answer.body_truncated and len(body) > 4096
+    assert answer.content_sha256 == hashlib.sha256(page).hexdigest()

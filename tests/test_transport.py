@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gzip
 import hashlib
 import socket
 from collections.abc import AsyncIterator, Callable
@@ -432,3 +433,58 @@ async def test_pool_size_bounds_the_connections_kept_open(
         await transport.close()
         server.close()
         await server.wait_closed()
+
+
+_PAGE = b"".join(b"row %d of a long page\n" % n for n in range(60_000))  # about 1.3 MB
+
+
+async def test_compressed_bodies_past_body_capture_compare_by_their_content(
+    transport_name: TransportName,
+    start_entry_point: Callable[..., Any],
+    write_scenario: Callable[..., Path],
+) -> None:
+    """Past body_capture the bytes are all that was kept: two gzip levels of one page (as
+    two data planes' compressors give) are alike by their content, and a change deep in the
+    page is still a body difference."""
+    changed = _PAGE[:1_000_000] + b"X" + _PAGE[1_000_001:]
+    gzipped = {
+        ("baseline", "same"): gzip.compress(_PAGE, 9),
+        ("candidate", "same"): gzip.compress(_PAGE, 1),
+        ("baseline", "changed"): gzip.compress(_PAGE, 9),
+        ("candidate", "changed"): gzip.compress(changed, 1),
+        ("baseline", "plain"): gzip.compress(_PAGE, 6),
+    }
+
+    def serving(side: str) -> Callable[[web.Request], web.Response]:
+        def handler(request: web.Request) -> web.Response:
+            body = gzipped.get((side, request.path.strip("/")))
+            if body is None:
+                return web.Response(body=_PAGE)  # the candidate's /plain: not compressed
+            return web.Response(body=body, headers={"Content-Encoding": "gzip"})
+
+        return handler
+
+    baseline = await start_entry_point("127.0.0.1", handler=serving("baseline"))
+    candidate = await start_entry_point("127.0.0.2", handler=serving("candidate"))
+    scenario = scenario_for(
+        write_scenario,
+        baseline,
+        candidate,
+        """\
+        compare: {noise: {share: 0}}
+        defaults: {body_capture: 4KiB}
+        requests:
+          - {name: same, url: "http://app.example.com/same"}
+          - {name: changed, url: "http://app.example.com/changed"}
+          - {name: plain, url: "http://app.example.com/plain"}
+        """,
+        None,
+    )
+    pairs: list[Pair] = []
+    await replay(
+        scenario,
+        pairs.append,
+        transport_factory=lambda endpoint, n: open_transport(endpoint, n, transport_name),
+    )
+    found = {p.request.name: {d.kind for d in p.differences} for p in pairs}
+    assert found == {"same": set(), "changed": {"body"}, "plain": {"content_encoding"}}, found

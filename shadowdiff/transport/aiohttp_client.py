@@ -24,6 +24,7 @@ from aiohttp.client_proto import ResponseHandler
 from multidict import CIMultiDict
 from yarl import URL
 
+from shadowdiff.content_coding import ContentDigest, past_capture
 from shadowdiff.endpoint import Endpoint
 from shadowdiff.observation import ErrorClass, Observation, Timings, TransportFailure
 from shadowdiff.spec import RequestSpec, Side
@@ -293,14 +294,22 @@ class AiohttpTransport:
                     )
                     return self._failed(failure, trace, started_ns), False
                 tls = tls_session(response.connection.transport if response.connection else None)
+                headers = [
+                    (name.decode("latin-1"), value.decode("latin-1"))
+                    for name, value in response.raw_headers
+                ]
                 digest = hashlib.sha256()
                 captured = bytearray()
+                content: ContentDigest | None = None
                 size = 0
                 async for chunk in response.content.iter_chunked(_READ_CHUNK_BYTES):
                     digest.update(chunk)
                     size += len(chunk)
-                    if len(captured) < self._body_capture:
-                        captured += chunk[: self._body_capture - len(captured)]
+                    room = self._body_capture - len(captured)
+                    if len(chunk) <= room:
+                        captured += chunk
+                    else:
+                        content = past_capture(content, headers, captured, chunk, room)
                 ended_ns = time.perf_counter_ns()
                 return Observation(
                     side=self.side,
@@ -309,13 +318,11 @@ class AiohttpTransport:
                     http_version=f"{response.version.major}.{response.version.minor}"
                     if response.version
                     else None,
-                    headers=tuple(
-                        (name.decode("latin-1"), value.decode("latin-1"))
-                        for name, value in response.raw_headers
-                    ),
+                    headers=tuple(headers),
                     body=bytes(captured),
                     body_bytes=size,
                     body_sha256=digest.hexdigest(),
+                    content_sha256=None if content is None else content.hexdigest(),
                     timings=_timings(trace, started_ns, first_byte_ns, ended_ns),
                     tls=tls,
                     connection_reused=bool(trace.get("reused")),

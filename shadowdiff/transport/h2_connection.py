@@ -29,6 +29,7 @@ import h2.events
 import h2.exceptions
 import h2.settings
 
+from shadowdiff.content_coding import ContentDigest, past_capture
 from shadowdiff.endpoint import HeadLimits
 from shadowdiff.observation import TlsSession
 from shadowdiff.transport.h2_state import H2State, StreamMalformed
@@ -58,6 +59,7 @@ class Stream:
         "body_bytes",
         "capture",
         "connection",
+        "content",
         "deadline_ns",
         "digest",
         "done",
@@ -88,6 +90,7 @@ class Stream:
         self.body = bytearray()
         self.body_bytes = 0
         self.digest = _SHA256.copy()
+        self.content: ContentDigest | None = None  # begun past `capture` (content_coding)
         self.received_bytes = 0  # every byte of the answer: 0 means none began
         self.deadline_ns = 0
         # Set when the server opens flow-control room or the socket drains (request bodies).
@@ -311,8 +314,12 @@ class H2Connection(asyncio.Protocol):
                 stream.digest.update(data)
                 stream.body_bytes += len(data)
                 room = stream.capture - len(stream.body)
-                if room > 0:
-                    stream.body += data[:room]
+                if len(data) <= room:
+                    stream.body += data
+                else:
+                    stream.content = past_capture(
+                        stream.content, stream.headers, stream.body, data, room
+                    )
         elif isinstance(event, h2.events.ResponseReceived):
             stream = self.streams.get(event.stream_id or 0)
             if stream is not None:

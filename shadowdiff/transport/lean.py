@@ -464,6 +464,7 @@ class LeanTransport:
             body=bytes(exchange.body),
             body_bytes=exchange.body_bytes,
             body_sha256=exchange.digest.hexdigest(),
+            content_sha256=None if exchange.content is None else exchange.content.hexdigest(),
             timings=answer_timings(started_ns, timings, exchange.first_byte_ns, ended_ns),
             tls=connection.tls,
             connection_reused=reused,

@@ -14,6 +14,7 @@ from typing import Final, Protocol, cast
 
 import httptools
 
+from shadowdiff.content_coding import ContentDigest, past_capture
 from shadowdiff.endpoint import HeadLimits
 from shadowdiff.observation import ErrorClass, Observation, Timings, TlsSession, TransportFailure
 from shadowdiff.spec import Side
@@ -52,6 +53,7 @@ class Exchange:
         "body_bytes",
         "bytes_after_end",
         "capture",
+        "content",
         "digest",
         "done",
         "ended_ns",
@@ -92,6 +94,8 @@ class Exchange:
         self.received_bytes = 0  # every byte received for it: 0 means no answer began
         self.header_bytes = 0  # header lines parsed, trailers included
         self.digest = _SHA256.copy()
+        # The content's digest, begun once the body outgrows `capture` (see `ContentDigest`).
+        self.content: ContentDigest | None = None
         # llhttp forgets keep-alive once the message ends, so it is read at that moment.
         self.keep_alive = False
 
@@ -293,8 +297,12 @@ class Connection(asyncio.Protocol):
         exchange.digest.update(body)
         exchange.body_bytes += len(body)
         room = exchange.capture - len(exchange.body)
-        if room > 0:
-            exchange.body += body[:room]
+        if len(body) <= room:
+            exchange.body += body
+        else:
+            exchange.content = past_capture(
+                exchange.content, exchange.headers, exchange.body, body, room
+            )
 
     def on_message_complete(self) -> None:
         exchange = self.exchange

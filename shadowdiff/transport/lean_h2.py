@@ -204,6 +204,7 @@ class H2Sender:
             body=bytes(stream.body),
             body_bytes=stream.body_bytes,
             body_sha256=stream.digest.hexdigest(),
+            content_sha256=None if stream.content is None else stream.content.hexdigest(),
             timings=answer_timings(started_ns, timings, stream.first_byte_ns, stream.ended_ns),
             tls=connection.tls,
             connection_reused=reused,
