@@ -12,6 +12,7 @@ import pytest
 
 from shadowdiff.endpoint import TransportName
 from shadowdiff.errors import RequestRefused, ScenarioError
+from shadowdiff.grpc import GrpcCall, frame
 from shadowdiff.run import run_scenario
 from shadowdiff.scenario import Scenario, load_scenario, parse_scenario
 from shadowdiff.spec import RequestSpec, WebSocketProbe
@@ -311,6 +312,17 @@ async def _library_scenario(
             (),
             None,
             websocket=WebSocketProbe(subprotocols=("chat\r\nX-Evil: 1",)),
+        ),
+        # A call flagged as the health check whose method is not the health check: the flag
+        # alone made it safe, so it went out without allow_unsafe (and calibration sent it
+        # to the baseline twice).
+        RequestSpec(
+            "grpc delete flagged as health",
+            "POST",
+            "http://x.example.com/orders.v1.Orders/Delete",
+            (("content-type", "application/grpc"), ("te", "trailers")),
+            frame(b"\x0a\x017"),
+            grpc=GrpcCall("/orders.v1.Orders/Delete", b"\x0a\x017", health=True),
         ),
     ],
     ids=lambda spec: spec.name,
