@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Literal
+from urllib.parse import urlsplit
 
-from shadowdiff.grpc import GrpcCall
+from shadowdiff.grpc import HEALTH_CHECK_METHOD, GrpcCall
 from shadowdiff.wire import WEBSOCKET_MESSAGE_UNSAFE, unsafe_reason
 
 Side = Literal["baseline", "candidate"]
@@ -91,8 +92,15 @@ class RequestSpec:
 
     @property
     def grpc_health(self) -> bool:
-        """The gRPC health check: a read, though a POST with a body."""
-        return self.grpc is not None and self.grpc.health
+        """The gRPC health check: a read, though a POST with a body. The call's `health` flag
+        counts only on the health check's own method, at its own path: a request built by
+        hand may set the flag on any call."""
+        return (
+            self.grpc is not None
+            and self.grpc.health
+            and self.grpc.method == HEALTH_CHECK_METHOD
+            and _path(self.url) == HEALTH_CHECK_METHOD
+        )
 
     @property
     def unsafe_reason(self) -> str | None:
@@ -105,3 +113,10 @@ class RequestSpec:
     def may_repeat(self) -> bool:
         """Whether it may be sent more often than written: retried, calibrated, or cycled."""
         return self.unsafe_reason is None or self.repeat_under_load
+
+
+def _path(url: str) -> str | None:
+    try:
+        return urlsplit(url).path
+    except ValueError:  # a URL no request can be sent to (the wire checks say why)
+        return None
