@@ -95,3 +95,30 @@ def test_a_healthy_run_is_not_limited() -> None:
         "open", 200, 1.0, 1.0, 200.0, 200, loop_ticks=50, loop_late_ticks=2, cpu_share=0.3
     )
     assert sender_health(outcome)["limited"] is False
+
+
+async def test_a_stalling_candidate_that_fills_the_slots_is_named_as_the_slower_side(
+    start_entry_point: Callable[..., Any], write_scenario: Callable[..., Path]
+) -> None:
+    """The candidate alone stalls (20 ms a request; the baseline answers at once) and fills
+    load.max_in_flight, so every pair waits for a slot. Measured from the intended start both
+    sides carry that wait (about a second here), which hides the candidate's +20 ms per pair:
+    the ratio read "alike", no latency difference was reported, and the reason blamed "the
+    targets"."""
+
+    async def stalls(request: web.Request) -> web.Response:
+        await asyncio.sleep(0.02)
+        return web.Response(text="ok")
+
+    baseline = await start_entry_point()
+    candidate = await start_entry_point("127.0.0.2", handler=stalls)
+    path = write_scenario(
+        baseline,
+        candidate,
+        QUIET + "load: {model: open, rate: 1000, duration_s: 0.2, max_in_flight: 2}\n" + REQUESTS,
+    )
+    report, _ = await _run(path)
+    (request,) = report["requests"]
+    assert request["latency_ms"]["difference"]["p50"] > 15, "the paired shift is there"
+    latency = [s for s in report["signatures"] if s["kind"] == "latency"]
+    assert latency, "a candidate 20 ms slower per pair than a 1 ms baseline is slower"
