@@ -4,7 +4,7 @@ shown in the terminal, counted by severity, acceptable by an `accept` rule. Pure
 "Clearly" takes two tests on the paired per-pair difference (candidate minus baseline, same
 request, same moment), so that a busy machine's jitter never counts: the low end of its
 median's 95% interval must exceed `latency_min_difference_ms`, and, relative to the baseline's
-median, `latency_regression_ratio`. Either alone misleads: three times 0.2 ms is noise, and
+median from its actual send, `latency_regression_ratio`. Either alone misleads: three times 0.2 ms is noise, and
 10 ms more on a 2 s request is not a regression anyone feels. Pairs cancel the moment's load
 out; resampling the two sides apart does not (connection set-up alone spreads them widely).
 """
@@ -41,6 +41,12 @@ def latency_difference(tally: RequestTally, rules: LatencyRules) -> Difference |
     shift = paired_shift(tally.difference.histogram, resamples=200)
     if shift is None or shift["low_ms"] <= rules.min_difference_ms:
         return None
+    # Relative to each side's time from its actual send: in the open model the time from the
+    # intended start also holds the wait for a slot, which both sides of a pair share (and
+    # which a candidate that stalls makes long): it would hide the very slowdown it comes from.
+    served = [tally.uncorrected[side].histogram for side in ("baseline", "candidate")]
+    if min(h.count for h in served) >= MIN_SAMPLES:
+        baseline, candidate = served
     before, after = baseline.percentiles((50,))[0] / 1000, candidate.percentiles((50,))[0] / 1000
     if 1 + shift["low_ms"] / max(before, 0.001) <= rules.regression_ratio:
         return None
