@@ -4,9 +4,10 @@ shown in the terminal, counted by severity, acceptable by an `accept` rule. Pure
 "Clearly" takes two tests on the paired per-pair difference (candidate minus baseline, same
 request, same moment), so that a busy machine's jitter never counts: the low end of its
 median's 95% interval must exceed `latency_min_difference_ms`, and, relative to the baseline's
-median from its actual send, `latency_regression_ratio`. Either alone misleads: three times 0.2 ms is noise, and
-10 ms more on a 2 s request is not a regression anyone feels. Pairs cancel the moment's load
-out; resampling the two sides apart does not (connection set-up alone spreads them widely).
+median from its actual send, `latency_regression_ratio`. Either alone misleads: three times
+0.2 ms is noise, and 10 ms more on a 2 s request is not a regression anyone feels. Pairs cancel
+the moment's load out; resampling the two sides apart does not (connection set-up alone spreads
+them widely).
 """
 
 from __future__ import annotations
