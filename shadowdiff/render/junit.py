@@ -36,6 +36,7 @@ from shadowdiff.render.findings import (
     what,
 )
 from shadowdiff.report.schema import Report, RequestEntry, Signature, TlsHost
+from shadowdiff.report.sender import sender_note
 from shadowdiff.spec import SIDES
 
 # XML 1.0 section 2.2 (Char): everything else a Python string can hold.
@@ -281,6 +282,9 @@ def _run_cases(report: Report) -> list[_Case]:
             rate += f" of {load['target_rate']:.1f} targeted"
         if load["valid"]:
             case.output.append(rate)
+            note = sender_note(load)
+            if note is not None:
+                case.output.append(note)
         else:
             reason = load["reason"] or report["totals"]["load_reason"] or "target rate not held"
             case.results.append(_Result("error", reason, "load_invalid", f"{reason}\n{rate}"))

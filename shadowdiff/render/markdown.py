@@ -14,6 +14,7 @@ from typing import Final
 
 from shadowdiff.render.findings import fails_run, is_tls, place, shown, verdict_line, what
 from shadowdiff.report.schema import Report, Signature, TlsHost
+from shadowdiff.report.sender import sender_note
 from shadowdiff.spec import SIDES
 
 # GitHub refuses a step summary over 1 MiB ("$GITHUB_STEP_SUMMARY upload aborted, supports
@@ -268,7 +269,10 @@ def _load(report: Report) -> list[str]:
     if load["target_rate"]:
         rate += f" of {load['target_rate']:.1f} targeted"
     if load["valid"]:
-        return [f"#### Load\n\n{load['model']} model, {rate}: valid"]
+        said = f"#### Load\n\n{load['model']} model, {rate}: valid"
+        note = sender_note(load)
+        # A held rate with a limited sender: its latencies include the sender's own delay.
+        return [said + (f"\n\n**{markdown_text(note)}**" if note else "")]
     reason = markdown_text(load["reason"] or "target rate not held")
     return [f"#### Load\n\n{load['model']} model, {rate}: **not valid**: {reason}"]
 

@@ -22,7 +22,7 @@ from shadowdiff.report.schema import (
     SplitLatency,
     Target,
 )
-from shadowdiff.report.sender import sender_reason
+from shadowdiff.report.sender import sender_note
 from shadowdiff.spec import SIDES, Side
 
 _SEVERITY_STYLE: Final = {
@@ -450,12 +450,9 @@ def _load(report: Report) -> Text | None:
     if load["target_rate"]:
         rate += f" of {load['target_rate']:.1f} targeted"
     text.append(rate + "\n", style="" if load["valid"] else "bold red")
-    sender = load.get("sender")  # absent from reports written before it was measured
-    if sender is not None and sender["limited"]:
-        text.append(
-            sender_reason(sender, scheduled=load["model"] in ("open", "recorded")) + "\n",
-            style="bold yellow",
-        )
+    note = sender_note(load)
+    if note is not None:
+        text.append(note + "\n", style="bold yellow")
     for side in SIDES:
         total = latency[side]["total"]
         if not total.get("count"):

@@ -2,11 +2,11 @@
 the report's `load.sender` entry out.
 
 The measures come from shadowdiff/replay/saturation.py. A stalling target fills the pairs in
-flight and leaves this process idle; a saturated sender wants a whole core (running, or
-waiting for one on a machine busy with other work), and its event loop wakes late or its pairs
-start late. Only the second is marked `limited`: blaming the sender for a slow target would
-hide the very regression a run looks for, and blaming the target for a busy sender is a false
-alarm.
+flight and leaves this process idle; a saturated sender's event loop wakes late, or its pairs
+start late while it wants a whole core (running, or waiting for one on a machine busy with
+other work). Only the second is marked `limited`; when neither is clear, the reason says that
+both may count. Blaming the sender for a slow target would hide the very regression a run
+looks for, and blaming the target for a busy sender is a false alarm.
 """
 
 from __future__ import annotations
@@ -14,22 +14,28 @@ from __future__ import annotations
 from typing import Final
 
 from shadowdiff.pair import LoadOutcome
-from shadowdiff.report.schema import SenderHealth
+from shadowdiff.report.schema import Load, SenderHealth
 
-# More than this share of scheduled pairs started late because of the sender...
-LATE_SHARE: Final = 0.05
-# ...or the event loop woke a timer late (by over 5 ms) in more than this share of its ticks.
+# The event loop woke a timer late (by over 5 ms) in more than this share of its ticks: only
+# work in this process, or a machine too busy to run it, makes the loop late (a stalling
+# target leaves it idle and on time), so this alone marks the sender.
 BUSY_SHARE: Final = 0.2
 MIN_TICKS: Final = 10  # a run under 0.2 s says nothing about its loop
-# ...while the sending process used at least this share of a core.
+# Or more than this share of scheduled pairs started late because of the sender, while it
+# used at least this share of a core (running or waiting to run).
+LATE_SHARE: Final = 0.05
 CPU_SHARE: Final = 0.8
+# Below this share of a core the sender had time to spare: pairs that waited for a slot in
+# flight waited for the targets. Above it, its own work on the pairs in flight (which hold
+# their slots) may have made them wait as well.
+IDLE_CPU_SHARE: Final = 0.5
 
 
 def sender_health(load: LoadOutcome) -> SenderHealth:
     scheduled = load.model in ("open", "recorded")
     busy_share = load.loop_late_ticks / load.loop_ticks if load.loop_ticks >= MIN_TICKS else 0.0
     late_share = load.late_by_sender / load.pairs if scheduled and load.pairs else 0.0
-    limited = load.cpu_share >= CPU_SHARE and (late_share > LATE_SHARE or busy_share > BUSY_SHARE)
+    limited = busy_share > BUSY_SHARE or (load.cpu_share >= CPU_SHARE and late_share > LATE_SHARE)
     return {
         "limited": limited,
         "late_by_sender": load.late_by_sender,
@@ -55,8 +61,24 @@ def sender_reason(health: SenderHealth, scheduled: bool) -> str:
             "ms); latencies include this process's own delay: add --workers or lower the rate"
         )
     if scheduled and health["late_by_in_flight"]:
+        waited = f"{health['late_by_in_flight']} pairs waited for a slot in flight"
+        if health["cpu_share"] < IDLE_CPU_SHARE:
+            return (
+                f"{waited}: the targets answered too slowly for this rate (load.max_in_flight "
+                "bounds the pairs in flight)"
+            )
         return (
-            f"{health['late_by_in_flight']} pairs waited for a slot in flight: the targets "
-            "answered too slowly for this rate (load.max_in_flight bounds the pairs in flight)"
+            f"{waited} (load.max_in_flight), while this process was busy too: it used "
+            f"{health['cpu_share']:.0%} of a core, so the targets' answers and its own work on "
+            "the pairs in flight both count; run again with more --workers to tell them apart"
         )
     return ""
+
+
+def sender_note(load: Load) -> str | None:
+    """What to say of the sender beside a run's load, whether or not its rate held: why it was
+    the bottleneck, or None when it was not (a rate not held says the rest in `reason`)."""
+    sender = load.get("sender")  # absent from reports written before it was measured
+    if sender is None or not sender["limited"]:
+        return None
+    return sender_reason(sender, scheduled=load["model"] in ("open", "recorded"))

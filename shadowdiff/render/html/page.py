@@ -26,6 +26,7 @@ from shadowdiff.render.findings import fails_run, is_tls, place, shown, what
 from shadowdiff.render.html import plots
 from shadowdiff.render.tls_table import ROWS as TLS_ROWS
 from shadowdiff.report.schema import Report, RequestEntry, Signature, TlsHost
+from shadowdiff.report.sender import sender_note
 from shadowdiff.spec import SIDES, Side
 from shadowdiff.stats.timeline import MAX_INTERVALS
 
@@ -114,6 +115,7 @@ def _page(report: Report) -> dict[str, Any]:
         "tls": [_tls_host(entry, report["signatures"]) for entry in report["tls"]],
         "thresholds": _thresholds(report),
         "load": report["load"],
+        "sender_note": None if report["load"] is None else sender_note(report["load"]),
         "coverage": _coverage(report),
         "sources": report.get("sources") or [],
         "colours": plots.SIDE_COLOURS,
