@@ -39,6 +39,7 @@ from shadowdiff.scenario.model import LoadSettings
 from shadowdiff.spec import SIDES, RequestSpec
 from shadowdiff.trace import new_pair_trace, parse_traceparent, written_traceparent
 from shadowdiff.transport import Transport, open_transport
+from shadowdiff.transport.loop_noise import quiet_loop_noise
 from shadowdiff.wire import refusal, unsafe_reason, websocket_refusal
 
 T = TypeVar("T")
@@ -265,21 +266,26 @@ async def replay(
     schedule = schedule_for(scenario, load, random.Random(seed))
     started = time.perf_counter()
     interrupted = True
-    lag_watch = asyncio.get_running_loop().create_task(runner.loop_lag.watch())
+    loop = asyncio.get_running_loop()
+    lag_watch = loop.create_task(runner.loop_lag.watch())
     runner.cpu_started_s = cpu_demand_s()
-    try:
-        if schedule is not None and load is not None:
-            await _scheduled(runner, scenario, load, schedule, share, in_flight)
-        else:
-            await _closed_model(runner, scenario, load, share, in_flight)
-        interrupted = False
-        return _outcome(load, schedule, runner, time.perf_counter() - started, interrupted)
-    finally:
-        lag_watch.cancel()
-        await asyncio.gather(baseline.close(), candidate.close(), lag_watch, return_exceptions=True)
-        if on_outcome is not None:
-            # Also when cancelled: an interrupted run still says how it was paced so far.
-            on_outcome(_outcome(load, schedule, runner, time.perf_counter() - started, interrupted))
+    with quiet_loop_noise(loop):
+        try:
+            if schedule is not None and load is not None:
+                await _scheduled(runner, scenario, load, schedule, share, in_flight)
+            else:
+                await _closed_model(runner, scenario, load, share, in_flight)
+            interrupted = False
+            return _outcome(load, schedule, runner, time.perf_counter() - started, interrupted)
+        finally:
+            lag_watch.cancel()
+            await asyncio.gather(
+                baseline.close(), candidate.close(), lag_watch, return_exceptions=True
+            )
+            if on_outcome is not None:
+                # Also when cancelled: an interrupted run still says how it was paced so far.
+                elapsed_s = time.perf_counter() - started
+                on_outcome(_outcome(load, schedule, runner, elapsed_s, interrupted))
 
 
 def _outcome(
