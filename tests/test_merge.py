@@ -295,3 +295,23 @@ def test_counts_that_add_up_past_what_a_report_holds_are_refused_by_name(
         merge_reports(paths, redaction_key=KEY)  # type: ignore[arg-type]
     message = str(refused.value)
     assert "pairs_done" in message and "2**53" in message and "\n" not in message, message
+
+
+def test_a_missing_date_or_failure_message_is_refused_by_name(
+    shard_report: dict[str, Any], tmp_path: Path
+) -> None:
+    """Found by the property test above: both ended in a KeyError (exit 70)."""
+    without_today = copy.deepcopy(shard_report)
+    del without_today["state"]["today"]
+    without_message = copy.deepcopy(shard_report)
+    tally = next(
+        t for t in without_message["state"]["collector"]["requests"] if t["failures"]["candidate"]
+    )
+    failed = next(iter(tally["failure_messages"]["candidate"]))
+    del tally["failure_messages"]["candidate"][failed]
+    for report, said in ((without_today, "state.today"), (without_message, "a message for")):
+        path = tmp_path / "tampered.json"
+        path.write_text(json.dumps(report))
+        with pytest.raises(UsageError) as refused:
+            merge_reports([str(path)], redaction_key=KEY)  # type: ignore[arg-type]
+        assert said in str(refused.value), str(refused.value)

@@ -219,6 +219,10 @@ def _tally_from_state(reader: _Reader, data: Any, path: str) -> RequestTally:
             name: r.text(message, f"{path}.failure_messages.{side}.{name}")
             for name, message in messages.items()
         }
+        for name in tally.failures[side]:
+            if name not in tally.failure_messages[side]:
+                # The report names each failure class it counts with its first message.
+                raise r.fail(f"{path}.failure_messages.{side}", f"a message for {name}", messages)
         tally.retries[side] = r.count(
             r.key(r.key(data, path, "retries"), f"{path}.retries", side), f"{path}.retries"
         )
@@ -380,10 +384,11 @@ def read_state(data: Any, where: str = "state") -> RunState:
         raise StateError(f"{where}.histograms: expected {expected}; got another bucketing")
     settings = r.obj(r.key(state, "", "scenario"), ".scenario")
     scenario = _scenario_from_state(r, settings)
+    today_text = r.text(r.key(state, "", "today"), ".today")
     try:
-        today = datetime.date.fromisoformat(r.text(r.key(state, "", "today"), ".today"))
+        today = datetime.date.fromisoformat(today_text)
     except ValueError:
-        raise r.fail(".today", "a date (YYYY-MM-DD)", state["today"]) from None
+        raise r.fail(".today", "a date (YYYY-MM-DD)", today_text) from None
     collector = RunCollector(accept=scenario.accept, today=today, keep_pairs=False)
     found = r.obj(r.key(state, "", "collector"), ".collector")
     collector.pairs_done = r.count(
@@ -463,6 +468,7 @@ def _load_from_state(reader: _Reader, data: Any) -> LoadOutcome | None:
         # Whether the sender kept up (absent from states written before it was measured).
         late_by_sender=r.count(found.get("late_by_sender", 0), f"{at}.late_by_sender"),
         late_by_slots=r.count(found.get("late_by_slots", 0), f"{at}.late_by_slots"),
+        dropped=r.count(found.get("dropped", 0), f"{at}.dropped"),
         loop_ticks=r.count(found.get("loop_ticks", 0), f"{at}.loop_ticks"),
         loop_late_ticks=r.count(found.get("loop_late_ticks", 0), f"{at}.loop_late_ticks"),
         loop_lag_max_ms=float(r.number(found.get("loop_lag_max_ms", 0.0), f"{at}.loop_lag_max_ms")),
