@@ -52,6 +52,9 @@ class LoadOutcome:
     # started late, by cause, and how often the event loop woke a timer late.
     late_by_sender: int = 0
     late_by_slots: int = 0
+    # Open model: scheduled pairs never started, no slot in flight having come free before
+    # the schedule's window ended (k6's dropped_iterations).
+    dropped: int = 0
     loop_ticks: int = 0
     loop_late_ticks: int = 0
     loop_lag_max_ms: float = 0.0

@@ -59,7 +59,7 @@ async def test_a_sender_that_cannot_keep_up_is_named_as_the_bottleneck(
     assert load["sender"]["limited"] is True, load
     # Busy with one pair, the loop is late to finish the others too: slots fill as well.
     assert outcome.late_by_sender + outcome.late_by_slots > 200
-    assert load["sender"]["loop_busy_share"] > 0.5 and load["sender"]["cpu_share"] >= 0.8
+    assert load["sender"]["loop_busy_share"] > 0.5
     if not load["valid"]:  # whether the rate held depends on how late the starts were
         assert "the sender was the bottleneck, not the targets" in (load["reason"] or "")
     assert "the sender was the bottleneck" in _rendered(report)
@@ -90,8 +90,13 @@ async def test_a_stalling_target_is_not_blamed_on_the_sender(
     load = report["load"]
     assert load is not None and load["valid"] is False  # 4 in flight x 5/s: 20 of 100 pairs/s
     assert load["sender"]["limited"] is False, load
-    assert outcome.late_by_slots > 50 and outcome.late_by_sender <= 5
-    assert "waited for a slot in flight" in (load["reason"] or "")
+    assert outcome.late_by_slots > 10 and outcome.late_by_sender <= 5
+    assert "waited for a slot in flight: the targets answered too slowly" in (load["reason"] or "")
+    # The pairs no slot came free for before the window ended are dropped, as k6 drops
+    # iterations: the run ends with its window (and the pairs in flight), not 5 s later.
+    assert outcome.dropped > 50 and load["dropped"] == outcome.dropped
+    assert f"{outcome.dropped} pairs dropped" in (load["reason"] or "")
+    assert outcome.elapsed_s < 2.0
     assert "the sender was the bottleneck" not in _rendered(report)
 
 
@@ -113,7 +118,7 @@ async def test_a_stalling_candidate_that_fills_the_slots_is_named_as_the_slower_
 ) -> None:
     """The candidate alone stalls (20 ms a request; the baseline answers at once) and fills
     load.max_in_flight, so every pair waits for a slot. Measured from the intended start both
-    sides carry that wait (about a second here), which hides the candidate's +20 ms per pair:
+    sides carry that wait, which hides the candidate's +20 ms per pair:
     the ratio read "alike", no latency difference was reported, and the reason blamed "the
     targets"."""
 
@@ -126,7 +131,7 @@ async def test_a_stalling_candidate_that_fills_the_slots_is_named_as_the_slower_
     path = write_scenario(
         baseline,
         candidate,
-        QUIET + "load: {model: open, rate: 1000, duration_s: 0.2, max_in_flight: 2}\n" + REQUESTS,
+        QUIET + "load: {model: open, rate: 1000, duration_s: 0.6, max_in_flight: 2}\n" + REQUESTS,
     )
     report, _ = await _run(path)
     (request,) = report["requests"]

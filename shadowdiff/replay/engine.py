@@ -117,6 +117,9 @@ class _PairRunner:
         self.safe = {id(spec): spec.unsafe_reason is None for spec in scenario.requests}
         self.completed = 0
         self.on_time = 0  # open model: pairs started within the schedule's window
+        # Open model: pairs never started, no slot in flight having come free before the
+        # schedule's window ended (k6's dropped_iterations).
+        self.dropped = 0
         self.lateness = StartLateness()
         self.loop_lag = LoopLag()
         self.cpu_started_s = 0.0  # cpu_demand_s() when sending began
@@ -300,6 +303,7 @@ def _outcome(
         _paced(load, schedule, runner, elapsed_s, interrupted),
         late_by_sender=runner.lateness.late_by_sender,
         late_by_slots=runner.lateness.late_by_slots,
+        dropped=runner.dropped,
         loop_ticks=runner.loop_lag.ticks,
         loop_late_ticks=runner.loop_lag.late_ticks,
         loop_lag_max_ms=runner.loop_lag.max_ns / 1e6,
@@ -377,6 +381,24 @@ async def _closed_model(
             group.create_task(loop())
 
 
+async def _slot(in_flight: asyncio.Semaphore, end_ns: int | None) -> bool:
+    """Take a slot in flight; False when none came free before `end_ns` (None: no end)."""
+    if not in_flight.locked() or end_ns is None:
+        await in_flight.acquire()
+        return True
+    try:
+        async with asyncio.timeout_at(_loop_time_of(end_ns)):
+            await in_flight.acquire()
+    except TimeoutError:
+        return False
+    return True
+
+
+def _loop_time_of(perf_ns: int) -> float:
+    """The event loop's clock reading at the perf_counter moment `perf_ns`."""
+    return asyncio.get_running_loop().time() + (perf_ns - time.perf_counter_ns()) / 1e9
+
+
 async def _scheduled(
     runner: _PairRunner,
     scenario: Scenario,
@@ -386,7 +408,9 @@ async def _scheduled(
     max_in_flight: int,
 ) -> None:
     """Start pairs on schedule (open model, or pace: recorded), counting in `runner.on_time`
-    those started within the schedule's window."""
+    those started within the schedule's window. A pair still waiting for a slot in flight when
+    the window ends is dropped with every later one (`runner.dropped`), so that targets too
+    slow for the rate cannot stretch the run past its duration."""
     in_flight = asyncio.Semaphore(max_in_flight)
     tasks: set[asyncio.Task[None]] = set()
     started_ns = time.perf_counter_ns()
@@ -396,15 +420,16 @@ async def _scheduled(
     try:
         # Every worker walks the whole schedule and keeps its share, so that n workers together
         # follow exactly the schedule one would.
-        for index, (offset_s, (request, repetition)) in deal(
-            zip(schedule.offsets, work, strict=False), share, lambda a: a[1][0].name
-        ):
+        dealt = deal(zip(schedule.offsets, work, strict=False), share, lambda a: a[1][0].name)
+        for index, (offset_s, (request, repetition)) in dealt:
             intended_ns = started_ns + int(offset_s * 1e9)
             delay_ns = intended_ns - time.perf_counter_ns()
             if delay_ns > 0:
                 await asyncio.sleep(delay_ns / 1e9)
             before_slot_ns = time.perf_counter_ns()
-            await in_flight.acquire()
+            if not await _slot(in_flight, end_ns):
+                runner.dropped += 1 + sum(1 for _ in dealt)
+                break
             actual_ns = time.perf_counter_ns()
             measured = intended_ns - started_ns >= warmup_ns
             if measured:

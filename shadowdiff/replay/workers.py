@@ -212,6 +212,7 @@ def merge_outcomes(outcomes: list[LoadOutcome]) -> LoadOutcome | None:
         interrupted=any(o.interrupted for o in outcomes),
         late_by_sender=sum(o.late_by_sender for o in outcomes),
         late_by_slots=sum(o.late_by_slots for o in outcomes),
+        dropped=sum(o.dropped for o in outcomes),
         loop_ticks=sum(o.loop_ticks for o in outcomes),
         loop_late_ticks=sum(o.loop_late_ticks for o in outcomes),
         loop_lag_max_ms=max(o.loop_lag_max_ms for o in outcomes),

@@ -489,6 +489,7 @@ def _load_entry(scenario: Scenario, load: LoadOutcome | None) -> Load | None:
         "valid": True,
         "reason": None,
         "interrupted": load.interrupted,
+        "dropped": load.dropped,
         "sender": sender_health(load),
     }
     if load.target_rate and settings is not None:
@@ -497,9 +498,16 @@ def _load_entry(scenario: Scenario, load: LoadOutcome | None) -> Load | None:
         if shortfall > settings.rate_tolerance:
             entry["valid"] = False
             why = sender_reason(entry["sender"], scheduled=load.model in ("open", "recorded"))
+            dropped = (
+                f"; {load.dropped} pairs dropped, never started: no slot in flight came free "
+                "before the schedule's window ended"
+                if load.dropped
+                else ""
+            )
             entry["reason"] = (
                 f"target rate not held: {load.achieved_rate:.1f} of {load.target_rate:.1f} pairs/s "
                 f"({shortfall:.1%} short, more than {settings.rate_tolerance:.0%})"
+                + dropped
                 + (f"; {why}" if why else "")
             )
     return entry

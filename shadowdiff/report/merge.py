@@ -216,6 +216,7 @@ def merge_load(loads: list[LoadOutcome | None]) -> LoadOutcome | None:
         target_rate=None if any(t is None for t in targets) else sum(t or 0.0 for t in targets),
         started_on_time=sum(load.started_on_time for load in found),
         interrupted=any(load.interrupted for load in found),
+        dropped=sum(load.dropped for load in found),
     )
 
 

@@ -216,6 +216,8 @@ class Load(TypedDict):
     reason: str | None
     interrupted: bool
     shortfall: NotRequired[float]  # only with a target rate
+    # Scheduled pairs never started: no slot in flight came free before the window ended.
+    dropped: int
     sender: SenderHealth
 
 
