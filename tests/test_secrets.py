@@ -116,6 +116,11 @@ def reflecting(side: str) -> Callable[[web.Request], Any]:
                 lines.append("SHOUTED " + " ".join(v.upper() for v in request.headers.values()))
             return web.Response(text="\n".join(lines) + "\n")
         headers = {name: value for name, value in request.headers.items()}
+        # Who logged in, as a backend decodes Basic credentials: the password as sent, not as
+        # the URL wrote it (`%2F` there is `/` here).
+        scheme, _, credentials = request.headers.get("Authorization", "").partition(" ")
+        if scheme == "Basic":
+            headers["X-Login"] = f"{base64.b64decode(credentials).decode()} on the {side}"
         if side == "candidate":
             headers.pop("Authorization", None)
             headers["Cookie"] = headers.get("Cookie", "") + "; extra=1"
@@ -135,7 +140,7 @@ compare: {noise: {share: 0}}
 redact: {headers: [X-Seen-Authorization]}
 requests:
   - name: everything
-    url: 'https://alice:userinfo-pass-3@app.example.com/account?key=${QUERY_KEY}'
+    url: 'https://alice:userinfo-pass-3%2Fx@app.example.com/account?key=${QUERY_KEY}'
     headers:
       Cookie: 'session=cookie-secret-2; theme=dark'
       X-Token: '${TOKEN}'

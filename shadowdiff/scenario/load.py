@@ -356,9 +356,12 @@ def _url_credentials(config: ScenarioFile) -> set[str]:
         except WireError:
             continue
         if userinfo:
-            found.add(userinfo)
-            found.update(part for part in userinfo.split(":", 1) if part)
-    return found
+            # As written and as sent: `%2F` in a password is sent (and echoed) as `/`, a
+            # spelling no encoding of the written form matches.
+            user, _, password = userinfo.partition(":")
+            decoded = (unquote(user), unquote(password))
+            found.update({userinfo, ":".join(decoded), user, password, *decoded})
+    return {value for value in found if value}
 
 
 def _scenario_error(document: SourceDocument, problems: list[Problem]) -> ScenarioError:
