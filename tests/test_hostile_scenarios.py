@@ -75,3 +75,27 @@ def test_dates_stay_text_for_the_fields_that_parse_them() -> None:
 @pytest.mark.timeout(120)
 def test_mutated_scenario_files_end_as_scenarios_or_located_problems() -> None:
     fuzz(150)
+
+
+@pytest.mark.timeout(10)
+def test_a_scenario_or_body_file_that_never_ends_is_refused_after_its_limit(
+    tmp_path: Path,
+) -> None:
+    # A device says it holds 0 bytes: a size check passes it, and a whole read never ends
+    # (/dev/zero took 24 GB of memory before the kernel stopped it).
+    with pytest.raises(ScenarioError) as error:
+        load_scenario("/dev/zero", environ={})
+    assert "larger than 16 MiB" in str(error.value)
+    scenario = tmp_path / "body.yaml"
+    scenario.write_text(
+        "version: 1\n"
+        "targets: {baseline: {address: 127.0.0.1}, candidate: {address: 127.0.0.2}}\n"
+        "requests:\n"
+        "  - {name: upload, method: POST, allow_unsafe: true, url: http://a.test/,\n"
+        "     body: {file: /dev/zero}}\n"
+    )
+    with pytest.raises(ScenarioError) as error:
+        load_scenario(scenario, environ={})
+    [problem] = error.value.problems
+    assert (problem.line, problem.field) == (5, "requests[0].body.file"), problem
+    assert "larger than 64 MiB" in problem.message

@@ -195,9 +195,11 @@ def load_scenario(
     read stops the reading, not just the run after it)."""
     file = str(path)
     try:
-        if Path(path).stat().st_size > MAX_SCENARIO_BYTES:
+        data = _read_bounded(path, MAX_SCENARIO_BYTES)
+        if data is None:
             raise ScenarioError([Problem(file, 0, 0, "", "larger than 16 MiB: not a scenario")])
-        text = Path(path).read_text(encoding="utf-8")
+        # Newlines as a text-mode read gives them (the YAML positions count lines so).
+        text = data.decode("utf-8").replace("\r\n", "\n").replace("\r", "\n")
     except FileNotFoundError:
         raise ScenarioError([Problem(file, 0, 0, "", "no such file")]) from None
     except (OSError, UnicodeDecodeError) as exc:
@@ -210,6 +212,15 @@ def load_scenario(
         read_sources=read_sources,
         keep_reading=keep_reading,
     )
+
+
+def _read_bounded(path: str | os.PathLike[str], limit_bytes: int) -> bytes | None:
+    """The file's bytes, or None past `limit_bytes`. Read, not sized: a device (/dev/zero) or
+    a /proc file says it holds 0 bytes and never ends; a pipe (`<(envsubst < s.yaml)`) has no
+    size at all and must still be read."""
+    with open(path, "rb") as stream:
+        data = stream.read(limit_bytes + 1)
+    return None if len(data) > limit_bytes else data
 
 
 def parse_scenario(
@@ -733,10 +744,11 @@ def _body_bytes(
     if body.file is not None:
         file = _resolve(base_dir, body.file)
         try:
-            if file.stat().st_size > MAX_GENERATED_BODY_BYTES:
+            data = _read_bounded(file, MAX_GENERATED_BODY_BYTES)
+            if data is None:
                 message = f"{file} is larger than 64 MiB; a body is held in memory for the run"
                 return None, headers, [document.problem((*path, "file"), message)]
-            return file.read_bytes(), headers, []
+            return data, headers, []
         except OSError as exc:
             return None, headers, [document.problem((*path, "file"), f"cannot read {file}: {exc}")]
     encoded = json.dumps(body.json_value, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
