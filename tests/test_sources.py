@@ -390,3 +390,20 @@ def test_a_signal_while_a_log_is_read_stops_the_reading_and_leaves_a_report(tmp_
     assert process.wait(timeout=30) == 130
     sources = json.loads(report.read_text())["sources"][0]
     assert sources["lines"] < 100_000 and "reading stopped" in sources["problems"][-1]
+
+
+def test_a_recorded_url_that_cannot_be_parsed_or_dialled_is_skipped_not_a_crash() -> None:
+    # A bracket that never closes ended the reading with a traceback; a port out of range was
+    # selected, then ended the run with one (exit 70) when its port was mapped to a target's.
+    lines = [
+        json.dumps({"method": "GET", "url": url})
+        for url in (
+            "http://[::1/x",
+            "http://shop.example.com:99999/x",
+            "http://shop.example.com:abc/x",
+            "http://shop.example.com:8080/x",
+        )
+    ]
+    specs, summary = summary_of(read_jsonl(lines, "r.jsonl"))
+    assert [spec.url for spec in specs] == ["http://shop.example.com:8080/x"]
+    assert summary.skipped == {"malformed": 1, "not_sendable": 2}

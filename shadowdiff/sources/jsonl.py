@@ -78,7 +78,10 @@ def recorded_from_json(document: Any, location: str) -> Recorded | Skipped:
             return Skipped(location, "malformed", "`body_base64` in base64")
     elif isinstance(document.get("body"), str):
         body = document["body"].encode("utf-8", "surrogatepass")
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+    except ValueError:  # `http://[::1/`: a bracket that never closes
+        return Skipped(location, "malformed", "`url` as an absolute URL or a request target")
     target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
     time = document.get("time")
     status = document.get("status")

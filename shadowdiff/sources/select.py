@@ -18,6 +18,8 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Final
 
+from yarl import URL
+
 from shadowdiff.redaction import DEFAULT_SENSITIVE_HEADERS
 from shadowdiff.routes import path_template
 from shadowdiff.sources.record import Recorded, Skipped, SkipReason
@@ -214,6 +216,12 @@ def _spec(item: Recorded, resolved: _Resolved, selection: Selection) -> RequestS
         return Skipped(item.location, "not_sendable", str(exc))
     if userinfo is not None:
         return Skipped(item.location, "not_sendable", "credentials in the URL")
+    try:
+        # The run maps each URL's port to the targets' (Scenario.port_map): a port out of
+        # range or not a number would end it there. Written requests meet the same check.
+        URL(url, encoded=True).port  # noqa: B018
+    except ValueError as exc:
+        return Skipped(item.location, "not_sendable", f"the URL's host or port: {exc}")
     headers = resolved.headers
     reason = refusal(item.method, url, headers, item.body, allow_unsafe=selection.allow_unsafe)
     if reason is not None:
