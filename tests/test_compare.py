@@ -278,6 +278,80 @@ def test_list_headers_compare_as_rfc_9110_combines_them(
     )
 
 
+@pytest.mark.parametrize(
+    ("name", "baseline_value", "candidate_value"),
+    [
+        (
+            "Strict-Transport-Security",
+            "max-age=31536000; includeSubDomains",
+            'max-age="31536000";includesubdomains',
+        ),
+        ("Strict-Transport-Security", "max-age=63072000; preload", "preload; max-age=63072000"),
+        (
+            "Content-Security-Policy",
+            "default-src 'self'; img-src *",
+            "Default-Src  'self';img-src *;",
+        ),
+        ("X-Frame-Options", "DENY", "deny"),
+        ("X-Content-Type-Options", "nosniff", "NoSniff"),
+        ("Vary", "Accept-Encoding, Origin", "origin, accept-encoding"),
+        ("Access-Control-Allow-Headers", "Content-Type, X-A", "x-a, content-type"),
+        ("Access-Control-Allow-Methods", "GET, POST", "POST,GET"),
+        ("Cache-Control", "public, max-age=60", "Max-Age=60, public"),
+        ("Content-Type", "text/html; charset=utf-8", 'Text/HTML;charset="UTF-8"'),
+    ],
+)
+def test_values_equal_in_their_fields_grammar_are_alike(
+    name: str, baseline_value: str, candidate_value: str
+) -> None:
+    # Each pair says the same to every browser and cache: data planes write them so.
+    assert (
+        differences(
+            answer(headers=[(name, baseline_value)]),
+            answer("candidate", headers=[(name, candidate_value)]),
+        )
+        == set()
+    )
+
+
+@pytest.mark.parametrize(
+    ("name", "baseline_value", "candidate_value", "severity"),
+    [
+        (
+            "Strict-Transport-Security",
+            "max-age=31536000; includeSubDomains",
+            "max-age=31536000",
+            "error",
+        ),
+        ("Strict-Transport-Security", "max-age=31536000", "max-age=300", "error"),
+        (
+            "Content-Security-Policy",
+            "default-src 'self'; img-src *",
+            "img-src *; default-src 'self'",
+            "error",
+        ),
+        ("Content-Security-Policy", "default-src 'self'", "default-src 'SELF' https:", "error"),
+        ("X-Frame-Options", "DENY", "SAMEORIGIN", "error"),
+        ("Access-Control-Allow-Methods", "GET, POST", "get, post", "error"),
+        ("Cache-Control", "max-age=60", "max-age=600", "warning"),
+        ("Content-Type", "text/html; charset=utf-8", "text/html", "warning"),
+        (
+            "Content-Type",
+            'multipart/mixed; boundary="AB"',
+            "multipart/mixed; boundary=ab",
+            "warning",
+        ),
+    ],
+)
+def test_a_change_in_meaning_is_still_a_difference(
+    name: str, baseline_value: str, candidate_value: str, severity: str
+) -> None:
+    assert differences(
+        answer(headers=[(name, baseline_value)]),
+        answer("candidate", headers=[(name, candidate_value)]),
+    ) == {("header_changed", name.lower(), severity)}
+
+
 def test_a_list_member_lost_or_reordered_is_still_a_change() -> None:
     assert differences(
         answer(headers=[("Vary", "Accept, Origin")]),

@@ -115,3 +115,74 @@ def combined(values: list[str]) -> str:
     which cannot be combined, is compared by its own rules.)"""
     members = (member.strip(" \t") for value in values for member in _list_members(value))
     return ", ".join(member for member in members if member)
+
+
+# Fields whose members are field names or methods: a set, where order means nothing (field
+# names are case-insensitive, RFC 9110 section 5.1; methods are not, section 9.1).
+_NAME_SETS: Final = frozenset(
+    {"vary", "access-control-allow-headers", "access-control-expose-headers"}
+)
+_UNORDERED: Final = frozenset({"access-control-allow-methods", "allow", "cache-control"})
+# Values compared without regard to case: X-Frame-Options (RFC 7034 section 2.1) and
+# X-Content-Type-Options (Fetch: an ASCII case-insensitive match of `nosniff`).
+_CASELESS: Final = frozenset({"x-frame-options", "x-content-type-options"})
+
+
+def comparable(name: str, values: list[str]) -> str:
+    """The field's value in a form where two spellings of one meaning are equal: `combined`,
+    and for the fields below, their own grammar. A security header written
+    `max-age=31536000;includeSubDomains` by one data plane and with a space by another says
+    the same to every browser, and must not be a difference."""
+    members = [m for m in (m.strip(" \t") for v in values for m in _list_members(v)) if m]
+    if name in _NAME_SETS:
+        return ", ".join(sorted({member.lower() for member in members}))
+    if name in _UNORDERED:
+        if name == "cache-control":
+            members = [_directive(member, "=") for member in members]
+        return ", ".join(sorted(set(members)))
+    if name in _CASELESS:
+        return ", ".join(members).lower()
+    if name == "strict-transport-security":
+        # RFC 6797 section 6.1: directives in any order, names case-insensitive, values
+        # quoted or not.
+        return ", ".join(
+            "; ".join(sorted(_directive(d, "=") for d in member.split(";") if d.strip(" \t")))
+            for member in members
+        )
+    if name == "content-security-policy":
+        # CSP 3 section 2.2.1: directives split at `;`, names case-insensitive, values split
+        # at whitespace. Their order stays (of two with one name, the first applies).
+        return ", ".join(
+            "; ".join(_csp_directive(d) for d in member.split(";") if d.strip(" \t"))
+            for member in members
+        )
+    if name == "content-type":
+        return ", ".join(_media_type(member) for member in members)
+    return ", ".join(members)
+
+
+def _directive(text: str, separator: str) -> str:
+    name, equals, value = text.strip(" \t").partition(separator)
+    name, value = name.strip(" \t").lower(), value.strip(" \t")
+    if len(value) >= 2 and value[0] == value[-1] == '"':
+        value = value[1:-1]
+    return f"{name}{equals}{value}"
+
+
+def _csp_directive(text: str) -> str:
+    name, *sources = text.split()
+    return " ".join([name.lower(), *sources])
+
+
+def _media_type(text: str) -> str:
+    """RFC 9110 section 8.3.1: type, subtype and parameter names are case-insensitive, and so
+    is the value of `charset`; whitespace around `;` is optional."""
+    essence, *parameters = text.split(";")
+    normalized = [essence.strip(" \t").lower()]
+    for parameter in parameters:
+        parameter = _directive(parameter, "=")
+        if parameter.startswith("charset="):
+            parameter = parameter.lower()
+        if parameter:
+            normalized.append(parameter)
+    return ";".join(normalized)

@@ -11,6 +11,7 @@ from shadowdiff.compare.cookies import compare_cookies
 from shadowdiff.compare.grpc import aligned, compare_grpc, without_grpc_fields
 from shadowdiff.compare.headers import (
     combined,
+    comparable,
     group_by_name,
     is_framing,
     is_value_noise,
@@ -192,7 +193,7 @@ def _compare_headers(
                     Difference("redirect", name, _joined(before), _joined(after), "error")
                 )
             continue
-        if combined(before) != combined(after):
+        if comparable(name, before) != comparable(name, after):
             differences.append(
                 Difference(
                     "header_changed",
