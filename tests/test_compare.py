@@ -194,6 +194,10 @@ def test_head_requests_do_not_compare_bodies() -> None:
         ("https://app.example.com:443/a", "https://app.example.com/a"),
         ("http://app.example.com:80/a", "http://app.example.com/a"),
         ("https://app.example.com:8443/a", "https://app.example.com:8443/a"),
+        # RFC 3986 section 6.2.2: the same URI in another spelling.
+        ("HTTPS://App.Example.COM/a", "https://app.example.com/a"),
+        ("/a%2fb/%7Eme/%41", "https://app.example.com/a%2Fb/~me/A"),
+        ("/a%2Fb?q=%e9", "https://app.example.com/a%2Fb?q=%E9"),
     ],
 )
 def test_normalize_location(location: str, expected: str) -> None:

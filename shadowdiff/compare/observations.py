@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import string
 from typing import Final
 
 from yarl import URL
@@ -32,6 +33,9 @@ from shadowdiff.trace import parse_traceparent
 # A body that changes in hundreds of fields is one finding, not hundreds of lines.
 MAX_JSON_FIELDS: Final = 20
 _DEFAULT_PORTS: Final = {"http": 80, "https": 443}
+# RFC 3986 section 2.3: characters a percent-encoding stands for without changing the URI.
+_PERCENT: Final = re.compile(r"%[0-9A-Fa-f]{2}")
+_UNRESERVED: Final = frozenset(string.ascii_letters + string.digits + "-._~")
 _DEFAULT_OPTIONS: Final = CompareOptions()
 # What a side's own span id becomes in its body before bodies are compared.
 SPAN_SET_ASIDE: Final = b"{span-id}"
@@ -145,14 +149,24 @@ def _compare_failures(baseline: Observation, candidate: Observation) -> list[Dif
 
 def normalize_location(location: str, request_url: str) -> str:
     """An absolute form of a Location value: relative references resolved against the request
-    URL (RFC 9110 section 10.2.2) and default ports dropped, so equal targets compare equal."""
+    URL (RFC 9110 section 10.2.2), default ports dropped, the host in lower case and percent-
+    encodings as RFC 3986 section 6.2.2 makes them equivalent (hex digits in upper case, an
+    unreserved character decoded: `%7E` is `~`), so equal targets compare equal."""
     try:
         resolved = URL(request_url, encoded=True).join(URL(location, encoded=True))
+        if resolved.explicit_port == _DEFAULT_PORTS.get(resolved.scheme):
+            resolved = resolved.with_port(None)
+        if resolved.raw_host:
+            resolved = resolved.with_host(resolved.raw_host.lower())
     except ValueError:
         return location
-    if resolved.explicit_port == _DEFAULT_PORTS.get(resolved.scheme):
-        resolved = resolved.with_port(None)
-    return str(resolved)
+    return _PERCENT.sub(_normal_percent, str(resolved))
+
+
+
+def _normal_percent(match: re.Match[str]) -> str:
+    character = chr(int(match.group()[1:], 16))
+    return character if character in _UNRESERVED else match.group().upper()
 
 
 def _compare_headers(
