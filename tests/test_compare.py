@@ -204,6 +204,20 @@ def test_normalize_location(location: str, expected: str) -> None:
     assert normalize_location(location, REQUEST.url) == expected
 
 
+def test_a_cookie_domain_with_and_without_its_leading_dot_is_alike() -> None:
+    assert (
+        differences(
+            answer(headers=[("Set-Cookie", "a=1; Domain=.Example.com; Path=/")]),
+            answer("candidate", headers=[("Set-Cookie", "a=2; domain=example.com; Path=/")]),
+        )
+        == set()
+    )
+    assert differences(
+        answer(headers=[("Set-Cookie", "a=1; Domain=.example.com")]),
+        answer("candidate", headers=[("Set-Cookie", "a=1; Domain=shop.example.com")]),
+    ) == {("cookie", "a", "warning")}
+
+
 def test_cookie_added_by_candidate_is_a_warning_and_lost_cookie_an_error() -> None:
     baseline = answer(headers=[("Set-Cookie", "INGRESSCOOKIE=abc; Path=/; HttpOnly")])
     candidate = answer("candidate", headers=[("Set-Cookie", "session=1; Path=/")])

@@ -25,6 +25,10 @@ def cookie_attributes(set_cookie: str) -> tuple[str, dict[str, str]]:
         key = key.strip().lower()
         if key in COMPARED:
             found[key] = value.strip().lower() if key in ("samesite", "domain") else value.strip()
+            if key == "domain":
+                # RFC 6265 section 5.2.3: a leading dot is ignored (`.example.com` is
+                # `example.com`, and both cover the subdomains).
+                found[key] = found[key].removeprefix(".")
     return name, found
 
 
