@@ -200,8 +200,9 @@ def test_characters_xml_cannot_carry_are_shown_as_escapes(demo: DemoRun) -> None
         ("\x00\x08\x0b\x0c\x1f", "\\x00\\x08\\x0b\\x0c\\x1f"),
         ("\udfff\ufffe\uffff", "\\udfff\\ufffe\\uffff"),
         ("é € 😀 \x7f\x85", "é € 😀 \x7f\x85"),
+        ("gnp\u202e.exe \u200f", "gnp\\u202e.exe \\u200f"),
     ],
-    ids=["allowed-whitespace", "c0-controls", "surrogate-and-nonchars", "allowed-others"],
+    ids=["allowed-whitespace", "c0-controls", "surrogate-and-nonchars", "allowed-others", "bidi"],
 )
 def test_xml_safe_escapes_exactly_what_xml_1_0_forbids(text: str, shown: str) -> None:
     assert xml_safe(text) == shown

@@ -192,8 +192,18 @@ def test_accepted_and_noise_lines_are_listed_under_the_table(demo: DemoRun) -> N
         ("back\\slash", "back\\\\slash"),
         ("line\nbreak\r\ttab\x00", "line\\\\nbreak\\\\r\\\\ttab\\\\x00"),
         ("api.demo.test/v1 (TLS): é", "api.demo.test/v1 (TLS): é"),
+        ("gnp\u202e.exe \u2066x\u2069", "gnp\\\\u202e.exe \\\\u2066x\\\\u2069"),
     ],
-    ids=["pipe", "backticks", "html", "emphasis-math-links", "backslash", "controls", "plain"],
+    ids=[
+        "pipe",
+        "backticks",
+        "html",
+        "emphasis-math-links",
+        "backslash",
+        "controls",
+        "plain",
+        "bidi",
+    ],
 )
 def test_markdown_text_escapes_what_could_act(value: str, escaped: str) -> None:
     assert markdown_text(value) == escaped

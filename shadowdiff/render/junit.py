@@ -39,8 +39,13 @@ from shadowdiff.report.schema import Report, RequestEntry, Signature, TlsHost
 from shadowdiff.report.sender import sender_note
 from shadowdiff.spec import SIDES
 
-# XML 1.0 section 2.2 (Char): everything else a Python string can hold.
-_NOT_XML: Final = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+# XML 1.0 section 2.2 (Char): everything else a Python string can hold. And bidirectional
+# marks, embeddings, overrides and isolates, which XML carries but which would make a name
+# read backwards in a CI test tab (shown as the HTML page shows them).
+_NOT_XML: Final = re.compile(
+    "[\x00-\x08\x0b\x0c\x0e-\x1f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069"
+    "\ud800-\udfff\ufffe\uffff]"
+)
 # A message attribute is one line in a CI page; the whole value is in the text body.
 _MESSAGE_VALUE_CHARS: Final = 120
 # Exit codes that judge the candidate (differences, thresholds); any other non-zero code

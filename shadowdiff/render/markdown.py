@@ -38,7 +38,12 @@ _MARKDOWN_PUNCTUATION: Final = re.compile(r"([\\`*_\[\]|~$])")
 _ENTITIES: Final = {"&": "&amp;", "<": "&lt;", ">": "&gt;"}
 _VISIBLE: Final = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
 # C0 and C1 controls, DEL, line and paragraph separators, and what XML and HTML forbid.
-_CONTROL: Final = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff\ufffe\uffff]")
+# Controls, line separators and bidirectional marks, embeddings, overrides and isolates (a
+# name with U+202E would read backwards on the CI page), as the HTML page shows them.
+_CONTROL: Final = re.compile(
+    "[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069"
+    "\ud800-\udfff\ufffe\uffff]"
+)
 
 
 def markdown_text(value: str) -> str:
