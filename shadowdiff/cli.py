@@ -472,9 +472,27 @@ def command_validate(args: argparse.Namespace) -> int:
         elif scenario.pair_count is None and scenario.load is not None:
             size = f"{scenario.load.total_duration_s:g} s of {scenario.load.model}-model load"
         print(f"{file}: ok, {len(scenario.requests)} requests, {size}")
+        _print_sources(scenario)
     if problems:
         raise UsageError("\n".join(problems))
     return ExitCode.IDENTICAL
+
+
+def _print_sources(scenario: Scenario) -> None:
+    """Per recorded source, what it will replay and what it skipped: a file that is no HAR
+    or log at all reads as 0 requests, and must say why."""
+    if not scenario.sources:
+        return
+    from shadowdiff.redaction import load_key
+    from shadowdiff.report.document import redactor_for
+
+    redactor = redactor_for(scenario, load_key(os.environ)[0])
+    for source in scenario.sources:
+        skipped = ", ".join(f"{n} {reason}" for reason, n in source["skipped"].items())
+        line = f"  {source['name']}: {source['replayed']} of {source['lines']} to replay"
+        print(displayable(redactor.text(line + (f"; skipped: {skipped}" if skipped else ""))))
+        for problem in source["problems"]:
+            print(displayable(redactor.text(f"    {problem}")))
 
 
 def command_schema(args: argparse.Namespace) -> int:

@@ -49,6 +49,32 @@ async def test_validate_prints_one_located_line_per_problem(tmp_path: Path) -> N
     assert "Traceback" not in stderr
 
 
+async def test_validate_says_what_each_source_replays_and_skips(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A file that is no HAR at all read as "ok, 0 requests": the reason was in a run's
+    # report only. The path comes from the environment, which no output shows.
+    (tmp_path / "notes.har").write_text("not a HAR file\n")
+    (tmp_path / "requests.jsonl").write_text(
+        '{"method": "GET", "url": "https://app.example.com/"}\n{"method": "GET", "url": 7}\n'
+    )
+    monkeypatch.setenv("RECORDINGS", str(tmp_path))
+    path = tmp_path / "recorded.yaml"
+    path.write_text(
+        "targets:\n  baseline: {address: 10.0.0.1}\n  candidate: {address: 10.0.0.2}\n"
+        "sources:\n  - har: ${RECORDINGS}/notes.har\n  - jsonl: ${RECORDINGS}/requests.jsonl\n"
+    )
+    code, stdout, _ = await shadowdiff("validate", str(path))
+    assert code == 0
+    assert stdout.replace(str(path), "FILE").splitlines() == [
+        "FILE: ok, 1 requests, 1 pairs",
+        "  ${RECORDINGS}/notes.har: 0 of 1 to replay; skipped: 1 malformed",
+        "    ${RECORDINGS}/notes.har: expected a HAR file (JSON with log.entries)",
+        "  ${RECORDINGS}/requests.jsonl: 1 of 2 to replay; skipped: 1 malformed",
+        "    ${RECORDINGS}/requests.jsonl:2: expected string `method` and `url`",
+    ], stdout
+
+
 async def test_validate_accepts_a_good_file(tmp_path: Path) -> None:
     path = tmp_path / "good.yaml"
     path.write_text(
