@@ -244,6 +244,44 @@ async def test_calibration_never_doubles_the_baseline_requests_a_client_has_open
     assert report["outcome"]["exit_code"] == ExitCode.DIFFERENCES
 
 
+async def test_a_field_named_afresh_on_every_answer_keeps_the_report_bounded(
+    start_entry_point: Callable[..., Any], write_scenario: Callable[..., Path], ca_file: Path
+) -> None:
+    import secrets
+
+    from aiohttp import web
+
+    from shadowdiff.report.collect import SIGNATURES_PER_REQUEST
+
+    # A header named afresh on each answer (as an ID-keyed JSON map or per-request cookie
+    # names are): each pair added a signature, so memory and the report grew with the run.
+    async def naming(request: web.Request) -> web.Response:
+        return web.Response(text="ok", headers={f"X-{secrets.token_hex(6)}": "1"})
+
+    baseline = await start_entry_point()
+    candidate = await start_entry_point("127.0.0.2", handler=naming)
+    pairs = SIGNATURES_PER_REQUEST + 50
+    scenario = load_scenario(
+        write_scenario(
+            baseline,
+            candidate,
+            "defaults: {concurrency: 8}\ncompare: {noise: {share: 0}}\n"
+            f"requests:\n  - {{name: page, url: 'https://app.example.com/', repeat: {pairs}}}\n",
+            ca_file,
+        )
+    )
+    collector = RunCollector()
+    await replay(scenario, collector)
+    report = build_report(scenario, collector, started_at="t", duration_s=1.0)
+    assert len(report["signatures"]) <= SIGNATURES_PER_REQUEST + 1
+    added = [s for s in report["signatures"] if s["kind"] == "header_added"]
+    (folded,) = [s for s in added if s["field"] == "(more fields: warning)"]
+    assert folded["count"] > pairs - SIGNATURES_PER_REQUEST
+    assert sum(s["count"] for s in added) == pairs  # every pair counted, each once
+    named = folded["examples"][0]["candidate"]
+    assert named is not None and named.startswith("x-")  # names the field
+
+
 async def test_progress_counts_differing_pairs_as_the_verdict_does(
     start_entry_point: Callable[..., Any],
     write_scenario: Callable[..., Path],

@@ -51,6 +51,11 @@ OTHER_BACKENDS: Final = "(other services)"
 GRPC_OUTCOMES_PER_REQUEST: Final = 32
 OTHER_GRPC_OUTCOMES: Final = "(other outcomes)"
 PHASES: Final = ("connect", "tls", "first_byte")
+# Distinct (kind, field) signatures kept per request. Past it, a new field is counted under
+# one signature per kind and severity, its example naming the field: a server that names a
+# header, a cookie or a JSON key afresh on every answer (an ID-keyed map) would otherwise add
+# signatures with every pair, and memory and the report would grow with the run.
+SIGNATURES_PER_REQUEST: Final = 100
 
 SignatureKey = tuple[str, str]  # (kind, field)
 _ALIKE: Final[frozenset[SignatureKey]] = frozenset()  # the signatures of a pair alike
@@ -354,17 +359,19 @@ class RunCollector:
             for side, service in zip(SIDES, pair.backends, strict=True):
                 if service is not None:
                     tally.count_backend(side, service)
-        differences = pair.differences
+        # Acceptance rules match the field as found; tallies count it within the bound.
+        found, differences = _bounded(tally, pair.differences)
+        noise_found = _bounded(tally, pair.noise or ())[1]
         tally.combinations[
             frozenset(d.signature for d in differences) if differences else _ALIKE
         ] += 1
-        noisy_now = {d.signature for d in pair.noise} if differences and pair.noise else ()
+        noisy_now = {d.signature for d in noise_found} if differences else ()
         differs = False
         board = self.board
-        for difference in differences:
+        for as_found, difference in zip(found, differences, strict=True):
             signature = self._signature(tally, difference)
             match = (
-                find_acceptance(self.accept, pair.request, difference, self.today)
+                find_acceptance(self.accept, pair.request, as_found, self.today)
                 if self.accept
                 else None
             )
@@ -382,8 +389,8 @@ class RunCollector:
             board.pair(differs=differs, measured=pair.measured)
         if pair.noise is not None:
             tally.noise_samples += 1
-            for key in {d.signature for d in pair.noise}:
-                noisy = next(d for d in pair.noise if d.signature == key)
+            for key in {d.signature for d in noise_found}:
+                noisy = next(d for d in noise_found if d.signature == key)
                 self._signature(tally, noisy).noise += 1
         if self.keep_pairs and len(self.pair_records) < PAIR_RECORD_LIMIT:
             self.pair_records.append(_pair_record(pair))
@@ -532,6 +539,35 @@ class RunCollector:
         if signature is None:
             signature = tally.signatures[difference.signature] = SignatureTally(difference)
         return signature
+
+
+def _bounded(
+    tally: RequestTally, differences: Sequence[Difference]
+) -> tuple[list[Difference], list[Difference]]:
+    """The differences as found and as tallied (`_within_bound`), one per signature: the
+    fields folded into one catch-all count once for the pair."""
+    found: list[Difference] = []
+    tallied: dict[SignatureKey, Difference] = {}
+    for difference in differences:
+        bounded = _within_bound(tally, difference)
+        if bounded.signature not in tallied:
+            found.append(difference)
+            tallied[bounded.signature] = bounded
+    return found, list(tallied.values())
+
+
+def _within_bound(tally: RequestTally, difference: Difference) -> Difference:
+    """`difference`, or past SIGNATURES_PER_REQUEST new fields on this request, the same
+    finding under its kind's catch-all field, with the field it had as its example."""
+    if difference.signature in tally.signatures or len(tally.signatures) < SIGNATURES_PER_REQUEST:
+        return difference
+    return Difference(
+        difference.kind,
+        f"(more fields: {difference.severity})",
+        difference.field,
+        difference.field,
+        difference.severity,
+    )
 
 
 def _side_record(observation: Observation) -> PairSide:
