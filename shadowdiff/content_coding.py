@@ -10,16 +10,21 @@ Two uses:
   bytes arrive, so that two answers of the same content at other compression levels (or one
   compressed, one not) are seen to be alike past what was captured.
 
-`deflate` is the zlib format (RFC 9110 section 8.4.1.2), but some servers send raw DEFLATE
-under that name and every browser reads it: a body without a zlib header is read as raw.
+gzip, deflate and br (Brotli, RFC 7932, by Google's `brotli`) are decoded; zstd is not (said
+so in the note). `deflate` is the zlib format (RFC 9110 section 8.4.1.2), but some servers send
+raw DEFLATE under that name and every browser reads it: a body without a zlib header is read
+as raw.
 """
 
 from __future__ import annotations
 
 import hashlib
 import zlib
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, Final
+
+import brotli
 
 # DEFLATE cannot compress better than about 1032:1 (zlib's technical notes), and stacking
 # layers adds nothing on real content: a body decoding to more than this many times its
@@ -35,6 +40,8 @@ _WBITS: Final = {
     "deflate": zlib.MAX_WBITS,
 }
 _RAW_DEFLATE: Final = -zlib.MAX_WBITS
+# Brotli (RFC 7932): every browser asks for it, so every recorded request replays it.
+_DECODED: Final = frozenset({*_WBITS, "br"})
 # Output asked of zlib at a time while streaming: memory per layer stays at this.
 _STEP_BYTES: Final = 1 << 20
 
@@ -71,29 +78,79 @@ def decode(body: bytes, codings: list[str], limit_bytes: int) -> Decoded:
     limit = min(limit_bytes, MAX_RATIO * max(len(body), 1))
     content = body
     for coding in reversed(codings):
-        if coding not in _WBITS:
+        if coding not in _DECODED:
             return Decoded(None, f"{coding} is not decoded")
-        inflater = zlib.decompressobj(_window_bits(coding, content[:2]))
+        layer = _Layer(coding, step_bytes=limit + 1)
+        pieces: list[bytes] = []
+        size = 0
         try:
-            content = inflater.decompress(content, limit + 1)
-        except zlib.error:
+            for piece in layer.outputs(content):
+                pieces.append(piece)
+                size += len(piece)
+                if size > limit:
+                    return Decoded(None, f"decodes to more than {limit} bytes; not compared")
+        except _Invalid:
             return Decoded(None, f"invalid {coding} data")
-        if len(content) > limit or inflater.unconsumed_tail:
-            return Decoded(None, f"decodes to more than {limit} bytes; not compared")
-        if not inflater.eof:
+        if not layer.finished:
             return Decoded(None, f"incomplete {coding} data")
+        content = b"".join(pieces)
     return Decoded(content)
 
 
+class _Invalid(Exception):
+    """The data is not valid in its coding."""
+
+
 class _Layer:
-    """One coding being removed as its data arrives."""
+    """One coding being removed as its data arrives, a step of output at a time."""
 
-    __slots__ = ("coding", "inflater", "start")
+    __slots__ = ("coding", "decoder", "start", "step_bytes")
 
-    def __init__(self, coding: str) -> None:
+    def __init__(self, coding: str, step_bytes: int = _STEP_BYTES) -> None:
         self.coding = coding
-        self.inflater: Any = None  # made once the first two bytes say which format
+        self.step_bytes = step_bytes
+        # zlib's is made once the first two bytes say which format (see _window_bits).
+        self.decoder: Any = brotli.Decompressor() if coding == "br" else None
         self.start = b""
+
+    def outputs(self, data: bytes | bytearray) -> Iterator[bytes]:
+        """What `data` (the next bytes of this coding) decodes to, in steps of at most about
+        `step_bytes`. Raises `_Invalid`."""
+        if self.coding == "br":
+            yield from self._brotli(data)
+            return
+        if self.decoder is None:
+            self.start += data
+            if len(self.start) < 2:
+                return
+            self.decoder = zlib.decompressobj(_window_bits(self.coding, self.start))
+            data, self.start = self.start, b""
+        while data:
+            try:
+                piece: bytes = self.decoder.decompress(data, self.step_bytes)
+            except zlib.error:
+                raise _Invalid from None
+            yield piece
+            data = self.decoder.unconsumed_tail
+
+    def _brotli(self, data: bytes | bytearray) -> Iterator[bytes]:
+        # brotli 1.2 bounds a step (`output_buffer_limit`); the rest of what the input makes
+        # comes from steps with no input, until one gives nothing and it takes input again.
+        try:
+            piece: bytes = self.decoder.process(bytes(data), output_buffer_limit=self.step_bytes)
+            yield piece
+            while piece or not self.decoder.can_accept_more_data():
+                piece = self.decoder.process(b"", output_buffer_limit=self.step_bytes)
+                yield piece
+        except brotli.error:
+            raise _Invalid from None
+
+    @property
+    def finished(self) -> bool:
+        """Whether the coded data has come to its end."""
+        if self.decoder is None:
+            return False
+        return bool(self.decoder.is_finished() if self.coding == "br" else self.decoder.eof)
 
 
 class ContentDigest:
@@ -109,7 +166,7 @@ class ContentDigest:
         self._encoded_bytes = 0
         self._content_bytes = 0
         self.note: str | None = next(
-            (f"{coding} is not decoded" for coding in codings if coding not in _WBITS), None
+            (f"{coding} is not decoded" for coding in codings if coding not in _DECODED), None
         )
         self._layers = [] if self.note else [_Layer(coding) for coding in reversed(codings)]
 
@@ -129,7 +186,7 @@ class ContentDigest:
     def hexdigest(self) -> str | None:
         if self.note is None:
             for layer in self._layers:
-                if layer.inflater is None or not layer.inflater.eof:
+                if not layer.finished:
                     self.note = f"incomplete {layer.coding} data"
                     break
         return None if self.note is not None else self._digest.hexdigest()
@@ -145,20 +202,13 @@ class ContentDigest:
                 self._digest.update(data)
             return
         layer = self._layers[index]
-        if layer.inflater is None:
-            layer.start += data
-            if len(layer.start) < 2:
-                return
-            layer.inflater = zlib.decompressobj(_window_bits(layer.coding, layer.start))
-            data, layer.start = layer.start, b""
-        while data and self.note is None:
-            try:
-                content = layer.inflater.decompress(data, _STEP_BYTES)
-            except zlib.error:
-                self.note = f"invalid {layer.coding} data"
-                return
-            self._feed(index + 1, content)
-            data = layer.inflater.unconsumed_tail
+        try:
+            for content in layer.outputs(data):
+                self._feed(index + 1, content)
+                if self.note is not None:
+                    return
+        except _Invalid:
+            self.note = f"invalid {layer.coding} data"
 
 
 def past_capture(

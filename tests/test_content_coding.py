@@ -7,6 +7,7 @@ import hashlib
 import tracemalloc
 import zlib
 
+import brotli
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -79,7 +80,9 @@ def test_same_content_with_and_without_gzip_compares_alike() -> None:
         (gzip.compress(gzip.compress(b"abc")), ["gzip", "gzip"], 100, b"abc", None),
         (gzip.compress(b"abc")[:-6], ["gzip"], 100, None, "incomplete gzip data"),
         (b"not gzip", ["gzip"], 100, None, "invalid gzip data"),
-        (b"\x1b\x00", ["br"], 100, None, "br is not decoded"),
+        (b"\x1b\x00", ["br"], 100, None, "incomplete br data"),
+        (b"not brotli", ["br"], 100, None, "invalid br data"),
+        (b"\x28\xb5\x2f\xfd", ["zstd"], 100, None, "zstd is not decoded"),
         # The ratio limit binds before body_capture does when body_capture is large.
         (
             gzip.compress(gzip.compress(bytes(16 * 2**20))),
@@ -89,7 +92,18 @@ def test_same_content_with_and_without_gzip_compares_alike() -> None:
             "more than",
         ),
     ],
-    ids=["at-limit", "over-limit", "deflate", "gzip-gzip", "truncated", "invalid", "br", "ratio"],
+    ids=[
+        "at-limit",
+        "over-limit",
+        "deflate",
+        "gzip-gzip",
+        "truncated",
+        "invalid",
+        "br-incomplete",
+        "br-invalid",
+        "zstd",
+        "ratio",
+    ],
 )
 def test_decode_is_bounded_and_says_why_not(
     body: bytes, codings: list[str], limit: int, content: bytes | None, note: str | None
@@ -128,7 +142,8 @@ def test_the_content_digest_is_the_contents_whatever_the_reads_and_the_level(
     [
         (gzip.compress(_TEXT)[:-100], ["gzip"], "incomplete gzip data"),
         (b"\x1f\x8b not gzip at all", ["gzip"], "invalid gzip data"),
-        (b"\x1b\x00\x00", ["br"], "br is not decoded"),
+        (b"\x28\xb5\x2f\xfd", ["zstd"], "zstd is not decoded"),
+        (b"not brotli", ["br"], "invalid br data"),
         (b"", ["gzip"], "incomplete gzip data"),
     ],
 )
@@ -164,3 +179,27 @@ def test_raw_deflate_under_the_name_deflate_is_read_as_browsers_read_it(split: i
     digest.update(body[:split])
     digest.update(body[split:])
     assert digest.hexdigest() == hashlib.sha256(b"hello " * 100).hexdigest()
+
+
+def test_brotli_bodies_compare_by_their_content() -> None:
+    content = b'{"items": [1, 2, 3]}'
+    headers = [("Content-Type", "application/json"), ("Content-Encoding", "br")]
+    same = answer("candidate", headers=headers, body=brotli.compress(content, quality=11))
+    baseline = answer(headers=headers, body=brotli.compress(content, quality=1))
+    assert compare(REQUEST, baseline, same) == []
+    other = answer("candidate", headers=headers, body=brotli.compress(b'{"items": [1, 2]}'))
+    assert {(d.kind, d.field) for d in compare(REQUEST, baseline, other)} == {
+        ("json_field", "$.items")
+    }
+    bomb = brotli.compress(bytes(64 * 2**20))
+    assert decode(bomb, ["br"], 65_536).note == "decodes to more than 65536 bytes; not compared"
+
+
+@pytest.mark.parametrize("split", [1, 7, 4096])
+def test_a_brotli_body_streamed_in_any_reads_hashes_to_its_content(split: int) -> None:
+    page = b"".join(b"line %d of a page\n" % n for n in range(20_000))
+    body = brotli.compress(page, quality=5)
+    digest = ContentDigest(["br"])
+    for at in range(0, len(body), split):
+        digest.update(body[at : at + split])
+    assert digest.hexdigest() == hashlib.sha256(page).hexdigest()

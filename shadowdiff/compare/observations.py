@@ -163,7 +163,6 @@ def normalize_location(location: str, request_url: str) -> str:
     return _PERCENT.sub(_normal_percent, str(resolved))
 
 
-
 def _normal_percent(match: re.Match[str]) -> str:
     character = chr(int(match.group()[1:], 16))
     return character if character in _UNRESERVED else match.group().upper()
@@ -226,7 +225,7 @@ def _joined(values: list[str] | None) -> str | None:
 
 def decoded_body(observation: Observation, limit_bytes: int) -> Decoded:
     """The captured body with its Content-Encoding removed, or None with the reason (truncated,
-    an encoding not decoded here such as br, invalid data, or more than `limit_bytes`)."""
+    an encoding not decoded here such as zstd, invalid data, or more than `limit_bytes`)."""
     codings = content_codings(observation.headers)
     if not codings:
         return Decoded(observation.body)
