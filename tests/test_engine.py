@@ -360,7 +360,11 @@ async def test_a_request_sent_to_neither_side_fails_the_run_rather_than_passing_
             ca_file,
         )
     )
-    broken = dataclasses.replace(scenario.requests[1], url="https://app.example.com/elsewhere")
+    # Away from its path the health check is no longer safe (tests/test_safety.py): allowed
+    # here, so that it is the transport that refuses it.
+    broken = dataclasses.replace(
+        scenario.requests[1], url="https://app.example.com/elsewhere", allow_unsafe=True
+    )
     scenario = dataclasses.replace(scenario, requests=(scenario.requests[0], broken))
     collector = RunCollector()
     await replay(scenario, collector)
