@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, cast
 
 import h2.errors
+import h2.events
 import pytest
 from hpack import Encoder
 from hyperframe.frame import DataFrame, HeadersFrame, PriorityFrame
@@ -931,3 +932,58 @@ async def test_a_compressed_body_past_body_capture_has_its_content_hashed() -> N
 
     assert answer.failure is None and answer.body_truncated and len(body) > 4096
     assert answer.content_sha256 == hashlib.sha256(page).hexdigest()
+
+
+class _Answering(H2Server):
+    """An h2c server answering every request with `body` and `x-served: served`."""
+
+    def __init__(self, body: bytes, served: bytes) -> None:
+        super().__init__()
+        self.body, self.served = body, served
+
+    def data_received(self, data: bytes) -> None:
+        if self.transport is None:
+            return
+        for event in self.conn.receive_data(data):
+            if isinstance(event, h2.events.RequestReceived) and event.stream_id is not None:
+                head = [_OK, (b"content-type", b"text/plain"), (b"x-served", self.served)]
+                self.conn.send_headers(event.stream_id, head)
+                self.conn.send_data(event.stream_id, self.body, end_stream=True)
+        self.transport.write(self.conn.data_to_send())
+
+
+async def test_an_h2c_candidate_that_answers_otherwise_shows_in_the_report(
+    tmp_path: Path,
+) -> None:
+    # h2c with prior knowledge on both sides (`http: "2"` over plain HTTP): the candidate's
+    # planted body and header show as differences, over the one protocol both served.
+    async with (
+        serving(lambda: _Answering(b"catalogue v1\n", b"blue")) as baseline,
+        serving(lambda: _Answering(b"catalogue v2\n", b"green")) as candidate,
+    ):
+        report = await run_text(
+            tmp_path,
+            textwrap.dedent(
+                f"""\
+                version: 1
+                name: h2c
+                targets:
+                  baseline: {{address: {ADDRESS}, ports: {{http: {baseline}}}, http: "2"}}
+                  candidate: {{address: {ADDRESS}, ports: {{http: {candidate}}}, http: "2"}}
+                tls_probe: {{probe: false}}
+                compare: {{noise: {{share: 0}}}}
+                requests:
+                  - {{name: catalogue, url: "http://shop.example.com/catalogue", repeat: 2}}
+                """
+            ),
+        )
+
+    found = {(s["kind"], s["field"]) for s in report["signatures"]}
+    assert found == {("body", "body"), ("header_changed", "x-served")}, found
+    (entry,) = report["requests"]
+    assert entry["status"]["baseline"] == entry["status"]["candidate"] == {"200": 2}
+    assert report["totals"]["pairs_with_differences"] == 2
+    console = Console(width=200, record=True)
+    console.print(render_report(report))
+    shown = console.export_text()
+    assert "header changed: x-served" in shown and "blue → green" in shown, shown

@@ -170,3 +170,23 @@ def test_slot_waits_of_a_busy_sender_do_not_blame_the_targets_alone() -> None:
     assert health["limited"] is False
     assert "100 pairs waited for a slot" in reason and "its own work" in reason
     assert "the targets answered too slowly" not in reason
+
+
+def test_an_idle_sender_on_a_busy_machine_is_not_the_bottleneck() -> None:
+    # Other work on the machine makes an idle sender's loop late too (seen with a stalling
+    # target beside a parallel test run): its loop says nothing of its own load.
+    outcome = LoadOutcome(
+        "open",
+        20,
+        1.0,
+        1.0,
+        100.0,
+        20,
+        late_by_slots=16,
+        loop_ticks=50,
+        loop_late_ticks=30,
+        cpu_share=0.12,
+    )
+    health = sender_health(outcome)
+    assert health["limited"] is False
+    assert "the targets answered too slowly" in sender_reason(health, scheduled=True)

@@ -16,9 +16,10 @@ from typing import Final
 from shadowdiff.pair import LoadOutcome
 from shadowdiff.report.schema import Load, SenderHealth
 
-# The event loop woke a timer late (by over 5 ms) in more than this share of its ticks: only
-# work in this process, or a machine too busy to run it, makes the loop late (a stalling
-# target leaves it idle and on time), so this alone marks the sender.
+# The event loop woke a timer late (by over 5 ms) in more than this share of its ticks while
+# the sender used at least half a core (IDLE_CPU_SHARE): its own work made the loop late. (A
+# stalling target leaves the loop idle; on a machine busy with other work an idle sender's
+# loop is late too, which says nothing of the targets or of its own load.)
 BUSY_SHARE: Final = 0.2
 MIN_TICKS: Final = 10  # a run under 0.2 s says nothing about its loop
 # Or more than this share of scheduled pairs started late because of the sender, while it
@@ -35,7 +36,9 @@ def sender_health(load: LoadOutcome) -> SenderHealth:
     scheduled = load.model in ("open", "recorded")
     busy_share = load.loop_late_ticks / load.loop_ticks if load.loop_ticks >= MIN_TICKS else 0.0
     late_share = load.late_by_sender / load.pairs if scheduled and load.pairs else 0.0
-    limited = busy_share > BUSY_SHARE or (load.cpu_share >= CPU_SHARE and late_share > LATE_SHARE)
+    limited = (load.cpu_share >= IDLE_CPU_SHARE and busy_share > BUSY_SHARE) or (
+        load.cpu_share >= CPU_SHARE and late_share > LATE_SHARE
+    )
     return {
         "limited": limited,
         "late_by_sender": load.late_by_sender,
