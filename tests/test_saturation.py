@@ -11,6 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import pytest
 from aiohttp import web
 from rich.console import Console
 
@@ -140,53 +141,72 @@ async def test_a_stalling_candidate_that_fills_the_slots_is_named_as_the_slower_
     assert latency, "a candidate 20 ms slower per pair than a 1 ms baseline is slower"
 
 
-def test_a_loop_late_in_most_ticks_marks_the_sender_below_a_whole_core() -> None:
-    # Near capacity: the loop late in 94% of ticks at 69% of a core. Only this process's own
-    # work makes its loop late; the targets were blamed.
-    outcome = LoadOutcome(
-        "open",
-        9_000,
-        3.0,
-        3.0,
-        3_800.0,
-        8_000,
-        late_by_slots=9_052,
-        loop_ticks=150,
-        loop_late_ticks=141,
-        loop_lag_max_ms=417.0,
-        cpu_share=0.69,
-    )
-    health = sender_health(outcome)
-    assert health["limited"] is True
-    assert "the sender was the bottleneck" in sender_reason(health, scheduled=True)
-
-
-def test_slot_waits_of_a_busy_sender_do_not_blame_the_targets_alone() -> None:
-    outcome = LoadOutcome(
-        "open", 900, 1.0, 1.0, 1_000.0, 800, late_by_slots=100, loop_ticks=50, cpu_share=0.7
-    )
+@pytest.mark.parametrize(
+    ("outcome", "limited", "said", "not_said"),
+    [
+        # Near capacity: the loop late in 94% of ticks at 69% of a core. Its own work made its
+        # loop late; the targets were blamed.
+        (
+            LoadOutcome(
+                "open",
+                9_000,
+                3.0,
+                3.0,
+                3_800.0,
+                8_000,
+                late_by_slots=9_052,
+                loop_ticks=150,
+                loop_late_ticks=141,
+                loop_lag_max_ms=417.0,
+                cpu_share=0.69,
+            ),
+            True,
+            "the sender was the bottleneck",
+            "the targets answered too slowly",
+        ),
+        # Slot waits while the sender was busy: the targets and its own work both count.
+        (
+            LoadOutcome(
+                "open",
+                900,
+                1.0,
+                1.0,
+                1_000.0,
+                800,
+                late_by_slots=100,
+                loop_ticks=50,
+                cpu_share=0.7,
+            ),
+            False,
+            "its own work",
+            "the targets answered too slowly",
+        ),
+        # Other work on the machine makes an idle sender's loop late too (seen with a stalling
+        # target beside a parallel test run): its loop says nothing of its own load.
+        (
+            LoadOutcome(
+                "open",
+                20,
+                1.0,
+                1.0,
+                100.0,
+                20,
+                late_by_slots=16,
+                loop_ticks=50,
+                loop_late_ticks=30,
+                cpu_share=0.12,
+            ),
+            False,
+            "the targets answered too slowly",
+            "the sender was the bottleneck",
+        ),
+    ],
+    ids=["busy-loop-below-a-core", "busy-sender-slot-waits", "idle-sender-busy-machine"],
+)
+def test_who_was_slow_is_said_as_the_measures_show(
+    outcome: LoadOutcome, limited: bool, said: str, not_said: str
+) -> None:
     health = sender_health(outcome)
     reason = sender_reason(health, scheduled=True)
-    assert health["limited"] is False
-    assert "100 pairs waited for a slot" in reason and "its own work" in reason
-    assert "the targets answered too slowly" not in reason
-
-
-def test_an_idle_sender_on_a_busy_machine_is_not_the_bottleneck() -> None:
-    # Other work on the machine makes an idle sender's loop late too (seen with a stalling
-    # target beside a parallel test run): its loop says nothing of its own load.
-    outcome = LoadOutcome(
-        "open",
-        20,
-        1.0,
-        1.0,
-        100.0,
-        20,
-        late_by_slots=16,
-        loop_ticks=50,
-        loop_late_ticks=30,
-        cpu_share=0.12,
-    )
-    health = sender_health(outcome)
-    assert health["limited"] is False
-    assert "the targets answered too slowly" in sender_reason(health, scheduled=True)
+    assert health["limited"] is limited
+    assert said in reason and not_said not in reason, reason
