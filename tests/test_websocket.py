@@ -13,6 +13,7 @@ import signal
 import struct
 import subprocess
 import textwrap
+import time
 import zlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
@@ -748,3 +749,43 @@ def test_extension_parameters_in_another_order_or_spacing_are_alike() -> None:
     assert compare_websocket(baseline, same) == []
     (difference,) = compare_websocket(baseline, other)
     assert (difference.field, difference.severity) == ("extensions", "info")
+
+
+async def _greets_as_the_message_comes(
+    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, _: str
+) -> None:
+    """A greeting written after the 101 that reaches the client only once its message has
+    left (the race a greeting loses under load), then the echo."""
+    await reader.read(64)  # the client's masked text frame
+    writer.write(_frame(b"welcome to the chat"))
+    await writer.drain()
+    await asyncio.sleep(0.01)  # two writes, two reads
+    writer.write(_frame(b"hello"))
+    await writer.drain()
+    await reader.read(64)
+
+
+async def _answers_otherwise(
+    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, _: str
+) -> None:
+    await reader.read(64)
+    writer.write(_frame(b"HELLO"))
+    await writer.drain()
+    await reader.read(64)
+
+
+async def test_a_greeting_that_arrives_after_the_message_is_not_taken_for_the_echo() -> None:
+    async with fault_server(_upgrading(_greets_as_the_message_comes)) as port:
+        answer = await _send(port, _request())
+    assert answer.failure is None
+    assert (answer.body, answer.websocket_message) == (b"hello", "text")
+
+
+async def test_a_reply_that_is_no_echo_stays_the_answer_timed_at_its_end() -> None:
+    async with fault_server(_upgrading(_answers_otherwise)) as port:
+        started = time.perf_counter()
+        answer = await _send(port, _request())
+        waited_s = time.perf_counter() - started
+    assert answer.failure is None and answer.body == b"HELLO"
+    # It waited briefly for an echo that never came, and that wait is in no latency.
+    assert waited_s >= 0.05 and answer.timings.total_ns < 0.05 * 1e9

@@ -65,6 +65,13 @@ _TURN_S: Final = 0.005
 _PONG_BACKLOG_BYTES: Final = 64 * 1024
 # How long the close handshake may take after the echo (it is not part of the answer).
 _CLOSE_GRACE_S: Final = 1.0
+# After a first reply that is not the echo (a greeting), how long the echo may still come:
+# a few handshake times, at least the first, at most the second. The answer is timed at its
+# own end, so a wait that finds nothing is in no latency.
+_ECHO_GRACE_MIN_S: Final = 0.05
+_ECHO_GRACE_S: Final = 0.5
+# Replies read at most while looking for the echo.
+_REPLIES_READ: Final = 16
 # What the close handshake reads at most (a server still sending frames is cut).
 _CLOSE_READ_BYTES: Final = 1024 * 1024
 
@@ -159,6 +166,48 @@ class _Echo:
         if room > 0:
             self.body += data[:room]
         self.finished = finished
+
+
+class _Replies:
+    """The data messages after the probe's own: the first, and the first equal to what was
+    sent. A greeting the server writes after the 101 may arrive after the probe's message
+    left, and would be taken for the echo; when the first reply is not an echo, the echo that
+    follows it (within `_ECHO_GRACE_S`) is. A server that answers with something else keeps
+    its first reply."""
+
+    def __init__(self, capture: int, sent: bytes) -> None:
+        self.capture = capture
+        self.sent_bytes = len(sent)
+        self.sent_digest = hashlib.sha256(sent).digest()
+        self.current = _Echo(capture)
+        self.first: _Echo | None = None
+        self.echo: _Echo | None = None
+        self.ended_ns = 0  # when the answer (the echo, or else the first reply) ended
+        self.seen = 0
+
+    def add(self, data: bytes, kind: MessageType, finished: bool) -> None:
+        if self.echo is not None or self.seen >= _REPLIES_READ:
+            return  # decided: later messages (in the same read) are not the answer
+        try:
+            self.current.add(data, kind, finished)
+        except Failure:
+            if self.first is None:
+                raise
+            self.seen = _REPLIES_READ  # a later message over the cap: the first stays
+            return
+        if not self.current.finished:
+            return
+        self.seen += 1
+        reply = self.current
+        if self.first is None:
+            self.first, self.ended_ns = reply, time.perf_counter_ns()
+        if reply.size_bytes == self.sent_bytes and reply.digest.digest() == self.sent_digest:
+            self.echo, self.ended_ns = reply, time.perf_counter_ns()
+        self.current = _Echo(self.capture)
+
+    @property
+    def answer(self) -> _Echo | None:
+        return self.echo or self.first
 
 
 def _framing(upgrade: Upgrade) -> Framing:
@@ -368,15 +417,41 @@ class WebSocketProber:
             _feed(socket, framing, data, _ignore)
         if probe.idle_s > 0:
             await _stay_idle(socket, framing, probe.idle_s)
+        ended_ns = None
         if probe.message is not None:
+            replies = _Replies(endpoint.body_capture_bytes, probe.message.encode("utf-8"))
             _write(socket, framing.send(Message(data=probe.message)))
-            while not echo.finished:
+            while replies.first is None:
                 data = await socket.read()
                 if not data:
                     raise Failure("reset", "connection closed before the echo was complete")
-                _feed(socket, framing, data, echo.add)
-        observation = _observation(endpoint, socket, exchange, started_ns, timings, echo)
+                _feed(socket, framing, data, replies.add)
+            if replies.echo is None:
+                handshake_s = ((exchange.first_byte_ns or started_ns) - started_ns) / 1e9
+                await _echo_after(socket, framing, replies, handshake_s)
+            echo, ended_ns = replies.answer or echo, replies.ended_ns
+        observation = _observation(
+            endpoint, socket, exchange, started_ns, timings, echo, ended_ns=ended_ns
+        )
         return observation, framing
+
+
+async def _echo_after(
+    socket: _Socket, framing: Framing, replies: _Replies, handshake_s: float
+) -> None:
+    """Read on, briefly, for an echo after a first reply that was not one: a few times what
+    the handshake took (a round trip and the server's turn), within `_ECHO_GRACE_S`. What
+    ends the wait early (a close, frames wsproto refuses) leaves the first reply the answer."""
+    grace_s = min(_ECHO_GRACE_S, max(_ECHO_GRACE_MIN_S, 4 * handshake_s))
+    try:
+        async with asyncio.timeout(grace_s):
+            while replies.echo is None and replies.seen < _REPLIES_READ:
+                data = await socket.read()
+                if not data:
+                    return
+                _feed(socket, framing, data, replies.add)
+    except (TimeoutError, Failure):
+        return
 
 
 def _ignore(data: bytes, kind: MessageType, finished: bool) -> None:
@@ -441,6 +516,8 @@ def _observation(
     started_ns: int,
     timings: dict[str, int],
     echo: _Echo | None = None,
+    *,
+    ended_ns: int | None = None,
 ) -> Observation:
     if echo is None:
         body, body_bytes, digest = bytes(exchange.body), exchange.body_bytes, exchange.digest
@@ -455,7 +532,7 @@ def _observation(
         body=body,
         body_bytes=body_bytes,
         body_sha256=digest.hexdigest(),
-        timings=answer_timings(started_ns, timings, exchange.first_byte_ns),
+        timings=answer_timings(started_ns, timings, exchange.first_byte_ns, ended_ns),
         tls=socket.tls,
         websocket_message=None if echo is None else echo.kind,
     )
