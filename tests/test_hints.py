@@ -17,6 +17,7 @@ from shadowdiff.report.hints import hint_for
     ("kind", "field", "example", "urls", "expected"),
     [
         ("status", "status", ("308", "302"), (), "statusCode: 308"),
+        ("transport", "error", ("HTTP 200", "tls_handshake"), (), "offers h2 where"),
         ("status", "status", ("308", "301"), (), "statusCode: 308"),
         ("status", "status", ("200", "413"), (), "body-size"),
         ("status", "status", ("200", "404"), (), "PathPrefix"),

@@ -122,6 +122,17 @@ def hint_for(
                 "source": "[IN] auth and source-range annotations",
             }
         return None
+    if kind == "transport" and candidate == "tls_handshake":
+        return {
+            "cause": "the TLS handshake with the new entry point failed: no listener serves "
+            "this hostname (SNI) with a certificate, the TLS versions or ciphers do not meet, "
+            'or the request asks for a protocol it does not offer (`http: "2"` offers only h2 '
+            "by ALPN); the report's failure message says which",
+            "fix": "check the Gateway listener for this hostname (hostname, certificateRefs, "
+            "TLS options) and that it offers h2 where the old entry point did; `http: auto` "
+            "compares the protocol each side chooses instead",
+            "source": "[GW] Listener TLS and ALPN; [IN] TLS per Ingress host",
+        }
     if kind == "websocket" and field == "subprotocol":
         return {
             "cause": "another WebSocket subprotocol was chosen: Sec-WebSocket-Protocol did not "
