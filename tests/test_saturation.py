@@ -91,7 +91,7 @@ async def test_a_stalling_target_is_not_blamed_on_the_sender(
     load = report["load"]
     assert load is not None and load["valid"] is False  # 4 in flight x 5/s: 20 of 100 pairs/s
     assert load["sender"]["limited"] is False, load
-    assert outcome.late_by_slots > 10 and outcome.late_by_sender <= 5
+    assert outcome.late_by_slots > 0 and outcome.late_by_sender <= 5
     assert "waited for a slot in flight: the targets answered too slowly" in (load["reason"] or "")
     # The pairs no slot came free for before the window ended are dropped, as k6 drops
     # iterations: the run ends with its window (and the pairs in flight), not 5 s later.
