@@ -787,5 +787,6 @@ async def test_a_reply_that_is_no_echo_stays_the_answer_timed_at_its_end() -> No
         answer = await _send(port, _request())
         waited_s = time.perf_counter() - started
     assert answer.failure is None and answer.body == b"HELLO"
-    # It waited briefly for an echo that never came, and that wait is in no latency.
-    assert waited_s >= 0.05 and answer.timings.total_ns < 0.05 * 1e9
+    # It waited briefly (at least 50 ms) for an echo that never came, and that wait is in no
+    # latency: the answer is timed at the reply's end.
+    assert answer.timings.total_ns / 1e9 <= waited_s - 0.045
