@@ -60,7 +60,9 @@ async def test_latency_severity_is_a_setting(
     ca_file: Path,
 ) -> None:
     baseline = await start_entry_point(handler=planted(0.0))
-    candidate = await start_entry_point("127.0.0.2", handler=planted(0.05))
+    # 100 ms: what is tested is the setting, so the slowdown is made plain even on a CI
+    # machine under load (50 ms went unseen once in a clean-clone run here).
+    candidate = await start_entry_point("127.0.0.2", handler=planted(0.1))
     body = SCENARIO.replace("compare: {", "compare: {latency_severity: error, ")
     report = await run_scenario(
         load_scenario(write_scenario(baseline, candidate, body, ca_file), environ={})
