@@ -200,6 +200,50 @@ async def test_noise_calibration_sets_random_fields_aside_and_keeps_real_ones(
     assert report["totals"]["pairs_with_differences"] == 40
 
 
+async def test_calibration_never_doubles_the_baseline_requests_a_client_has_open(
+    start_entry_point: Callable[..., Any], write_scenario: Callable[..., Path], ca_file: Path
+) -> None:
+    from aiohttp import web
+
+    # A baseline that refuses a client's second request in flight, as ingress-nginx's
+    # limit-connections annotation does, and a candidate that fails every request. The
+    # calibration's request, sent beside the pair's, was refused: `status` became noise on
+    # 100% of samples, and the candidate's 503s were all ruled noise (exit 0).
+    open_requests = [0]
+
+    async def limited(request: web.Request) -> web.Response:
+        if open_requests[0] >= 1:
+            return web.Response(status=503, text="limit-connections")
+        open_requests[0] += 1
+        try:
+            await asyncio.sleep(0.01)
+            return web.Response(text="ok")
+        finally:
+            open_requests[0] -= 1
+
+    async def failing(request: web.Request) -> web.Response:
+        return web.Response(status=503, text="no healthy upstream")
+
+    baseline = await start_entry_point(handler=limited)
+    candidate = await start_entry_point("127.0.0.2", handler=failing)
+    scenario = load_scenario(
+        write_scenario(
+            baseline,
+            candidate,
+            "defaults: {concurrency: 1}\ncompare: {noise: {share: 0.5}}\n"
+            "requests:\n  - {name: page, url: 'https://app.example.com/', repeat: 10}\n",
+            ca_file,
+        )
+    )
+    collector = RunCollector()
+    await replay(scenario, collector)
+    report = build_report(scenario, collector, started_at="t", duration_s=1.0)
+    assert report["requests"][0]["status"]["baseline"] == {"200": 10}
+    statuses = [s for s in report["signatures"] if s["kind"] == "status"]
+    assert [(s["status"], s["count"]) for s in statuses] == [("reported", 10)], statuses
+    assert report["outcome"]["exit_code"] == ExitCode.DIFFERENCES
+
+
 async def test_progress_counts_differing_pairs_as_the_verdict_does(
     start_entry_point: Callable[..., Any],
     write_scenario: Callable[..., Path],

@@ -38,7 +38,7 @@ from shadowdiff.scenario import Scenario
 from shadowdiff.scenario.model import LoadSettings
 from shadowdiff.spec import SIDES, RequestSpec
 from shadowdiff.trace import new_pair_trace, parse_traceparent, written_traceparent
-from shadowdiff.transport import Transport, open_transport
+from shadowdiff.transport import Pending, Transport, open_transport
 from shadowdiff.transport.loop_noise import quiet_loop_noise
 from shadowdiff.wire import refusal, unsafe_reason, websocket_refusal
 
@@ -163,10 +163,16 @@ class _PairRunner:
         # which starts at the loop's next turn).
         first_sent = first.start(request, first_trace)
         second_sent = second.start(request, second_trace)
-        again_sent = self.baseline.start(request, again_trace) if calibrate else None
+        again_sent: Pending | None = None
         try:
             first_answer = await first_sent
             second_answer = await second_sent
+            # The calibration's request goes once the pair is answered, never beside it: sent
+            # at once, it gave the baseline two requests where the candidate had one, and a
+            # baseline that limits a client's connections (ingress-nginx limit-connections)
+            # refused one, which made `status` noise and hid a candidate failing every pair.
+            if calibrate:
+                again_sent = self.baseline.start(request, again_trace)
             again = await again_sent if again_sent is not None else None
         except asyncio.CancelledError:
             first_sent.cancel()
@@ -256,12 +262,9 @@ async def replay(
     worker_count, worker = share[1], share[0]
     # Each of n workers takes its share of the run's pairs in flight.
     in_flight = max(1, math.ceil(pairs_in_flight(scenario, load, concurrency) / worker_count))
-    # A calibrated pair sends to the baseline twice at once: its pool must hold both sends,
-    # or the second would wait for a connection and the baseline would look slower.
-    calibrating = scenario.compare.noise.share > 0
-    baseline = transport_factory(
-        scenario.endpoint("baseline"), in_flight * (2 if calibrating else 1)
-    )
+    # Each side holds a pair's one request at a time (a calibrated pair sends its baseline
+    # request again once the pair is answered, see _PairRunner.run).
+    baseline = transport_factory(scenario.endpoint("baseline"), in_flight)
     candidate = transport_factory(scenario.endpoint("candidate"), in_flight)
     runner = _PairRunner(
         scenario, baseline, candidate, sink, random.Random(seed if seed is None else seed + worker)
