@@ -35,6 +35,9 @@ class Pair:
     # to look the pair up in an APM on both data planes; None when the run sends none.
     trace_id: str | None = None
     repetition: int = 0  # which sending of `request` this is (0-based; laps of a load continue)
+    # Noise calibration: the second baseline request was refused (see `refused`) where the
+    # pair's was served, so it gave no noise sample (`noise` is None).
+    calibration_refused: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -244,6 +244,71 @@ async def test_calibration_never_doubles_the_baseline_requests_a_client_has_open
     assert report["outcome"]["exit_code"] == ExitCode.DIFFERENCES
 
 
+async def test_a_calibration_refused_by_a_rate_limit_is_no_noise_and_is_said(
+    start_entry_point: Callable[..., Any], write_scenario: Callable[..., Path], ca_file: Path
+) -> None:
+    from aiohttp import web
+    from rich.console import Console
+
+    from shadowdiff.render.html import render_html
+    from shadowdiff.render.junit import render_junit
+    from shadowdiff.render.markdown import render_markdown
+    from shadowdiff.render.terminal import render_report
+
+    # A baseline that serves one request per 50 ms and refuses the rest, as ingress-nginx's
+    # limit-rps does without a burst, and a candidate that fails every request. Pairs come
+    # 100 ms apart, so the pair's own request is served and the calibration's, right after
+    # it, is refused: that is the limit, not an answer that varies, and counted as noise it
+    # made every status difference noise (exit 0).
+    last_served_s = [-1.0]
+
+    async def rate_limited(request: web.Request) -> web.Response:
+        now_s = asyncio.get_running_loop().time()
+        if now_s - last_served_s[0] < 0.05:
+            return web.Response(status=503, text="limit-rps")
+        last_served_s[0] = now_s
+        return web.Response(text="ok")
+
+    async def failing(request: web.Request) -> web.Response:
+        return web.Response(status=503, text="no healthy upstream")
+
+    baseline = await start_entry_point(handler=rate_limited)
+    candidate = await start_entry_point("127.0.0.2", handler=failing)
+    scenario = load_scenario(
+        write_scenario(
+            baseline,
+            candidate,
+            "compare: {noise: {share: 1}}\nload: {model: open, rate: 10, duration_s: 0.8}\n"
+            "requests:\n  - {name: page, url: 'https://app.example.com/'}\n",
+            ca_file,
+        )
+    )
+    collector = RunCollector()
+    await replay(scenario, collector)
+    report = build_report(scenario, collector, started_at="t", duration_s=1.0)
+    entry = report["requests"][0]
+    # On a busy machine a late pair can start within 50 ms of the one before; its own request
+    # is refused then, and that pair is calibrated as usual.
+    served = entry["status"]["baseline"]["200"]
+    assert entry["pairs"] >= 5 and served >= entry["pairs"] - 2
+    assert entry["noise_refused"] >= served - 1
+    assert entry["noise_refused"] + entry["noise_samples"] == entry["pairs"]
+    statuses = [s for s in report["signatures"] if s["kind"] == "status"]
+    assert [(s["status"], s["count"]) for s in statuses] == [("reported", served)]
+    assert report["outcome"]["exit_code"] == ExitCode.DIFFERENCES
+    # Every format says why the request has fewer noise samples, and what to do.
+    said = f"the baseline refused {entry['noise_refused']} of {entry['pairs']} second requests"
+    console = Console(width=400, record=True)
+    console.print(render_report(report))
+    for rendered in (
+        console.export_text(),
+        render_markdown(report),
+        render_junit(report),
+        render_html(report),
+    ):
+        assert said in rendered and "limit-rps" in rendered
+
+
 async def test_progress_counts_differing_pairs_as_the_verdict_does(
     start_entry_point: Callable[..., Any],
     write_scenario: Callable[..., Path],

@@ -35,6 +35,7 @@ from shadowdiff.render.findings import (
     verdict_line,
     what,
 )
+from shadowdiff.report.calibration import refused_calibration_note
 from shadowdiff.report.schema import Report, RequestEntry, Signature, TlsHost
 from shadowdiff.report.sender import sender_note
 from shadowdiff.spec import SIDES
@@ -149,6 +150,8 @@ def _request_cases(report: Report) -> list[_Case]:
     for entry in report["requests"]:
         case = _Case(entry["name"], _busy_s(entry))
         case.results += _transport_errors(entry)
+        if (note := refused_calibration_note(entry)) is not None:
+            case.output.append(note)
         _add_lines(
             case,
             report,

@@ -13,6 +13,7 @@ import re
 from typing import Final
 
 from shadowdiff.render.findings import fails_run, is_tls, place, shown, verdict_line, what
+from shadowdiff.report.calibration import refused_calibration_note
 from shadowdiff.report.schema import Report, Signature, TlsHost
 from shadowdiff.report.sender import sender_note
 from shadowdiff.spec import SIDES
@@ -144,7 +145,8 @@ def _signatures(report: Report) -> list[str]:
     """Reported and expired signatures, most severe first (as the report orders them)."""
     lines = [line for line in report["signatures"] if line["status"] in ("reported", "expired")]
     aside = [line for line in report["signatures"] if line["status"] in ("accepted", "noise")]
-    if not lines and not aside:
+    refusals = [n for e in report["requests"] if (n := refused_calibration_note(e)) is not None]
+    if not lines and not aside and not refusals:
         return []
     out = ["#### Differences", ""]
     if lines:
@@ -164,6 +166,9 @@ def _signatures(report: Report) -> list[str]:
             out.append(f"- accepted: {where}: {markdown_text(accepted['reason'])}")
         else:
             out.append(f"- noise: {where}: the baseline differs from itself here")
+    if refusals and lines and not aside:
+        out.append("")
+    out += [f"- {markdown_text(note)}" for note in refusals]
     return out
 
 

@@ -14,6 +14,7 @@ from rich.text import Text
 
 from shadowdiff.render.findings import place, what
 from shadowdiff.render.tls_table import tls_table
+from shadowdiff.report.calibration import refused_calibration_note
 from shadowdiff.report.schema import (
     Report,
     RequestEntry,
@@ -413,6 +414,10 @@ def _set_aside(report: Report) -> Text | None:
                 f"in {line['noise_rate']:.0%}, candidate in {line['share']:.0%}\n",
                 style="dim",
             )
+    for entry in report["requests"]:
+        if (note := refused_calibration_note(entry)) is not None:
+            text.append("noise    ", style="dim")
+            text.append(note + "\n", style="yellow")
     text.rstrip()
     return text if text else None
 

@@ -18,13 +18,14 @@ import math
 import random
 import time
 from collections.abc import Callable
-from typing import TypeVar
+from typing import Final, TypeVar
 
 from shadowdiff.compare import compare
 from shadowdiff.compare.backend_split import answered_by
 from shadowdiff.compare.options import CompareOptions, compare_options
 from shadowdiff.endpoint import Endpoint
 from shadowdiff.errors import RequestRefused
+from shadowdiff.observation import Observation
 from shadowdiff.pair import LoadOutcome, Pair, PairSink
 from shadowdiff.replay.pacing import (
     Schedule,
@@ -96,6 +97,16 @@ def refuse_unsendable(scenario: Scenario) -> None:
             reasons.append(f"{spec.name}: {reason}")
     if reasons:
         raise RequestRefused(reasons)
+
+
+# Answers with which entry points refuse a client over a limit: ingress-nginx's
+# limit-connections and limit-rps answer 503 by default, and 429 is the usual setting.
+_LIMIT_STATUSES: Final = frozenset({429, 503})
+
+
+def refused(answer: Observation) -> bool:
+    """Whether an answer is a refusal: no answer at all, or a limit's status code."""
+    return answer.failure is not None or answer.status in _LIMIT_STATUSES
 
 
 class _PairRunner:
@@ -186,8 +197,16 @@ class _PairRunner:
         baseline_answer.traceparent, candidate_answer.traceparent = baseline_trace, candidate_trace
         if again is not None:
             again.traceparent = again_trace
+        # A second baseline answer refused where the pair's was served tells of a limit on
+        # the baseline, not of an answer that varies: the calibration's request is one more
+        # in the client's budget (ingress-nginx's limit-rps), or one more open at once when
+        # other pairs are in flight (limit-connections). Counted as noise, it made `status`
+        # noise and hid a candidate that refused every request.
+        calibration_refused = again is not None and refused(again) and not refused(baseline_answer)
         noise = (
-            None if again is None else tuple(compare(request, baseline_answer, again, self.options))
+            None
+            if again is None or calibration_refused
+            else tuple(compare(request, baseline_answer, again, self.options))
         )
         differences = compare(request, baseline_answer, candidate_answer, self.options)
         if request.ignore_kinds:
@@ -214,6 +233,7 @@ class _PairRunner:
                 ),
                 trace_id=trace_id,
                 repetition=repetition,
+                calibration_refused=calibration_refused,
             )
         )
         self.completed += 1

@@ -206,6 +206,9 @@ class RequestTally:
     pairs: int = 0
     tls_probe: bool = False  # a hostname's TLS findings rather than a request's
     noise_samples: int = 0  # pairs calibrated with a second baseline answer
+    # Calibrations whose second baseline request was refused where the pair's was served
+    # (shadowdiff.replay.engine.refused): a limit on the baseline, no noise sample.
+    noise_refused: int = 0
     # Keyed by the status code as an int; the report writes them as strings.
     statuses: dict[Side, Counter[int]] = field(
         default_factory=lambda: {side: Counter() for side in SIDES}
@@ -273,6 +276,7 @@ class RequestTally:
         other.flush()
         self.pairs += other.pairs
         self.noise_samples += other.noise_samples
+        self.noise_refused += other.noise_refused
         self.retries.update(other.retries)
         for side in SIDES:
             self.statuses[side].update(other.statuses[side])
@@ -387,6 +391,8 @@ class RunCollector:
             self.pairs_with_differences += 1
         if board is not None:
             board.pair(differs=differs, measured=pair.measured)
+        if pair.calibration_refused:
+            tally.noise_refused += 1
         if pair.noise is not None:
             tally.noise_samples += 1
             for key in {d.signature for d in noise_found}:

@@ -208,6 +208,7 @@ def _request_entry(
         "pairs": tally.pairs,
         "pairs_with_differences": _differing_pairs(tally, decided),
         "noise_samples": tally.noise_samples,
+        "noise_refused": tally.noise_refused,
         "status": {
             side: {str(status): count for status, count in sorted(tally.statuses[side].items())}
             for side in SIDES

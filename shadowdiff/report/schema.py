@@ -388,6 +388,7 @@ class RequestEntry(TypedDict):
     pairs: int
     pairs_with_differences: int
     noise_samples: int
+    noise_refused: int
     status: dict[Side, dict[str, int]]  # status code as a string -> count
     failures: dict[Side, dict[str, FailureSeen]]  # failure class -> first seen
     latency_ms: RequestLatency

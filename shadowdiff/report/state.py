@@ -59,6 +59,7 @@ def _tally_state(tally: RequestTally, order: int = 0) -> dict[str, Any]:
         "pairs": tally.pairs,
         "tls_probe": tally.tls_probe,
         "noise_samples": tally.noise_samples,
+        "noise_refused": tally.noise_refused,
         "statuses": {side: sorted(tally.statuses[side].items()) for side in SIDES},
         "failures": {side: dict(tally.failures[side]) for side in SIDES},
         "failure_messages": {side: dict(tally.failure_messages[side]) for side in SIDES},

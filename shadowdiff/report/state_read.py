@@ -199,6 +199,8 @@ def _tally_from_state(reader: _Reader, data: Any, path: str) -> RequestTally:
         pairs=r.count(r.key(data, path, "pairs"), f"{path}.pairs"),
         tls_probe=r.flag(r.key(data, path, "tls_probe"), f"{path}.tls_probe"),
         noise_samples=r.count(r.key(data, path, "noise_samples"), f"{path}.noise_samples"),
+        # Absent from the states of shadowdiff before it counted refused calibrations.
+        noise_refused=r.count(r.obj(data, path).get("noise_refused", 0), f"{path}.noise_refused"),
     )
     for side in SIDES:
         statuses = r.items(r.key(r.key(data, path, "statuses"), path, side), f"{path}.statuses")

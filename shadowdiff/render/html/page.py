@@ -25,6 +25,7 @@ from markupsafe import Markup
 from shadowdiff.render.findings import fails_run, is_tls, place, shown, what
 from shadowdiff.render.html import plots
 from shadowdiff.render.tls_table import ROWS as TLS_ROWS
+from shadowdiff.report.calibration import refused_calibration_note
 from shadowdiff.report.schema import Report, RequestEntry, Signature, TlsHost
 from shadowdiff.report.sender import sender_note
 from shadowdiff.spec import SIDES, Side
@@ -116,6 +117,9 @@ def _page(report: Report) -> dict[str, Any]:
         "thresholds": _thresholds(report),
         "load": report["load"],
         "sender_note": None if report["load"] is None else sender_note(report["load"]),
+        "calibration_notes": [
+            note for entry in requests if (note := refused_calibration_note(entry)) is not None
+        ],
         "coverage": _coverage(report),
         "sources": report.get("sources") or [],
         "colours": plots.SIDE_COLOURS,
