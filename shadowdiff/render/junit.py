@@ -38,6 +38,7 @@ from shadowdiff.render.findings import (
 from shadowdiff.report.calibration import refused_calibration_note
 from shadowdiff.report.schema import Report, RequestEntry, Signature, TlsHost
 from shadowdiff.report.sender import sender_note
+from shadowdiff.report.thresholds import measured_note
 from shadowdiff.spec import SIDES
 
 # XML 1.0 section 2.2 (Char): everything else a Python string can hold. And bidirectional
@@ -306,6 +307,8 @@ def _run_cases(report: Report) -> list[_Case]:
         else:
             unit = f" {threshold['unit']}" if threshold["unit"] else ""
             said = f"measured {measured:g}{unit}, limit {threshold['limit']:g}{unit}"
+            if (note := measured_note(threshold)) is not None:
+                said += f" ({note})"
         if threshold["passed"]:
             case.output.append(said)
         else:

@@ -16,6 +16,7 @@ from shadowdiff.render.findings import fails_run, is_tls, place, shown, verdict_
 from shadowdiff.report.calibration import refused_calibration_note
 from shadowdiff.report.schema import Report, Signature, TlsHost
 from shadowdiff.report.sender import sender_note
+from shadowdiff.report.thresholds import measured_note
 from shadowdiff.spec import SIDES
 
 # GitHub refuses a step summary over 1 MiB ("$GITHUB_STEP_SUMMARY upload aborted, supports
@@ -263,6 +264,8 @@ def _thresholds(report: Report) -> list[str]:
         measured = threshold["measured"]
         said = f"{measured:g}{unit}" if measured is not None else _cell(threshold["reason"])
         result = "pass" if threshold["passed"] else "**FAIL**"
+        if (note := measured_note(threshold)) is not None:
+            result += f" ({_cell(note)})"
         request = markdown_text(threshold["request"] or "")
         out.append(
             f"| {markdown_text(threshold['check'])} | {request} | {said} | "

@@ -24,6 +24,7 @@ from shadowdiff.report.schema import (
     Target,
 )
 from shadowdiff.report.sender import sender_note
+from shadowdiff.report.thresholds import measured_note
 from shadowdiff.spec import SIDES, Side
 
 _SEVERITY_STYLE: Final = {
@@ -440,7 +441,9 @@ def _thresholds(report: Report) -> Text | None:
             shown = f"{measured:.4%}"
         else:
             shown = f"{measured:.3f}"
-        text.append(f"{result['check']}{where}: measured {shown}\n")
+        note = measured_note(result)
+        text.append(f"{result['check']}{where}: measured {shown}")
+        text.append(f" ({note})\n" if note else "\n")
     return text
 
 

@@ -364,6 +364,7 @@ def build_report(
                 "unit": "",
                 "passed": share is not None and share >= minimum,
                 "reason": None if share is not None else "no rules in the coverage files",
+                "interval": None,
             }
         )
     load_entry = _load_entry(scenario, load)

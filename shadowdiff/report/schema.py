@@ -236,6 +236,8 @@ class ThresholdResult(TypedDict):
     unit: Literal["ms", ""]
     passed: bool
     reason: str | None
+    # A latency ratio that identical sides would pass: its 95% interval (see thresholds.py).
+    interval: list[float] | None
 
 
 # Milliseconds. Only `count` and `errors` when nothing was answered. (Functional form: `p99.9`

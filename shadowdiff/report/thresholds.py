@@ -1,4 +1,13 @@
-"""Evaluate a scenario's thresholds against the run's tallies. Pure."""
+"""Evaluate a scenario's thresholds against the run's tallies. Pure.
+
+A latency ratio (`ratio.p50 < 1.1`) compares two samples of one run, so chance alone moves it:
+two identical entry points measured `ratio.p50` 1.3 in one run of 150 pairs in five. Where
+identical entry points would pass a ratio threshold (the limit lets 1 through), a measured
+ratio past the limit fails only when the ratio's 95% interval leaves 1 out: the data must show
+that the candidate differs at all. The interval is the bootstrap the report's latency
+comparison uses (percentiles), or the delta method's (means); `max` has none and, as every
+other threshold, is judged on the measured value alone.
+"""
 
 from __future__ import annotations
 
@@ -12,6 +21,7 @@ from shadowdiff.report.schema import ThresholdResult
 from shadowdiff.scenario.model import Threshold
 from shadowdiff.spec import Side
 from shadowdiff.stats.histogram import LatencyHistogram
+from shadowdiff.stats.latency import mean_ratio_interval, percentile_ratio_interval
 
 _OPERATORS: Final[dict[str, Callable[[float, float], bool]]] = {
     "<": operator.lt,
@@ -52,6 +62,16 @@ def _measure(
     return histogram.percentiles((float(metric[1:]),))[0] / 1000
 
 
+def _ratio_interval(metric: str, tallies: Sequence[RequestTally]) -> tuple[float, float] | None:
+    """The 95% interval of a latency ratio; None for a metric without one."""
+    baseline, candidate = _latency(tallies, "baseline"), _latency(tallies, "candidate")
+    if metric == "mean":
+        return mean_ratio_interval(baseline, candidate)
+    if metric.startswith("p"):
+        return percentile_ratio_interval(baseline, candidate, float(metric[1:]), resamples=1000)
+    return None
+
+
 def evaluate_thresholds(
     thresholds: Sequence[Threshold],
     tallies: Sequence[RequestTally],
@@ -69,9 +89,20 @@ def evaluate_thresholds(
         ]
         differing = sum(differing_pairs.get(t.request.name, 0) for t in chosen)
         measured = _measure(subject, metric, chosen, differing) if chosen else None
-        unit: Literal["ms", ""] = (
-            "ms" if metric not in ("error_rate", "difference_rate") and subject != "ratio" else ""
-        )
+        latency = metric not in ("error_rate", "difference_rate")
+        unit: Literal["ms", ""] = "ms" if latency and subject != "ratio" else ""
+        passes = _OPERATORS[op]
+        passed = measured is not None and passes(measured, limit)
+        reason = None if measured is not None else "no matching data"
+        interval = None
+        if subject == "ratio" and latency and measured is not None and passes(1.0, limit):
+            interval = _ratio_interval(metric, chosen)
+            if not passed and interval is not None and interval[0] <= 1.0 <= interval[1]:
+                passed = True
+                reason = (
+                    f"within chance: the 95% interval {interval[0]:.3f}-{interval[1]:.3f} "
+                    "holds 1 (no difference)"
+                )
         results.append(
             {
                 "check": threshold.check,
@@ -79,8 +110,22 @@ def evaluate_thresholds(
                 "measured": None if measured is None else round(measured, 6),
                 "limit": limit,
                 "unit": unit,
-                "passed": measured is not None and _OPERATORS[op](measured, limit),
-                "reason": None if measured is not None else "no matching data",
+                "passed": passed,
+                "reason": reason,
+                "interval": None if interval is None else [round(v, 4) for v in interval],
             }
         )
     return results
+
+
+def measured_note(result: ThresholdResult) -> str | None:
+    """What the reports add after a measured value: why a ratio past its limit passed, or the
+    interval of one that failed. None when there is nothing to add."""
+    if result["measured"] is None:
+        return None
+    if result["reason"] is not None:
+        return result["reason"]
+    interval = result.get("interval")  # none in a report saved before intervals
+    if interval is not None and not result["passed"]:
+        return f"95% interval {interval[0]:.3f}-{interval[1]:.3f}"
+    return None

@@ -84,6 +84,53 @@ def _resampled_quantile(
     return resampled
 
 
+def _ratio_interval(
+    baseline: LatencyHistogram,
+    candidate: LatencyHistogram,
+    q: float,
+    resamples: int,
+    rng: np.random.Generator,
+) -> tuple[float, float]:
+    ratios = _resampled_percentile(candidate, q, resamples, rng) / np.maximum(
+        _resampled_percentile(baseline, q, resamples, rng), 1.0
+    )
+    low, high = (float(v) for v in np.percentile(ratios, (2.5, 97.5)))
+    return low, high
+
+
+def percentile_ratio_interval(
+    baseline: LatencyHistogram,
+    candidate: LatencyHistogram,
+    q: float,
+    *,
+    resamples: int = BOOTSTRAP_RESAMPLES,
+    seed: int = 0,
+) -> tuple[float, float] | None:
+    """The 95% bootstrap interval of candidate/baseline at the q-th percentile (as
+    `compare_latency` computes it); None when a side has no sample."""
+    if not baseline.count or not candidate.count:
+        return None
+    return _ratio_interval(baseline, candidate, q, resamples, np.random.default_rng(seed))
+
+
+def mean_ratio_interval(
+    baseline: LatencyHistogram, candidate: LatencyHistogram
+) -> tuple[float, float] | None:
+    """An approximate 95% interval of candidate/baseline of the means: each mean's standard
+    error, carried to the ratio's logarithm (the delta method). None below MIN_SAMPLES on a
+    side or with a mean of zero: a standard error from a handful of latencies says little."""
+    if min(baseline.count, candidate.count) < MIN_SAMPLES:
+        return None
+    if baseline.mean_us <= 0 or candidate.mean_us <= 0:
+        return None
+    spread = math.hypot(
+        baseline.std_us / baseline.mean_us / math.sqrt(baseline.count),
+        candidate.std_us / candidate.mean_us / math.sqrt(candidate.count),
+    )
+    ratio = candidate.mean_us / baseline.mean_us
+    return ratio * math.exp(-1.96 * spread), ratio * math.exp(1.96 * spread)
+
+
 def compare_latency(
     baseline: LatencyHistogram,
     candidate: LatencyHistogram,
@@ -107,10 +154,7 @@ def compare_latency(
             baseline.percentiles((q,))[0],
             candidate.percentiles((q,))[0],
         )
-        ratios = _resampled_percentile(candidate, q, resamples, rng) / np.maximum(
-            _resampled_percentile(baseline, q, resamples, rng), 1.0
-        )
-        low, high = (float(v) for v in np.percentile(ratios, (2.5, 97.5)))
+        low, high = _ratio_interval(baseline, candidate, q, resamples, rng)
         verdict = "alike"
         if low > regression_ratio:
             verdict = "slower"

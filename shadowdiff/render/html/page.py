@@ -28,6 +28,7 @@ from shadowdiff.render.tls_table import ROWS as TLS_ROWS
 from shadowdiff.report.calibration import refused_calibration_note
 from shadowdiff.report.schema import Report, RequestEntry, Signature, TlsHost
 from shadowdiff.report.sender import sender_note
+from shadowdiff.report.thresholds import measured_note
 from shadowdiff.spec import SIDES, Side
 from shadowdiff.stats.timeline import MAX_INTERVALS
 
@@ -376,7 +377,8 @@ def _thresholds(report: Report) -> list[dict[str, Any]]:
                 "measured": f"{measured:g}{unit}" if measured is not None else "—",
                 "limit": f"{threshold['limit']:g}{unit}",
                 "passed": threshold["passed"],
-                "reason": threshold["reason"] or "",
+                "reason": (threshold["reason"] if measured is None else measured_note(threshold))
+                or "",
             }
         )
     return out
