@@ -18,7 +18,12 @@ from shadowdiff.spec import RequestSpec
 
 from .test_cli import shadowdiff
 
+# Two pairs in flight: with more, the first answers wait behind dozens of TLS handshakes made
+# by client and servers in this one process, and on a busy machine the baseline's median from
+# its send grew past 500 ms, so that 50 ms more was under the 10% a latency difference needs
+# (as it should be: what is wrong there is the measurement set-up, not the rule).
 SCENARIO = """\
+defaults: {concurrency: 2}
 compare: {noise: {share: 0}}
 requests:
   - {name: slow route, url: 'https://app.example.com/slow', repeat: 30}
