@@ -15,6 +15,7 @@ from shadowdiff.report.latency_finding import LatencyRules, latency_difference
 from shadowdiff.run import run_scenario
 from shadowdiff.scenario import load_scenario
 from shadowdiff.spec import RequestSpec
+from shadowdiff.stats.latency import MIN_SAMPLES, compare_latency, compared_histograms
 
 from .test_cli import shadowdiff
 
@@ -97,3 +98,36 @@ def test_a_few_milliseconds_of_jitter_is_not_a_verdict() -> None:
     tally.flush()
     assert latency_difference(tally, LatencyRules()) is None
     assert latency_difference(tally, LatencyRules(min_difference_ms=1.0)) is not None
+
+
+def test_the_ratios_read_the_histograms_the_finding_reads() -> None:
+    """A stalling candidate that fills the open model's slots: from the intended start both
+    sides carry the same 200 ms wait, from the actual send the candidate is 20 ms slower.
+    The finding and the candidate/baseline ratios both read the latter; with too few answers
+    timed from the send, both fall back to the former."""
+
+    def tally(served: int) -> RequestTally:
+        made = RequestTally(RequestSpec("r", "GET", "https://a.example.com/", (), None))
+        for i in range(200):
+            made.latency["baseline"].add(200_000 + 1_000 + i)
+            made.latency["candidate"].add(200_000 + 21_000 + i)
+            made.difference.add(20_000)
+            if i < served:
+                made.uncorrected["baseline"].add(1_000 + i)
+                made.uncorrected["candidate"].add(21_000 + i)
+        made.flush()
+        return made
+
+    def ratio_verdict(made: RequestTally) -> str:
+        pair = compared_histograms(
+            (made.latency["baseline"].histogram, made.latency["candidate"].histogram),
+            (made.uncorrected["baseline"].histogram, made.uncorrected["candidate"].histogram),
+        )
+        return str(compare_latency(*pair, resamples=50)["p50"]["verdict"])
+
+    served = tally(served=200)
+    assert latency_difference(served, LatencyRules()) is not None
+    assert ratio_verdict(served) == "slower"
+    few = tally(served=MIN_SAMPLES - 1)
+    assert ratio_verdict(few) == "alike"
+    assert latency_difference(few, LatencyRules()) is None, "20 ms on 201 ms is under 1.1x"

@@ -9,7 +9,7 @@ import copy
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from aiohttp import web
@@ -120,8 +120,9 @@ async def test_a_stalling_candidate_that_fills_the_slots_is_named_as_the_slower_
     """The candidate alone stalls (20 ms a request; the baseline answers at once) and fills
     load.max_in_flight, so every pair waits for a slot. Measured from the intended start both
     sides carry that wait, which hides the candidate's +20 ms per pair:
-    the ratio read "alike", no latency difference was reported, and the reason blamed "the
-    targets"."""
+    the ratios read "alike", no latency difference was reported, and the reason blamed "the
+    targets". 8 slots: over 100 pairs in 0.6 s (about 180 here), so that the request gets a
+    comparison of its own (latency_ms.comparison) besides the run's."""
 
     async def stalls(request: web.Request) -> web.Response:
         await asyncio.sleep(0.02)
@@ -132,13 +133,23 @@ async def test_a_stalling_candidate_that_fills_the_slots_is_named_as_the_slower_
     path = write_scenario(
         baseline,
         candidate,
-        QUIET + "load: {model: open, rate: 1000, duration_s: 0.6, max_in_flight: 2}\n" + REQUESTS,
+        QUIET + "load: {model: open, rate: 1000, duration_s: 0.6, max_in_flight: 8}\n" + REQUESTS,
     )
     report, _ = await _run(path)
     (request,) = report["requests"]
     assert request["latency_ms"]["difference"]["p50"] > 15, "the paired shift is there"
     latency = [s for s in report["signatures"] if s["kind"] == "latency"]
     assert latency, "a candidate 20 ms slower per pair than a 1 ms baseline is slower"
+    # The ratios agree with the finding: from the actual send, as the terminal says, while
+    # the summaries stay from the intended start (the wait for a slot still shows there).
+    for comparison in (report["latency"]["comparison"], request["latency_ms"]["comparison"]):
+        p50 = cast(dict[str, Any], comparison).get("p50")  # absent with too few samples
+        assert p50 is not None and p50["verdict"] == "slower", comparison
+    shown = _rendered(report).splitlines()
+    (line,) = [line for line in shown if line.startswith("candidate/baseline p50")]
+    assert line.startswith("candidate/baseline p50 from the actual send: ") and "slower" in line
+    corrected = report["latency"]["baseline"]["total"]["p50"]
+    assert corrected > report["latency"]["baseline"]["total_uncorrected"]["p50"] + 20
 
 
 @pytest.mark.parametrize(

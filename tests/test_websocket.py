@@ -8,14 +8,16 @@ from __future__ import annotations
 import asyncio
 import base64
 import hashlib
+import html
 import os
 import signal
 import struct
 import subprocess
 import textwrap
+import threading
 import time
 import zlib
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -23,11 +25,16 @@ import pytest
 from aiohttp import WSMsgType, web
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from rich.console import Console
 
 from shadowdiff.compare.websocket import compare_websocket
 from shadowdiff.endpoint import ClientTls, Endpoint, HeadLimits
 from shadowdiff.errors import ScenarioError
 from shadowdiff.observation import Observation
+from shadowdiff.render.html import plots, render_html
+from shadowdiff.render.markdown import markdown_text, render_markdown
+from shadowdiff.render.terminal import render_report
+from shadowdiff.report.schema import Report
 from shadowdiff.run import run_scenario
 from shadowdiff.scenario import load_scenario
 from shadowdiff.spec import RequestSpec, WebSocketProbe
@@ -78,17 +85,34 @@ def _websocket_app(candidate: bool) -> web.Application:
     return app
 
 
-@pytest.fixture
-async def echo_pair() -> AsyncIterator[tuple[int, int]]:
-    runners = []
-    for candidate in (False, True):
-        runner = web.AppRunner(_websocket_app(candidate), access_log=None)
-        await runner.setup()
-        await web.TCPSite(runner, "127.0.0.1", 0).start()
-        runners.append(runner)
-    yield runners[0].addresses[0][1], runners[1].addresses[0][1]
-    for runner in runners:
-        await runner.cleanup()
+@pytest.fixture(scope="module")
+def echo_pair() -> Iterator[tuple[int, int]]:
+    """The baseline's and the candidate's ports, shared by the module: both servers run on an
+    event loop of their own in a thread (each test has its own loop, which ends with it)."""
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, name="echo-pair", daemon=True)
+    thread.start()
+    runners: list[web.AppRunner] = []
+
+    async def start() -> tuple[int, int]:
+        for side in (False, True):
+            runner = web.AppRunner(_websocket_app(side), access_log=None)
+            runners.append(runner)
+            await runner.setup()
+            await web.TCPSite(runner, "127.0.0.1", 0).start()
+        return runners[0].addresses[0][1], runners[1].addresses[0][1]
+
+    async def stop() -> None:
+        for runner in runners:
+            await runner.cleanup()
+
+    try:
+        yield asyncio.run_coroutine_threadsafe(start(), loop).result(timeout=10)
+    finally:
+        asyncio.run_coroutine_threadsafe(stop(), loop).result(timeout=10)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(timeout=10)
+        loop.close()
 
 
 def _scenario(tmp_path: Path, ports: tuple[int, int], requests: str, extra: str = "") -> Path:
@@ -147,8 +171,45 @@ async def test_an_upgrade_without_a_message_is_calibrated_and_alike(
     assert report["totals"]["unsafe_pairs_sent"] == 0
 
 
+def _shown(report: Report) -> dict[str, list[str]]:
+    """What the terminal's Differences table shows, by request: the lines of each row's
+    difference cell (kind and field, `baseline → candidate`, the trace, a body's diff)."""
+    console = Console(width=200, record=True)
+    console.print(render_report(report))
+    rows: dict[str, list[str]] = {}
+    cell: list[str] = []
+    for line in console.export_text().partition("\nDifferences")[2].splitlines():
+        if not line.startswith("│"):
+            continue
+        severity, where, difference, _ = (part.strip() for part in line[1:-1].split("│"))
+        if severity:
+            cell = rows.setdefault(where, [])
+        cell.append(difference)
+    return rows
+
+
+def _html_rows(report: Report, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    """The HTML report's Differences rows, by request. Without its plots: drawn with
+    matplotlib they cost over a second here (tests/test_html.py draws them), and the rows
+    are filled by the same template either way."""
+    for name in ("latency_cdf_svg", "difference_svg", "timeline_svg"):
+        monkeypatch.setattr(plots, name, lambda *_: None)
+    rows = render_html(report).split('<tr class="signature')[1:]
+    return {html.unescape(row.split("<td>")[3].split("</td>")[0]): row for row in rows}
+
+
+# What the report shows for each planted breakage: the request, `kind: field`, and the two
+# values as the terminal and the HTML show them (None: absent on that side).
+_PLANTED = [
+    ("socket /ws-nosub", "websocket: subprotocol", "chat.v2", None),
+    ("socket /ws-nodeflate", "websocket: extensions", "permessage-deflate", None),
+    ("socket /ws-404", "status", "101", "404"),
+    ("socket /ws-200", "status", "101", "200"),
+]
+
+
 async def test_planted_candidate_breakages_show_as_differences(
-    echo_pair: tuple[int, int], tmp_path: Path
+    echo_pair: tuple[int, int], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     requests = "".join(
         _probe(p) for p in ("/ws-nosub", "/ws-nodeflate", "/ws-shout", "/ws-404", "/ws-200")
@@ -180,16 +241,52 @@ async def test_planted_candidate_breakages_show_as_differences(
     # Sec-WebSocket-Accept answers each side's own key: never a difference.
     assert not any("sec-websocket" in s["field"] for s in report["signatures"])
     assert report["outcome"]["exit_code"] == 1
+    terminal, page, markdown = _assert_shown(report, monkeypatch, _PLANTED)
+    # The echo shouted back: the terminal and the HTML show the two messages as a diff; the
+    # Markdown (a CI step summary) only their sizes and digests, as for any body.
+    assert terminal["socket /ws-shout"][0] == "body"
+    assert {"-hello", "+HELLO"} <= set(terminal["socket /ws-shout"])
+    assert "\n-hello\n+HELLO\n" in page["socket /ws-shout"]
+    (row,) = [line for line in markdown if "| socket /ws-shout |" in line]
+    example = by_kind[("body", "body")]["examples"][0]
+    assert f"| body | socket /ws-shout | 1/1 | {example['baseline']} → {example['candidate']}" in (
+        row
+    )
+
+
+def _assert_shown(
+    report: Report,
+    monkeypatch: pytest.MonkeyPatch,
+    planted: Sequence[tuple[str, str, str | None, str | None]],
+) -> tuple[dict[str, list[str]], dict[str, str], list[str]]:
+    """Each planted breakage reads in the terminal, HTML and Markdown reports as its kind and
+    field with both values, in the row of its own request. Returns the three as read."""
+    terminal, page = _shown(report), _html_rows(report, monkeypatch)
+    markdown = render_markdown(report).splitlines()
+    for request, what, before, after in planted:
+        shown_before, shown_after = before or "(absent)", after or "(absent)"
+        assert terminal[request][:2] == [what, f"{shown_before} → {shown_after}"], terminal
+        assert f"<td>{what}</td>" in page[request]
+        assert (
+            f'<span class="value side-baseline">{shown_before}</span> → '
+            f'<span class="value side-candidate">{shown_after}</span>'
+        ) in page[request]
+        (row,) = [line for line in markdown if f"| {request} |" in line]
+        expected = f"| {markdown_text(what)} | {request} | 1/1 | {shown_before} → {shown_after}"
+        assert f"{expected} (trace " in row, row
+    return terminal, page, markdown
 
 
 async def test_binary_echo_of_a_text_message_is_a_message_type_difference(
-    echo_pair: tuple[int, int], tmp_path: Path
+    echo_pair: tuple[int, int], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     report = await run_scenario(
         load_scenario(_scenario(tmp_path, echo_pair, _probe("/ws-binary")), environ={})
     )
     found = {(s["kind"], s["field"], s["severity"]) for s in report["signatures"]}
     assert found == {("websocket", "message_type", "error")}
+    planted = [("socket /ws-binary", "websocket: message_type", "text", "binary")]
+    _assert_shown(report, monkeypatch, planted)
 
 
 async def test_wss_is_http11_by_alpn_even_where_the_targets_say_http_auto(

@@ -58,6 +58,7 @@ from shadowdiff.stats.histogram import DifferenceHistogram, LatencyHistogram
 from shadowdiff.stats.latency import (
     BOOTSTRAP_RESAMPLES,
     compare_latency,
+    compared_histograms,
     paired_shift,
     summarize,
     summarize_differences,
@@ -121,12 +122,13 @@ def _request_latency(
     if tally.split is not None:
         latency["edge"], latency["backend"] = _split_latency([tally.split])
     if compared:
-        latency["comparison"] = _comparison(
-            tally.latency["baseline"].histogram,
-            tally.latency["candidate"].histogram,
-            regression_ratio,
-            resamples=200,
+        # From the actual send where the open model kept it, as the latency finding reads it:
+        # the wait for a slot both sides share would make a stalling candidate look alike.
+        baseline, candidate = compared_histograms(
+            (tally.latency["baseline"].histogram, tally.latency["candidate"].histogram),
+            (tally.uncorrected["baseline"].histogram, tally.uncorrected["candidate"].histogram),
         )
+        latency["comparison"] = _comparison(baseline, candidate, regression_ratio, resamples=200)
     return latency
 
 
@@ -177,7 +179,13 @@ def _overall_latency(
         "baseline": sides["baseline"],
         "candidate": sides["candidate"],
         "difference": _difference_summary(difference),
-        "comparison": _comparison(totals["baseline"], totals["candidate"], regression_ratio),
+        "comparison": _comparison(
+            *compared_histograms(
+                (totals["baseline"], totals["candidate"]),
+                (uncorrected["baseline"], uncorrected["candidate"]),
+            ),
+            regression_ratio,
+        ),
         # LatencyHistogram.to_dict() is the Histogram shape (tests/test_report_schema.py).
         "histograms": {side: cast(Histogram, totals[side].to_dict()) for side in SIDES},
         "backend_time_from": {

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 from shadowdiff.compare.acceptance import find_acceptance
 from shadowdiff.difference import Difference, Severity
 from shadowdiff.report.collect import RequestTally, SignatureTally
-from shadowdiff.stats.latency import MIN_SAMPLES, paired_shift
+from shadowdiff.stats.latency import MIN_SAMPLES, compared_histograms, paired_shift
 
 if TYPE_CHECKING:
     from shadowdiff.scenario.model import Acceptance
@@ -42,12 +42,10 @@ def latency_difference(tally: RequestTally, rules: LatencyRules) -> Difference |
     shift = paired_shift(tally.difference.histogram, resamples=200)
     if shift is None or shift["low_ms"] <= rules.min_difference_ms:
         return None
-    # Relative to each side's time from its actual send: in the open model the time from the
-    # intended start also holds the wait for a slot, which both sides of a pair share (and
-    # which a candidate that stalls makes long): it would hide the very slowdown it comes from.
-    served = [tally.uncorrected[side].histogram for side in ("baseline", "candidate")]
-    if min(h.count for h in served) >= MIN_SAMPLES:
-        baseline, candidate = served
+    # Relative to each side's time from its actual send where the open model kept it: the
+    # shared wait for a slot would hide the very slowdown it comes from.
+    served = (tally.uncorrected["baseline"].histogram, tally.uncorrected["candidate"].histogram)
+    baseline, candidate = compared_histograms((baseline, candidate), served)
     before, after = baseline.percentiles((50,))[0] / 1000, candidate.percentiles((50,))[0] / 1000
     if 1 + shift["low_ms"] / max(before, 0.001) <= rules.regression_ratio:
         return None

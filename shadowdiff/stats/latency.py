@@ -38,6 +38,25 @@ def summarize(histogram: LatencyHistogram, errors: int = 0) -> dict[str, Any]:
     return stats
 
 
+def compares_from_send(served_counts: tuple[int, int]) -> bool:
+    """Whether the two sides are set side by side from the actual send: when both hold
+    MIN_SAMPLES answers timed so (only the open model keeps them apart from the intended
+    start). Measured from the intended start, a pair's wait for a slot in flight is the same
+    on both sides and, when a stalling candidate fills the slots, long: a ratio of the two
+    would hide the very slowdown that made the wait. The summaries stay from the intended
+    start, so the wait still shows there (coordinated omission is not undone)."""
+    return min(served_counts) >= MIN_SAMPLES
+
+
+def compared_histograms(
+    corrected: tuple[LatencyHistogram, LatencyHistogram],
+    served: tuple[LatencyHistogram, LatencyHistogram],
+) -> tuple[LatencyHistogram, LatencyHistogram]:
+    """(baseline, candidate) to compare: `served` (from the actual send) when
+    `compares_from_send` says so, else `corrected` (from the intended start)."""
+    return served if compares_from_send((served[0].count, served[1].count)) else corrected
+
+
 def summarize_differences(histogram: DifferenceHistogram) -> dict[str, Any]:
     """Candidate minus baseline per pair, in ms; negative: the candidate was faster."""
     if histogram.count == 0:
