@@ -45,6 +45,7 @@ def test_threshold_expressions(check: str, parsed: tuple[str, str, str, float]) 
         ("ratio.p99 < 1.2ms", "a ratio has no unit"),
         ("candidate.error_rate < 3ms", "is a share"),
         ("candidate.p98 < 1ms", "expected SUBJECT.METRIC OP VALUE"),
+        ("ratio.error_rate < 2", "ratio.error_rate is not a threshold"),
     ],
 )
 def test_bad_threshold_is_a_located_scenario_error(

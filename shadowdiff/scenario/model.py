@@ -715,6 +715,13 @@ class Threshold(_Strict):
         subject, metric = (
             (match["subject"], match["metric"]) if match["subject"] else ("run", "difference_rate")
         )
+        if subject == "ratio" and metric == "error_rate":
+            # It was read as the candidate's error rate; and a ratio of two error rates has
+            # no value while the baseline has no error, which is the usual case.
+            raise ValueError(
+                "ratio.error_rate is not a threshold: bound candidate.error_rate, or "
+                f"difference_rate; got {self.check!r}"
+            )
         if metric in ("error_rate", "difference_rate"):
             if unit not in (None, "%"):
                 raise ValueError(
