@@ -133,9 +133,15 @@ async def test_a_stalling_candidate_that_fills_the_slots_is_named_as_the_slower_
     path = write_scenario(
         baseline,
         candidate,
-        QUIET + "load: {model: open, rate: 1000, duration_s: 0.6, max_in_flight: 8}\n" + REQUESTS,
+        QUIET
+        + "load: {model: open, rate: 1000, duration_s: 0.6, max_in_flight: 8}\n"
+        + "thresholds: [ratio.p50 < 1.2]\n"
+        + REQUESTS,
     )
     report, _ = await _run(path)
+    # The ratio threshold reads the same sides: it fails (it passed, alike from the start).
+    (threshold,) = report["thresholds"]
+    assert threshold["passed"] is False and threshold["measured"] > 2, threshold
     (request,) = report["requests"]
     assert request["latency_ms"]["difference"]["p50"] > 15, "the paired shift is there"
     latency = [s for s in report["signatures"] if s["kind"] == "latency"]

@@ -21,7 +21,11 @@ from shadowdiff.report.schema import ThresholdResult
 from shadowdiff.scenario.model import Threshold
 from shadowdiff.spec import Side
 from shadowdiff.stats.histogram import LatencyHistogram
-from shadowdiff.stats.latency import mean_ratio_interval, percentile_ratio_interval
+from shadowdiff.stats.latency import (
+    compared_histograms,
+    mean_ratio_interval,
+    percentile_ratio_interval,
+)
 
 _OPERATORS: Final[dict[str, Callable[[float, float], bool]]] = {
     "<": operator.lt,
@@ -38,6 +42,29 @@ def _latency(tallies: Sequence[RequestTally], side: Side) -> LatencyHistogram:
     return merged
 
 
+def _ratio_sides(tallies: Sequence[RequestTally]) -> tuple[LatencyHistogram, LatencyHistogram]:
+    """(baseline, candidate) for a latency ratio: from the actual send where the open model
+    kept it, as the report's latency comparison reads them (a wait for a slot both sides
+    share would make a candidate that stalls and fills the slots pass `ratio.p99 < 1.2`)."""
+    served = (LatencyHistogram(), LatencyHistogram())
+    for tally in tallies:
+        served[0].merge(tally.uncorrected["baseline"].histogram)
+        served[1].merge(tally.uncorrected["candidate"].histogram)
+    return compared_histograms(
+        (_latency(tallies, "baseline"), _latency(tallies, "candidate")), served
+    )
+
+
+def _latency_figure(histogram: LatencyHistogram, metric: str) -> float | None:
+    if histogram.count == 0:
+        return None
+    if metric == "mean":
+        return histogram.mean_us / 1000
+    if metric == "max":
+        return (histogram.max_us or 0) / 1000
+    return histogram.percentiles((float(metric[1:]),))[0] / 1000
+
+
 def _measure(
     subject: str, metric: str, tallies: Sequence[RequestTally], differing: int
 ) -> float | None:
@@ -49,22 +76,16 @@ def _measure(
         errors = sum(sum(t.failures[side].values()) for t in tallies)
         return errors / pairs if pairs else None
     if subject == "ratio":
-        baseline = _measure("baseline", metric, tallies, differing)
-        candidate = _measure("candidate", metric, tallies, differing)
+        baseline, candidate = (_latency_figure(h, metric) for h in _ratio_sides(tallies))
         return None if baseline is None or candidate is None else candidate / max(baseline, 1e-3)
-    histogram = _latency(tallies, "baseline" if subject == "baseline" else "candidate")
-    if histogram.count == 0:
-        return None
-    if metric == "mean":
-        return histogram.mean_us / 1000
-    if metric == "max":
-        return (histogram.max_us or 0) / 1000
-    return histogram.percentiles((float(metric[1:]),))[0] / 1000
+    return _latency_figure(
+        _latency(tallies, "baseline" if subject == "baseline" else "candidate"), metric
+    )
 
 
 def _ratio_interval(metric: str, tallies: Sequence[RequestTally]) -> tuple[float, float] | None:
     """The 95% interval of a latency ratio; None for a metric without one."""
-    baseline, candidate = _latency(tallies, "baseline"), _latency(tallies, "candidate")
+    baseline, candidate = _ratio_sides(tallies)
     if metric == "mean":
         return mean_ratio_interval(baseline, candidate)
     if metric.startswith("p"):
