@@ -8,7 +8,7 @@ from typing import Final
 
 from yarl import URL
 
-from shadowdiff.compare.cookies import compare_cookies
+from shadowdiff.compare.cookies import compare_cookies, parse_cookie_date
 from shadowdiff.compare.grpc import aligned, compare_grpc, without_grpc_fields
 from shadowdiff.compare.headers import (
     combined,
@@ -182,7 +182,9 @@ def _compare_headers(
             continue
         before, after = baseline_headers.get(name), candidate_headers.get(name)
         if name == "set-cookie":
-            differences += compare_cookies(before or (), after or ())
+            differences += compare_cookies(
+                before or (), after or (), _date_s(baseline), _date_s(candidate)
+            )
             continue
         if name == "content-encoding":
             if combined(before or []) != combined(after or []):
@@ -217,6 +219,13 @@ def _compare_headers(
                 )
             )
     return differences
+
+
+def _date_s(observation: Observation) -> int | None:
+    """The answer's Date in seconds since the epoch: the time its own Set-Cookie Expires is
+    judged by (parsed as a cookie date, which takes each HTTP-date form)."""
+    dates = observation.header_values("date")
+    return parse_cookie_date(dates[0]) if dates else None
 
 
 def _joined(values: list[str] | None) -> str | None:
