@@ -297,16 +297,30 @@ def _compare_bodies(
         if baseline_body is not None and candidate_body is not None
         else None
     )
+    # JSON past body_capture is compared as text: say so, or a user reads a text diff of two
+    # documents that may differ only in spacing and never learns that a larger body_capture
+    # would compare them field by field.
+    unparsed = _looks_like_json(baseline, baseline_body) and _looks_like_json(
+        candidate, candidate_body
+    )
     return [
         Difference(
             "body",
             "body",
-            _body_summary(baseline, baseline_decoded),
-            _body_summary(candidate, candidate_decoded),
+            _body_summary(baseline, baseline_decoded, unparsed),
+            _body_summary(candidate, candidate_decoded, unparsed),
             "warning",
             detail,
         )
     ]
+
+
+def _looks_like_json(observation: Observation, content: bytes | None) -> bool:
+    """True when the comparison would read the body as JSON had it been kept whole: it begins
+    as a JSON object or array, or (its content not decoded) says it is JSON."""
+    if content is not None:
+        return content.lstrip()[:1] in (b"{", b"[")
+    return any("json" in value.lower() for value in observation.header_values("content-type"))
 
 
 def _without_own_span(body: bytes | None, sent: str | None) -> bytes | None:
@@ -327,9 +341,15 @@ def _without_own_span(body: bytes | None, sent: str | None) -> bytes | None:
     )
 
 
-def _body_summary(observation: Observation, decoded: Decoded) -> str:
+def _body_summary(observation: Observation, decoded: Decoded, json_unparsed: bool) -> str:
     summary = f"{observation.body_bytes} bytes, sha256 {observation.body_sha256[:12]}"
-    return f"{summary} ({decoded.note})" if decoded.note and decoded.content is None else summary
+    notes = [decoded.note] if decoded.note and decoded.content is None else []
+    if json_unparsed and observation.body_truncated:
+        notes.append(
+            f"JSON not parsed: longer than body_capture ({len(observation.body)} bytes); "
+            "a larger body_capture compares it field by field"
+        )
+    return f"{summary} ({'; '.join(notes)})" if notes else summary
 
 
 def _compare_json(
