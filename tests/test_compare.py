@@ -54,16 +54,18 @@ def differences(
         ([("X-Request-ID", "a" * 32)], [("X-Request-ID", "b" * 32)]),
         (
             [
+                ("Date", "Sun, 29 Nov 2026 10:00:00 GMT"),
                 (
                     "Set-Cookie",
                     "sid=123; Path=/; Secure; HttpOnly; Expires=Mon, 30 Nov 2026 10:00:00 GMT",
-                )
+                ),
             ],
             [
+                ("Date", "Sun, 29 Nov 2026 10:00:01 GMT"),
                 (
                     "set-cookie",
                     "sid=987; Path=/; Secure; HttpOnly; Expires=Tue, 01 Dec 2026 10:00:00 GMT",
-                )
+                ),
             ],
         ),
         ([("Location", "/shop/cart/")], [("Location", "https://app.example.com:443/shop/cart/")]),
