@@ -84,7 +84,7 @@ def cookie_lifetime(set_cookie: str, now_s: float) -> Lifetime:
     return "session"
 
 
-def cookie_attributes(set_cookie: str, now_s: float = 0.0) -> tuple[str, dict[str, str]]:
+def cookie_attributes(set_cookie: str, now_s: float) -> tuple[str, dict[str, str]]:
     """Name and compared attributes (lower-case keys) of one Set-Cookie value, with its
     lifetime under the key `lifetime` (judged at `now_s`)."""
     name_value, *attributes = set_cookie.split(";")
