@@ -66,8 +66,10 @@ class Observation:
     http_version: str | None = None
     # Every header as received: original case, original order, repeated names kept.
     headers: tuple[tuple[str, str], ...] = ()
-    # The trailer fields after the body, kept apart from `headers` for gRPC calls only (their
-    # status lives there); other answers' trailers are appended to `headers` as received.
+    # The trailer fields after the body, as received, apart from `headers` (RFC 9110 section
+    # 6.5.1: a recipient must not merge them into the head). A gRPC call's status lives there;
+    # other answers' trailers are not compared (browsers never read them; the Fetch standard
+    # has no trailers), and the aiohttp transport does not keep them at all.
     trailers: tuple[tuple[str, str], ...] = ()
     body: bytes = b""  # the first `body_capture` bytes
     body_bytes: int = 0  # the size of the whole body

@@ -17,6 +17,7 @@ the same way, by its `behaviour`:
     window_overflow     WINDOW_UPDATEs that take the client's send window past 2^31-1
     cut_mid_stream      the head and part of the body, then a TCP reset
     ok                  200 with a small body
+    trailers            200 with the same body, then a trailer block (`x-trailer: 1`)
     two_streams         200 after 50 ms, allowing two streams at once (SETTINGS)
     no_streams          SETTINGS_MAX_CONCURRENT_STREAMS 0: no stream at all
 
@@ -101,6 +102,10 @@ class _Server(asyncio.Protocol):
         elif behaviour == "ok" or (behaviour == "reset_second" and self.requests != 2):
             conn.send_headers(stream_id, head)
             conn.send_data(stream_id, b"fine\n", end_stream=True)
+        elif behaviour == "trailers":
+            conn.send_headers(stream_id, head)
+            conn.send_data(stream_id, b"fine\n")
+            conn.send_headers(stream_id, [(b"x-trailer", b"1")], end_stream=True)
         elif behaviour in ("reset", "reset_second"):
             conn.reset_stream(stream_id, h2.errors.ErrorCodes.INTERNAL_ERROR)
         elif behaviour == "goaway_mid_stream":

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import re
@@ -53,16 +54,18 @@ def differences(
         ([("X-Request-ID", "a" * 32)], [("X-Request-ID", "b" * 32)]),
         (
             [
+                ("Date", "Sun, 29 Nov 2026 10:00:00 GMT"),
                 (
                     "Set-Cookie",
                     "sid=123; Path=/; Secure; HttpOnly; Expires=Mon, 30 Nov 2026 10:00:00 GMT",
-                )
+                ),
             ],
             [
+                ("Date", "Sun, 29 Nov 2026 10:00:01 GMT"),
                 (
                     "set-cookie",
                     "sid=987; Path=/; Secure; HttpOnly; Expires=Tue, 01 Dec 2026 10:00:00 GMT",
-                )
+                ),
             ],
         ),
         ([("Location", "/shop/cart/")], [("Location", "https://app.example.com:443/shop/cart/")]),
@@ -179,6 +182,37 @@ def test_json_bodies_equal_in_content_are_alike_whatever_the_layout() -> None:
     baseline = answer(body=b'{"a": 1, "b": [1, 2]}')
     candidate = answer("candidate", body=b'{"b":[1,2],"a":1}')
     assert differences(baseline, candidate) == set()
+
+
+def captured(observation: Observation, capture_bytes: int) -> Observation:
+    """`observation` as a transport keeps it with `body_capture: capture_bytes`."""
+    return dataclasses.replace(observation, body=observation.body[:capture_bytes])
+
+
+def test_json_past_body_capture_says_it_was_compared_as_text() -> None:
+    """JSON longer than body_capture is compared as text; the value says why, and that a
+    larger body_capture would compare it field by field."""
+    items = [{"id": n, "v": "x" * 20} for n in range(3000)]
+    compact = json.dumps({"items": items}).encode()
+    indented = json.dumps({"items": items}, indent=2).encode()
+    (found,) = compare(
+        REQUEST,
+        captured(answer(body=compact), 65_536),
+        captured(answer("candidate", body=indented), 65_536),
+    )
+    assert found.kind == "body" and found.detail is not None
+    for value in (found.baseline, found.candidate):
+        assert value is not None
+        assert "JSON not parsed: longer than body_capture (65536 bytes)" in value
+        assert "a larger body_capture compares it field by field" in value
+    # Kept whole, the same documents are alike; a text body past body_capture has no such note.
+    assert differences(answer(body=compact), answer("candidate", body=indented)) == set()
+    (text,) = compare(
+        REQUEST,
+        captured(answer(body=b"a" * 70_000), 65_536),
+        captured(answer("candidate", body=b"b" * 70_000), 65_536),
+    )
+    assert text.baseline is not None and "JSON" not in text.baseline
 
 
 def test_head_requests_do_not_compare_bodies() -> None:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
 import textwrap
+import threading
 from pathlib import Path
 
 import pytest
@@ -209,6 +211,50 @@ def test_missing_ca_file_is_located(tmp_path: Path) -> None:
     assert str(caught.value).startswith(
         f"{tmp_path / 's.yaml'}:2:44: targets.baseline.tls.ca: file not found"
     )
+
+
+def test_tls_and_manifest_files_that_are_no_regular_file_say_what_they_are(
+    tmp_path: Path,
+) -> None:
+    """A FIFO, a device or a folder named as a TLS file (read at validation and again by the
+    run) is refused by what it is, never called missing; nothing waits for a FIFO's writer."""
+    os.mkfifo(tmp_path / "ca.fifo")
+    (tmp_path / "s.yaml").write_text(
+        "targets:\n"
+        "  baseline: {address: 127.0.0.1, tls: {ca: ca.fifo}}\n"
+        "  candidate: {address: 127.0.0.1, tls: {client_cert: /dev/null}}\n"
+        "coverage: {ingress: [.]}\n"
+        "requests:\n  - {name: a, url: 'https://a.example.com/', tls: {ca: ca.fifo}}\n"
+    )
+    with pytest.raises(ScenarioError) as caught:
+        load_scenario(tmp_path / "s.yaml")
+    found = sorted(str(problem).split(": ", 1)[1] for problem in caught.value.problems)
+    assert found == [
+        f"coverage.ingress[0]: not a regular file (a directory): {tmp_path}",
+        f"requests[0].tls.ca: not a regular file (a FIFO): {tmp_path / 'ca.fifo'}; {AGAIN}",
+        f"targets.baseline.tls.ca: not a regular file (a FIFO): {tmp_path / 'ca.fifo'}; {AGAIN}",
+        f"targets.candidate.tls.client_cert: not a regular file (a device): /dev/null; {AGAIN}",
+    ]
+
+
+AGAIN = "name a regular file (it is read more than once)"
+
+
+def test_a_body_file_that_is_a_fifo_is_read_once_its_writer_comes(tmp_path: Path) -> None:
+    """Read once, a body may come from a pipe: a named FIFO is read as `<(...)` is."""
+    os.mkfifo(tmp_path / "body.fifo")
+    (tmp_path / "s.yaml").write_text(
+        "targets:\n  baseline: {address: 127.0.0.1}\n  candidate: {address: 127.0.0.2}\n"
+        "requests:\n  - {name: a, method: POST, allow_unsafe: true, url: 'http://a.example.com/',"
+        " body: {file: body.fifo}}\n"
+    )
+    writer = threading.Thread(target=(tmp_path / "body.fifo").write_bytes, args=(b"piped",))
+    writer.start()
+    try:
+        (request,) = load_scenario(tmp_path / "s.yaml").requests
+    finally:
+        writer.join(timeout=5)
+    assert request.body == b"piped"
 
 
 def test_missing_scenario_file_is_one_line() -> None:

@@ -8,7 +8,7 @@ from typing import Final
 
 from yarl import URL
 
-from shadowdiff.compare.cookies import compare_cookies
+from shadowdiff.compare.cookies import compare_cookies, parse_cookie_date
 from shadowdiff.compare.grpc import aligned, compare_grpc, without_grpc_fields
 from shadowdiff.compare.headers import (
     combined,
@@ -182,7 +182,9 @@ def _compare_headers(
             continue
         before, after = baseline_headers.get(name), candidate_headers.get(name)
         if name == "set-cookie":
-            differences += compare_cookies(before or (), after or ())
+            differences += compare_cookies(
+                before or (), after or (), _date_s(baseline), _date_s(candidate)
+            )
             continue
         if name == "content-encoding":
             if combined(before or []) != combined(after or []):
@@ -217,6 +219,13 @@ def _compare_headers(
                 )
             )
     return differences
+
+
+def _date_s(observation: Observation) -> int | None:
+    """The answer's Date in seconds since the epoch: the time its own Set-Cookie Expires is
+    judged by (parsed as a cookie date, which takes each HTTP-date form)."""
+    dates = observation.header_values("date")
+    return parse_cookie_date(dates[0]) if dates else None
 
 
 def _joined(values: list[str] | None) -> str | None:
@@ -288,16 +297,30 @@ def _compare_bodies(
         if baseline_body is not None and candidate_body is not None
         else None
     )
+    # JSON past body_capture is compared as text: say so, or a user reads a text diff of two
+    # documents that may differ only in spacing and never learns that a larger body_capture
+    # would compare them field by field.
+    unparsed = _looks_like_json(baseline, baseline_body) and _looks_like_json(
+        candidate, candidate_body
+    )
     return [
         Difference(
             "body",
             "body",
-            _body_summary(baseline, baseline_decoded),
-            _body_summary(candidate, candidate_decoded),
+            _body_summary(baseline, baseline_decoded, unparsed),
+            _body_summary(candidate, candidate_decoded, unparsed),
             "warning",
             detail,
         )
     ]
+
+
+def _looks_like_json(observation: Observation, content: bytes | None) -> bool:
+    """True when the comparison would read the body as JSON had it been kept whole: it begins
+    as a JSON object or array, or (its content not decoded) says it is JSON."""
+    if content is not None:
+        return content.lstrip()[:1] in (b"{", b"[")
+    return any("json" in value.lower() for value in observation.header_values("content-type"))
 
 
 def _without_own_span(body: bytes | None, sent: str | None) -> bytes | None:
@@ -318,9 +341,15 @@ def _without_own_span(body: bytes | None, sent: str | None) -> bytes | None:
     )
 
 
-def _body_summary(observation: Observation, decoded: Decoded) -> str:
+def _body_summary(observation: Observation, decoded: Decoded, json_unparsed: bool) -> str:
     summary = f"{observation.body_bytes} bytes, sha256 {observation.body_sha256[:12]}"
-    return f"{summary} ({decoded.note})" if decoded.note and decoded.content is None else summary
+    notes = [decoded.note] if decoded.note and decoded.content is None else []
+    if json_unparsed and observation.body_truncated:
+        notes.append(
+            f"JSON not parsed: longer than body_capture ({len(observation.body)} bytes); "
+            "a larger body_capture compares it field by field"
+        )
+    return f"{summary} ({'; '.join(notes)})" if notes else summary
 
 
 def _compare_json(

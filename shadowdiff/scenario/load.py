@@ -48,6 +48,7 @@ from shadowdiff.scenario.model import (
     Threshold,
     TlsProbeSettings,
 )
+from shadowdiff.scenario.paths import READ_AGAIN, file_problem, resolve
 from shadowdiff.scenario.tls_files import tls_file_problems
 from shadowdiff.scenario.yamlsource import FieldPath, SourceDocument, format_path, read_yaml
 from shadowdiff.sources import Recorded, Skipped, SourceSummary, records, select, selection_for
@@ -577,16 +578,14 @@ def _check_manifest_files(
         if config.preflight.secrets is not None:
             named.append((("preflight", "secrets"), config.preflight.secrets))
         for where, name in named:
-            if not _resolve(base_dir, name).is_file():
-                yield document.problem(where, f"file not found: {_resolve(base_dir, name)}")
+            if (problem := file_problem(resolve(base_dir, name))) is not None:
+                yield document.problem(where, problem)
     if config.coverage is None:
         return
     for key in ("ingress", "routes"):
         for index, name in enumerate(getattr(config.coverage, key)):
-            if not _resolve(base_dir, name).is_file():
-                yield document.problem(
-                    ("coverage", key, index), f"file not found: {_resolve(base_dir, name)}"
-                )
+            if (problem := file_problem(resolve(base_dir, name))) is not None:
+                yield document.problem(("coverage", key, index), problem)
 
 
 def _in_recorded_order(config: ScenarioFile, requests: list[RequestSpec]) -> list[RequestSpec]:
@@ -639,14 +638,15 @@ def _check_targets(
                 )
         for key in ("ca", "client_cert", "client_key"):
             value = getattr(target.tls, key)
-            if value is not None and not _resolve(base_dir, value).is_file():
-                where = ("targets", side, "tls", key)
-                yield document.problem(where, f"file not found: {_resolve(base_dir, value)}")
+            if value is not None and (
+                problem := file_problem(resolve(base_dir, value), READ_AGAIN)
+            ):
+                yield document.problem(("targets", side, "tls", key), problem)
         if target.tls.client_key and not target.tls.client_cert:
             where = ("targets", side, "tls", "client_key")
             yield document.problem(where, "client_key needs client_cert")
         yield from tls_file_problems(
-            target.tls, ("targets", side, "tls"), document, lambda v: _resolve(base_dir, v)
+            target.tls, ("targets", side, "tls"), document, lambda v: resolve(base_dir, v)
         )
 
 
@@ -701,11 +701,11 @@ def _request_tls(
         problems.append(document.problem(where, "tls applies to https:// URLs only"))
     ca = None
     if settings.ca is not None:
-        ca_path = _resolve(base_dir, settings.ca)
-        if not ca_path.is_file():
-            problems.append(document.problem((*where, "ca"), f"file not found: {ca_path}"))
+        ca_path = resolve(base_dir, settings.ca)
+        if (problem := file_problem(ca_path, READ_AGAIN)) is not None:
+            problems.append(document.problem((*where, "ca"), problem))
         ca = str(ca_path)
-    problems += tls_file_problems(settings, where, document, lambda v: _resolve(base_dir, v))
+    problems += tls_file_problems(settings, where, document, lambda v: resolve(base_dir, v))
     versions = sorted(settings.versions or (), key=TLS_VERSIONS.index)
     return (
         RequestTls(
@@ -717,11 +717,6 @@ def _request_tls(
         ),
         problems,
     )
-
-
-def _resolve(base_dir: Path, value: str) -> Path:
-    path = Path(value).expanduser()
-    return path if path.is_absolute() else base_dir / path
 
 
 def _merge_headers(*layers: Mapping[str, str]) -> tuple[tuple[str, str], ...]:
@@ -742,7 +737,7 @@ def _body_bytes(
     if body.size is not None:
         return b"x" * body.size, headers, []
     if body.file is not None:
-        file = _resolve(base_dir, body.file)
+        file = resolve(base_dir, body.file)
         try:
             data = _read_bounded(file, MAX_GENERATED_BODY_BYTES)
             if data is None:

@@ -461,6 +461,7 @@ class LeanTransport:
             reason=exchange.reason,
             http_version=exchange.version,
             headers=tuple(exchange.headers),
+            trailers=tuple(exchange.trailers),
             body=bytes(exchange.body),
             body_bytes=exchange.body_bytes,
             body_sha256=exchange.digest.hexdigest(),

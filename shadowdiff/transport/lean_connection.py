@@ -67,6 +67,7 @@ class Exchange:
         "received_bytes",
         "started_ns",
         "status",
+        "trailers",
         "version",
     )
 
@@ -78,6 +79,9 @@ class Exchange:
         self.started_ns = started_ns
         self.done: asyncio.Future[None] = loop.create_future()
         self.headers: list[tuple[str, str]] = []
+        # The trailer section of a chunked body (RFC 9112 section 7.1.2): fields apart from the
+        # head, which no recipient may merge into it (RFC 9110 section 6.5.1).
+        self.trailers: list[tuple[str, str]] = []
         self.status: int | None = None
         self.reason: str | None = None
         self.version: str | None = None
@@ -272,8 +276,9 @@ class Connection(asyncio.Protocol):
                 f"a {line_bytes}-byte header line ({name[:40]!r}) exceeds header_line_bytes "
                 f"({limits.header_line_bytes})",
             )
-        headers = exchange.headers
-        if len(headers) >= limits.header_fields:
+        # llhttp calls on_header for the trailer section too, once the head is complete.
+        headers = exchange.headers if exchange.status is None else exchange.trailers
+        if len(exchange.headers) + len(exchange.trailers) >= limits.header_fields:
             raise Failure(
                 "malformed_response",
                 f"more than header_fields ({limits.header_fields}) header fields",
@@ -316,6 +321,7 @@ class Connection(asyncio.Protocol):
                 # the same connection (RFC 9110 section 15.2), as aiohttp's client reads it.
                 exchange.status = exchange.reason = exchange.version = None
                 exchange.headers = []
+                exchange.trailers = []
                 exchange.head_bytes = exchange.header_bytes = 0
                 return
             exchange.keep_alive = self.parser.should_keep_alive()

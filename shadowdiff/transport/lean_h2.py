@@ -14,7 +14,7 @@ straight to the right pool, and an HTTP/1.1 connection opened that way serves it
 A gRPC call (`RequestSpec.grpc`) is always HTTP/2: its trailers are kept apart from its head
 (`Observation.trailers`, where grpc-status lives), and an answer that is no gRPC answer (no
 grpc-status, a length prefix that lies; `shadowdiff.grpc.read_answer`) is `malformed_response`.
-Other answers' trailers follow their head fields, as before.
+Other answers' trailers are kept apart too, as HTTP/1.1's are (RFC 9110 section 6.5.1).
 """
 
 from __future__ import annotations
@@ -185,10 +185,7 @@ class H2Sender:
         if stream.status is None:
             raise Failure("malformed_response", "an HTTP/2 answer without :status")
         answer_headers, trailers = tuple(stream.headers), tuple(stream.trailers)
-        if request.grpc is None:
-            if trailers:
-                answer_headers, trailers = answer_headers + trailers, ()
-        else:
+        if request.grpc is not None:
             answer = read_answer(
                 stream.status, answer_headers, trailers, bytes(stream.body), stream.body_bytes
             )
