@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Final, Literal
 
 from shadowdiff.spec import Side
 
@@ -20,6 +20,10 @@ ErrorClass = Literal[
     "not_sent",  # shadowdiff refused to write the request (see shadowdiff.wire.refusal)
     "other",
 ]
+
+# Status codes with which entry points refuse a client over a limit: ingress-nginx's
+# limit-connections and limit-rps answer 503 by default, and 429 is the usual setting.
+LIMIT_STATUSES: Final = frozenset({429, 503})
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,6 +10,7 @@ from typing import Final
 from yarl import URL
 
 from shadowdiff.difference import SEVERITY_ORDER, DifferenceKind, Severity
+from shadowdiff.observation import LIMIT_STATUSES
 from shadowdiff.report.collect import RequestTally, SignatureTally
 from shadowdiff.report.hints import hint_for
 from shadowdiff.report.schema import (
@@ -19,6 +20,7 @@ from shadowdiff.report.schema import (
     SignatureStatus,
 )
 from shadowdiff.routes import path_template
+from shadowdiff.spec import Side
 
 # (kind, field, severity, status, host, baseline value, candidate value): one folded line.
 _GroupKey = tuple[DifferenceKind, str, Severity, SignatureStatus, str, str | None, str | None]
@@ -42,14 +44,30 @@ def route_pattern(url: str) -> str:
     return path_template(URL(url, encoded=True).raw_path or "/")
 
 
+def _clearly_more(rate: float, base_rate: float, thresholds: NoiseThresholds) -> bool:
+    excess = rate - base_rate
+    return excess > thresholds.absolute and excess > thresholds.relative * base_rate
+
+
+def _refused_share(tally: RequestTally, side: Side) -> float:
+    statuses = tally.statuses[side]
+    return sum(statuses[status] for status in LIMIT_STATUSES) / tally.pairs
+
+
 def decide(
     tally: RequestTally, signature: SignatureTally, thresholds: NoiseThresholds
 ) -> SignatureStatus:
     if signature.noise and tally.noise_samples:
         noise_rate = signature.noise / tally.noise_samples
         candidate_rate = signature.count / tally.pairs
-        excess = candidate_rate - noise_rate
-        if not (excess > thresholds.absolute and excess > thresholds.relative * noise_rate):
+        # A baseline that refuses some requests (a limit, an overloaded upstream) makes status
+        # noisy, and a noise rate measured on such samples can come near 100%. The refusals
+        # themselves are counted on both sides, though: a candidate that refuses clearly more
+        # of the pairs than the baseline does is reported whatever the noise.
+        refusing = signature.difference.kind == "status" and _clearly_more(
+            _refused_share(tally, "candidate"), _refused_share(tally, "baseline"), thresholds
+        )
+        if not refusing and not _clearly_more(candidate_rate, noise_rate, thresholds):
             return "noise"
     if signature.accepted == signature.count:
         return "accepted"
