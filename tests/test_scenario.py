@@ -98,6 +98,11 @@ def test_typo_bad_port_and_bad_method_are_three_located_lines(tmp_path: Path) ->
             "s.yaml:6:1: requests: duplicate key",
         ),
         ("requests: [\n", "s.yaml:5:1: YAML:"),
+        (
+            # Infinity reached the JSON report (the state it embeds) as `Infinity`: no JSON.
+            "compare: {noise: {relative: .inf}}\nrequests:\n  - {name: a, url: 'https://x.example.com/'}\n",
+            "s.yaml:4:29: compare.noise.relative: input should be a finite number",
+        ),
     ],
     ids=[
         "url-scheme",
@@ -110,6 +115,7 @@ def test_typo_bad_port_and_bad_method_are_three_located_lines(tmp_path: Path) ->
         "matrix-path",
         "duplicate-key",
         "broken-yaml",
+        "infinite-number",
     ],
 )
 def test_invalid_scenario_reports_located_problem(body: str, expected: str) -> None:

@@ -46,6 +46,9 @@ def test_threshold_expressions(check: str, parsed: tuple[str, str, str, float]) 
         ("candidate.error_rate < 3ms", "is a share"),
         ("candidate.p98 < 1ms", "expected SUBJECT.METRIC OP VALUE"),
         ("ratio.error_rate < 2", "ratio.error_rate is not a threshold"),
+        # Read as infinity, it was written to --json as `Infinity`, which is no JSON.
+        ("ratio.p99 < " + "9" * 400, "too large"),
+        ("candidate.p99 < " + "9" * 400 + "s", "too large"),
     ],
 )
 def test_bad_threshold_is_a_located_scenario_error(
