@@ -10,6 +10,16 @@ from typing import Literal
 
 from shadowdiff.spec import HttpVersion, RequestTls, Side
 
+
+def expanded_path(value: str) -> Path:
+    """`value` with a leading `~` or `~name` expanded; a `~name` of no user on this machine
+    is taken as written, as a shell takes it (Path.expanduser raises RuntimeError)."""
+    try:
+        return Path(value).expanduser()
+    except RuntimeError:
+        return Path(value)
+
+
 TransportName = Literal["lean", "aiohttp"]
 
 
@@ -34,7 +44,7 @@ class ClientTls:
     base_dir: Path = Path(".")
 
     def resolve(self, path: str) -> Path:
-        candidate = Path(path).expanduser()
+        candidate = expanded_path(path)
         return candidate if candidate.is_absolute() else self.base_dir / candidate
 
 

@@ -6,6 +6,7 @@ import dataclasses
 import hashlib
 import json
 import re
+from pathlib import Path
 
 import pytest
 from hypothesis import given
@@ -213,6 +214,43 @@ def test_json_past_body_capture_says_it_was_compared_as_text() -> None:
         captured(answer("candidate", body=b"b" * 70_000), 65_536),
     )
     assert text.baseline is not None and "JSON" not in text.baseline
+
+
+def test_the_terminal_shows_why_json_past_body_capture_was_compared_as_text(
+    tmp_path: Path,
+) -> None:
+    """The note sits at the end of the body's summary: the terminal cut every value to 40
+    characters and showed `(JSON n…`, so only the file reports said it."""
+    from rich.console import Console
+
+    from shadowdiff.pair import Pair
+    from shadowdiff.render.terminal import render_report
+    from shadowdiff.report import RunCollector, build_report
+    from shadowdiff.scenario import parse_scenario
+
+    scenario = parse_scenario(
+        "targets:\n  baseline: {address: 127.0.0.1}\n  candidate: {address: 127.0.0.2}\n"
+        "requests:\n  - {name: r, url: 'https://app.example.com/shop/cart'}\n",
+        "s.yaml",
+        base_dir=tmp_path,
+        environ={},
+    )
+    items = [{"id": n, "v": "x" * 20} for n in range(3000)]
+    baseline = captured(answer(body=json.dumps(items).encode()), 65_536)
+    candidate = captured(answer("candidate", body=json.dumps(items, indent=2).encode()), 65_536)
+    collector = RunCollector()
+    collector(
+        Pair(
+            0,
+            scenario.requests[0],
+            baseline,
+            candidate,
+            tuple(compare(REQUEST, baseline, candidate)),
+        )
+    )
+    console = Console(width=400, record=True)
+    console.print(render_report(build_report(scenario, collector, started_at="t", duration_s=1.0)))
+    assert "JSON not parsed: longer than body_capture" in console.export_text()
 
 
 def test_head_requests_do_not_compare_bodies() -> None:

@@ -146,6 +146,27 @@ def test_merged_shards_are_exactly_the_whole_runs_report(tmp_path: Path) -> None
     assert [t["passed"] for t in whole["thresholds"]] == [False, True]
 
 
+def test_shards_of_a_run_under_load_merge(tmp_path: Path) -> None:
+    # The state kept the load settings with every default written out (`speed: 1.0`), and
+    # reading them back refused speed without `pace: recorded`: no run with a `load:` merged.
+    scenario = parse_scenario(
+        SCENARIO.replace("compare:", "load: {model: open, rate: 50, duration_s: 2}\ncompare:"),
+        "s.yaml",
+        base_dir=tmp_path,
+        environ={},
+    )
+    pairs = _pairs(scenario)
+    paths = []
+    for k in range(2):
+        shard = Shard(k, 2)
+        mine = {i for i, _ in deal(iter_requests(scenario), shard.share(), lambda i: i[0].name)}
+        path = tmp_path / f"shard-{k}.json"
+        write_report(path, _report(scenario, [p for p in pairs if p.index in mine], shard))
+        paths.append(str(path))
+    merged = merge_reports(paths, redaction_key=KEY)  # type: ignore[arg-type]
+    assert merged["totals"]["pairs"] == len(pairs)
+
+
 def test_examples_stay_capped_and_counts_add_up(tmp_path: Path) -> None:
     _, paths = write_shard_reports(tmp_path)
     merged = merge_reports(paths, redaction_key=KEY)  # type: ignore[arg-type]

@@ -98,6 +98,11 @@ def test_typo_bad_port_and_bad_method_are_three_located_lines(tmp_path: Path) ->
             "s.yaml:6:1: requests: duplicate key",
         ),
         ("requests: [\n", "s.yaml:5:1: YAML:"),
+        (
+            # Infinity reached the JSON report (the state it embeds) as `Infinity`: no JSON.
+            "compare: {noise: {relative: .inf}}\nrequests:\n  - {name: a, url: 'https://x.example.com/'}\n",
+            "s.yaml:4:29: compare.noise.relative: input should be a finite number",
+        ),
     ],
     ids=[
         "url-scheme",
@@ -110,6 +115,7 @@ def test_typo_bad_port_and_bad_method_are_three_located_lines(tmp_path: Path) ->
         "matrix-path",
         "duplicate-key",
         "broken-yaml",
+        "infinite-number",
     ],
 )
 def test_invalid_scenario_reports_located_problem(body: str, expected: str) -> None:
@@ -238,6 +244,34 @@ def test_tls_and_manifest_files_that_are_no_regular_file_say_what_they_are(
 
 
 AGAIN = "name a regular file (it is read more than once)"
+
+
+def test_tls_paths_of_no_user_or_too_long_a_name_are_located(tmp_path: Path) -> None:
+    """`~name` of no user (expanduser raised RuntimeError) and a name past the system's limit
+    (is_file raised ENAMETOOLONG) ended as exit 70; both are located problems."""
+    long_name = "x" * 5000
+    (tmp_path / "s.yaml").write_text(
+        "targets:\n"
+        "  baseline: {address: 127.0.0.1, tls: {ca: '~no-such-user-here/ca.pem'}}\n"
+        f"  candidate: {{address: 127.0.0.1, tls: {{ca: {long_name}}}}}\n"
+        f"requests:\n  - {{name: a, url: 'https://a.example.com/', tls: {{ca: {long_name}}}}}\n"
+    )
+    with pytest.raises(ScenarioError) as caught:
+        load_scenario(tmp_path / "s.yaml")
+    found = sorted(str(problem).split(": ", 1)[1][:60] for problem in caught.value.problems)
+    assert found == [
+        f"requests[0].tls.ca: cannot read {tmp_path}/xxx"[:60],
+        f"targets.baseline.tls.ca: file not found: {tmp_path}/~no-such-user-here/ca.pem"[:60],
+        f"targets.candidate.tls.ca: cannot read {tmp_path}/xxx"[:60],
+    ]
+    (tmp_path / "r.yaml").write_text(
+        "targets:\n  baseline: {address: 127.0.0.1}\n  candidate: {address: 127.0.0.1}\n"
+        "sources:\n  - {har: '~no-such-user-here/x.har'}\n"
+    )
+    with pytest.raises(ScenarioError) as caught:
+        load_scenario(tmp_path / "r.yaml")
+    (problem,) = caught.value.problems
+    assert "sources[0].har" in str(problem) and "~no-such-user-here/x.har" in str(problem)
 
 
 def test_a_body_file_that_is_a_fifo_is_read_once_its_writer_comes(tmp_path: Path) -> None:

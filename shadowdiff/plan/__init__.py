@@ -10,6 +10,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, Final
 
+from shadowdiff.endpoint import expanded_path
 from shadowdiff.errors import Problem, ScenarioError
 from shadowdiff.plan.coverage import (
     Coverage,
@@ -133,7 +134,7 @@ def coverage_rules(
     problems: list[Problem] = []
 
     def resolved(names: Sequence[str]) -> list[str]:
-        paths = (Path(name).expanduser() for name in names)
+        paths = (expanded_path(name) for name in names)
         return [str(p if p.is_absolute() else base_dir / p) for p in paths]
 
     ingress: list[Rule] = []

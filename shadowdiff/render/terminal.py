@@ -36,6 +36,7 @@ _SEVERITY_STYLE: Final = {
     "noise": "dim",
 }
 _VALUE_CHARS: Final = 40
+_BODY_SUMMARY_CHARS: Final = 240
 _SCHEMES: Final[tuple[Literal["http", "https"], ...]] = ("http", "https")
 
 
@@ -56,11 +57,11 @@ def _latency(request: RequestEntry) -> str:
     return " / ".join(values)
 
 
-def _shorten(value: str | None) -> Text:
+def _shorten(value: str | None, limit: int = _VALUE_CHARS) -> Text:
     if value is None:
         return Text("(absent)", style="dim italic")
-    if len(value) > _VALUE_CHARS:
-        value = value[: _VALUE_CHARS - 1] + "…"
+    if len(value) > limit:
+        value = value[: limit - 1] + "…"
     return Text(value)
 
 
@@ -317,9 +318,12 @@ def _differences_table(report: Report) -> Table | None:
         example: SignatureExample | None = line["examples"][0] if line["examples"] else None
         detail = Text(what(line), style="bold")
         detail.append("\n")
-        detail.append_text(_shorten(example["baseline"] if example else None))
+        # A body's value is its size and digest with what the comparison could not do (JSON
+        # past body_capture, a coding it could not decode): cut at 40, that note was lost.
+        limit = _BODY_SUMMARY_CHARS if line["kind"] == "body" else _VALUE_CHARS
+        detail.append_text(_shorten(example["baseline"] if example else None, limit))
         detail.append(" → ", style="dim")
-        detail.append_text(_shorten(example["candidate"] if example else None))
+        detail.append_text(_shorten(example["candidate"] if example else None, limit))
         if example and (trace_id := example.get("trace_id")):
             # The example pair's W3C trace id: both sides' requests carried it, so the APM
             # shows what each data plane did with this very request.

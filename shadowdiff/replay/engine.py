@@ -17,6 +17,7 @@ import gc
 import math
 import random
 import time
+from collections import Counter
 from collections.abc import Callable
 from typing import Final, TypeVar
 
@@ -126,6 +127,9 @@ class _PairRunner:
         self.noise_share = scenario.compare.noise.share
         # Computed once per request: only safe requests are ever sent a third time.
         self.safe = {id(spec): spec.unsafe_reason is None for spec in scenario.requests}
+        # Per request name: the pairs whose own baseline answer was refused, each of which
+        # lets one refused calibration count as a noise sample (see `run`).
+        self.own_refusals: Counter[str] = Counter()
         self.completed = 0
         self.on_time = 0  # open model: pairs started within the schedule's window
         # Open model: pairs never started, no slot in flight having come free before the
@@ -203,6 +207,16 @@ class _PairRunner:
         # other pairs are in flight (limit-connections). Counted as noise, it made `status`
         # noise and hid a candidate that refused every request.
         calibration_refused = again is not None and refused(again) and not refused(baseline_answer)
+        # Yet a baseline that refuses its own pairs too (a flapping upstream) refuses a
+        # calibration as often by chance: set aside, those left only the calibrations where
+        # the pair's answer was the refused one, status noise looked half as frequent as it
+        # is, and identical entry points failed. Each own refusal so far lets one refused
+        # calibration count as noise; a limit, which refuses only the extra request, has none.
+        if refused(baseline_answer):
+            self.own_refusals[request.name] += 1
+        elif calibration_refused and self.own_refusals[request.name] > 0:
+            self.own_refusals[request.name] -= 1
+            calibration_refused = False
         noise = (
             None
             if again is None or calibration_refused

@@ -155,7 +155,11 @@ def run_state(
                 for side in SIDES
             },
             "compare": scenario.compare.model_dump(mode="json", by_alias=True),
-            "load": None if scenario.load is None else scenario.load.model_dump(mode="json"),
+            # As written: the settings' validation refuses some defaults spelled out (speed
+            # without pace: recorded), and merge validates them again.
+            "load": None
+            if scenario.load is None
+            else scenario.load.model_dump(mode="json", exclude_unset=True),
             "thresholds": [t.model_dump(mode="json") for t in scenario.thresholds],
             "accept": [a.model_dump(mode="json") for a in scenario.accept],
             "redact_headers": sorted(scenario.secrets.headers),

@@ -23,7 +23,7 @@ from urllib.parse import unquote
 import pydantic
 from yarl import URL
 
-from shadowdiff.endpoint import ClientTls, Endpoint, HeadLimits
+from shadowdiff.endpoint import ClientTls, Endpoint, HeadLimits, expanded_path
 from shadowdiff.errors import Problem, ScenarioError
 from shadowdiff.grpc import quoted
 from shadowdiff.redaction import DEFAULT_SENSITIVE_HEADERS, Redactor, Secrets, sensitive_literals
@@ -148,7 +148,7 @@ class Scenario:
 
     def resolve_path(self, path: str) -> Path:
         """A path named in the scenario, relative to the scenario file's folder."""
-        candidate = Path(path).expanduser()
+        candidate = expanded_path(path)
         return candidate if candidate.is_absolute() else self.base_dir / candidate
 
     def endpoint(self, side: Side) -> Endpoint:

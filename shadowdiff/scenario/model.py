@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime
 import ipaddress
+import math
 import re
 from typing import Annotated, Any, Final, Literal
 
@@ -157,7 +158,8 @@ _PositiveByteSize = Annotated[
 
 class _Strict(BaseModel):
     # Unknown keys are errors: a typo must never pass silently.
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # Infinity and NaN are no setting, and JSON (the report embeds the scenario) has neither.
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class Ports(_Strict):
@@ -736,6 +738,9 @@ class Threshold(_Strict):
             if unit not in _TIME_UNITS:
                 raise ValueError(f"a latency needs a unit (us, ms or s); got {self.check!r}")
             limit = value * _TIME_UNITS[unit]
+        if not math.isfinite(limit):
+            # Infinity would reach the JSON report as `Infinity`, which no JSON parser takes.
+            raise ValueError(f"the limit is too large to be a number; got {self.check!r}")
         return subject, metric, match["op"], limit
 
 

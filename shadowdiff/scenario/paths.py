@@ -8,6 +8,8 @@ import stat
 from pathlib import Path
 from typing import Final
 
+from shadowdiff.endpoint import expanded_path
+
 # TLS files are loaded when the scenario is validated and again by the run (each TLS context):
 # a pipe gives its bytes once.
 READ_AGAIN: Final = "; name a regular file (it is read more than once)"
@@ -15,7 +17,7 @@ READ_AGAIN: Final = "; name a regular file (it is read more than once)"
 
 def resolve(base_dir: Path, value: str) -> Path:
     """`value` (`~` expanded) as an absolute path, or relative to the scenario's folder."""
-    path = Path(value).expanduser()
+    path = expanded_path(value)
     return path if path.is_absolute() else base_dir / path
 
 
@@ -34,6 +36,12 @@ def file_problem(path: Path, why_regular: str = "") -> str | None:
     if stat.S_ISREG(mode):
         return None
     return f"not a regular file ({_kind(mode)}): {path}{why_regular}"
+
+
+def is_regular(path: Path) -> bool:
+    """Whether `path` is a regular file; False where file_problem has a reason (Path.is_file
+    raises for a name past the system's limit)."""
+    return file_problem(path) is None
 
 
 def _kind(mode: int) -> str:

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from shadowdiff.errors import Problem
 from shadowdiff.scenario.model import RequestTls, TargetTls
+from shadowdiff.scenario.paths import is_regular
 from shadowdiff.scenario.yamlsource import FieldPath, SourceDocument
 
 
@@ -24,15 +25,15 @@ def tls_file_problems(
     """One problem per unusable setting under `where` (`targets.<side>.tls`, or a request's
     `tls`, which names a CA only). Files that do not exist are reported by the loader already
     and skipped here."""
-    if tls.ca is not None and resolve(tls.ca).is_file():
+    if tls.ca is not None and is_regular(resolve(tls.ca)):
         reason = _ca_problem(resolve(tls.ca))
         if reason:
             yield document.problem((*where, "ca"), f"not a usable CA bundle: {reason}")
     if not isinstance(tls, TargetTls):
         return
-    if tls.client_cert is not None and resolve(tls.client_cert).is_file():
+    if tls.client_cert is not None and is_regular(resolve(tls.client_cert)):
         key = resolve(tls.client_key) if tls.client_key else None
-        if key is None or key.is_file():
+        if key is None or is_regular(key):
             problem = _client_pair_problem(resolve(tls.client_cert), key)
             if problem:
                 field, reason = problem

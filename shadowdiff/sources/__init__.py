@@ -12,6 +12,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Final, Protocol
 
+from shadowdiff.endpoint import expanded_path
 from shadowdiff.sources.goreplay import read_gor
 from shadowdiff.sources.har import MAX_HAR_BYTES, read_har
 from shadowdiff.sources.jsonl import read_jsonl
@@ -37,7 +38,7 @@ def _binary(path: str, base_dir: Path) -> Iterator[_ByteStream]:
     if path == "-":
         yield sys.stdin.buffer
         return
-    file = Path(path).expanduser()
+    file = expanded_path(path)
     file = file if file.is_absolute() else base_dir / file
     with file.open("rb") as raw:
         if file.suffix != ".gz":

@@ -24,6 +24,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Final
 
+from shadowdiff.endpoint import expanded_path
 from shadowdiff.sources import _OVERLONG, MAX_LINE_BYTES
 from shadowdiff.sources.jsonl import read_jsonl
 from shadowdiff.sources.nginx_log import UPSTREAMINFO, read_json_log, read_log
@@ -78,7 +79,7 @@ def follow_problems(recorded: Sequence[RecordedSource], base_dir: Path) -> list[
 
 
 def _resolve(path: str, base_dir: Path) -> Path:
-    file = Path(path).expanduser()
+    file = expanded_path(path)
     return file if file.is_absolute() else base_dir / file
 
 
