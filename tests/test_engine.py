@@ -284,6 +284,45 @@ async def test_a_baseline_that_refuses_its_own_pairs_too_is_calibrated_as_it_ans
     assert report["outcome"]["exit_code"] == ExitCode.IDENTICAL
 
 
+async def test_a_candidate_refusing_more_than_a_flapping_baseline_is_reported(
+    start_entry_point: Callable[..., Any], write_scenario: Callable[..., Path], ca_file: Path
+) -> None:
+    from aiohttp import web
+
+    # The baseline answers 503 to every third request, so status is noise on it; the
+    # candidate refuses every request. The noise rate, taken over calibrations that are mostly
+    # a 503 beside a 200, came near the candidate's own rate, and the run passed (exit 0).
+    served = [0]
+
+    async def flapping(request: web.Request) -> web.Response:
+        served[0] += 1
+        if served[0] % 3 == 0:
+            return web.Response(status=503, text="upstream flapped")
+        return web.Response(text="ok")
+
+    async def failing(request: web.Request) -> web.Response:
+        return web.Response(status=503, text="no healthy upstream")
+
+    baseline = await start_entry_point(handler=flapping)
+    candidate = await start_entry_point("127.0.0.2", handler=failing)
+    scenario = load_scenario(
+        write_scenario(
+            baseline,
+            candidate,
+            "defaults: {concurrency: 1}\ncompare: {noise: {share: 1}}\n"
+            "requests:\n  - {name: page, url: 'https://app.example.com/', repeat: 30}\n",
+            ca_file,
+        )
+    )
+    collector = RunCollector()
+    await replay(scenario, collector)
+    report = build_report(scenario, collector, started_at="t", duration_s=1.0)
+    statuses = [s for s in report["signatures"] if s["kind"] == "status"]
+    assert [s["status"] for s in statuses] == ["reported"], statuses
+    assert statuses[0]["noise_rate"] > 0.5  # noisy indeed, and still reported
+    assert report["outcome"]["exit_code"] == ExitCode.DIFFERENCES
+
+
 async def test_a_calibration_refused_by_a_rate_limit_is_no_noise_and_is_said(
     start_entry_point: Callable[..., Any], write_scenario: Callable[..., Path], ca_file: Path
 ) -> None:

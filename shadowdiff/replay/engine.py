@@ -19,14 +19,14 @@ import random
 import time
 from collections import Counter
 from collections.abc import Callable
-from typing import Final, TypeVar
+from typing import TypeVar
 
 from shadowdiff.compare import compare
 from shadowdiff.compare.backend_split import answered_by
 from shadowdiff.compare.options import CompareOptions, compare_options
 from shadowdiff.endpoint import Endpoint
 from shadowdiff.errors import RequestRefused
-from shadowdiff.observation import Observation
+from shadowdiff.observation import LIMIT_STATUSES, Observation
 from shadowdiff.pair import LoadOutcome, Pair, PairSink
 from shadowdiff.replay.pacing import (
     Schedule,
@@ -100,14 +100,9 @@ def refuse_unsendable(scenario: Scenario) -> None:
         raise RequestRefused(reasons)
 
 
-# Answers with which entry points refuse a client over a limit: ingress-nginx's
-# limit-connections and limit-rps answer 503 by default, and 429 is the usual setting.
-_LIMIT_STATUSES: Final = frozenset({429, 503})
-
-
 def refused(answer: Observation) -> bool:
     """Whether an answer is a refusal: no answer at all, or a limit's status code."""
-    return answer.failure is not None or answer.status in _LIMIT_STATUSES
+    return answer.failure is not None or answer.status in LIMIT_STATUSES
 
 
 class _PairRunner:

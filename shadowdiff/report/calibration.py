@@ -22,6 +22,6 @@ def refused_calibration_note(entry: RequestEntry) -> str | None:
     return (
         f"noise calibration of {entry['name']}: the baseline refused {refused} of {tried} "
         "second requests (429, 503 or no answer) while it answered the pairs' own; they are "
-        "not counted as noise. A limit per client (limit-connections, limit-rps) does this: "
-        "raise it for the host running shadowdiff, or set compare.noise.share: 0"
+        "not counted as noise. A limit per client (limit-connections, limit-rps) would do "
+        "this: raise it for the host running shadowdiff, or set compare.noise.share: 0"
     )
