@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -321,6 +322,48 @@ async def test_a_candidate_refusing_more_than_a_flapping_baseline_is_reported(
     assert [s["status"] for s in statuses] == ["reported"], statuses
     assert (statuses[0]["noise_rate"] or 0) > 0.5  # noisy indeed, and still reported
     assert report["outcome"]["exit_code"] == ExitCode.DIFFERENCES
+
+
+async def test_an_interruption_during_the_calibration_keeps_the_answered_pair(
+    start_entry_point: Callable[..., Any], write_scenario: Callable[..., Path], ca_file: Path
+) -> None:
+    from aiohttp import web
+
+    # The baseline stalls the calibration's request (its second); Ctrl-C then comes while
+    # only that request is out. The pair was answered on both sides: the report keeps it.
+    calibrating, released = asyncio.Event(), asyncio.Event()
+    received = [0]
+
+    async def stalls_the_second(request: web.Request) -> web.Response:
+        received[0] += 1
+        if received[0] == 2:
+            calibrating.set()
+            await released.wait()
+        return web.Response(text="ok")
+
+    baseline = await start_entry_point(handler=stalls_the_second)
+    candidate = await start_entry_point("127.0.0.2")
+    scenario = load_scenario(
+        write_scenario(
+            baseline,
+            candidate,
+            "defaults: {concurrency: 1}\n"
+            "requests:\n  - {name: page, url: 'https://app.example.com/', repeat: 3}\n",
+            ca_file,
+        )
+    )
+    collector = RunCollector()
+    running = asyncio.ensure_future(replay(scenario, collector))
+    try:
+        await asyncio.wait_for(calibrating.wait(), 10)
+        running.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await running
+    finally:
+        released.set()
+    assert collector.pairs_done == 1
+    report = build_report(scenario, collector, started_at="t", duration_s=1.0)
+    assert report["requests"][0]["pairs"] == 1 and report["requests"][0]["noise_samples"] == 0
 
 
 async def test_a_calibration_refused_by_a_rate_limit_is_no_noise_and_is_said(

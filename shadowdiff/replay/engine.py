@@ -40,7 +40,7 @@ from shadowdiff.scenario import Scenario
 from shadowdiff.scenario.model import LoadSettings
 from shadowdiff.spec import SIDES, RequestSpec
 from shadowdiff.trace import new_pair_trace, parse_traceparent, written_traceparent
-from shadowdiff.transport import Pending, Transport, open_transport
+from shadowdiff.transport import Transport, open_transport
 from shadowdiff.transport.loop_noise import quiet_loop_noise
 from shadowdiff.wire import refusal, unsafe_reason, websocket_refusal
 
@@ -173,23 +173,27 @@ class _PairRunner:
         # which starts at the loop's next turn).
         first_sent = first.start(request, first_trace)
         second_sent = second.start(request, second_trace)
-        again_sent: Pending | None = None
         try:
             first_answer = await first_sent
             second_answer = await second_sent
-            # The calibration's request goes once the pair is answered, never beside it: sent
-            # at once, it gave the baseline two requests where the candidate had one, and a
-            # baseline that limits a client's connections (ingress-nginx limit-connections)
-            # refused one, which made `status` noise and hid a candidate failing every pair.
-            if calibrate:
-                again_sent = self.baseline.start(request, again_trace)
-            again = await again_sent if again_sent is not None else None
         except asyncio.CancelledError:
             first_sent.cancel()
             second_sent.cancel()
-            if again_sent is not None:
-                again_sent.cancel()
             raise
+        again, interrupted = None, None
+        # The calibration's request goes once the pair is answered, never beside it: sent at
+        # once, it gave the baseline two requests where the candidate had one, and a baseline
+        # that limits a client's connections (ingress-nginx limit-connections) refused one,
+        # which made `status` noise and hid a candidate failing every pair.
+        if calibrate:
+            again_sent = self.baseline.start(request, again_trace)
+            try:
+                again = await again_sent
+            except asyncio.CancelledError as cancelled:
+                # Answered on both sides, the pair is what completed: it is handed on without
+                # its noise sample, and the interruption goes on once it is.
+                again_sent.cancel()
+                interrupted = cancelled
         baseline_answer, candidate_answer = (
             (first_answer, second_answer) if baseline_first else (second_answer, first_answer)
         )
@@ -246,6 +250,8 @@ class _PairRunner:
             )
         )
         self.completed += 1
+        if interrupted is not None:
+            raise interrupted
 
     def _trace(
         self, request: RequestSpec, calibrate: bool
