@@ -5,7 +5,7 @@ that does not: interim answers are skipped, on both transports, run after run. D
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 
@@ -22,13 +22,13 @@ CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 
 
 @asynccontextmanager
-async def raw_server(address: str, before: bytes) -> AsyncIterator[int]:
-    """Answers every request on a kept-alive connection with `before` and then ANSWER."""
+async def raw_server(address: str, answer: Callable[[bytes], bytes]) -> AsyncIterator[int]:
+    """Answers each request on a kept-alive connection with `answer(its head)`, as written."""
 
     async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
-            while await reader.readuntil(b"\r\n\r\n"):
-                writer.write(before + ANSWER)
+            while head := await reader.readuntil(b"\r\n\r\n"):
+                writer.write(answer(head))
                 await writer.drain()
         except (asyncio.IncompleteReadError, ConnectionError):
             pass
@@ -51,8 +51,8 @@ async def test_interim_answers_are_never_a_difference(
     tmp_path: Path, transport: TransportName, interim: bytes
 ) -> None:
     async with (
-        raw_server("127.0.0.1", b"") as baseline,
-        raw_server("127.0.0.2", interim) as candidate,
+        raw_server("127.0.0.1", lambda head: ANSWER) as baseline,
+        raw_server("127.0.0.2", lambda head: interim + ANSWER) as candidate,
     ):
         path = tmp_path / "s.yaml"
         path.write_text(

@@ -4,9 +4,7 @@ sent only as a trailer (where no browser applies it) is still a header lost."""
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -19,6 +17,7 @@ from shadowdiff.transport import TRANSPORT_NAMES
 
 from .test_compare import REQUEST
 from .test_http2 import send_hostile
+from .test_interim import raw_server
 
 PLAIN = (
     b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nX-Frame-Options: DENY\r\n"
@@ -37,26 +36,8 @@ MOVED = (
 )
 
 
-@asynccontextmanager
-async def raw_server(address: str, answers: dict[bytes, bytes]) -> AsyncIterator[int]:
-    """Answers each request on a kept-alive connection by its path."""
-
-    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            while head := await reader.readuntil(b"\r\n\r\n"):
-                writer.write(answers[head.split(b" ", 2)[1]])
-                await writer.drain()
-        except (asyncio.IncompleteReadError, ConnectionError):
-            pass
-        finally:
-            writer.close()
-
-    server = await asyncio.start_server(serve, address, 0)
-    try:
-        yield server.sockets[0].getsockname()[1]
-    finally:
-        server.close()
-        await server.wait_closed()
+def by_path(answers: dict[bytes, bytes]) -> Callable[[bytes], bytes]:
+    return lambda head: answers[head.split(b" ", 2)[1]]
 
 
 @pytest.mark.parametrize("transport", TRANSPORT_NAMES)
@@ -64,8 +45,8 @@ async def test_a_trailer_is_no_header_on_either_transport(
     tmp_path: Path, transport: TransportName
 ) -> None:
     async with (
-        raw_server("127.0.0.1", {b"/trailer": PLAIN, b"/moved": PLAIN}) as baseline,
-        raw_server("127.0.0.2", {b"/trailer": CHUNKED, b"/moved": MOVED}) as candidate,
+        raw_server("127.0.0.1", by_path({b"/trailer": PLAIN, b"/moved": PLAIN})) as baseline,
+        raw_server("127.0.0.2", by_path({b"/trailer": CHUNKED, b"/moved": MOVED})) as candidate,
     ):
         path = tmp_path / "s.yaml"
         path.write_text(
