@@ -9,14 +9,30 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+import pytest
+from aiohttp import web
+
 from shadowdiff.observation import Observation, Timings
 from shadowdiff.pair import Pair
 from shadowdiff.replay.engine import replay
 from shadowdiff.report import ExitCode, RunCollector, build_report
+from shadowdiff.report.schema import Report
 from shadowdiff.scenario import Scenario, load_scenario
 from shadowdiff.spec import RequestSpec, Side
 
 from .conftest import unused_port
+
+
+async def _replayed(scenario: Scenario) -> Report:
+    """The report of one replay of `scenario`, as `run` builds it."""
+    collector = RunCollector()
+    await replay(scenario, collector)
+    return build_report(scenario, collector, started_at="t", duration_s=1.0)
+
+
+async def _failing(request: web.Request) -> web.Response:
+    """A candidate whose every request fails: the regression noise must never hide."""
+    return web.Response(status=503, text="no healthy upstream")
 
 
 async def test_thousand_pairs_are_all_accounted_for(
@@ -69,9 +85,7 @@ async def test_refused_side_is_a_finding_not_a_crash(
             ca_file,
         )
     )
-    collector = RunCollector()
-    await replay(scenario, collector)
-    report = build_report(scenario, collector, started_at="t", duration_s=1.0)
+    report = await _replayed(scenario)
 
     (request,) = report["requests"]
     assert request["status"]["baseline"] == {"200": 5}
@@ -84,7 +98,6 @@ async def test_refused_side_is_a_finding_not_a_crash(
 async def test_environment_values_never_reach_the_report(
     start_entry_point: Callable[..., Any], write_scenario: Callable[..., Path], ca_file: Path
 ) -> None:
-    from aiohttp import web
 
     async def leaky(request: web.Request) -> web.Response:
         return web.json_response({"auth": request.headers.get("Authorization", "")})
@@ -100,9 +113,7 @@ async def test_environment_values_never_reach_the_report(
         ca_file,
     )
     scenario = load_scenario(path, environ={"TOKEN": "very-secret-token"})
-    collector = RunCollector()
-    await replay(scenario, collector)
-    report = build_report(scenario, collector, started_at="t", duration_s=1.0)
+    report = await _replayed(scenario)
     text = repr(report)
     assert "very-secret-token" not in text
     assert "[redacted " in text  # the difference is still shown, as a fingerprint
@@ -175,8 +186,6 @@ async def test_noise_calibration_sets_random_fields_aside_and_keeps_real_ones(
 ) -> None:
     import secrets
 
-    from aiohttp import web
-
     def page(version: str) -> Any:
         async def handle(request: web.Request) -> web.Response:
             return web.json_response({"csrf": secrets.token_hex(8), "version": version})
@@ -193,9 +202,7 @@ async def test_noise_calibration_sets_random_fields_aside_and_keeps_real_ones(
             ca_file,
         )
     )
-    collector = RunCollector()
-    await replay(scenario, collector)
-    report = build_report(scenario, collector, started_at="t", duration_s=1.0)
+    report = await _replayed(scenario)
     by_field = {line["field"]: line["status"] for line in report["signatures"]}
     assert by_field == {"$.csrf": "noise", "$.version": "reported"}
     assert report["totals"]["pairs_with_differences"] == 40
@@ -204,7 +211,6 @@ async def test_noise_calibration_sets_random_fields_aside_and_keeps_real_ones(
 async def test_calibration_never_doubles_the_baseline_requests_a_client_has_open(
     start_entry_point: Callable[..., Any], write_scenario: Callable[..., Path], ca_file: Path
 ) -> None:
-    from aiohttp import web
 
     # A baseline that refuses a client's second request in flight, as ingress-nginx's
     # limit-connections annotation does, and a candidate that fails every request. The
@@ -222,11 +228,8 @@ async def test_calibration_never_doubles_the_baseline_requests_a_client_has_open
         finally:
             open_requests[0] -= 1
 
-    async def failing(request: web.Request) -> web.Response:
-        return web.Response(status=503, text="no healthy upstream")
-
     baseline = await start_entry_point(handler=limited)
-    candidate = await start_entry_point("127.0.0.2", handler=failing)
+    candidate = await start_entry_point("127.0.0.2", handler=_failing)
     scenario = load_scenario(
         write_scenario(
             baseline,
@@ -236,76 +239,42 @@ async def test_calibration_never_doubles_the_baseline_requests_a_client_has_open
             ca_file,
         )
     )
-    collector = RunCollector()
-    await replay(scenario, collector)
-    report = build_report(scenario, collector, started_at="t", duration_s=1.0)
+    report = await _replayed(scenario)
     assert report["requests"][0]["status"]["baseline"] == {"200": 10}
     statuses = [s for s in report["signatures"] if s["kind"] == "status"]
     assert [(s["status"], s["count"]) for s in statuses] == [("reported", 10)], statuses
     assert report["outcome"]["exit_code"] == ExitCode.DIFFERENCES
 
 
-async def test_a_baseline_that_refuses_its_own_pairs_too_is_calibrated_as_it_answers(
-    start_entry_point: Callable[..., Any], write_scenario: Callable[..., Path], ca_file: Path
-) -> None:
-    from aiohttp import web
+def _flapping() -> Callable[[web.Request], Awaitable[web.Response]]:
+    """An entry point whose upstream flaps: 503 to every third request it receives."""
+    received = [0]
 
-    # Both entry points answer 503 to every third request (a flapping upstream). A refused
-    # calibration is then how the baseline answers, not a limit on the extra request: set
-    # aside, it left only the calibrations where the pair's answer was the refused one, status
-    # noise looked rarer than the candidate's 503s, and identical entry points failed (exit 1).
-    def flapping() -> Callable[[web.Request], Awaitable[web.Response]]:
-        served = [0]
-
-        async def handler(request: web.Request) -> web.Response:
-            served[0] += 1
-            if served[0] % 3 == 0:
-                return web.Response(status=503, text="upstream flapped")
-            return web.Response(text="ok")
-
-        return handler
-
-    baseline = await start_entry_point(handler=flapping())
-    candidate = await start_entry_point("127.0.0.2", handler=flapping())
-    scenario = load_scenario(
-        write_scenario(
-            baseline,
-            candidate,
-            "defaults: {concurrency: 1}\ncompare: {noise: {share: 1}}\n"
-            "requests:\n  - {name: page, url: 'https://app.example.com/', repeat: 30}\n",
-            ca_file,
-        )
-    )
-    collector = RunCollector()
-    await replay(scenario, collector)
-    report = build_report(scenario, collector, started_at="t", duration_s=1.0)
-    assert report["requests"][0]["noise_refused"] == 0
-    statuses = [s for s in report["signatures"] if s["kind"] == "status"]
-    assert [s["status"] for s in statuses] == ["noise"], statuses
-    assert report["outcome"]["exit_code"] == ExitCode.IDENTICAL
-
-
-async def test_a_candidate_refusing_more_than_a_flapping_baseline_is_reported(
-    start_entry_point: Callable[..., Any], write_scenario: Callable[..., Path], ca_file: Path
-) -> None:
-    from aiohttp import web
-
-    # The baseline answers 503 to every third request, so status is noise on it; the
-    # candidate refuses every request. The noise rate, taken over calibrations that are mostly
-    # a 503 beside a 200, came near the candidate's own rate, and the run passed (exit 0).
-    served = [0]
-
-    async def flapping(request: web.Request) -> web.Response:
-        served[0] += 1
-        if served[0] % 3 == 0:
+    async def handler(request: web.Request) -> web.Response:
+        received[0] += 1
+        if received[0] % 3 == 0:
             return web.Response(status=503, text="upstream flapped")
         return web.Response(text="ok")
 
-    async def failing(request: web.Request) -> web.Response:
-        return web.Response(status=503, text="no healthy upstream")
+    return handler
 
-    baseline = await start_entry_point(handler=flapping)
-    candidate = await start_entry_point("127.0.0.2", handler=failing)
+
+@pytest.mark.parametrize("candidate_fails", [False, True], ids=["flapping too", "failing"])
+async def test_a_flapping_baseline_is_calibrated_as_it_answers(
+    start_entry_point: Callable[..., Any],
+    write_scenario: Callable[..., Path],
+    ca_file: Path,
+    candidate_fails: bool,
+) -> None:
+    # A baseline that refuses its own pairs' requests too refuses calibrations as often by
+    # chance. Setting those aside left only the calibrations where the pair's answer was the
+    # refused one, status noise looked rarer than it is, and identical entry points failed
+    # (exit 1). And a candidate refusing every request beside it passed (exit 0): the noise
+    # rate, over calibrations mostly a 503 beside a 200, came near the candidate's own rate.
+    baseline = await start_entry_point(handler=_flapping())
+    candidate = await start_entry_point(
+        "127.0.0.2", handler=_failing if candidate_fails else _flapping()
+    )
     scenario = load_scenario(
         write_scenario(
             baseline,
@@ -315,19 +284,21 @@ async def test_a_candidate_refusing_more_than_a_flapping_baseline_is_reported(
             ca_file,
         )
     )
-    collector = RunCollector()
-    await replay(scenario, collector)
-    report = build_report(scenario, collector, started_at="t", duration_s=1.0)
-    statuses = [s for s in report["signatures"] if s["kind"] == "status"]
-    assert [s["status"] for s in statuses] == ["reported"], statuses
-    assert (statuses[0]["noise_rate"] or 0) > 0.5  # noisy indeed, and still reported
-    assert report["outcome"]["exit_code"] == ExitCode.DIFFERENCES
+    report = await _replayed(scenario)
+    assert report["requests"][0]["noise_refused"] == 0
+    (status,) = [s for s in report["signatures"] if s["kind"] == "status"]
+    assert (status["noise_rate"] or 0) > 0.3  # noisy indeed
+    if candidate_fails:
+        assert status["status"] == "reported", status
+        assert report["outcome"]["exit_code"] == ExitCode.DIFFERENCES
+    else:
+        assert status["status"] == "noise", status
+        assert report["outcome"]["exit_code"] == ExitCode.IDENTICAL
 
 
 async def test_an_interruption_during_the_calibration_keeps_the_answered_pair(
     start_entry_point: Callable[..., Any], write_scenario: Callable[..., Path], ca_file: Path
 ) -> None:
-    from aiohttp import web
 
     # The baseline stalls the calibration's request (its second); Ctrl-C then comes while
     # only that request is out. The pair was answered on both sides: the report keeps it.
@@ -369,7 +340,6 @@ async def test_an_interruption_during_the_calibration_keeps_the_answered_pair(
 async def test_a_calibration_refused_by_a_rate_limit_is_no_noise_and_is_said(
     start_entry_point: Callable[..., Any], write_scenario: Callable[..., Path], ca_file: Path
 ) -> None:
-    from aiohttp import web
     from rich.console import Console
 
     from shadowdiff.render.html import render_html
@@ -391,11 +361,8 @@ async def test_a_calibration_refused_by_a_rate_limit_is_no_noise_and_is_said(
         last_served_s[0] = now_s
         return web.Response(text="ok")
 
-    async def failing(request: web.Request) -> web.Response:
-        return web.Response(status=503, text="no healthy upstream")
-
     baseline = await start_entry_point(handler=rate_limited)
-    candidate = await start_entry_point("127.0.0.2", handler=failing)
+    candidate = await start_entry_point("127.0.0.2", handler=_failing)
     scenario = load_scenario(
         write_scenario(
             baseline,
@@ -405,9 +372,7 @@ async def test_a_calibration_refused_by_a_rate_limit_is_no_noise_and_is_said(
             ca_file,
         )
     )
-    collector = RunCollector()
-    await replay(scenario, collector)
-    report = build_report(scenario, collector, started_at="t", duration_s=1.0)
+    report = await _replayed(scenario)
     entry = report["requests"][0]
     # On a busy machine a late pair can start within 50 ms of the one before; its own request
     # is refused then, that pair is calibrated as usual, and one later refused calibration
@@ -439,7 +404,6 @@ async def test_progress_counts_differing_pairs_as_the_verdict_does(
 ) -> None:
     """Before: the live progress counted accepted differences as "differ" (120 shown, then
     the verdict said all alike)."""
-    from aiohttp import web
 
     baseline = await start_entry_point(
         handler=lambda r: web.Response(text="a", headers={"X-Build": "1"})
@@ -467,9 +431,6 @@ async def test_a_request_can_leave_kinds_of_difference_out(
 ) -> None:
     """`ignore: [status]`: the candidate's other status is not a difference for that request
     (and only that one)."""
-    from aiohttp import web
-
-    from shadowdiff.report import RunCollector, build_report
 
     baseline = await start_entry_point("127.0.0.1", name="same")
     candidate = await start_entry_point(
@@ -484,9 +445,7 @@ async def test_a_request_can_leave_kinds_of_difference_out(
             "  - {name: compared, url: 'http://app.example.com/b'}\n",
         )
     )
-    collector = RunCollector()
-    await replay(scenario, collector)
-    report = build_report(scenario, collector, started_at="t", duration_s=1.0)
+    report = await _replayed(scenario)
     kinds = {
         entry["name"]: {d["kind"] for d in entry["differences"]} for entry in report["requests"]
     }
@@ -516,9 +475,7 @@ async def test_a_request_sent_to_neither_side_fails_the_run_rather_than_passing_
         scenario.requests[1], url="https://app.example.com/elsewhere", allow_unsafe=True
     )
     scenario = dataclasses.replace(scenario, requests=(scenario.requests[0], broken))
-    collector = RunCollector()
-    await replay(scenario, collector)
-    report = build_report(scenario, collector, started_at="t", duration_s=1.0)
+    report = await _replayed(scenario)
 
     by_name = {entry["name"]: entry for entry in report["requests"]}
     assert by_name["a"]["status"]["baseline"] == {"200": 3}
