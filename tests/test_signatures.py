@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime
 
+import numpy as np
 import pytest
 
 from shadowdiff.compare import Difference
@@ -60,6 +61,42 @@ def run(
 )
 def test_noise_decision(pairs: int, differing: int, samples: int, noisy: int, status: str) -> None:
     assert run(pairs, differing, samples, noisy) == status
+
+
+def refusals(baseline_refused: list[bool], candidate_refused: list[bool]) -> str:
+    """The status decided for `status` differences between two sides whose answers are 503
+    where marked, else 200, with status noisy on every calibration (a flapping baseline)."""
+    collector = RunCollector()
+    spec = request()
+    for index, (b, c) in enumerate(zip(baseline_refused, candidate_refused, strict=True)):
+        baseline = Observation("baseline", status=503 if b else 200)
+        candidate = Observation("candidate", status=503 if c else 200)
+        status = Difference(
+            "status", "status", str(baseline.status), str(candidate.status), "error"
+        )
+        found = (status,) if b != c else ()
+        collector(Pair(index, spec, baseline, candidate, found, (status,)))
+    lines, _ = fold_signatures(collector.requests.values(), NoiseThresholds())
+    return str(next(line for line in lines if line["kind"] == "status")["status"])
+
+
+def test_a_candidate_refusing_clearly_more_is_reported_however_noisy_status_is() -> None:
+    # A baseline limit refusing a fifth of the pairs, a candidate refusing them all.
+    assert refusals([i % 5 == 0 for i in range(48)], [True] * 48) == "reported"
+    # 5% against 12% of 300 pairs: past the thresholds, and past chance.
+    assert refusals([i % 20 == 0 for i in range(300)], [i % 8 == 0 for i in range(300)]) == (
+        "reported"
+    )
+
+
+def test_identical_flapping_sides_are_not_told_apart_by_chance() -> None:
+    # Both sides refuse a random fifth: their shares differ past the noise thresholds in about
+    # one run of 300 pairs in seven by chance alone (29 of these 200), never past the interval.
+    rng = np.random.default_rng(1)
+    decided = [
+        refusals(list(rng.random(300) < 0.2), list(rng.random(300) < 0.2)) for _ in range(200)
+    ]
+    assert decided.count("noise") == 200
 
 
 @pytest.mark.parametrize(

@@ -21,6 +21,7 @@ from shadowdiff.report.schema import (
 )
 from shadowdiff.routes import path_template
 from shadowdiff.spec import Side
+from shadowdiff.stats.intervals import newcombe_difference
 
 # (kind, field, severity, status, host, baseline value, candidate value): one folded line.
 _GroupKey = tuple[DifferenceKind, str, Severity, SignatureStatus, str, str | None, str | None]
@@ -49,9 +50,21 @@ def _clearly_more(rate: float, base_rate: float, thresholds: NoiseThresholds) ->
     return excess > thresholds.absolute and excess > thresholds.relative * base_rate
 
 
-def _refused_share(tally: RequestTally, side: Side) -> float:
+def _refused(tally: RequestTally, side: Side) -> int:
     statuses = tally.statuses[side]
-    return sum(statuses[status] for status in LIMIT_STATUSES) / tally.pairs
+    return sum(statuses[status] for status in LIMIT_STATUSES)
+
+
+def _refuses_more(tally: RequestTally, thresholds: NoiseThresholds) -> bool:
+    """Whether the candidate refused (429, 503) clearly more of the pairs than the baseline:
+    the low end of the 95% interval of the difference between the two shares (Newcombe) past
+    both noise thresholds. The interval, not the two shares themselves: two identical entry
+    points whose upstream refuses a fifth of requests differ by more than the thresholds by
+    chance alone in about one run of 300 pairs in seven."""
+    baseline = _refused(tally, "baseline")
+    low = newcombe_difference(baseline, tally.pairs, _refused(tally, "candidate"), tally.pairs).low
+    base_share = baseline / tally.pairs
+    return low is not None and low > thresholds.absolute and low > thresholds.relative * base_share
 
 
 def decide(
@@ -64,9 +77,7 @@ def decide(
         # noisy, and a noise rate measured on such samples can come near 100%. The refusals
         # themselves are counted on both sides, though: a candidate that refuses clearly more
         # of the pairs than the baseline does is reported whatever the noise.
-        refusing = signature.difference.kind == "status" and _clearly_more(
-            _refused_share(tally, "candidate"), _refused_share(tally, "baseline"), thresholds
-        )
+        refusing = signature.difference.kind == "status" and _refuses_more(tally, thresholds)
         if not refusing and not _clearly_more(candidate_rate, noise_rate, thresholds):
             return "noise"
     if signature.accepted == signature.count:
