@@ -26,6 +26,9 @@ from shadowdiff.stats.intervals import newcombe_difference
 # (kind, field, severity, status, host, baseline value, candidate value): one folded line.
 _GroupKey = tuple[DifferenceKind, str, Severity, SignatureStatus, str, str | None, str | None]
 
+# The kinds a failing answer shows as: another status, or no answer on one side.
+_FAILURE_KINDS: Final = frozenset({"status", "transport"})
+
 # Routes with the same finding fold into one `prefix*` line from this many routes on.
 FOLD_ROUTES_AT: Final = 3
 
@@ -50,19 +53,28 @@ def _clearly_more(rate: float, base_rate: float, thresholds: NoiseThresholds) ->
     return excess > thresholds.absolute and excess > thresholds.relative * base_rate
 
 
-def _refused(tally: RequestTally, side: Side) -> int:
+def _failed(tally: RequestTally, side: Side) -> int:
+    """Answers that are no service: a limit's refusal (429), a server error (5xx, 503 among
+    them: a limit's default refusal too) or no answer at all."""
     statuses = tally.statuses[side]
-    return sum(statuses[status] for status in LIMIT_STATUSES)
+    served_badly = sum(
+        count
+        for status, count in statuses.items()
+        if status in LIMIT_STATUSES or 500 <= status <= 599
+    )
+    return served_badly + sum(tally.failures[side].values())
 
 
-def _refuses_more(tally: RequestTally, thresholds: NoiseThresholds) -> bool:
-    """Whether the candidate refused (429, 503) clearly more of the pairs than the baseline:
-    the low end of the 95% interval of the difference between the two shares (Newcombe) past
-    both noise thresholds. The interval, not the two shares themselves: two identical entry
-    points whose upstream refuses a fifth of requests differ by more than the thresholds by
-    chance alone in about one run of 300 pairs in seven."""
-    baseline = _refused(tally, "baseline")
-    low = newcombe_difference(baseline, tally.pairs, _refused(tally, "candidate"), tally.pairs).low
+def _fails_more(tally: RequestTally, thresholds: NoiseThresholds) -> bool:
+    """Whether the candidate failed (429, 5xx, no answer) clearly more of the pairs than the
+    baseline: the low end of the 95% interval of the difference between the two shares
+    (Newcombe) past both noise thresholds. The interval, not the two shares themselves: two
+    identical entry points whose upstream refuses a fifth of requests differ by more than the
+    thresholds by chance alone in about one run of 300 pairs in seven. Any 5xx and no answer,
+    not only a limit's 429 and 503: a candidate answering 502 to half the pairs beside a
+    rate-limited baseline is as plainly worse, and its status noise is as inflated."""
+    baseline = _failed(tally, "baseline")
+    low = newcombe_difference(baseline, tally.pairs, _failed(tally, "candidate"), tally.pairs).low
     base_share = baseline / tally.pairs
     return low is not None and low > thresholds.absolute and low > thresholds.relative * base_share
 
@@ -74,11 +86,11 @@ def decide(
         noise_rate = signature.noise / tally.noise_samples
         candidate_rate = signature.count / tally.pairs
         # A baseline that refuses some requests (a limit, an overloaded upstream) makes status
-        # noisy, and a noise rate measured on such samples can come near 100%. The refusals
-        # themselves are counted on both sides, though: a candidate that refuses clearly more
-        # of the pairs than the baseline does is reported whatever the noise.
-        refusing = signature.difference.kind == "status" and _refuses_more(tally, thresholds)
-        if not refusing and not _clearly_more(candidate_rate, noise_rate, thresholds):
+        # noisy, and a noise rate measured on such samples can come near 100%. The failures
+        # themselves are counted on both sides, though: a candidate that fails clearly more of
+        # the pairs than the baseline does is reported whatever the noise.
+        failing = signature.difference.kind in _FAILURE_KINDS and _fails_more(tally, thresholds)
+        if not failing and not _clearly_more(candidate_rate, noise_rate, thresholds):
             return "noise"
     if signature.accepted == signature.count:
         return "accepted"
