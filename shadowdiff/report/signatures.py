@@ -37,7 +37,8 @@ FOLD_ROUTES_AT: Final = 3
 class NoiseThresholds:
     """A field noisy on the baseline is still reported when the candidate differs clearly more
     often: by more than `absolute` (a share of pairs) and by more than `relative` times the
-    noise rate (Diffy's two thresholds)."""
+    noise rate (Diffy's two thresholds), judged at the low end of the difference's 95%
+    interval (`_clearly_more_often`)."""
 
     relative: float = 0.2
     absolute: float = 0.03
@@ -48,9 +49,21 @@ def route_pattern(url: str) -> str:
     return path_template(URL(url, encoded=True).raw_path or "/")
 
 
-def _clearly_more(rate: float, base_rate: float, thresholds: NoiseThresholds) -> bool:
-    excess = rate - base_rate
-    return excess > thresholds.absolute and excess > thresholds.relative * base_rate
+def _clearly_more_often(
+    seen: int, pairs: int, noisy: int, samples: int, thresholds: NoiseThresholds
+) -> bool:
+    """Whether the candidate differs in a field clearly more often (`seen` of `pairs`) than
+    the baseline differs from itself (`noisy` of `samples`): the low end of the 95% interval
+    of the difference between the two rates (Newcombe) past both thresholds. The rates
+    themselves were compared before: with the few samples a run calibrates (a tenth of its
+    pairs), two identical entry points whose upstream answers 503 to a random fifth of
+    requests crossed the thresholds by chance in half of their runs of 30 pairs."""
+    low = newcombe_difference(noisy, samples, seen, pairs).low
+    return (
+        low is not None
+        and low > thresholds.absolute
+        and low > thresholds.relative * (noisy / samples)
+    )
 
 
 def _failed(tally: RequestTally, side: Side) -> int:
@@ -83,14 +96,14 @@ def decide(
     tally: RequestTally, signature: SignatureTally, thresholds: NoiseThresholds
 ) -> SignatureStatus:
     if signature.noise and tally.noise_samples:
-        noise_rate = signature.noise / tally.noise_samples
-        candidate_rate = signature.count / tally.pairs
         # A baseline that refuses some requests (a limit, an overloaded upstream) makes status
         # noisy, and a noise rate measured on such samples can come near 100%. The failures
         # themselves are counted on both sides, though: a candidate that fails clearly more of
         # the pairs than the baseline does is reported whatever the noise.
         failing = signature.difference.kind in _FAILURE_KINDS and _fails_more(tally, thresholds)
-        if not failing and not _clearly_more(candidate_rate, noise_rate, thresholds):
+        if not failing and not _clearly_more_often(
+            signature.count, tally.pairs, signature.noise, tally.noise_samples, thresholds
+        ):
             return "noise"
     if signature.accepted == signature.count:
         return "accepted"
