@@ -1,11 +1,11 @@
 """What a report says of a noise calibration the baseline refused. Pure: a request's report
 entry in, a sentence out, one wording for every format.
 
-A calibrated pair sends the baseline a second request beside the pair's own, so for that
-moment the baseline has one more request from this client than the candidate has. A baseline
-that limits a client's connections or rate refuses the extra one; the engine then keeps no
-noise sample (shadowdiff.replay.engine.refused), and the report says so here, since noise the
-run could not measure is noise it cannot set aside.
+A calibrated pair sends the baseline a second request once the pair is answered: one more
+request from this client than the candidate has. A baseline that limits a client's rate (or
+its connections, while other pairs are in flight) refuses the extra one; the engine then keeps
+no noise sample (shadowdiff.replay.engine.refused), and the report says so here, since noise
+the run could not measure is noise it cannot set aside.
 """
 
 from __future__ import annotations

@@ -86,10 +86,10 @@ def _fails_more(tally: RequestTally, thresholds: NoiseThresholds) -> bool:
     thresholds by chance alone in about one run of 300 pairs in seven. Any 5xx and no answer,
     not only a limit's 429 and 503: a candidate answering 502 to half the pairs beside a
     rate-limited baseline is as plainly worse, and its status noise is as inflated."""
-    baseline = _failed(tally, "baseline")
-    low = newcombe_difference(baseline, tally.pairs, _failed(tally, "candidate"), tally.pairs).low
-    base_share = baseline / tally.pairs
-    return low is not None and low > thresholds.absolute and low > thresholds.relative * base_share
+    pairs = tally.pairs
+    return _clearly_more_often(
+        _failed(tally, "candidate"), pairs, _failed(tally, "baseline"), pairs, thresholds
+    )
 
 
 def decide(

@@ -68,6 +68,7 @@ def _latency_figure(histogram: LatencyHistogram, metric: str) -> float | None:
 def _measure(
     subject: str, metric: str, tallies: Sequence[RequestTally], differing: int
 ) -> float | None:
+    """A rate, or one side's latency figure (ratios: `_ratio`)."""
     pairs = sum(t.pairs for t in tallies)
     if metric == "difference_rate":
         return differing / pairs if pairs else None
@@ -75,17 +76,21 @@ def _measure(
         side: Side = "baseline" if subject == "baseline" else "candidate"
         errors = sum(sum(t.failures[side].values()) for t in tallies)
         return errors / pairs if pairs else None
-    if subject == "ratio":
-        baseline, candidate = (_latency_figure(h, metric) for h in _ratio_sides(tallies))
-        return None if baseline is None or candidate is None else candidate / max(baseline, 1e-3)
     return _latency_figure(
         _latency(tallies, "baseline" if subject == "baseline" else "candidate"), metric
     )
 
 
-def _ratio_interval(metric: str, tallies: Sequence[RequestTally]) -> tuple[float, float] | None:
-    """The 95% interval of a latency ratio; None for a metric without one."""
-    baseline, candidate = _ratio_sides(tallies)
+def _ratio(metric: str, sides: tuple[LatencyHistogram, LatencyHistogram]) -> float | None:
+    baseline, candidate = (_latency_figure(h, metric) for h in sides)
+    return None if baseline is None or candidate is None else candidate / max(baseline, 1e-3)
+
+
+def _ratio_interval(
+    metric: str, sides: tuple[LatencyHistogram, LatencyHistogram]
+) -> tuple[float, float] | None:
+    """The 95% interval of a latency ratio; None where it has none (a mean of few answers)."""
+    baseline, candidate = sides
     if metric == "mean":
         return mean_ratio_interval(baseline, candidate)
     # The maximum is the 100th percentile: judged alone, identical servers failed
@@ -110,15 +115,20 @@ def evaluate_thresholds(
             if threshold.request is None or glob_pattern(threshold.request).match(t.request.name)
         ]
         differing = sum(differing_pairs.get(t.request.name, 0) for t in chosen)
-        measured = _measure(subject, metric, chosen, differing) if chosen else None
         latency = metric not in ("error_rate", "difference_rate")
+        # A latency ratio's two sides, merged once for its value and its interval.
+        sides = _ratio_sides(chosen) if subject == "ratio" and latency else None
+        if sides is not None:
+            measured = _ratio(metric, sides)
+        else:
+            measured = _measure(subject, metric, chosen, differing) if chosen else None
         unit: Literal["ms", ""] = "ms" if latency and subject != "ratio" else ""
         passes = _OPERATORS[op]
         passed = measured is not None and passes(measured, limit)
         reason = None if measured is not None else "no matching data"
         interval = None
-        if subject == "ratio" and latency and measured is not None and passes(1.0, limit):
-            interval = _ratio_interval(metric, chosen)
+        if sides is not None and measured is not None and passes(1.0, limit):
+            interval = _ratio_interval(metric, sides)
             if not passed and interval is not None and interval[0] <= 1.0 <= interval[1]:
                 passed = True
                 reason = (

@@ -9,6 +9,7 @@ from typing import Any, Final
 import numpy as np
 
 from shadowdiff.stats.histogram import DifferenceHistogram, LatencyHistogram
+from shadowdiff.stats.intervals import z_value
 
 QUANTILES: Final = (50, 90, 95, 99, 99.9)
 COMPARED_QUANTILES: Final = (50, 90, 99)
@@ -146,8 +147,8 @@ def mean_ratio_interval(
         baseline.std_us / baseline.mean_us / math.sqrt(baseline.count),
         candidate.std_us / candidate.mean_us / math.sqrt(candidate.count),
     )
-    ratio = candidate.mean_us / baseline.mean_us
-    return ratio * math.exp(-1.96 * spread), ratio * math.exp(1.96 * spread)
+    ratio, z = candidate.mean_us / baseline.mean_us, z_value(0.95)
+    return ratio * math.exp(-z * spread), ratio * math.exp(z * spread)
 
 
 def compare_latency(
