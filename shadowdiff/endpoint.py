@@ -20,6 +20,13 @@ def expanded_path(value: str) -> Path:
         return Path(value)
 
 
+def resolved_path(base_dir: Path, value: str) -> Path:
+    """`value` (`~` expanded) as an absolute path, or relative to `base_dir` (the folder of
+    the scenario that names it)."""
+    path = expanded_path(value)
+    return path if path.is_absolute() else base_dir / path
+
+
 TransportName = Literal["lean", "aiohttp"]
 
 
@@ -44,8 +51,7 @@ class ClientTls:
     base_dir: Path = Path(".")
 
     def resolve(self, path: str) -> Path:
-        candidate = expanded_path(path)
-        return candidate if candidate.is_absolute() else self.base_dir / candidate
+        return resolved_path(self.base_dir, path)
 
 
 @dataclass(frozen=True, slots=True)

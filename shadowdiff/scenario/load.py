@@ -23,7 +23,7 @@ from urllib.parse import unquote
 import pydantic
 from yarl import URL
 
-from shadowdiff.endpoint import ClientTls, Endpoint, HeadLimits, expanded_path
+from shadowdiff.endpoint import ClientTls, Endpoint, HeadLimits, resolved_path
 from shadowdiff.errors import Problem, ScenarioError
 from shadowdiff.grpc import quoted
 from shadowdiff.redaction import DEFAULT_SENSITIVE_HEADERS, Redactor, Secrets, sensitive_literals
@@ -48,7 +48,7 @@ from shadowdiff.scenario.model import (
     Threshold,
     TlsProbeSettings,
 )
-from shadowdiff.scenario.paths import READ_AGAIN, file_problem, resolve
+from shadowdiff.scenario.paths import READ_AGAIN, file_problem
 from shadowdiff.scenario.tls_files import tls_file_problems
 from shadowdiff.scenario.yamlsource import FieldPath, SourceDocument, format_path, read_yaml
 from shadowdiff.sources import Recorded, Skipped, SourceSummary, records, select, selection_for
@@ -148,8 +148,7 @@ class Scenario:
 
     def resolve_path(self, path: str) -> Path:
         """A path named in the scenario, relative to the scenario file's folder."""
-        candidate = expanded_path(path)
-        return candidate if candidate.is_absolute() else self.base_dir / candidate
+        return resolved_path(self.base_dir, path)
 
     def endpoint(self, side: Side) -> Endpoint:
         """What a transport needs to send this scenario's requests to `side`."""
@@ -578,13 +577,13 @@ def _check_manifest_files(
         if config.preflight.secrets is not None:
             named.append((("preflight", "secrets"), config.preflight.secrets))
         for where, name in named:
-            if (problem := file_problem(resolve(base_dir, name))) is not None:
+            if (problem := file_problem(resolved_path(base_dir, name))) is not None:
                 yield document.problem(where, problem)
     if config.coverage is None:
         return
     for key in ("ingress", "routes"):
         for index, name in enumerate(getattr(config.coverage, key)):
-            if (problem := file_problem(resolve(base_dir, name))) is not None:
+            if (problem := file_problem(resolved_path(base_dir, name))) is not None:
                 yield document.problem(("coverage", key, index), problem)
 
 
@@ -639,14 +638,14 @@ def _check_targets(
         for key in ("ca", "client_cert", "client_key"):
             value = getattr(target.tls, key)
             if value is not None and (
-                problem := file_problem(resolve(base_dir, value), READ_AGAIN)
+                problem := file_problem(resolved_path(base_dir, value), READ_AGAIN)
             ):
                 yield document.problem(("targets", side, "tls", key), problem)
         if target.tls.client_key and not target.tls.client_cert:
             where = ("targets", side, "tls", "client_key")
             yield document.problem(where, "client_key needs client_cert")
         yield from tls_file_problems(
-            target.tls, ("targets", side, "tls"), document, lambda v: resolve(base_dir, v)
+            target.tls, ("targets", side, "tls"), document, lambda v: resolved_path(base_dir, v)
         )
 
 
@@ -701,11 +700,11 @@ def _request_tls(
         problems.append(document.problem(where, "tls applies to https:// URLs only"))
     ca = None
     if settings.ca is not None:
-        ca_path = resolve(base_dir, settings.ca)
+        ca_path = resolved_path(base_dir, settings.ca)
         if (problem := file_problem(ca_path, READ_AGAIN)) is not None:
             problems.append(document.problem((*where, "ca"), problem))
         ca = str(ca_path)
-    problems += tls_file_problems(settings, where, document, lambda v: resolve(base_dir, v))
+    problems += tls_file_problems(settings, where, document, lambda v: resolved_path(base_dir, v))
     versions = sorted(settings.versions or (), key=TLS_VERSIONS.index)
     return (
         RequestTls(
@@ -737,7 +736,7 @@ def _body_bytes(
     if body.size is not None:
         return b"x" * body.size, headers, []
     if body.file is not None:
-        file = resolve(base_dir, body.file)
+        file = resolved_path(base_dir, body.file)
         try:
             data = _read_bounded(file, MAX_GENERATED_BODY_BYTES)
             if data is None:

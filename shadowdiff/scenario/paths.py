@@ -1,5 +1,5 @@
 """Paths a scenario names (CA bundles, client certificates and keys, manifests, a secrets
-file), resolved against the scenario's folder and checked for what they are: a regular file,
+file; resolved by shadowdiff.endpoint.resolved_path), checked for what they are: a regular file,
 or one line saying what the path names instead. Reads file metadata only."""
 
 from __future__ import annotations
@@ -8,17 +8,9 @@ import stat
 from pathlib import Path
 from typing import Final
 
-from shadowdiff.endpoint import expanded_path
-
 # TLS files are loaded when the scenario is validated and again by the run (each TLS context):
 # a pipe gives its bytes once.
 READ_AGAIN: Final = "; name a regular file (it is read more than once)"
-
-
-def resolve(base_dir: Path, value: str) -> Path:
-    """`value` (`~` expanded) as an absolute path, or relative to the scenario's folder."""
-    path = expanded_path(value)
-    return path if path.is_absolute() else base_dir / path
 
 
 def file_problem(path: Path, why_regular: str = "") -> str | None:

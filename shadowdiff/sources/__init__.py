@@ -12,7 +12,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Final, Protocol
 
-from shadowdiff.endpoint import expanded_path
+from shadowdiff.endpoint import resolved_path
 from shadowdiff.sources.goreplay import read_gor
 from shadowdiff.sources.har import MAX_HAR_BYTES, read_har
 from shadowdiff.sources.jsonl import read_jsonl
@@ -38,8 +38,7 @@ def _binary(path: str, base_dir: Path) -> Iterator[_ByteStream]:
     if path == "-":
         yield sys.stdin.buffer
         return
-    file = expanded_path(path)
-    file = file if file.is_absolute() else base_dir / file
+    file = resolved_path(base_dir, path)
     with file.open("rb") as raw:
         if file.suffix != ".gz":
             yield raw

@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Final
 
-from shadowdiff.endpoint import expanded_path
+from shadowdiff.endpoint import resolved_path
 from shadowdiff.sources import _OVERLONG, MAX_LINE_BYTES
 from shadowdiff.sources.jsonl import read_jsonl
 from shadowdiff.sources.nginx_log import UPSTREAMINFO, read_json_log, read_log
@@ -66,7 +66,7 @@ def follow_problems(recorded: Sequence[RecordedSource], base_dir: Path) -> list[
         ]
     if source.path.endswith(".gz"):
         return [f"--follow cannot follow {source.path}: a compressed log does not grow"]
-    path = _resolve(source.path, base_dir)
+    path = resolved_path(base_dir, source.path)
     try:
         mode = os.stat(path).st_mode
     except OSError as exc:
@@ -76,11 +76,6 @@ def follow_problems(recorded: Sequence[RecordedSource], base_dir: Path) -> list[
     if not os.access(path, os.R_OK):
         return [f"--follow cannot follow {source.path}: not readable"]
     return []
-
-
-def _resolve(path: str, base_dir: Path) -> Path:
-    file = expanded_path(path)
-    return file if file.is_absolute() else base_dir / file
 
 
 def _open_regular(path: Path) -> IO[bytes] | None:
@@ -192,7 +187,7 @@ def followed_records(
     lines = (
         line.decode("utf-8", "surrogateescape")
         for line in follow_lines(
-            _resolve(source.path, base_dir),
+            resolved_path(base_dir, source.path),
             keep_going,
             poll_s=poll_s,
             wait=wait,
